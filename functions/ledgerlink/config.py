@@ -1,0 +1,212 @@
+"""Typed configuration, read from documented environment variables when first needed.
+
+The names live in :class:`EnvVar` so that the CDK app (which sets them), the local
+stack and the tests (which set them too) all use one spelling. Nothing here runs at
+import time: :func:`get_settings` parses the environment on first call and caches it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class EnvVar(StrEnum):
+    """Every environment variable LedgerLink reads. Documented in README.md#configuration."""
+
+    STAGE = "LEDGERLINK_STAGE"
+    EVENT_BUS_NAME = "LEDGERLINK_EVENT_BUS_NAME"
+    RAW_BUCKET_NAME = "LEDGERLINK_RAW_BUCKET_NAME"
+    IDEMPOTENCY_TABLE_NAME = "LEDGERLINK_IDEMPOTENCY_TABLE_NAME"
+    LINKS_TABLE_NAME = "LEDGERLINK_LINKS_TABLE_NAME"
+    VENDOR_STATE_TABLE_NAME = "LEDGERLINK_VENDOR_STATE_TABLE_NAME"
+    IDEMPOTENCY_TTL_SECONDS = "LEDGERLINK_IDEMPOTENCY_TTL_SECONDS"
+    COMPANY_TIME_ZONE = "LEDGERLINK_COMPANY_TIME_ZONE"
+    MAX_WEBHOOK_BYTES = "LEDGERLINK_MAX_WEBHOOK_BYTES"
+    SECRETS_MAX_AGE_SECONDS = "LEDGERLINK_SECRETS_MAX_AGE_SECONDS"
+
+    QBO_BASE_URL = "LEDGERLINK_QBO_BASE_URL"
+    QBO_TOKEN_URL = "LEDGERLINK_QBO_TOKEN_URL"
+    QBO_MINOR_VERSION = "LEDGERLINK_QBO_MINOR_VERSION"
+    QBO_WEBHOOK_SECRET_NAME = "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME"
+    QBO_OAUTH_SECRET_NAME = "LEDGERLINK_QBO_OAUTH_SECRET_NAME"
+    QBO_REQUESTS_PER_MINUTE = "LEDGERLINK_QBO_REQUESTS_PER_MINUTE"
+    QBO_REQUESTS_PER_SECOND = "LEDGERLINK_QBO_REQUESTS_PER_SECOND"
+
+    HUBSPOT_BASE_URL = "LEDGERLINK_HUBSPOT_BASE_URL"
+    HUBSPOT_SECRET_NAME = "LEDGERLINK_HUBSPOT_SECRET_NAME"
+    HUBSPOT_REQUESTS_PER_10S = "LEDGERLINK_HUBSPOT_REQUESTS_PER_10S"
+    HUBSPOT_SEARCH_PER_SECOND = "LEDGERLINK_HUBSPOT_SEARCH_PER_SECOND"
+
+    GRAPH_BASE_URL = "LEDGERLINK_GRAPH_BASE_URL"
+    GRAPH_TOKEN_URL = "LEDGERLINK_GRAPH_TOKEN_URL"
+    GRAPH_SECRET_NAME = "LEDGERLINK_GRAPH_SECRET_NAME"
+    GRAPH_REQUESTS_PER_10MIN = "LEDGERLINK_GRAPH_REQUESTS_PER_10MIN"
+
+    HTTP_TIMEOUT_SECONDS = "LEDGERLINK_HTTP_TIMEOUT_SECONDS"
+    BREAKER_FAILURE_THRESHOLD = "LEDGERLINK_BREAKER_FAILURE_THRESHOLD"
+    BREAKER_COOL_DOWN_SECONDS = "LEDGERLINK_BREAKER_COOL_DOWN_SECONDS"
+
+
+class ConfigError(ValueError):
+    """A required variable is missing or a value does not parse; the message names the variable."""
+
+
+# Vendor defaults: the production hosts and the vendors' documented limits (../shared/api-notes.md).
+DEFAULTS: dict[EnvVar, str] = {
+    EnvVar.STAGE: "dev",
+    EnvVar.IDEMPOTENCY_TTL_SECONDS: str(7 * 24 * 3600),
+    EnvVar.COMPANY_TIME_ZONE: "America/New_York",
+    EnvVar.MAX_WEBHOOK_BYTES: str(1024 * 1024),
+    EnvVar.SECRETS_MAX_AGE_SECONDS: "300",
+    EnvVar.QBO_BASE_URL: "https://quickbooks.api.intuit.com",
+    EnvVar.QBO_TOKEN_URL: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+    EnvVar.QBO_MINOR_VERSION: "75",
+    EnvVar.QBO_REQUESTS_PER_MINUTE: "500",
+    EnvVar.QBO_REQUESTS_PER_SECOND: "10",
+    EnvVar.HUBSPOT_BASE_URL: "https://api.hubapi.com",
+    EnvVar.HUBSPOT_REQUESTS_PER_10S: "100",
+    EnvVar.HUBSPOT_SEARCH_PER_SECOND: "4",
+    EnvVar.GRAPH_BASE_URL: "https://graph.microsoft.com/v1.0",
+    EnvVar.GRAPH_TOKEN_URL: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+    EnvVar.GRAPH_REQUESTS_PER_10MIN: "10000",
+    EnvVar.HTTP_TIMEOUT_SECONDS: "10",
+    EnvVar.BREAKER_FAILURE_THRESHOLD: "5",
+    EnvVar.BREAKER_COOL_DOWN_SECONDS: "30",
+}
+
+
+@dataclass(frozen=True)
+class VendorLimits:
+    """Client-side rate limits, set a little under what each vendor enforces."""
+
+    qbo_per_minute: int
+    qbo_per_second: int
+    hubspot_per_10s: int
+    hubspot_search_per_second: int
+    graph_per_10min: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    event_bus_name: str
+    raw_bucket_name: str
+    idempotency_table_name: str
+    links_table_name: str
+    vendor_state_table_name: str
+    idempotency_ttl_seconds: int
+    company_time_zone: ZoneInfo
+    max_webhook_bytes: int
+    secrets_max_age_seconds: int
+    qbo_base_url: str
+    qbo_token_url: str
+    qbo_minor_version: str
+    qbo_webhook_secret_name: str
+    qbo_oauth_secret_name: str
+    hubspot_base_url: str
+    hubspot_secret_name: str
+    graph_base_url: str
+    graph_token_url: str
+    graph_secret_name: str
+    http_timeout_seconds: float
+    breaker_failure_threshold: int
+    breaker_cool_down_seconds: float
+    limits: VendorLimits
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        reader = _Reader(os.environ if environ is None else environ)
+        return cls(
+            stage=reader.text(EnvVar.STAGE),
+            event_bus_name=reader.text(EnvVar.EVENT_BUS_NAME),
+            raw_bucket_name=reader.text(EnvVar.RAW_BUCKET_NAME),
+            idempotency_table_name=reader.text(EnvVar.IDEMPOTENCY_TABLE_NAME),
+            links_table_name=reader.text(EnvVar.LINKS_TABLE_NAME),
+            vendor_state_table_name=reader.text(EnvVar.VENDOR_STATE_TABLE_NAME),
+            idempotency_ttl_seconds=reader.integer(EnvVar.IDEMPOTENCY_TTL_SECONDS),
+            company_time_zone=reader.zone(EnvVar.COMPANY_TIME_ZONE),
+            max_webhook_bytes=reader.integer(EnvVar.MAX_WEBHOOK_BYTES),
+            secrets_max_age_seconds=reader.integer(EnvVar.SECRETS_MAX_AGE_SECONDS),
+            qbo_base_url=reader.url(EnvVar.QBO_BASE_URL),
+            qbo_token_url=reader.url(EnvVar.QBO_TOKEN_URL),
+            qbo_minor_version=reader.text(EnvVar.QBO_MINOR_VERSION),
+            qbo_webhook_secret_name=reader.text(EnvVar.QBO_WEBHOOK_SECRET_NAME),
+            qbo_oauth_secret_name=reader.text(EnvVar.QBO_OAUTH_SECRET_NAME),
+            hubspot_base_url=reader.url(EnvVar.HUBSPOT_BASE_URL),
+            hubspot_secret_name=reader.text(EnvVar.HUBSPOT_SECRET_NAME),
+            graph_base_url=reader.url(EnvVar.GRAPH_BASE_URL),
+            graph_token_url=reader.url(EnvVar.GRAPH_TOKEN_URL),
+            graph_secret_name=reader.text(EnvVar.GRAPH_SECRET_NAME),
+            http_timeout_seconds=reader.number(EnvVar.HTTP_TIMEOUT_SECONDS),
+            breaker_failure_threshold=reader.integer(EnvVar.BREAKER_FAILURE_THRESHOLD),
+            breaker_cool_down_seconds=reader.number(EnvVar.BREAKER_COOL_DOWN_SECONDS),
+            limits=VendorLimits(
+                qbo_per_minute=reader.integer(EnvVar.QBO_REQUESTS_PER_MINUTE),
+                qbo_per_second=reader.integer(EnvVar.QBO_REQUESTS_PER_SECOND),
+                hubspot_per_10s=reader.integer(EnvVar.HUBSPOT_REQUESTS_PER_10S),
+                hubspot_search_per_second=reader.integer(EnvVar.HUBSPOT_SEARCH_PER_SECOND),
+                graph_per_10min=reader.integer(EnvVar.GRAPH_REQUESTS_PER_10MIN),
+            ),
+        )
+
+
+class _Reader:
+    """Reads one variable at a time, falling back to DEFAULTS, and names the variable in every error."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: EnvVar) -> str:
+        value = self._environ.get(name.value, DEFAULTS.get(name))
+        if value is None or value.strip() == "":
+            raise ConfigError(f"environment variable {name.value} is required but not set")
+        return value.strip()
+
+    def integer(self, name: EnvVar) -> int:
+        raw = self.text(name)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {name.value} must be an integer, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"environment variable {name.value} must be positive, got {value}")
+        return value
+
+    def number(self, name: EnvVar) -> float:
+        raw = self.text(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {name.value} must be a number, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"environment variable {name.value} must be positive, got {value}")
+        return value
+
+    def url(self, name: EnvVar) -> str:
+        raw = self.text(name)
+        if not raw.startswith(("https://", "http://")):
+            raise ConfigError(f"environment variable {name.value} must be an http(s) URL, got {raw!r}")
+        return raw.rstrip("/")
+
+    def zone(self, name: EnvVar) -> ZoneInfo:
+        raw = self.text(name)
+        try:
+            return ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"environment variable {name.value} is not an IANA time zone: {raw!r}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use (never at import)."""
+    return Settings.from_env()
+
+
+def reset_settings_cache() -> None:
+    """For tests and the local stack, which change the environment between handler runs."""
+    get_settings.cache_clear()
