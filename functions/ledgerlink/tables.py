@@ -1,0 +1,24 @@
+"""Key schemas of the DynamoDB tables, shared by the code, the CDK stack and the local stack.
+
+| table | partition key | sort key | TTL attribute | holds |
+|---|---|---|---|---|
+| idempotency | ``id`` | — | ``expiration`` | Powertools Idempotency records (one per processed event) |
+| links | ``pk`` | ``sk`` | — | the crosswalk: QBO realm + entity + id ↔ HubSpot object id, last synced LastUpdatedTime |
+| vendor state | ``pk`` | ``sk`` | ``expires_at`` | state shared by concurrent Lambdas: rate-limit windows, circuit breakers, OAuth token + refresh lease |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TableKeys:
+    partition_key: str
+    sort_key: str | None
+    ttl_attribute: str | None
+
+
+IDEMPOTENCY = TableKeys(partition_key="id", sort_key=None, ttl_attribute="expiration")
+LINKS = TableKeys(partition_key="pk", sort_key="sk", ttl_attribute=None)
+VENDOR_STATE = TableKeys(partition_key="pk", sort_key="sk", ttl_attribute="expires_at")
