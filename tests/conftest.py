@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The vendors' own specs (HubSpot OpenAPI, Intuit XSD) sit beside the checkout, never inside it.
 SHARED_SPECS = REPO_ROOT.parent / "shared" / "specs"

@@ -1,0 +1,95 @@
+"""The machinery every sandbox shares: routing, auth hook, rate limits, faults, admin API, request log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+from ledgerlink_local.sandboxes.core import HttpError, RateLimit, Request, Response, Sandbox, SandboxServer
+
+
+class EchoSandbox(Sandbox):
+    vendor = "echo"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, str] = {}
+        self.add_route("GET", "/v1/items/{item_id}", self.get_item)
+        self.add_route("PUT", "/v1/items/{item_id}", self.put_item)
+        self.add_route("GET", "/open", lambda request: Response(200, {"open": True}), authenticated=False)
+
+    def authenticate(self, request: Request) -> str:
+        if request.headers.get("Authorization") != "Bearer good":
+            raise HttpError(Response(401, {"message": "bad token"}))
+        return "tenant-1"
+
+    def rate_limits(self, request: Request) -> list[RateLimit]:
+        return [RateLimit(scope=str(request.principal), limit=3, window_seconds=10)]
+
+    def get_item(self, request: Request) -> Response:
+        item_id = request.path_params["item_id"]
+        if item_id not in self.items:
+            return Response(404, {"message": "no such item"})
+        return Response(200, {"id": item_id, "value": self.items[item_id]})
+
+    def put_item(self, request: Request) -> Response:
+        self.items[request.path_params["item_id"]] = request.json()["value"]
+        return Response(200, {"stored": True})
+
+    def reset_state(self) -> None:
+        self.items.clear()
+
+
+@pytest.fixture
+def echo() -> Iterator[SandboxServer]:
+    with SandboxServer(EchoSandbox()) as server:
+        yield server
+
+
+AUTH = {"Authorization": "Bearer good"}
+
+
+def test_routes_with_path_parameters_and_auth(echo: SandboxServer) -> None:
+    # given a stored item
+    assert requests.put(f"{echo.url}/v1/items/a%20b", json={"value": "x"}, headers=AUTH).status_code == 200
+    # when it is read with and without a token
+    found = requests.get(f"{echo.url}/v1/items/a%20b", headers=AUTH)
+    refused = requests.get(f"{echo.url}/v1/items/a%20b")
+    # then the token decides, and the decoded path parameter addressed the item
+    assert found.json() == {"id": "a b", "value": "x"}
+    assert refused.status_code == 401 and refused.json() == {"message": "bad token"}
+    assert requests.get(f"{echo.url}/open").json() == {"open": True}
+    assert requests.delete(f"{echo.url}/v1/items/x", headers=AUTH).status_code == 405
+
+
+def test_rate_limit_per_scope_then_retry_after(echo: SandboxServer) -> None:
+    statuses = [requests.get(f"{echo.url}/v1/items/none", headers=AUTH).status_code for _ in range(4)]
+    assert statuses == [404, 404, 404, 429]
+    # when the admin turns limits off, the same request is admitted again
+    requests.patch(f"{echo.url}/_admin/config", json={"rate_limits_enabled": False})
+    assert requests.get(f"{echo.url}/v1/items/none", headers=AUTH).status_code == 404
+    # and moving the clock past the window frees the budget with limits back on
+    requests.patch(f"{echo.url}/_admin/config", json={"rate_limits_enabled": True})
+    requests.post(f"{echo.url}/_admin/clock", json={"advance_seconds": 11})
+    assert requests.get(f"{echo.url}/v1/items/none", headers=AUTH).status_code == 404
+
+
+def test_faults_scoped_counted_and_logged(echo: SandboxServer) -> None:
+    requests.post(f"{echo.url}/_admin/faults", json={"kind": "503", "path_prefix": "/v1/items", "count": 1})
+    first = requests.get(f"{echo.url}/v1/items/a", headers=AUTH)
+    second = requests.get(f"{echo.url}/v1/items/a", headers=AUTH)
+    assert (first.status_code, second.status_code) == (503, 404)
+    requests.post(f"{echo.url}/_admin/faults", json={"kind": "drop", "count": 1})
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{echo.url}/v1/items/a", headers=AUTH)
+    log = requests.get(f"{echo.url}/_admin/requests").json()["requests"]
+    assert [(e["status"], e["fault"]) for e in log] == [(503, "503"), (404, None), (0, "drop")]
+    assert requests.post(f"{echo.url}/_admin/faults", json={"kind": "teapot"}).status_code == 400
+
+
+def test_reset_restores_base_state(echo: SandboxServer) -> None:
+    requests.put(f"{echo.url}/v1/items/a", json={"value": "x"}, headers=AUTH)
+    requests.post(f"{echo.url}/_admin/reset")
+    assert requests.get(f"{echo.url}/v1/items/a", headers=AUTH).status_code == 404
+    assert len(requests.get(f"{echo.url}/_admin/requests").json()["requests"]) == 1
