@@ -20,6 +20,7 @@ Admin API (never under a vendor path; all JSON):
 | GET, PATCH | /_admin/config | read / change options (rate limits on or off, limits, webhook URL, ...) |
 | POST | /_admin/clock | ``{"advance_seconds": n}`` moves the sandbox clock forward (token expiry, CDC) |
 | GET | /_admin/webhooks | webhook deliveries attempted: url, status, attempt, body |
+| any | /_admin/<other> | vendor-specific actions (:meth:`Sandbox.admin_action`), else 404 |
 """
 
 from __future__ import annotations
@@ -481,6 +482,13 @@ class Sandbox:
     def dump_state(self) -> JsonBody:
         return {}
 
+    def admin_action(self, method: str, action: str, body: JsonBody, request: Request) -> Response | None:
+        """Vendor-specific admin actions under ``/_admin/<action>`` (e.g. revoke a token).
+
+        Return None when ``action`` is not one of them (the admin API then answers 404).
+        """
+        return None
+
     def config(self) -> dict[str, Any]:
         return {
             "rate_limits_enabled": self.rate_limits_enabled,
@@ -655,6 +663,9 @@ class Sandbox:
             with self.webhooks._lock:
                 attempts = [a.__dict__.copy() for a in self.webhooks.attempts]
             return Response(200, {"attempts": attempts, "count": len(attempts)})
+        vendor_response = self.admin_action(method, action, body, request)
+        if vendor_response is not None:
+            return vendor_response
         return Response(404, {"error": f"unknown admin action {method} {action}"})
 
     def close(self) -> None:

@@ -40,6 +40,12 @@ class EchoSandbox(Sandbox):
     def reset_state(self) -> None:
         self.items.clear()
 
+    def admin_action(self, method: str, action: str, body: object, request: Request) -> Response | None:
+        if action == "items/forget" and method == "POST":
+            self.items.clear()
+            return Response(200, {"forgotten": True})
+        return None
+
 
 @pytest.fixture
 def echo() -> Iterator[SandboxServer]:
@@ -93,3 +99,14 @@ def test_reset_restores_base_state(echo: SandboxServer) -> None:
     requests.post(f"{echo.url}/_admin/reset")
     assert requests.get(f"{echo.url}/v1/items/a", headers=AUTH).status_code == 404
     assert len(requests.get(f"{echo.url}/_admin/requests").json()["requests"]) == 1
+
+
+def test_vendor_admin_actions_extend_the_admin_api(echo: SandboxServer) -> None:
+    # given a stored item
+    requests.put(f"{echo.url}/v1/items/a", json={"value": "x"}, headers=AUTH)
+    # when the vendor's own admin action runs
+    answer = requests.post(f"{echo.url}/_admin/items/forget")
+    # then it acted, and admin paths it does not know still answer 404
+    assert answer.json() == {"forgotten": True}
+    assert requests.get(f"{echo.url}/v1/items/a", headers=AUTH).status_code == 404
+    assert requests.post(f"{echo.url}/_admin/nothing-here").status_code == 404
