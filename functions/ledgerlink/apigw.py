@@ -1,0 +1,142 @@
+"""API Gateway HTTP API (payload format 2.0): the request model, JSON responses, errors as responses.
+
+Handlers parse the event with :meth:`HttpRequest.from_event`, read the body with
+:meth:`HttpRequest.body` (which refuses an oversize body before decoding it), and turn every
+exception into a response in one place, :func:`error_response`, given their own table of
+exception type -> HTTP status. Error bodies are ``{"error": <reason>, "message": <text>}``; the
+message is the exception's own text, which LedgerLink's errors keep free of secrets. Anything not in
+the table is a bug: it is logged with its traceback and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger
+
+JSON_HEADERS: Final = {"content-type": "application/json"}
+
+
+class ApiError(Exception):
+    """An error this module raises itself, carrying its HTTP status and a stable reason."""
+
+    status: int = 400
+    reason: str = "bad_request"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    reason = "payload_too_large"
+
+
+class BadRequest(ApiError):
+    status = 400
+    reason = "bad_request"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """The parts of an HTTP API v2 event a handler uses; header names lower-case, as API Gateway sends."""
+
+    request_id: str
+    route_key: str
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    received_at: datetime
+    raw_body: str = field(repr=False)
+    is_base64_encoded: bool = False
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> HttpRequest:
+        context = event.get("requestContext")
+        if not isinstance(context, Mapping) or not context.get("requestId"):
+            raise BadRequest("not an API Gateway HTTP API event: requestContext.requestId is missing")
+        http = context.get("http") or {}
+        epoch_ms = context.get("timeEpoch")
+        received_at = (
+            datetime.fromtimestamp(int(epoch_ms) / 1000, tz=UTC)
+            if isinstance(epoch_ms, int | float | str) and str(epoch_ms).isdigit()
+            else datetime.now(UTC)
+        )
+        headers = event.get("headers") or {}
+        return cls(
+            request_id=str(context["requestId"]),
+            route_key=str(event.get("routeKey", "")),
+            method=str(http.get("method", "")),
+            path=str(http.get("path", event.get("rawPath", ""))),
+            headers={str(name).lower(): str(value) for name, value in headers.items()},
+            received_at=received_at,
+            raw_body=str(event.get("body") or ""),
+            is_base64_encoded=bool(event.get("isBase64Encoded", False)),
+        )
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def body(self, max_bytes: int) -> bytes:
+        """The body bytes exactly as the client sent them; :class:`PayloadTooLarge` past ``max_bytes``.
+
+        The size is checked before any decoding: base64 text longer than ``4 * ceil(max / 3)``
+        cannot decode to ``max_bytes`` or fewer.
+        """
+        if self.is_base64_encoded:
+            if len(self.raw_body) > 4 * -(-max_bytes // 3):
+                raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
+            try:
+                data = base64.b64decode(self.raw_body, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest("the body is marked base64 but is not valid base64") from None
+        else:
+            # UTF-8 takes at least one byte per character: too many characters is too many bytes.
+            if len(self.raw_body) > max_bytes:
+                raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
+            data = self.raw_body.encode("utf-8")
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
+        return data
+
+
+def json_response(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    """An HTTP API v2 response with a JSON body."""
+    return {
+        "statusCode": status,
+        "headers": dict(JSON_HEADERS),
+        "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
+        "isBase64Encoded": False,
+    }
+
+
+def error_status(error: BaseException, statuses: Mapping[type[BaseException], int]) -> int | None:
+    """The status ``statuses`` gives the error's class or its nearest ancestor; None when unmapped."""
+    if isinstance(error, ApiError):
+        return error.status
+    for klass in type(error).__mro__:
+        if klass in statuses:
+            return statuses[klass]
+    return None
+
+
+def error_reason(error: BaseException) -> str:
+    """The error's stable ``reason`` label (for the body, the logs and the metrics)."""
+    reason = getattr(error, "reason", None)
+    return reason if isinstance(reason, str) and reason else "internal_error"
+
+
+def error_response(
+    error: BaseException, statuses: Mapping[type[BaseException], int], logger: Logger
+) -> dict[str, Any]:
+    """The one place where an exception becomes a response (see the module docstring)."""
+    status = error_status(error, statuses)
+    if status is None:
+        logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+        return json_response(500, {"error": "internal_error", "message": "internal error"})
+    reason = error_reason(error)
+    logger.warning("request rejected", extra={"status": status, "reason": reason, "detail": str(error)})
+    return json_response(status, {"error": reason, "message": str(error)})

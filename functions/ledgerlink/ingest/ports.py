@@ -1,0 +1,43 @@
+"""The ports of the ingest domain.
+
+Adapters: ``archive.S3RawArchive``, ``ledgerlink.publisher.EventBridgePublisher``; fakes in ``fakes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ledgerlink.events import Envelope
+
+
+class ArchiveError(RuntimeError):
+    """The raw delivery could not be stored; the sender must retry (nothing was acknowledged)."""
+
+    reason = "archive_failed"
+
+
+class VerifierUnavailable(RuntimeError):
+    """The webhook verifier token could not be read; the sender must retry."""
+
+    reason = "verifier_unavailable"
+
+
+class VerifierTokenSource(Protocol):
+    """Returns the webhook verifier token (cached by the implementation); raises VerifierUnavailable."""
+
+    def __call__(self) -> str: ...
+
+
+class RawArchive(Protocol):
+    """Stores one raw delivery document under a key; storing the same key twice stores the same bytes."""
+
+    def put(self, key: str, document: bytes) -> None:
+        """Raises :class:`ArchiveError` when the document was not stored."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """Publishes envelopes; raises ``ledgerlink.publisher.PublishError`` if any was not accepted."""
+
+    def publish(self, envelopes: Sequence[Envelope]) -> None: ...

@@ -1,0 +1,143 @@
+"""Ingest one QBO webhook delivery: verify, parse, archive, publish.
+
+The order is what makes the answer to Intuit honest:
+
+1. verify the signature first: an unsigned or wrongly signed delivery is neither stored nor published;
+2. parse (pure, fast); a signed but malformed delivery is still archived (best effort) so it can be
+   inspected, then refused with the offending field named;
+3. archive the raw delivery; if that fails, nothing is published and the caller answers "retry";
+4. publish one ``qbo.entity.changed`` event per change; if any is refused after the publisher's
+   retries, the caller answers "retry". Intuit then redelivers; the events that did go out are
+   published again with the same ``event_id`` (a hash of the change), which consumers deduplicate.
+
+Nothing here knows about Lambda or HTTP: errors are the domain's own (see ``ERRORS`` in the handler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledgerlink.events import DetailType, Envelope, EventSource
+from ledgerlink.ingest.archive import ArchivedDelivery, raw_object_key
+from ledgerlink.ingest.ports import ArchiveError, EventPublisher, RawArchive, VerifierTokenSource
+from ledgerlink.observability import Service, correlation_scope, get_logger
+from ledgerlink.qbo.webhooks import (
+    SIGNATURE_HEADER,
+    EntityChange,
+    MalformedWebhook,
+    SourceFormat,
+    parse_delivery,
+    verify_signature,
+)
+
+logger = get_logger(Service.QBO_INGEST)
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One HTTP delivery from Intuit. Header names lower-case; ``body`` exactly the bytes sent."""
+
+    delivery_id: str
+    received_at: datetime
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class IngestPorts:
+    verifier_token: VerifierTokenSource
+    archive: RawArchive
+    publisher: EventPublisher
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    delivery_id: str
+    source_format: SourceFormat
+    raw_object_key: str
+    events: tuple[Envelope, ...]
+
+
+def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResult:
+    """Verify, parse, archive and publish one delivery (see the module docstring for the order).
+
+    Raises ``MissingSignature``/``InvalidSignature``/``MalformedWebhook`` (the sender's fault),
+    ``ArchiveError``/``PublishError``/``VerifierUnavailable`` (ours, transient: the sender retries).
+    """
+    verify_signature(ports.verifier_token(), delivery.body, delivery.headers.get(SIGNATURE_HEADER))
+    key = raw_object_key(delivery.delivery_id, delivery.received_at)
+    document = ArchivedDelivery.of(
+        delivery.delivery_id, delivery.received_at, delivery.headers, delivery.body
+    )
+    try:
+        source_format, changes = parse_delivery(delivery.body)
+    except MalformedWebhook:
+        _archive_malformed(ports.archive, key, document)
+        raise
+    ports.archive.put(key, document.to_json())
+    logger.info(
+        "delivery archived",
+        extra={"raw_object_key": key, "source_format": source_format, "changes": len(changes)},
+    )
+    envelopes = tuple(change_event(change, delivery.delivery_id, key) for change in changes)
+    if envelopes:
+        ports.publisher.publish(envelopes)
+    for change, envelope in zip(changes, envelopes, strict=True):
+        with correlation_scope(logger, envelope.correlation_id):
+            logger.info(
+                "event published",
+                extra={
+                    "event_id": envelope.event_id,
+                    "realm_id": change.realm_id,
+                    "entity": change.entity,
+                    "entity_id": change.entity_id,
+                    "operation": change.operation,
+                },
+            )
+    return IngestResult(
+        delivery_id=delivery.delivery_id, source_format=source_format, raw_object_key=key, events=envelopes
+    )
+
+
+def change_event(change: EntityChange, delivery_id: str, raw_key: str) -> Envelope:
+    """The ``qbo.entity.changed`` envelope for one change.
+
+    ``event_id`` and ``occurred_at`` depend only on the change, so every delivery of it (a retry, the
+    other format, a replayed archive) yields the same event id. The correlation id is the CloudEvent
+    id when there is one (Intuit's own id for the change), otherwise the change id.
+    """
+    payload: dict[str, Any] = {
+        "realm_id": change.realm_id,
+        "entity": change.entity,
+        "entity_id": change.entity_id,
+        "operation": change.operation,
+        "last_updated": change.last_updated,
+        "delivery_id": delivery_id,
+        "source_format": change.source_format,
+        "raw_object_key": raw_key,
+    }
+    if change.cloudevent_id is not None:
+        payload["cloudevent_id"] = change.cloudevent_id
+    if change.deleted_id is not None:
+        payload["deleted_id"] = change.deleted_id
+    return Envelope(
+        source=EventSource.QBO_INGEST,
+        detail_type=DetailType.QBO_ENTITY_CHANGED,
+        payload=payload,
+        correlation_id=change.cloudevent_id or change.change_id,
+        event_id=change.change_id,
+        occurred_at=change.last_updated,
+    )
+
+
+def _archive_malformed(archive: RawArchive, key: str, document: ArchivedDelivery) -> None:
+    """Keep a signed but malformed delivery for inspection; the 400 stands whether or not this works."""
+    try:
+        archive.put(key, document.to_json())
+    except ArchiveError as error:
+        logger.warning("malformed delivery not archived", extra={"raw_object_key": key, "detail": str(error)})
+    else:
+        logger.info("malformed delivery archived", extra={"raw_object_key": key})

@@ -1,0 +1,60 @@
+"""Powertools Logger, Tracer and Metrics, one of each per service, shared by a handler and its domain.
+
+A handler and the domain code it calls ask for the same service name and get the same instances, so
+a correlation id set by the handler's decorator (or by :func:`correlation_scope`) appears on every
+log line either of them writes. Nothing is created at import time of this module.
+
+Service names are the Lambda folder names with dashes; every metric lands in :data:`METRICS_NAMESPACE`
+with the service as a dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Final
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+METRICS_NAMESPACE: Final = "LedgerLink"
+
+
+class Service:
+    """Powertools service names, one per Lambda."""
+
+    QBO_INGEST = "qbo-ingest"
+    HUBSPOT_DEAL_SYNC = "hubspot-deal-sync"
+
+
+@cache
+def get_logger(service: str) -> Logger:
+    """Structured JSON logger; log with ``extra={...}``, never with f-strings."""
+    return Logger(service=service)
+
+
+@cache
+def get_tracer(service: str) -> Tracer:
+    """X-Ray tracer (disabled outside Lambda and when POWERTOOLS_TRACE_DISABLED is set)."""
+    return Tracer(service=service)
+
+
+@cache
+def get_metrics(service: str) -> Metrics:
+    """CloudWatch EMF metrics in the LedgerLink namespace, with the service as a dimension."""
+    return Metrics(namespace=METRICS_NAMESPACE, service=service)
+
+
+@contextmanager
+def correlation_scope(logger: Logger, correlation_id: str) -> Iterator[None]:
+    """Log with ``correlation_id`` inside the block, then go back to the invocation's own.
+
+    One webhook delivery announces several changes; each change carries its own correlation id
+    through the rest of the choreography, and the ingest log lines about it should carry it too.
+    """
+    previous = logger.get_correlation_id()
+    logger.set_correlation_id(correlation_id)
+    try:
+        yield
+    finally:
+        logger.set_correlation_id(previous)

@@ -1,0 +1,172 @@
+"""QBO webhook ingest Lambda, behind ``POST /v1/webhooks/qbo`` (API Gateway HTTP API, payload format 2.0).
+
+Thin on purpose: parse the event into an :class:`~ledgerlink.apigw.HttpRequest`, read the body
+(413 past ``Settings.max_webhook_bytes``, before anything else), call
+:func:`~ledgerlink.ingest.service.ingest_delivery`, and map every error to a response in one place
+(:data:`ERROR_STATUS`). Answers 200 ``{"accepted": <events>, "delivery_id": ...}`` with no call to
+Intuit, well inside Intuit's 3 s deadline.
+
+AWS clients and the ports are built on first use and reused by later invocations of the same
+container; :func:`reset_for_tests` forgets them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from ledgerlink.apigw import HttpRequest, error_reason, error_response, error_status, json_response
+from ledgerlink.config import get_settings
+from ledgerlink.ingest.archive import S3RawArchive
+from ledgerlink.ingest.ports import ArchiveError, VerifierUnavailable
+from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
+from ledgerlink.observability import METRICS_NAMESPACE, Service, get_logger, get_metrics, get_tracer
+from ledgerlink.publisher import EventBridgePublisher, PublishError
+from ledgerlink.qbo.webhooks import InvalidSignature, MalformedWebhook, MissingSignature
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+logger = get_logger(Service.QBO_INGEST)
+tracer = get_tracer(Service.QBO_INGEST)
+metrics = get_metrics(Service.QBO_INGEST)
+
+# The one table from error to HTTP status. 4xx: the sender's fault, retrying will not help.
+# 503: ours and transient, Intuit retries (and nothing was acknowledged that was not stored).
+ERROR_STATUS: dict[type[BaseException], int] = {
+    MissingSignature: 401,
+    InvalidSignature: 401,
+    MalformedWebhook: 400,
+    VerifierUnavailable: 503,
+    ArchiveError: 503,
+    PublishError: 503,
+}
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="DeliveriesReceived", unit=MetricUnit.Count, value=1)
+    try:
+        request = HttpRequest.from_event(event)
+        body = request.body(get_settings().max_webhook_bytes)
+        delivery = WebhookDelivery(
+            delivery_id=request.request_id,
+            received_at=request.received_at,
+            headers=request.headers,
+            body=body,
+        )
+        result = ingest_delivery(delivery, _ports())
+    except Exception as error:  # noqa: BLE001 - every error becomes a response here, unmapped ones are logged
+        _count_rejection(error)
+        return error_response(error, ERROR_STATUS, logger)
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(result.events))
+    logger.info(
+        "delivery accepted",
+        extra={
+            "events": len(result.events),
+            "source_format": result.source_format,
+            "raw_object_key": result.raw_object_key,
+        },
+    )
+    return json_response(200, {"accepted": len(result.events), "delivery_id": result.delivery_id})
+
+
+def _count_rejection(error: BaseException) -> None:
+    status = error_status(error, ERROR_STATUS) or 500
+    with single_metric(
+        name="DeliveriesRejected",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={
+            "service": Service.QBO_INGEST,
+            "reason": error_reason(error),
+            "status": str(status),
+        },
+    ):
+        pass
+
+
+@cache
+def _s3() -> S3Client:
+    return boto3.client("s3")
+
+
+@cache
+def _events() -> EventBridgeClient:
+    return boto3.client("events")
+
+
+@cache
+def _secrets() -> SecretsManagerClient:
+    return boto3.client("secretsmanager")
+
+
+@cache
+def _ports() -> IngestPorts:
+    settings = get_settings()
+    return IngestPorts(
+        verifier_token=_CachedVerifierToken(
+            settings.qbo_webhook_secret_name, settings.secrets_max_age_seconds
+        ),
+        archive=S3RawArchive(_s3(), settings.raw_bucket_name),
+        publisher=EventBridgePublisher(_events(), settings.event_bus_name),
+    )
+
+
+class _CachedVerifierToken:
+    """The verifier token from Secrets Manager, re-read after ``max_age_seconds`` (so a rotation lands).
+
+    The secret holds the token itself, or a JSON object with a ``verifier_token`` field.
+    """
+
+    def __init__(
+        self, secret_name: str, max_age_seconds: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._secret_name = secret_name
+        self._max_age = max_age_seconds
+        self._monotonic = monotonic
+        self._token: str | None = None
+        self._read_at = 0.0
+
+    def __call__(self) -> str:
+        now = self._monotonic()
+        if self._token is None or now - self._read_at >= self._max_age:
+            self._token = self._read()
+            self._read_at = now
+        return self._token
+
+    def _read(self) -> str:
+        try:
+            value = _secrets().get_secret_value(SecretId=self._secret_name)["SecretString"]
+        except Exception as error:
+            # Any failure to read is "try again later" for the sender; the cause stays chained for the logs.
+            raise VerifierUnavailable(
+                f"could not read secret {self._secret_name} ({type(error).__name__})"
+            ) from error
+        token = value.strip()
+        if token.startswith("{"):
+            try:
+                token = str(json.loads(token).get("verifier_token", "")).strip()
+            except (ValueError, AttributeError):
+                raise VerifierUnavailable(f"secret {self._secret_name} is not valid JSON") from None
+        if not token:
+            raise VerifierUnavailable(f"secret {self._secret_name} holds no verifier token")
+        return token
+
+
+def reset_for_tests() -> None:
+    """Forget the cached clients, ports and token (tests change the environment between runs)."""
+    for cached in (_s3, _events, _secrets, _ports):
+        cached.cache_clear()
