@@ -1,0 +1,127 @@
+"""How LedgerLink calls each vendor: timeouts, retries, limits, breaker. Defaults come from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ledgerlink.config import Settings
+from ledgerlink.http.backoff import Backoff
+from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# HubSpot's CRM search endpoints have their own per-second budget and do not count against the
+# 10-second limit (../shared/api-notes.md §3f); calls to them pass ``limit_group=HUBSPOT_SEARCH``.
+HUBSPOT_SEARCH = "search"
+
+# Connecting should take milliseconds; a slightly-above-3 s connect timeout is the conventional
+# value (one TCP SYN retransmission) and fails fast when a host is unreachable.
+CONNECT_TIMEOUT_SECONDS = 3.05
+
+
+@dataclass(frozen=True)
+class VendorPolicy:
+    vendor: str
+    base_url: str
+    rate_limits: Mapping[str, tuple[RateLimit, ...]]
+    connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = 10.0
+    max_attempts: int = 4
+    backoff: Backoff = field(default_factory=Backoff)
+    retryable_statuses: frozenset[int] = RETRYABLE_STATUSES
+    # The longest single wait (Retry-After, backoff or rate-limit slot) a call will sleep through;
+    # beyond it the call raises RateLimited/VendorHttpError with retry_after and lets SQS retry.
+    max_wait_seconds: float = 20.0
+    # Everything one call may spend sleeping, across all its attempts; keeps a call inside the
+    # Lambda timeout however the waits add up.
+    max_total_wait_seconds: float = 45.0
+    # What to wait after a 429 that carries no Retry-After (None: use the backoff).
+    default_429_wait_seconds: float | None = None
+    breaker_failure_threshold: int = 5
+    breaker_cool_down_seconds: float = 30.0
+    # 429 is per scope (one realm, portal or mailbox) while the breaker is per vendor: by default
+    # a throttled tenant must not cut every other tenant off, so 429 does not count as a failure.
+    breaker_counts_429: bool = False
+    # How long this process trusts the breaker state it last read from the store.
+    breaker_cache_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("https://", "http://")):
+            raise ValueError(f"{self.vendor}: base_url must be an http(s) URL, got {self.base_url!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"{self.vendor}: max_attempts must be at least 1, got {self.max_attempts}")
+        if DEFAULT_GROUP not in self.rate_limits:
+            raise ValueError(f"{self.vendor}: rate_limits needs a {DEFAULT_GROUP!r} group")
+        if self.connect_timeout_seconds <= 0 or self.read_timeout_seconds <= 0:
+            raise ValueError(f"{self.vendor}: timeouts must be positive")
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout_seconds, self.read_timeout_seconds)
+
+    @property
+    def probe_lease_seconds(self) -> float:
+        """How long a half-open probe may take before another caller may probe instead."""
+        return self.connect_timeout_seconds + self.read_timeout_seconds + 5.0
+
+
+def _from_settings(
+    settings: Settings,
+    *,
+    vendor: str,
+    base_url: str,
+    rate_limits: Mapping[str, tuple[RateLimit, ...]],
+    default_429_wait_seconds: float | None = None,
+) -> VendorPolicy:
+    return VendorPolicy(
+        vendor=vendor,
+        base_url=base_url,
+        rate_limits=rate_limits,
+        read_timeout_seconds=settings.http_timeout_seconds,
+        connect_timeout_seconds=min(CONNECT_TIMEOUT_SECONDS, settings.http_timeout_seconds),
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_cool_down_seconds=settings.breaker_cool_down_seconds,
+        default_429_wait_seconds=default_429_wait_seconds,
+    )
+
+
+def qbo_policy(settings: Settings) -> VendorPolicy:
+    """QBO: per realm, 10 requests/s and 500/min; after a 429 Intuit asks for 60 s."""
+    limits = settings.limits
+    return _from_settings(
+        settings,
+        vendor="qbo",
+        base_url=settings.qbo_base_url,
+        rate_limits={
+            DEFAULT_GROUP: (
+                RateLimit(limits.qbo_per_second, 1.0),
+                RateLimit(limits.qbo_per_minute, 60.0),
+            )
+        },
+        default_429_wait_seconds=60.0,
+    )
+
+
+def hubspot_policy(settings: Settings) -> VendorPolicy:
+    """HubSpot: per portal, N per 10 s (100 by default); CRM search separately at 4/s."""
+    limits = settings.limits
+    return _from_settings(
+        settings,
+        vendor="hubspot",
+        base_url=settings.hubspot_base_url,
+        rate_limits={
+            DEFAULT_GROUP: (RateLimit(limits.hubspot_per_10s, 10.0),),
+            HUBSPOT_SEARCH: (RateLimit(limits.hubspot_search_per_second, 1.0),),
+        },
+    )
+
+
+def graph_policy(settings: Settings) -> VendorPolicy:
+    """Microsoft Graph (Outlook): per mailbox, 10,000 per 10 minutes; Retry-After on every 429."""
+    return _from_settings(
+        settings,
+        vendor="graph",
+        base_url=settings.graph_base_url,
+        rate_limits={DEFAULT_GROUP: (RateLimit(settings.limits.graph_per_10min, 600.0),)},
+    )

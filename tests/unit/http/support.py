@@ -1,0 +1,158 @@
+"""Test support for the HTTP layer: a scripted vendor server, a top-of-range random source, harnesses."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ledgerlink.clock import ManualClock
+from ledgerlink.http.backoff import RandomSource
+from ledgerlink.http.breaker import InMemoryBreakerStore
+from ledgerlink.http.client import VendorHttpClient
+from ledgerlink.http.policy import VendorPolicy
+from ledgerlink.http.ratelimit import DEFAULT_GROUP, InMemoryRateLimitStore, RateLimit
+
+from tests.conftest import FIXTURES
+
+HTTP_FIXTURES = FIXTURES / "http"
+
+
+def fixture_body(name: str) -> bytes:
+    return (HTTP_FIXTURES / name).read_bytes()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: bytes = b"{}"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+    # Close the connection without answering (the vendor dropped us mid-call).
+    drop: bool = False
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class ScriptedVendor:
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self.url = ""
+
+    def will(self, *replies: Reply) -> None:
+        with self._lock:
+            self.replies.extend(replies)
+
+    def next_reply(self, request: Received) -> Reply:
+        with self._lock:
+            self.received.append(request)
+            return self.replies.popleft() if self.replies else Reply()
+
+
+def start_server(scripted: ScriptedVendor) -> ThreadingHTTPServer:
+    """Serve ``scripted`` on 127.0.0.1 (a free port) in a daemon thread; the caller shuts it down."""
+    handler = type("Handler", (_Handler,), {"vendor": scripted})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    scripted.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    return server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    vendor: ScriptedVendor
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet test output
+        return
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        reply = self.vendor.next_reply(request)
+        if reply.delay_seconds:
+            time.sleep(reply.delay_seconds)
+        if reply.drop:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class UpperBound:
+    """A random source that always draws the top of the range: full-jitter delays become their ceilings."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[float, float]] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.ranges.append((a, b))
+        return b
+
+
+def make_policy(base_url: str, **overrides: object) -> VendorPolicy:
+    settings: dict[str, object] = {
+        "vendor": "testvendor",
+        "base_url": base_url,
+        "rate_limits": {DEFAULT_GROUP: (RateLimit(1000, 1.0),)},
+        "connect_timeout_seconds": 0.5,
+        "read_timeout_seconds": 0.5,
+        "max_attempts": 4,
+    }
+    settings.update(overrides)
+    return VendorPolicy(**settings)  # type: ignore[arg-type]
+
+
+@dataclass
+class Harness:
+    client: VendorHttpClient
+    clock: ManualClock
+    rng: RandomSource
+    rate_limits: InMemoryRateLimitStore
+    breakers: InMemoryBreakerStore
+
+
+def make_harness(policy: VendorPolicy, rng: RandomSource | None = None, **client_kwargs: object) -> Harness:
+    """A client on in-process stores, a manual clock and (by default) a top-of-range random source."""
+    clock = ManualClock()
+    rng = rng if rng is not None else UpperBound()
+    rate_limits = InMemoryRateLimitStore()
+    breakers = InMemoryBreakerStore()
+    client = VendorHttpClient(
+        policy,
+        rate_limit_store=rate_limits,
+        breaker_store=breakers,
+        clock=clock,
+        rng=rng,
+        **client_kwargs,  # type: ignore[arg-type]
+    )
+    return Harness(client, clock, rng, rate_limits, breakers)
