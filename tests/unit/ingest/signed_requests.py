@@ -61,3 +61,17 @@ def apigw_event(
 
 def fixture_path(name: str) -> Path:
     return WEBHOOKS / name
+
+
+# Every variable Settings requires, with the names the ingest tests create their resources under.
+INGEST_ENVIRONMENT = {
+    "LEDGERLINK_EVENT_BUS_NAME": "ledgerlink-test",
+    "LEDGERLINK_RAW_BUCKET_NAME": "ledgerlink-test-raw",
+    "LEDGERLINK_IDEMPOTENCY_TABLE_NAME": "ledgerlink-test-idempotency",
+    "LEDGERLINK_LINKS_TABLE_NAME": "ledgerlink-test-links",
+    "LEDGERLINK_VENDOR_STATE_TABLE_NAME": "ledgerlink-test-vendor-state",
+    "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME": "ledgerlink/test/qbo-webhook",
+    "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "ledgerlink/test/qbo-oauth",
+    "LEDGERLINK_HUBSPOT_SECRET_NAME": "ledgerlink/test/hubspot",
+    "LEDGERLINK_GRAPH_SECRET_NAME": "ledgerlink/test/graph",
+}

@@ -1,0 +1,246 @@
+"""The ingest domain with in-memory ports: what is stored and what is published for each delivery."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from ledgerlink.events import DetailType, EventSource, validate_detail
+from ledgerlink.ingest.archive import ArchivedDelivery
+from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
+from ledgerlink.ingest.ports import ArchiveError
+from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
+from ledgerlink.observability import Service, get_logger
+from ledgerlink.publisher import PublishError
+from ledgerlink.qbo.webhooks import (
+    InvalidSignature,
+    MalformedWebhook,
+    MissingSignature,
+    compute_signature,
+    parse_delivery,
+)
+
+from tests.unit.ingest.signed_requests import OTHER_TOKEN, VERIFIER_TOKEN, body_of, malformed_cases
+
+RECEIVED_AT = datetime(2026, 11, 25, 14, 2, 52, 123000, tzinfo=UTC)
+DELIVERY_ID = "Bq9kTgYcIAMEbXw="
+EXPECTED_KEY = "qbo/raw/2026/11/25/14/Bq9kTgYcIAMEbXw=.json"
+
+
+class Ports:
+    def __init__(self) -> None:
+        self.archive = InMemoryRawArchive()
+        self.publisher = InMemoryEventPublisher()
+        self.token_reads = 0
+
+    def token(self) -> str:
+        self.token_reads += 1
+        return VERIFIER_TOKEN
+
+    def ports(self) -> IngestPorts:
+        return IngestPorts(verifier_token=self.token, archive=self.archive, publisher=self.publisher)
+
+
+@pytest.fixture
+def world() -> Ports:
+    return Ports()
+
+
+def delivery(
+    body: bytes, *, signature: str | None = None, token: str = VERIFIER_TOKEN, delivery_id: str = DELIVERY_ID
+) -> WebhookDelivery:
+    headers = {
+        "content-type": "application/json; charset=utf-8",
+        "user-agent": "intuit-webhooks/1.0",
+        "intuit-t-id": "1-6745e0bc-4b7e2c1d3f5a6b7c8d9e0f1a",
+        "authorization": "Bearer should-never-be-archived",
+        "x-forwarded-for": "52.41.100.21",
+    }
+    headers["intuit-signature"] = signature if signature is not None else compute_signature(token, body)
+    return WebhookDelivery(delivery_id=delivery_id, received_at=RECEIVED_AT, headers=headers, body=body)
+
+
+def test_a_signed_cloudevents_delivery_is_archived_and_published_one_event_per_change(world: Ports) -> None:
+    # given a signed delivery of seven changes across two realms
+    body = body_of("cloudevents_multi_realm.json")
+
+    # when it is ingested
+    result = ingest_delivery(delivery(body), world.ports())
+
+    # then the raw delivery is stored under the hour it arrived, byte for byte
+    assert list(world.archive.objects) == [EXPECTED_KEY]
+    stored = ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY])
+    assert stored.body == body
+    assert stored.delivery_id == DELIVERY_ID
+    assert stored.received_at == RECEIVED_AT
+    # and only the headers a replay needs were kept (never the authorization header)
+    assert set(stored.headers) == {"intuit-signature", "content-type", "user-agent", "intuit-t-id"}
+
+    # and one qbo.entity.changed event per change went to the bus, each valid against its schema
+    entries = world.publisher.entries
+    assert len(entries) == 7 == len(result.events)
+    for entry in entries:
+        assert entry["Source"] == EventSource.QBO_INGEST
+        assert entry["DetailType"] == DetailType.QBO_ENTITY_CHANGED
+        validate_detail(DetailType.QBO_ENTITY_CHANGED, json.loads(entry["Detail"]))
+    merged = world.publisher.details()[1]
+    assert merged["payload"] == {
+        "realm_id": "9341455130122367",
+        "entity": "Customer",
+        "entity_id": "58",
+        "operation": "Merge",
+        "last_updated": "2026-11-25T14:05:13Z",
+        "delivery_id": DELIVERY_ID,
+        "source_format": "cloudevents",
+        "cloudevent_id": "7c31d9e0-2f4a-4b6d-8e15-c0a9b7d3e4f2-Customer-58",
+        "deleted_id": "27",
+        "raw_object_key": EXPECTED_KEY,
+    }
+    # the correlation id of a CloudEvents change is Intuit's event id
+    assert merged["correlation_id"] == "7c31d9e0-2f4a-4b6d-8e15-c0a9b7d3e4f2-Customer-58"
+    assert merged["occurred_at"] == "2026-11-25T14:05:13Z"
+
+
+def test_a_legacy_delivery_publishes_the_same_event_ids_as_its_cloudevents_twin(world: Ports) -> None:
+    # given the same six changes, once in each format, in two deliveries
+    ingest_delivery(delivery(body_of("cloudevents_multi_realm.json"), delivery_id="first"), world.ports())
+    ingest_delivery(delivery(body_of("legacy_multi_realm.json"), delivery_id="second"), world.ports())
+
+    # then the legacy events carry the ids the CloudEvents ones had: downstream deduplicates them
+    details = world.publisher.details()
+    cloud_ids = {(d["payload"]["entity"], d["payload"]["entity_id"]): d["event_id"] for d in details[:7]}
+    for legacy in details[7:]:
+        key = (legacy["payload"]["entity"], legacy["payload"]["entity_id"])
+        assert legacy["event_id"] == cloud_ids[key]
+        assert legacy["payload"]["source_format"] == "legacy"
+        assert "cloudevent_id" not in legacy["payload"]
+        # without a CloudEvent id, the correlation id is the deterministic change id
+        assert legacy["correlation_id"] == legacy["event_id"]
+    for detail in details:
+        validate_detail(DetailType.QBO_ENTITY_CHANGED, detail)
+
+
+def test_a_redelivery_yields_the_same_event_ids(world: Ports) -> None:
+    body = body_of("cloudevents_multi_realm.json")
+    first = ingest_delivery(delivery(body, delivery_id="attempt-1"), world.ports())
+    second = ingest_delivery(delivery(body, delivery_id="attempt-2"), world.ports())
+
+    assert [e.event_id for e in first.events] == [e.event_id for e in second.events]
+    # each attempt is archived on its own, so nothing Intuit sent is ever overwritten
+    assert len(world.archive.objects) == 2
+
+
+@pytest.mark.parametrize(
+    ("signature", "token", "error"),
+    [
+        ("", VERIFIER_TOKEN, MissingSignature),
+        (None, OTHER_TOKEN, InvalidSignature),
+        ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", VERIFIER_TOKEN, InvalidSignature),
+    ],
+    ids=["missing", "wrong key", "wrong signature"],
+)
+def test_an_unverified_delivery_stores_nothing_and_publishes_nothing(
+    world: Ports, signature: str | None, token: str, error: type[Exception]
+) -> None:
+    body = body_of("cloudevents_multi_realm.json")
+    with pytest.raises(error):
+        ingest_delivery(delivery(body, signature=signature, token=token), world.ports())
+    assert world.archive.objects == {}
+    assert world.publisher.entries == []
+
+
+def test_a_tampered_body_stores_nothing_and_publishes_nothing(world: Ports) -> None:
+    body = body_of("cloudevents_invoice_created.json")
+    signed = delivery(body)
+    tampered = WebhookDelivery(
+        delivery_id=signed.delivery_id,
+        received_at=signed.received_at,
+        headers=signed.headers,
+        body=body.replace(b'"145"', b'"146"'),
+    )
+    with pytest.raises(InvalidSignature):
+        ingest_delivery(tampered, world.ports())
+    assert world.archive.objects == {}
+    assert world.publisher.entries == []
+
+
+@pytest.mark.parametrize("case", malformed_cases()[:8], ids=lambda case: case["name"])
+def test_a_signed_but_malformed_delivery_is_archived_for_inspection_and_nothing_is_published(
+    world: Ports, case: dict[str, str]
+) -> None:
+    body = case["body"].encode("utf-8")
+    with pytest.raises(MalformedWebhook) as caught:
+        ingest_delivery(delivery(body), world.ports())
+    assert case["expect_in_message"] in str(caught.value)
+    assert ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
+    assert world.publisher.entries == []
+
+
+def test_a_malformed_delivery_is_still_refused_when_the_archive_is_down(world: Ports) -> None:
+    world.archive.fail_with = "S3 unreachable"
+    with pytest.raises(MalformedWebhook):
+        ingest_delivery(delivery(b"[]"), world.ports())
+
+
+def test_when_the_archive_fails_nothing_is_published(world: Ports) -> None:
+    world.archive.fail_with = "S3 unreachable"
+    with pytest.raises(ArchiveError):
+        ingest_delivery(delivery(body_of("cloudevents_multi_realm.json")), world.ports())
+    assert world.publisher.entries == []
+
+
+def test_when_some_events_are_refused_the_archive_is_kept_and_the_error_says_how_many(world: Ports) -> None:
+    # given the bus refuses two of the seven events
+    body = body_of("cloudevents_multi_realm.json")
+    _, event_ids = _event_ids_of(body)
+    world.publisher.refuse_event_ids = {event_ids[2], event_ids[5]}
+
+    with pytest.raises(PublishError, match="2 of 7 events were not published") as caught:
+        ingest_delivery(delivery(body), world.ports())
+
+    assert caught.value.failed_count == 2
+    assert EXPECTED_KEY in world.archive.objects
+    assert len(world.publisher.entries) == 5
+
+
+def test_a_notification_naming_no_entity_is_archived_and_publishes_nothing(world: Ports) -> None:
+    result = ingest_delivery(delivery(body_of("legacy_empty_entities.json")), world.ports())
+    assert result.events == ()
+    assert EXPECTED_KEY in world.archive.objects
+    assert world.publisher.entries == []
+
+
+def test_each_published_change_is_logged_under_its_own_correlation_id(world: Ports) -> None:
+    # given the invocation's correlation id is the delivery id (as the handler's decorator sets it)
+    logger = get_logger(Service.QBO_INGEST)
+    logger.set_correlation_id(DELIVERY_ID)
+    powertools_format = logger.registered_handler.format
+    formatted: list[dict[str, object]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            formatted.append(json.loads(powertools_format(record)))
+
+    capture = Capture()
+    logging.getLogger(Service.QBO_INGEST).addHandler(capture)
+    try:
+        ingest_delivery(delivery(body_of("cloudevents_multi_realm.json")), world.ports())
+    finally:
+        logging.getLogger(Service.QBO_INGEST).removeHandler(capture)
+        logger.set_correlation_id(None)
+
+    published = [line for line in formatted if line["message"] == "event published"]
+    expected = [detail["correlation_id"] for detail in world.publisher.details()]
+    assert [line["correlation_id"] for line in published] == expected
+    assert published[1]["entity"] == "Customer"
+    # while the lines about the delivery as a whole keep the delivery's own
+    archived = next(line for line in formatted if line["message"] == "delivery archived")
+    assert archived["correlation_id"] == DELIVERY_ID
+    assert VERIFIER_TOKEN not in json.dumps(formatted)
+
+
+def _event_ids_of(body: bytes) -> tuple[str, list[str]]:
+    source_format, changes = parse_delivery(body)
+    return source_format, [change.change_id for change in changes]
