@@ -1,0 +1,169 @@
+"""Monitoring: an encrypted SNS alarm topic, alarms on what must never go unnoticed, a dashboard.
+
+Alarms: any message in a dead-letter queue, the oldest message of a work queue older than its
+threshold (records "stuck in queue"), any Lambda error, any API 5xx. Each notifies the topic on
+ALARM and on OK; subscribe an e-mail with ``alarm_email`` in cdk.json or PagerDuty to the topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.api import WebhookApi
+from infra.compute import Functions
+from infra.eventing import Eventing
+from infra.topology import Topology, resource_name
+
+
+class Monitoring(Construct):
+    """``topic`` (alarm notifications), ``alarms`` by name, ``dashboard``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        functions: Functions,
+        eventing: Eventing,
+        api: WebhookApi,
+        removal: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        spec = topology.monitoring
+        period = Duration.seconds(spec.period_seconds)
+        # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key: a customer key
+        # whose policy lets CloudWatch use it keeps the topic encrypted and the alarms delivered.
+        self.key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"Encrypts the LedgerLink {topology.stage} alarm topic",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=spec.topic_name,
+            display_name=f"LedgerLink {topology.stage} alarms",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        if spec.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(spec.alarm_email))
+        action = cloudwatch_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+
+        def alarm(name: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
+            created = cloudwatch.Alarm(
+                self,
+                name,
+                alarm_name=resource_name(topology.stage, name),
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            created.add_alarm_action(action)
+            created.add_ok_action(action)
+            self.alarms[name] = created
+
+        for key, dead_letter_queue in eventing.dead_letter_queues.items():
+            alarm(
+                f"{key}-dlq-not-empty",
+                dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=period, statistic="Maximum"
+                ),
+                spec.dlq_depth_threshold,
+                f"Messages are waiting in {topology.queue(key).dlq_name}; inspect, fix, "
+                "then `ledgerlink dlq replay`.",
+            )
+        for key, queue in eventing.queues.items():
+            alarm(
+                f"{key}-queue-stuck",
+                queue.metric_approximate_age_of_oldest_message(period=period, statistic="Maximum"),
+                spec.queue_oldest_message_age_threshold_seconds,
+                f"The oldest message in {topology.queue(key).name} has waited too long: the consumer is "
+                "failing, throttled or disabled.",
+            )
+        for key, function in functions.functions.items():
+            alarm(
+                f"{key.replace('_', '-')}-errors",
+                function.metric_errors(period=period, statistic="Sum"),
+                spec.function_errors_threshold,
+                f"{topology.function(key).name} raised errors (uncaught exceptions or timeouts).",
+            )
+        alarm(
+            "api-5xx",
+            api.http_api.metric_server_error(period=period, statistic="Sum"),
+            spec.api_5xx_threshold,
+            f"{topology.api.name} answered 5xx; webhook senders retry and may hold back later events.",
+        )
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=spec.dashboard_name)
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms", alarms=list(self.alarms.values()), width=24, height=4
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Webhook API",
+                left=[
+                    api.http_api.metric_count(period=period, statistic="Sum"),
+                    api.http_api.metric_client_error(period=period, statistic="Sum"),
+                    api.http_api.metric_server_error(period=period, statistic="Sum"),
+                ],
+                right=[api.http_api.metric_latency(period=period, statistic="p99")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Queues",
+                left=[
+                    metric
+                    for queue in [*eventing.queues.values(), *eventing.dead_letter_queues.values()]
+                    for metric in [
+                        queue.metric_approximate_number_of_messages_visible(
+                            period=period, statistic="Maximum"
+                        )
+                    ]
+                ],
+                right=[
+                    queue.metric_approximate_age_of_oldest_message(period=period, statistic="Maximum")
+                    for queue in eventing.queues.values()
+                ],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            *(
+                cloudwatch.GraphWidget(
+                    title=topology.function(key).name,
+                    left=[
+                        function.metric_invocations(period=period, statistic="Sum"),
+                        function.metric_errors(period=period, statistic="Sum"),
+                        function.metric_throttles(period=period, statistic="Sum"),
+                    ],
+                    right=[function.metric_duration(period=period, statistic="p99")],
+                    width=12,
+                )
+                for key, function in functions.functions.items()
+            )
+        )

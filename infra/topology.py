@@ -1,0 +1,741 @@
+"""The whole LedgerLink deployment of one stage, declared once, in plain Python (no CDK imports).
+
+Both builders read this module and nothing else for names, sizes and wiring:
+
+- the CDK app (``infra/app.py`` and the construct modules beside it) turns a :class:`Topology` into
+  CloudFormation;
+- the local stack (``local/ledgerlink_local/stack/``) turns the same :class:`Topology` into moto
+  resources, SQS pollers and an HTTP front,
+
+so the cloud and the local choreography cannot drift apart. Usage::
+
+    from infra.topology import build_topology, environment_from_cdk_json
+
+    environment = environment_from_cdk_json("dev")           # cdk.json context "environments.dev"
+    topology = build_topology(environment, account="123456789012", region="us-east-1")
+    topology.function("qbo_ingest").environment              # the exact env the Lambda gets
+    topology.rule("qbo-entity-to-deal-sync").event_pattern   # the EventBridge pattern, as JSON data
+
+Per-environment facts (vendor hosts, time zone, API throttling, log retention, alarm e-mail, removal
+policy) live in ``cdk.json`` under ``context.environments.<stage>`` and are parsed, with an error that
+names the offending key, by :meth:`EnvironmentConfig.from_context`. Everything else (names, sizes,
+patterns) is decided here so that every stage has the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ledgerlink import tables
+from ledgerlink.config import DEFAULTS, EnvVar
+from ledgerlink.events import DetailType, EventSource
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+CDK_JSON: Final = REPO_ROOT / "cdk.json"
+
+PREFIX: Final = "ledgerlink"
+STAGES: Final = ("dev", "staging", "prod")
+
+# One runtime and one architecture for every function; infra/asset.py builds the code for exactly these.
+LAMBDA_PYTHON_VERSION: Final = "3.14"
+LAMBDA_ARCHITECTURE: Final = "arm64"
+
+# The values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS_ALLOWED: Final = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+)
+# SQS accepts 60 s to 14 days of retention; a dead-letter queue keeps messages the longest allowed.
+SQS_MAX_RETENTION_SECONDS: Final = 14 * 24 * 3600
+# AWS: the visibility timeout of a Lambda-polled queue should be at least six times the function timeout
+# (plus the batching window), so that a batch retried by Lambda is not delivered twice meanwhile.
+VISIBILITY_TIMEOUT_FACTOR: Final = 6
+# SQS event sources: more than 10 messages a batch needs a batching window of at least one second.
+SQS_BATCH_WITHOUT_WINDOW_MAX: Final = 10
+SQS_BATCH_MAX: Final = 10_000
+
+# The QBO entities that become HubSpot objects (F2): invoices, estimates and payments become deals,
+# customers become companies/contacts.
+DEAL_SYNC_ENTITIES: Final = ("Invoice", "Estimate", "Payment", "Customer")
+
+_STAGE_PATTERN: Final = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
+_EMAIL_PATTERN: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class TopologyError(ValueError):
+    """The deployment description is inconsistent or a cdk.json value is invalid; the message names it."""
+
+
+class RemovalPolicy(StrEnum):
+    """What CloudFormation does with stateful resources (tables, buckets, logs) when the stack goes."""
+
+    DESTROY = "destroy"
+    RETAIN = "retain"
+
+
+class ResourceKind(StrEnum):
+    TABLE = "table"
+    BUCKET = "bucket"
+    SECRET = "secret"  # noqa: S105 (a resource kind, not a password)
+    EVENT_BUS = "event_bus"
+
+
+class Access(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    READ_WRITE = "read_write"
+
+
+@dataclass(frozen=True)
+class ApiThrottle:
+    """Stage-wide API Gateway throttling: steady requests per second and the burst bucket size."""
+
+    rate_limit: float
+    burst_limit: int
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """What differs between dev, staging and prod; read from ``cdk.json`` context ``environments.<stage>``."""
+
+    stage: str
+    qbo_base_url: str
+    hubspot_base_url: str
+    graph_base_url: str
+    company_time_zone: str
+    api_throttle: ApiThrottle
+    log_retention_days: int
+    raw_delivery_retention_days: int
+    event_archive_retention_days: int
+    removal_policy: RemovalPolicy
+    alarm_email: str | None = None
+    account: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_context(cls, stage: str, values: Mapping[str, Any]) -> EnvironmentConfig:
+        """Parse one ``environments.<stage>`` entry; every error names the key (``environments.prod.x``)."""
+        if not _STAGE_PATTERN.match(stage):
+            raise TopologyError(f"stage name {stage!r} must be 2-16 lower-case letters, digits or dashes")
+        reader = _ContextReader(f"environments.{stage}", values)
+        throttle = reader.mapping("api_throttle")
+        throttle_reader = _ContextReader(f"environments.{stage}.api_throttle", throttle)
+        return cls(
+            stage=stage,
+            qbo_base_url=reader.url("qbo_base_url"),
+            hubspot_base_url=reader.url("hubspot_base_url"),
+            graph_base_url=reader.url("graph_base_url"),
+            company_time_zone=reader.time_zone("company_time_zone"),
+            api_throttle=ApiThrottle(
+                rate_limit=throttle_reader.positive_number("rate_limit"),
+                burst_limit=throttle_reader.positive_integer("burst_limit"),
+            ),
+            log_retention_days=reader.log_retention("log_retention_days"),
+            raw_delivery_retention_days=reader.positive_integer("raw_delivery_retention_days"),
+            event_archive_retention_days=reader.positive_integer("event_archive_retention_days"),
+            removal_policy=reader.choice("removal_policy", RemovalPolicy),
+            alarm_email=reader.optional_email("alarm_email"),
+            account=reader.optional_text("account", pattern=r"^[0-9]{12}$"),
+            region=reader.optional_text("region", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$"),
+        )
+
+
+def environment_from_cdk_json(stage: str, cdk_json: Path = CDK_JSON) -> EnvironmentConfig:
+    """The :class:`EnvironmentConfig` of ``stage`` as written in ``cdk.json`` (local stack, tests)."""
+    document = json.loads(cdk_json.read_text(encoding="utf-8"))
+    environments = document.get("context", {}).get("environments", {})
+    return environment_from_context(stage, environments)
+
+
+def environment_from_context(stage: str | None, environments: Any) -> EnvironmentConfig:
+    """Pick and parse ``environments[stage]``; the error lists the stages that exist."""
+    if not isinstance(environments, Mapping) or not environments:
+        raise TopologyError("cdk.json context 'environments' must map stage names to settings")
+    if stage is None or stage not in environments:
+        known = "|".join(sorted(environments))
+        raise TopologyError(f"unknown environment {stage!r}: pass -c env=<{known}>")
+    values = environments[stage]
+    if not isinstance(values, Mapping):
+        raise TopologyError(f"environments.{stage} must be an object")
+    return EnvironmentConfig.from_context(stage, values)
+
+
+class _ContextReader:
+    """Reads one cdk.json object, naming ``<where>.<key>`` in every error."""
+
+    def __init__(self, where: str, values: Any) -> None:
+        if not isinstance(values, Mapping):
+            raise TopologyError(f"{where} must be an object")
+        self._where = where
+        self._values = values
+
+    def _required(self, key: str) -> Any:
+        if key not in self._values or self._values[key] is None:
+            raise TopologyError(f"{self._where}.{key} is required")
+        return self._values[key]
+
+    def _fail(self, key: str, expected: str, value: Any) -> TopologyError:
+        return TopologyError(f"{self._where}.{key} must be {expected}, got {value!r}")
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self._required(key)
+        if not isinstance(value, Mapping):
+            raise self._fail(key, "an object", value)
+        return value
+
+    def url(self, key: str) -> str:
+        value = self._required(key)
+        if not isinstance(value, str) or not re.match(r"^https://[^\s/]+(/\S*)?$", value):
+            raise self._fail(key, "an https:// URL", value)
+        return value.rstrip("/")
+
+    def time_zone(self, key: str) -> str:
+        value = self._required(key)
+        try:
+            ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self._fail(key, "an IANA time zone such as America/New_York", value) from None
+        return str(value)
+
+    def positive_integer(self, key: str) -> int:
+        value = self._required(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self._fail(key, "a positive integer", value)
+        return value
+
+    def positive_number(self, key: str) -> float:
+        value = self._required(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self._fail(key, "a positive number", value)
+        return float(value)
+
+    def log_retention(self, key: str) -> int:
+        value = self.positive_integer(key)
+        if value not in LOG_RETENTION_DAYS_ALLOWED:
+            allowed = ", ".join(str(days) for days in sorted(LOG_RETENTION_DAYS_ALLOWED))
+            raise self._fail(key, f"one of the CloudWatch Logs retention values ({allowed})", value)
+        return value
+
+    def choice(self, key: str, options: type[RemovalPolicy]) -> RemovalPolicy:
+        value = self._required(key)
+        try:
+            return options(value)
+        except ValueError:
+            allowed = " or ".join(repr(option.value) for option in options)
+            raise self._fail(key, allowed, value) from None
+
+    def optional_text(self, key: str, *, pattern: str) -> str | None:
+        value = self._values.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not re.match(pattern, value):
+            raise self._fail(key, f"a string matching {pattern}", value)
+        return value
+
+    def optional_email(self, key: str) -> str | None:
+        value = self._values.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not _EMAIL_PATTERN.match(value):
+            raise self._fail(key, "an e-mail address or null", value)
+        return value
+
+
+# --------------------------------------------------------------------------------------------------
+# The resources of one stage
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table: on-demand, point-in-time recovery, TTL on ``keys.ttl_attribute`` when set."""
+
+    key: str
+    name: str
+    keys: tables.TableKeys
+    env_var: EnvVar
+    purpose: str
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """The raw-deliveries bucket (every webhook body as received, for replay and debugging)."""
+
+    key: str
+    name: str
+    access_log_bucket_name: str
+    env_var: EnvVar
+    expire_after_days: int
+    noncurrent_versions_expire_after_days: int
+    access_logs_expire_after_days: int
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A Secrets Manager secret created with a generated placeholder; operators put the real value."""
+
+    key: str
+    name: str
+    description: str
+    env_var: EnvVar
+
+
+@dataclass(frozen=True)
+class EventBusSpec:
+    key: str
+    name: str
+    archive_name: str
+    archive_retention_days: int
+    env_var: EnvVar
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A standard SQS queue with its dead-letter queue (both SSE-SQS encrypted, TLS enforced)."""
+
+    key: str
+    name: str
+    dlq_name: str
+    visibility_timeout_seconds: int
+    retention_seconds: int
+    dlq_retention_seconds: int
+    max_receive_count: int
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """An EventBridge rule on the LedgerLink bus sending matching events to a queue.
+
+    Events EventBridge cannot deliver (after ``retry_attempts`` or ``max_event_age_seconds``) go to the
+    target queue's dead-letter queue, so the one replay command covers them too.
+    """
+
+    key: str
+    name: str
+    description: str
+    event_pattern: Mapping[str, Any]
+    target_queue: str
+    max_event_age_seconds: int
+    retry_attempts: int
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One least-privilege permission of a function on a resource of the topology."""
+
+    kind: ResourceKind
+    key: str
+    access: Access
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A Lambda function; ``environment`` is the complete set of variables it gets."""
+
+    key: str
+    name: str
+    service: str
+    handler: str
+    description: str
+    memory_mb: int
+    timeout_seconds: int
+    reserved_concurrency: int | None
+    environment: Mapping[str, str]
+    grants: tuple[Grant, ...]
+
+    @property
+    def source_folder(self) -> str:
+        """The folder under functions/ that holds the handler module."""
+        return self.handler.split(".", 1)[0]
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+
+@dataclass(frozen=True)
+class ApiRouteSpec:
+    method: str
+    path: str
+    function: str
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """An HTTP API (payload format 2.0), one auto-deployed ``$default`` stage; routes carry the version."""
+
+    name: str
+    stage_name: str
+    throttle: ApiThrottle
+    routes: tuple[ApiRouteSpec, ...]
+    access_log_group_name: str
+    payload_format_version: str = "2.0"
+
+
+@dataclass(frozen=True)
+class QueueSourceSpec:
+    """An SQS event source mapping: ``queue`` feeds ``function`` with partial batch responses."""
+
+    queue: str
+    function: str
+    batch_size: int
+    max_batching_window_seconds: int
+    report_batch_item_failures: bool
+    max_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """Where alarms go and what they watch for; every alarm notifies ``topic_name``."""
+
+    topic_name: str
+    dashboard_name: str
+    alarm_email: str | None
+    dlq_depth_threshold: int = 1
+    function_errors_threshold: int = 1
+    api_5xx_threshold: int = 1
+    queue_oldest_message_age_threshold_seconds: int = 15 * 60
+    period_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Every resource of one stage, with lookups by key that fail loudly on a typo."""
+
+    environment: EnvironmentConfig
+    event_bus: EventBusSpec
+    bucket: BucketSpec
+    tables: tuple[TableSpec, ...]
+    secrets: tuple[SecretSpec, ...]
+    queues: tuple[QueueSpec, ...]
+    rules: tuple[RuleSpec, ...]
+    functions: tuple[FunctionSpec, ...]
+    api: ApiSpec
+    queue_sources: tuple[QueueSourceSpec, ...]
+    monitoring: MonitoringSpec
+    python_version: str = LAMBDA_PYTHON_VERSION
+    architecture: str = LAMBDA_ARCHITECTURE
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def stage(self) -> str:
+        return self.environment.stage
+
+    @property
+    def stack_name(self) -> str:
+        return f"LedgerLink-{self.stage}"
+
+    def table(self, key: str) -> TableSpec:
+        return _find("table", key, self.tables)
+
+    def secret(self, key: str) -> SecretSpec:
+        return _find("secret", key, self.secrets)
+
+    def queue(self, key: str) -> QueueSpec:
+        return _find("queue", key, self.queues)
+
+    def rule(self, key: str) -> RuleSpec:
+        return _find("rule", key, self.rules)
+
+    def function(self, key: str) -> FunctionSpec:
+        return _find("function", key, self.functions)
+
+
+def _find(kind: str, key: str, items: tuple[Any, ...]) -> Any:
+    for item in items:
+        if item.key == key:
+            return item
+    known = ", ".join(item.key for item in items)
+    raise KeyError(f"no {kind} {key!r} in the topology (known: {known})")
+
+
+def resource_name(stage: str, suffix: str) -> str:
+    """``ledgerlink-<stage>-<suffix>``: the physical name of every named resource."""
+    return f"{PREFIX}-{stage}-{suffix}"
+
+
+def secret_name(stage: str, suffix: str) -> str:
+    """``ledgerlink/<stage>/<suffix>``: Secrets Manager names use slashes, so IAM can scope by path."""
+    return f"{PREFIX}/{stage}/{suffix}"
+
+
+def build_topology(environment: EnvironmentConfig, *, account: str, region: str) -> Topology:
+    """The deployment of ``environment.stage`` in ``account``/``region``.
+
+    ``account`` and ``region`` only go into globally unique names (S3 buckets). The CDK app passes the
+    stack's account and region (CloudFormation tokens when the stack is environment-agnostic); the
+    local stack passes its emulator's values.
+    """
+    stage = environment.stage
+    event_bus = EventBusSpec(
+        key="events",
+        name=resource_name(stage, "events"),
+        archive_name=resource_name(stage, "events-archive"),
+        archive_retention_days=environment.event_archive_retention_days,
+        env_var=EnvVar.EVENT_BUS_NAME,
+    )
+    bucket = BucketSpec(
+        key="raw",
+        name=resource_name(stage, f"raw-{account}-{region}"),
+        access_log_bucket_name=resource_name(stage, f"access-logs-{account}-{region}"),
+        env_var=EnvVar.RAW_BUCKET_NAME,
+        expire_after_days=environment.raw_delivery_retention_days,
+        noncurrent_versions_expire_after_days=30,
+        access_logs_expire_after_days=90,
+    )
+    table_specs = (
+        TableSpec(
+            key="idempotency",
+            name=resource_name(stage, "idempotency"),
+            keys=tables.IDEMPOTENCY,
+            env_var=EnvVar.IDEMPOTENCY_TABLE_NAME,
+            purpose="Powertools idempotency records, one per processed event",
+        ),
+        TableSpec(
+            key="links",
+            name=resource_name(stage, "links"),
+            keys=tables.LINKS,
+            env_var=EnvVar.LINKS_TABLE_NAME,
+            purpose="the crosswalk: QBO realm + entity + id <-> HubSpot object id",
+        ),
+        TableSpec(
+            key="vendor-state",
+            name=resource_name(stage, "vendor-state"),
+            keys=tables.VENDOR_STATE,
+            env_var=EnvVar.VENDOR_STATE_TABLE_NAME,
+            purpose="rate-limit windows, circuit breakers, OAuth token and refresh lease",
+        ),
+    )
+    secret_specs = (
+        SecretSpec(
+            key="qbo-webhook",
+            name=secret_name(stage, "qbo/webhook-verifier"),
+            description="Intuit webhook Verifier Token (signs intuit-signature)",
+            env_var=EnvVar.QBO_WEBHOOK_SECRET_NAME,
+        ),
+        SecretSpec(
+            key="qbo-oauth",
+            name=secret_name(stage, "qbo/oauth"),
+            description="Intuit OAuth 2.0 client id/secret and the newest refresh token per realm",
+            env_var=EnvVar.QBO_OAUTH_SECRET_NAME,
+        ),
+        SecretSpec(
+            key="hubspot",
+            name=secret_name(stage, "hubspot/app"),
+            description="HubSpot private-app access token and client secret (webhook signatures)",
+            env_var=EnvVar.HUBSPOT_SECRET_NAME,
+        ),
+        SecretSpec(
+            key="graph",
+            name=secret_name(stage, "graph/app"),
+            description="Microsoft Graph app registration: tenant id, client id, client secret",
+            env_var=EnvVar.GRAPH_SECRET_NAME,
+        ),
+    )
+
+    deal_sync_timeout_seconds = 120
+    deal_sync_batching_window_seconds = 5
+    deal_sync_queue = QueueSpec(
+        key="deal-sync",
+        name=resource_name(stage, "deal-sync"),
+        dlq_name=resource_name(stage, "deal-sync-dlq"),
+        visibility_timeout_seconds=(
+            VISIBILITY_TIMEOUT_FACTOR * deal_sync_timeout_seconds + deal_sync_batching_window_seconds
+        ),
+        retention_seconds=4 * 24 * 3600,
+        dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        max_receive_count=5,
+    )
+    deal_sync_rule = RuleSpec(
+        key="qbo-entity-to-deal-sync",
+        name=resource_name(stage, "qbo-entity-to-deal-sync"),
+        description="QBO invoices, estimates, payments and customers that changed -> HubSpot deal sync queue",
+        event_pattern=MappingProxyType(
+            {
+                "source": [EventSource.QBO_INGEST],
+                "detail-type": [DetailType.QBO_ENTITY_CHANGED],
+                "detail": {"payload": {"entity": list(DEAL_SYNC_ENTITIES)}},
+            }
+        ),
+        target_queue=deal_sync_queue.key,
+        max_event_age_seconds=24 * 3600,
+        retry_attempts=185,
+    )
+
+    common_environment = _common_environment(
+        environment,
+        event_bus=event_bus,
+        bucket=bucket,
+        table_specs=table_specs,
+        secret_specs=secret_specs,
+    )
+    functions = (
+        FunctionSpec(
+            key="qbo_ingest",
+            name=resource_name(stage, "qbo-ingest"),
+            service="qbo-ingest",
+            handler="qbo_ingest.handler.lambda_handler",
+            description="Verifies QBO webhooks, archives the raw delivery, publishes one event per change",
+            # Intuit wants a 200 within 3 s; more memory buys CPU for a fast cold start.
+            memory_mb=512,
+            timeout_seconds=10,
+            reserved_concurrency=None,
+            environment=_function_environment(common_environment, "qbo-ingest"),
+            grants=(
+                Grant(ResourceKind.SECRET, "qbo-webhook", Access.READ),
+                Grant(ResourceKind.BUCKET, "raw", Access.WRITE),
+                Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+                Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
+            ),
+        ),
+        FunctionSpec(
+            key="hubspot_deal_sync",
+            name=resource_name(stage, "hubspot-deal-sync"),
+            service="hubspot-deal-sync",
+            handler="hubspot_deal_sync.handler.lambda_handler",
+            description="Re-reads changed QBO entities and upserts HubSpot deals, line items and companies",
+            memory_mb=1024,
+            timeout_seconds=deal_sync_timeout_seconds,
+            # Concurrency is capped on the event source (max_concurrency) instead: a reservation would
+            # take capacity from the account's unreserved pool and fails on small default quotas.
+            reserved_concurrency=None,
+            environment=_function_environment(common_environment, "hubspot-deal-sync"),
+            grants=(
+                # QBO refresh tokens rotate: the newest one must be written back.
+                Grant(ResourceKind.SECRET, "qbo-oauth", Access.READ_WRITE),
+                Grant(ResourceKind.SECRET, "hubspot", Access.READ),
+                Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
+                Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+            ),
+        ),
+    )
+    queue_sources = (
+        QueueSourceSpec(
+            queue=deal_sync_queue.key,
+            function="hubspot_deal_sync",
+            # HubSpot batch endpoints take up to 100 inputs, so one SQS batch is one upsert call.
+            batch_size=100,
+            max_batching_window_seconds=deal_sync_batching_window_seconds,
+            report_batch_item_failures=True,
+            # Keeps the vendors' per-app rate limits reachable by few concurrent pollers.
+            max_concurrency=5,
+        ),
+    )
+    api = ApiSpec(
+        name=resource_name(stage, "api"),
+        stage_name="$default",
+        throttle=environment.api_throttle,
+        routes=(ApiRouteSpec(method="POST", path="/v1/webhooks/qbo", function="qbo_ingest"),),
+        access_log_group_name=f"/aws/apigateway/{resource_name(stage, 'api')}/access",
+    )
+    monitoring = MonitoringSpec(
+        topic_name=resource_name(stage, "alarms"),
+        dashboard_name=resource_name(stage, "dashboard"),
+        alarm_email=environment.alarm_email,
+    )
+    topology = Topology(
+        environment=environment,
+        event_bus=event_bus,
+        bucket=bucket,
+        tables=table_specs,
+        secrets=secret_specs,
+        queues=(deal_sync_queue,),
+        rules=(deal_sync_rule,),
+        functions=functions,
+        api=api,
+        queue_sources=queue_sources,
+        monitoring=monitoring,
+        tags=MappingProxyType({"project": "ledgerlink", "stage": stage}),
+    )
+    validate(topology)
+    return topology
+
+
+def _common_environment(
+    environment: EnvironmentConfig,
+    *,
+    event_bus: EventBusSpec,
+    bucket: BucketSpec,
+    table_specs: tuple[TableSpec, ...],
+    secret_specs: tuple[SecretSpec, ...],
+) -> dict[str, str]:
+    """The LedgerLink variables every function gets (``Settings.from_env`` needs all of them).
+
+    Vendor limits, timeouts and breaker settings are left to the defaults in ledgerlink.config.
+    """
+    values: dict[str, str] = {
+        EnvVar.STAGE: environment.stage,
+        event_bus.env_var: event_bus.name,
+        bucket.env_var: bucket.name,
+        EnvVar.COMPANY_TIME_ZONE: environment.company_time_zone,
+        EnvVar.QBO_BASE_URL: environment.qbo_base_url,
+        EnvVar.HUBSPOT_BASE_URL: environment.hubspot_base_url,
+        EnvVar.GRAPH_BASE_URL: environment.graph_base_url,
+    }
+    values.update({table.env_var: table.name for table in table_specs})
+    values.update({secret.env_var: secret.name for secret in secret_specs})
+    return {str(name): value for name, value in values.items()}
+
+
+def _function_environment(common: Mapping[str, str], service: str) -> Mapping[str, str]:
+    return MappingProxyType({**common, "POWERTOOLS_SERVICE_NAME": service, "POWERTOOLS_LOG_LEVEL": "INFO"})
+
+
+def validate(topology: Topology) -> None:
+    """The invariants every stage must hold; raises :class:`TopologyError` naming the broken one."""
+    keys = {
+        ResourceKind.TABLE: {table.key for table in topology.tables},
+        ResourceKind.SECRET: {secret.key for secret in topology.secrets},
+        ResourceKind.BUCKET: {topology.bucket.key},
+        ResourceKind.EVENT_BUS: {topology.event_bus.key},
+    }
+    function_keys = {function.key for function in topology.functions}
+    queue_keys = {queue.key for queue in topology.queues}
+    for function in topology.functions:
+        for grant in function.grants:
+            if grant.key not in keys[grant.kind]:
+                raise TopologyError(f"function {function.key} is granted unknown {grant.kind} {grant.key!r}")
+        # Variables without a default in ledgerlink.config: without them a function cannot load settings.
+        required = [name.value for name in EnvVar if name not in DEFAULTS]
+        missing = [name for name in required if name not in function.environment]
+        if missing:
+            raise TopologyError(f"function {function.key} lacks environment variables {missing}")
+    for rule in topology.rules:
+        if rule.target_queue not in queue_keys:
+            raise TopologyError(f"rule {rule.key} targets unknown queue {rule.target_queue!r}")
+    for route in topology.api.routes:
+        if route.function not in function_keys:
+            raise TopologyError(f"route {route.route_key} targets unknown function {route.function!r}")
+        if not route.path.startswith("/v1/"):
+            raise TopologyError(f"route {route.route_key} must be versioned (/v1/...)")
+    for source in topology.queue_sources:
+        if source.function not in function_keys or source.queue not in queue_keys:
+            raise TopologyError(f"queue source {source.queue} -> {source.function} names an unknown resource")
+        function = topology.function(source.function)
+        queue = topology.queue(source.queue)
+        if not 1 <= source.batch_size <= SQS_BATCH_MAX:
+            raise TopologyError(f"queue source {source.queue}: batch size must be 1..{SQS_BATCH_MAX}")
+        if source.batch_size > SQS_BATCH_WITHOUT_WINDOW_MAX and source.max_batching_window_seconds < 1:
+            raise TopologyError(
+                f"queue source {source.queue}: a batch size above {SQS_BATCH_WITHOUT_WINDOW_MAX} "
+                "needs a batching window of at least 1 s"
+            )
+        needed = VISIBILITY_TIMEOUT_FACTOR * function.timeout_seconds + source.max_batching_window_seconds
+        if queue.visibility_timeout_seconds < needed:
+            raise TopologyError(
+                f"queue {queue.key}: visibility timeout {queue.visibility_timeout_seconds}s is below "
+                f"{VISIBILITY_TIMEOUT_FACTOR} x the {function.key} timeout + batching window ({needed}s)"
+            )
