@@ -12,9 +12,7 @@ container; :func:`reset_for_tests` forgets them.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -26,15 +24,16 @@ from ledgerlink.config import get_settings
 from ledgerlink.ingest.archive import S3RawArchive
 from ledgerlink.ingest.ports import ArchiveError, VerifierUnavailable
 from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
+from ledgerlink.ingest.verifier import SecretStoreVerifierToken
 from ledgerlink.observability import METRICS_NAMESPACE, Service, get_logger, get_metrics, get_tracer
 from ledgerlink.publisher import EventBridgePublisher, PublishError
 from ledgerlink.qbo.webhooks import InvalidSignature, MalformedWebhook, MissingSignature
+from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 logger = get_logger(Service.QBO_INGEST)
 tracer = get_tracer(Service.QBO_INGEST)
@@ -98,6 +97,16 @@ def _count_rejection(error: BaseException) -> None:
         pass
 
 
+def backoff_sleep(seconds: float) -> None:
+    """How the publisher waits between PutEvents attempts; tests replace it to record the waits."""
+    time.sleep(seconds)
+
+
+def _backoff_sleep(seconds: float) -> None:
+    # Looked up at call time, so a replaced backoff_sleep applies to publishers built earlier.
+    backoff_sleep(seconds)
+
+
 @cache
 def _s3() -> S3Client:
     return boto3.client("s3")
@@ -109,64 +118,21 @@ def _events() -> EventBridgeClient:
 
 
 @cache
-def _secrets() -> SecretsManagerClient:
-    return boto3.client("secretsmanager")
-
-
-@cache
 def _ports() -> IngestPorts:
     settings = get_settings()
     return IngestPorts(
-        verifier_token=_CachedVerifierToken(
-            settings.qbo_webhook_secret_name, settings.secrets_max_age_seconds
-        ),
+        verifier_token=SecretStoreVerifierToken(default_secret_store(), settings.qbo_webhook_secret_name),
         archive=S3RawArchive(_s3(), settings.raw_bucket_name),
-        publisher=EventBridgePublisher(_events(), settings.event_bus_name),
+        publisher=EventBridgePublisher(_events(), settings.event_bus_name, sleep=_backoff_sleep),
     )
 
 
-class _CachedVerifierToken:
-    """The verifier token from Secrets Manager, re-read after ``max_age_seconds`` (so a rotation lands).
-
-    The secret holds the token itself, or a JSON object with a ``verifier_token`` field.
-    """
-
-    def __init__(
-        self, secret_name: str, max_age_seconds: float, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._secret_name = secret_name
-        self._max_age = max_age_seconds
-        self._monotonic = monotonic
-        self._token: str | None = None
-        self._read_at = 0.0
-
-    def __call__(self) -> str:
-        now = self._monotonic()
-        if self._token is None or now - self._read_at >= self._max_age:
-            self._token = self._read()
-            self._read_at = now
-        return self._token
-
-    def _read(self) -> str:
-        try:
-            value = _secrets().get_secret_value(SecretId=self._secret_name)["SecretString"]
-        except Exception as error:
-            # Any failure to read is "try again later" for the sender; the cause stays chained for the logs.
-            raise VerifierUnavailable(
-                f"could not read secret {self._secret_name} ({type(error).__name__})"
-            ) from error
-        token = value.strip()
-        if token.startswith("{"):
-            try:
-                token = str(json.loads(token).get("verifier_token", "")).strip()
-            except (ValueError, AttributeError):
-                raise VerifierUnavailable(f"secret {self._secret_name} is not valid JSON") from None
-        if not token:
-            raise VerifierUnavailable(f"secret {self._secret_name} holds no verifier token")
-        return token
+# The cached factories themselves, captured here so a test that replaces one can still reset them all.
+_CACHED_FACTORIES = (_s3, _events, _ports)
 
 
 def reset_for_tests() -> None:
-    """Forget the cached clients, ports and token (tests change the environment between runs)."""
-    for cached in (_s3, _events, _secrets, _ports):
+    """Forget the cached clients, ports and secret store (tests change the environment between runs)."""
+    for cached in _CACHED_FACTORIES:
         cached.cache_clear()
+    reset_default_secret_store()
