@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
-
 from ledgerlink.sync.mapping import CompanyContext
+
 from tests.conftest import FIXTURES, SHARED_SPECS
 
 REALM = "9341453050211370"
@@ -58,7 +58,10 @@ def _spec(file_name: str) -> dict[str, Any]:
 
 
 def hubspot_schema_errors(file_name: str, component: str, instance: Any) -> list[str]:
-    """Errors of ``instance`` against components/schemas/<component> of a HubSpot OpenAPI file ($refs resolved in it)."""
+    """Errors of ``instance`` against components/schemas/<component> of a HubSpot OpenAPI file.
+
+    The $refs resolve inside that file (the schema carries its components).
+    """
     spec = _spec(file_name)
     schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
     validator = Draft202012Validator(schema)

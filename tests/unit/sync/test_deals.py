@@ -6,7 +6,6 @@ import copy
 from decimal import Decimal
 
 import pytest
-
 from ledgerlink.sync.errors import MappingError, UnsupportedCurrency
 from ledgerlink.sync.mapping import map_estimate, map_invoice
 from ledgerlink.sync.stages import (
@@ -16,6 +15,7 @@ from ledgerlink.sync.stages import (
     default_estimate_stages,
     default_invoice_stages,
 )
+
 from tests.unit.sync.helpers import REALM, at, company, qbo_entity
 
 MARCH_20 = at("2025-03-20T12:00:00-04:00")
@@ -104,7 +104,11 @@ def test_jpy_amount_has_no_decimals() -> None:
             "Id": "1",
             "Amount": Decimal(15000),
             "DetailType": "SalesItemLineDetail",
-            "SalesItemLineDetail": {"ItemRef": {"value": "5", "name": "Fountain"}, "UnitPrice": 5000, "Qty": 3},
+            "SalesItemLineDetail": {
+                "ItemRef": {"value": "5", "name": "Fountain"},
+                "UnitPrice": 5000,
+                "Qty": 3,
+            },
         }
     ]
     invoice["TotalAmt"] = invoice["Balance"] = Decimal(15000)
@@ -125,7 +129,9 @@ def test_amount_finer_than_the_currency_is_refused() -> None:
     invoice["TotalAmt"] = Decimal("312.505")
 
     # when it is mapped, then the error names the field rather than rounding silently
-    with pytest.raises(MappingError, match=r"Invoice 130 TotalAmt: 312.505 has more decimals than USD allows"):
+    with pytest.raises(
+        MappingError, match=r"Invoice 130 TotalAmt: 312.505 has more decimals than USD allows"
+    ):
         map_invoice(invoice, company(), default_invoice_stages(), now=MARCH_20)
 
 
@@ -154,7 +160,9 @@ def test_partially_paid_invoice() -> None:
         ("2025-11-02T06:30:00+00:00", InvoiceStatus.OVERDUE),
     ],
 )
-def test_overdue_starts_at_midnight_after_the_due_date_in_the_company_zone(now: str, expected: InvoiceStatus) -> None:
+def test_overdue_starts_at_midnight_after_the_due_date_in_the_company_zone(
+    now: str, expected: InvoiceStatus
+) -> None:
     # given an unpaid invoice due 2025-11-01, for a New York company
     invoice = qbo_entity("invoice_overdue.json")
 
@@ -205,7 +213,9 @@ def test_voided_word_in_a_live_invoice_note_is_not_a_void() -> None:
     invoice["PrivateNote"] = "Replaces invoice 1001, which was voided"
 
     # when it is mapped, then the amounts decide: it is open
-    assert map_invoice(invoice, company(), default_invoice_stages(), now=MARCH_20).status is InvoiceStatus.OPEN
+    assert (
+        map_invoice(invoice, company(), default_invoice_stages(), now=MARCH_20).status is InvoiceStatus.OPEN
+    )
 
 
 def test_zero_invoice_without_void_evidence_is_paid() -> None:
@@ -314,7 +324,9 @@ def test_accepted_and_closed_estimates() -> None:
     statuses = {}
     for txn_status in ("Accepted", "Closed", "Rejected"):
         estimate["TxnStatus"] = txn_status
-        statuses[txn_status] = map_estimate(estimate, company(), default_estimate_stages(), now=MARCH_20).status
+        statuses[txn_status] = map_estimate(
+            estimate, company(), default_estimate_stages(), now=MARCH_20
+        ).status
 
     assert statuses == {
         "Accepted": EstimateStatus.ACCEPTED,

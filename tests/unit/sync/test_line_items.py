@@ -1,4 +1,7 @@
-"""QBO invoice lines → HubSpot line items: discounts, tax, sub-totals, notes, groups (docs/mapping.md#line-items)."""
+"""QBO invoice lines → HubSpot line items: discounts, tax, sub-totals, notes, groups.
+
+Rules: docs/mapping.md#line-items.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from ledgerlink.sync.errors import MappingError, TotalMismatch
 from ledgerlink.sync.mapping import DealMapping, UpsertInput, map_invoice
 from ledgerlink.sync.stages import default_invoice_stages
+
 from tests.unit.sync.helpers import REALM, at, company, qbo_entity
 
 NOW = at("2025-05-20T12:00:00-04:00")
@@ -69,7 +72,12 @@ def test_sales_lines_carry_item_quantity_price_tax_code_and_service_date() -> No
         "qbo_quantity": "1",
         "qbo_unit_price": "275",
     }
-    assert (second["name"], second["quantity"], second["price"], second["amount"]) == ("Pump", "3", "12.5", "37.50")
+    assert (second["name"], second["quantity"], second["price"], second["amount"]) == (
+        "Pump",
+        "3",
+        "12.5",
+        "37.50",
+    )
     assert second["hs_sku"] == ""
     assert second["qbo_service_date"] == "1741910400000"  # 2025-03-14T00:00:00Z
     assert second["hs_position_on_quote"] == "1"
@@ -203,7 +211,11 @@ def test_credit_line_keeps_its_sign_in_the_quantity() -> None:
             "Id": "3",
             "Amount": Decimal("-50.00"),
             "DetailType": "SalesItemLineDetail",
-            "SalesItemLineDetail": {"ItemRef": {"value": "40", "name": "Goodwill"}, "UnitPrice": -50, "Qty": 1},
+            "SalesItemLineDetail": {
+                "ItemRef": {"value": "40", "name": "Goodwill"},
+                "UnitPrice": -50,
+                "Qty": 1,
+            },
         },
     )
     invoice["TotalAmt"] = invoice["Balance"] = Decimal("262.50")
@@ -235,7 +247,9 @@ def test_lines_that_do_not_add_up_to_the_total_are_refused() -> None:
     invoice = qbo_entity("invoice_tax.json")
     invoice["TotalAmt"] = invoice["Balance"] = Decimal("410.00")
 
-    with pytest.raises(TotalMismatch, match=r"line items \(377.50\) plus tax \(27.40\) make 404.90, not 410.00"):
+    with pytest.raises(
+        TotalMismatch, match=r"line items \(377.50\) plus tax \(27.40\) make 404.90, not 410.00"
+    ):
         map_invoice(invoice, company(), default_invoice_stages(), now=NOW)
 
 
@@ -245,7 +259,9 @@ def test_unknown_line_type_and_missing_line_id_are_named() -> None:
     without_id = qbo_entity("invoice_plain.json")
     del without_id["Line"][1]["Id"]
 
-    with pytest.raises(MappingError, match=r"Line\[0\].DetailType: unsupported line type 'ItemReceiptLineDetail'"):
+    with pytest.raises(
+        MappingError, match=r"Line\[0\].DetailType: unsupported line type 'ItemReceiptLineDetail'"
+    ):
         map_invoice(unknown, company(), default_invoice_stages(), now=NOW)
     with pytest.raises(MappingError, match=r"Line\[1\].Id: is required to key the HubSpot line item"):
         map_invoice(without_id, company(), default_invoice_stages(), now=NOW)
