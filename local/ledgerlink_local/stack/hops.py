@@ -1,0 +1,302 @@
+"""The hop log: one readable line per hop of every event, and the same records as JSON lines.
+
+A hop is one step an event takes through the choreography: the webhook reaching the gateway, the
+raw delivery archived in S3, the event published on the bus, a rule matching it, its queue handing
+it to a function, the function's outcome, each vendor call the function made, a message going to a
+dead-letter queue. Each line carries the correlation id the event travels with (for the webhook
+itself, the gateway's request id, which the ingest function's logger also uses)::
+
+    14:33:17.123  4f0c7b7e-…-a1  published   qbo.entity.changed Invoice/130 Update -> ledgerlink-local-events
+
+The records go to ``<state dir>/events.jsonl`` too, which ``ledgerlink local status`` reads.
+Which rule matched is decided by moto's own pattern matcher (the code that delivers the event), so
+the line and the delivery cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+if TYPE_CHECKING:
+    from ledgerlink_local.stack.front import RequestRecord
+    from ledgerlink_local.stack.runtime import FunctionRuntime, InvocationResult
+
+STEP_WIDTH: Final = 11
+NO_CORRELATION: Final = "-"
+
+
+@dataclass(frozen=True)
+class Hop:
+    at: str
+    step: str
+    text: str
+    correlation_id: str | None = None
+    outcome: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        clock = self.at[11:23]  # HH:MM:SS.mmm
+        return f"{clock}  {self.correlation_id or NO_CORRELATION}  {self.step:<{STEP_WIDTH}} {self.text}"
+
+
+@dataclass(frozen=True)
+class RuleRoute:
+    """A rule on a bus and the queue it delivers to, with moto's matcher for its pattern."""
+
+    name: str
+    bus: str
+    pattern_json: str
+    queue: str
+
+
+class HopLog:
+    """Thread-safe: the gateway, the pollers and every worker's reader thread write here."""
+
+    def __init__(
+        self,
+        *,
+        stream: TextIO | None,
+        path: Path | None,
+        rules: Iterable[RuleRoute] = (),
+        vendors: Mapping[str, str] | None = None,
+        raw_bucket: str = "",
+        account: str = "123456789012",
+        region: str = "us-east-1",
+        verbose: bool = False,
+    ) -> None:
+        from moto.events.models import EventPattern
+
+        self._stream = stream
+        self._path = path
+        self._rules = [(rule, EventPattern.load(rule.pattern_json)) for rule in rules]
+        # base URL -> vendor name, longest first so that a path prefix wins over its host.
+        self._vendors = sorted((vendors or {}).items(), key=lambda item: -len(item[0]))
+        self._raw_bucket = raw_bucket
+        self._account = account
+        self._region = region
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    # ---- writing
+
+    def record(self, step: str, text: str, correlation_id: str | None = None, **details: Any) -> Hop:
+        outcome = details.pop("outcome", None)
+        hop = Hop(
+            at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            step=step,
+            text=text,
+            correlation_id=correlation_id,
+            outcome=outcome,
+            details=details,
+        )
+        with self._lock:
+            if self._stream is not None:
+                self._stream.write(hop.line() + "\n")
+                self._stream.flush()
+            if self._path is not None:
+                with self._path.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps(asdict(hop), default=str, separators=(",", ":")) + "\n")
+        return hop
+
+    def note(self, text: str) -> None:
+        """A line about the stack itself (not an event hop); goes to the console only."""
+        with self._lock:
+            if self._stream is not None:
+                self._stream.write(text + "\n")
+                self._stream.flush()
+
+    # ---- what the gateway, the workers and the pollers report
+
+    def request(self, record: RequestRecord) -> None:
+        """A request reaching a route ("in"), and the gateway's answer to every request ("out")."""
+        if record.phase == "in":
+            self.record(
+                "webhook",
+                f"{record.method} {record.path} ({record.body_bytes} bytes) -> {record.function}",
+                record.request_id,
+                request_id=record.request_id,
+                route=record.route_key,
+                function=record.function,
+            )
+            return
+        status = record.status or 0
+        text = f"{status} to {record.method} {record.path} ({record.duration_ms:.0f} ms)"
+        if record.error:
+            text += f"; function failed: {record.error}"
+        self.record(
+            "response" if record.function else "gateway",
+            text,
+            record.request_id,
+            outcome="ok" if status < 400 else "failed",
+            request_id=record.request_id,
+            status=status,
+            route=record.route_key,
+            function=record.function,
+        )
+
+    def call(self, runtime: FunctionRuntime, request_id: str, message: Mapping[str, Any]) -> None:
+        """One AWS API call or HTTP request a function made (a ``call`` message of the worker)."""
+        correlation = message.get("correlation_id") or request_id or None
+        failure = "" if message.get("ok") else f" FAILED ({message.get('error') or message.get('status')})"
+        if message.get("kind") == "http":
+            vendor = self._vendor(str(message.get("url", "")))
+            path = self._vendor_path(str(message.get("url", "")))
+            status = message.get("status", message.get("error"))
+            self.record(
+                "vendor",
+                f"{vendor} {message.get('method')} {path} -> {status} ({message.get('ms')} ms)",
+                correlation,
+                outcome="ok" if message.get("ok") else "failed",
+                function=runtime.key,
+                vendor=vendor,
+                status=message.get("status"),
+            )
+            return
+        service, operation = message.get("service"), message.get("operation")
+        if service == "s3" and operation == "PutObject" and self._is_raw(str(message.get("resource", ""))):
+            self.record(
+                "archived",
+                f"s3://{message.get('resource')}{failure}",
+                correlation,
+                outcome="ok" if message.get("ok") else "failed",
+                function=runtime.key,
+            )
+        elif service == "events" and operation == "PutEvents":
+            if message.get("phase") == "start":
+                self._published(runtime, message, correlation)
+            elif not message.get("ok") or message.get("failed_entry_count"):
+                refused = message.get("failed_entry_count") or len(message.get("entries", []))
+                self.record(
+                    "published",
+                    f"FAILED: {refused} of {len(message.get('entries', []))} entries not accepted"
+                    f" ({message.get('error') or 'refused by EventBridge'}); the function retries",
+                    correlation,
+                    outcome="failed",
+                    function=runtime.key,
+                )
+        elif self.verbose:
+            resource = f" {message['resource']}" if message.get("resource") else ""
+            self.record("aws", f"{service} {operation}{resource}{failure}", correlation, function=runtime.key)
+
+    def _published(self, runtime: FunctionRuntime, message: Mapping[str, Any], fallback: str | None) -> None:
+        for entry in message.get("entries", []):
+            correlation = entry.get("correlation_id") or fallback
+            payload = entry.get("payload") or {}
+            subject = f" {payload['entity']}/{payload.get('entity_id')}" if payload.get("entity") else ""
+            operation = f" {payload['operation']}" if payload.get("operation") else ""
+            delivery = f" (delivery {payload['delivery_id']})" if payload.get("delivery_id") else ""
+            self.record(
+                "published",
+                f"{entry.get('detail_type')}{subject}{operation} -> {entry.get('bus')}{delivery}",
+                correlation,
+                outcome="ok",
+                function=runtime.key,
+                event_id=entry.get("event_id"),
+                detail_type=entry.get("detail_type"),
+                entity=payload.get("entity"),
+                entity_id=payload.get("entity_id"),
+                operation=payload.get("operation"),
+                delivery_id=payload.get("delivery_id"),
+            )
+            if isinstance(entry.get("event"), Mapping):
+                self._route(entry["event"], str(entry.get("bus")), correlation)
+
+    def _route(self, partial: Mapping[str, Any], bus: str, correlation: str | None) -> None:
+        event = {
+            "version": "0",
+            "id": "local",
+            "account": self._account,
+            "region": self._region,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "resources": [],
+            **partial,
+        }
+        matched = False
+        for rule, pattern in self._rules:
+            if rule.bus == bus and pattern.matches_event(event):  # type: ignore[arg-type]
+                matched = True
+                self.record("rule", f"{rule.name} matched -> queue {rule.queue}", correlation, rule=rule.name)
+        if not matched:
+            self.record("rule", f"no rule on {bus} matches; the event ends here", correlation, outcome="ok")
+
+    def invocation(
+        self,
+        function: str,
+        trigger: str,
+        result: InvocationResult,
+        correlation_ids: Iterable[str],
+        *,
+        failed_items: int = 0,
+        total_items: int = 0,
+        dead_lettered: Iterable[str] = (),
+    ) -> None:
+        ids = sorted({cid for cid in correlation_ids if cid})
+        correlation = ids[0] if len(ids) == 1 else (f"{len(ids)} events" if ids else None)
+        if not result.ok:
+            text = f"{function} ({trigger}) FAILED {result.error_type}: {result.error_message}"
+            outcome = "failed"
+        elif failed_items:
+            text = (
+                f"{function} ({trigger}) {total_items - failed_items} ok, {failed_items} failed: will retry"
+            )
+            outcome = "retry"
+        else:
+            text = f"{function} ({trigger}) ok" + (f", {total_items} records" if total_items > 1 else "")
+            outcome = "ok"
+        self.record(
+            "handler",
+            f"{text} ({result.duration_ms:.0f} ms)",
+            correlation,
+            outcome=outcome,
+            function=function,
+            correlation_ids=ids,
+            request_id=result.request_id,
+        )
+        for cid in dead_lettered:
+            self.record(
+                "dead-letter",
+                f"{function}: receives exhausted; the message goes to the dead-letter queue",
+                cid,
+                outcome="dead-letter",
+                function=function,
+            )
+
+    # ---- helpers
+
+    def _vendor(self, url: str) -> str:
+        for base, name in self._vendors:
+            if url.startswith(base):
+                return name
+        return "http"
+
+    def _vendor_path(self, url: str) -> str:
+        for base, _name in self._vendors:
+            if url.startswith(base):
+                return url[len(base) :] or "/"
+        return url
+
+    def _is_raw(self, resource: str) -> bool:
+        return not self._raw_bucket or resource.startswith(self._raw_bucket + "/")
+
+
+def read_hops(path: Path, limit: int = 2000) -> list[Hop]:
+    """The last ``limit`` hops of an event log (a missing log has none)."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()[-limit:]
+    hops = []
+    for line in lines:
+        try:
+            data = json.loads(line)
+            hops.append(Hop(**data))
+        except (ValueError, TypeError):
+            continue
+    return hops

@@ -1,0 +1,146 @@
+"""The local stack's own options: ports, the state directory and the demo switch.
+
+These are options of the developer's machine, not of a deployed function, so they do not belong in
+``ledgerlink.config`` (whose every variable a Lambda must be able to get). Each option has a command
+line flag and an environment variable; the flag wins. Nothing is read at import time.
+
+| variable | flag | default |
+|---|---|---|
+| ``LEDGERLINK_LOCAL_GATEWAY_PORT`` | ``--gateway-port`` | 4010 |
+| ``LEDGERLINK_LOCAL_AWS_PORT`` | ``--aws-port`` | 4566 |
+| ``LEDGERLINK_LOCAL_QBO_PORT`` | ``--qbo-port`` | 4011 |
+| ``LEDGERLINK_LOCAL_HUBSPOT_PORT`` | ``--hubspot-port`` | 4012 |
+| ``LEDGERLINK_LOCAL_GRAPH_PORT`` | ``--graph-port`` | 4013 |
+| ``LEDGERLINK_LOCAL_STATE_DIR`` | ``--state-dir`` | ``.ledgerlink`` |
+| ``LEDGERLINK_DEMO`` | ``--demo`` / ``--no-demo`` | ``1`` (on) |
+
+Port 0 picks a free port (the tests do that).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Final
+
+
+class LocalEnv(StrEnum):
+    GATEWAY_PORT = "LEDGERLINK_LOCAL_GATEWAY_PORT"
+    AWS_PORT = "LEDGERLINK_LOCAL_AWS_PORT"
+    QBO_PORT = "LEDGERLINK_LOCAL_QBO_PORT"
+    HUBSPOT_PORT = "LEDGERLINK_LOCAL_HUBSPOT_PORT"
+    GRAPH_PORT = "LEDGERLINK_LOCAL_GRAPH_PORT"
+    STATE_DIR = "LEDGERLINK_LOCAL_STATE_DIR"
+    DEMO = "LEDGERLINK_DEMO"
+
+
+DEFAULT_PORTS: Final[Mapping[LocalEnv, int]] = {
+    LocalEnv.GATEWAY_PORT: 4010,
+    LocalEnv.AWS_PORT: 4566,
+    LocalEnv.QBO_PORT: 4011,
+    LocalEnv.HUBSPOT_PORT: 4012,
+    LocalEnv.GRAPH_PORT: 4013,
+}
+DEFAULT_STATE_DIR: Final = ".ledgerlink"
+LOCAL_JSON: Final = "local.json"
+EVENT_LOG: Final = "events.jsonl"
+LOG_DIR: Final = "logs"
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+class LocalSettingsError(ValueError):
+    """An option does not parse; the message names the variable or flag."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int
+    aws: int
+    qbo: int
+    hubspot: int
+    graph: int
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    ports: Ports
+    state_dir: Path
+    demo: bool
+    host: str = "127.0.0.1"
+
+    @property
+    def local_json(self) -> Path:
+        return self.state_dir / LOCAL_JSON
+
+    @property
+    def event_log(self) -> Path:
+        return self.state_dir / EVENT_LOG
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / LOG_DIR
+
+
+def parse_port(name: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise LocalSettingsError(f"{name} must be a port number, got {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise LocalSettingsError(f"{name} must be between 0 and 65535, got {port}")
+    return port
+
+
+def parse_flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise LocalSettingsError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def state_dir_from(flag: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The state directory: the flag, else ``LEDGERLINK_LOCAL_STATE_DIR``, else ``./.ledgerlink``."""
+    env = os.environ if environ is None else environ
+    return Path(flag or env.get(LocalEnv.STATE_DIR.value) or DEFAULT_STATE_DIR)
+
+
+def resolve(
+    *,
+    gateway_port: int | None = None,
+    aws_port: int | None = None,
+    qbo_port: int | None = None,
+    hubspot_port: int | None = None,
+    graph_port: int | None = None,
+    state_dir: str | None = None,
+    demo: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LocalSettings:
+    """Flags (non-None arguments) over environment variables over defaults."""
+    env = os.environ if environ is None else environ
+
+    def port(flag_value: int | None, name: LocalEnv) -> int:
+        if flag_value is not None:
+            return parse_port("--" + name.name.lower().replace("_", "-"), str(flag_value))
+        raw = env.get(name.value)
+        return DEFAULT_PORTS[name] if raw is None or raw.strip() == "" else parse_port(name.value, raw)
+
+    raw_demo = env.get(LocalEnv.DEMO.value)
+    demo_on = demo if demo is not None else (True if not raw_demo else parse_flag(LocalEnv.DEMO, raw_demo))
+    return LocalSettings(
+        ports=Ports(
+            gateway=port(gateway_port, LocalEnv.GATEWAY_PORT),
+            aws=port(aws_port, LocalEnv.AWS_PORT),
+            qbo=port(qbo_port, LocalEnv.QBO_PORT),
+            hubspot=port(hubspot_port, LocalEnv.HUBSPOT_PORT),
+            graph=port(graph_port, LocalEnv.GRAPH_PORT),
+        ),
+        state_dir=state_dir_from(state_dir, env),
+        demo=demo_on,
+    )

@@ -1,0 +1,128 @@
+"""The local stage's topology: ``infra/topology.py`` itself, with the vendor hosts pointed at the sandboxes.
+
+The local stack never lists resources of its own: every name, queue setting, rule pattern, function
+environment and API route comes from :func:`infra.topology.build_topology`, called for a stage named
+``local`` whose settings are those of ``cdk.json`` ``environments.local`` when it exists, else
+``environments.dev`` (the shape a developer deploys first), with two differences:
+
+- the vendor base URLs are the sandboxes' (``http://127.0.0.1:<port>``, which ``cdk.json`` would refuse);
+- :data:`LOCAL_ONLY_VARIABLES`: the OAuth token URLs, which the topology leaves to the production
+  defaults of ``ledgerlink.config``, also point at the sandboxes, so nothing on this machine ever
+  talks to Intuit or Microsoft.
+
+The wiring test (``tests/e2e/test_wiring_matches_template.py``) proves that what this module yields
+matches the synthesised CloudFormation template, name for name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING, Any, Final
+
+from ledgerlink.config import EnvVar
+
+if TYPE_CHECKING:
+    from infra.topology import FunctionSpec, Topology
+
+LOCAL_STAGE: Final = "local"
+BASE_STAGE: Final = "dev"
+# moto's fixed account; the region every local client uses.
+LOCAL_ACCOUNT: Final = "123456789012"
+LOCAL_REGION: Final = "us-east-1"
+# Variables the local stack sets beyond the topology's (see the module docstring).
+LOCAL_ONLY_VARIABLES: Final = (EnvVar.QBO_TOKEN_URL.value, EnvVar.GRAPH_TOKEN_URL.value)
+
+
+class WiringError(RuntimeError):
+    """The checkout cannot be found or the topology cannot be built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class VendorUrls:
+    """Where the three sandboxes listen (each ``http://host:port``, no trailing slash)."""
+
+    qbo_base_url: str
+    qbo_token_url: str
+    hubspot_base_url: str
+    graph_base_url: str
+    graph_token_url: str
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (the local stack needs its ``infra/`` and ``functions/``)."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "infra" / "topology.py").is_file() or not (root / "functions").is_dir():
+        raise WiringError(
+            f"the local stack runs from a LedgerLink checkout; {root} has no infra/topology.py "
+            "(install with `pip install -e .` from the checkout)"
+        )
+    return root
+
+
+def functions_root() -> Path:
+    """What a Lambda asset holds: the handler folders and the shared ``ledgerlink`` package."""
+    return repo_root() / "functions"
+
+
+def topology_module() -> ModuleType:
+    """``infra.topology``, importable even when the ``ledgerlink`` script runs outside the checkout."""
+    root = str(repo_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("infra.topology")
+
+
+def local_topology(
+    vendors: VendorUrls, *, account: str = LOCAL_ACCOUNT, region: str = LOCAL_REGION
+) -> Topology:
+    """The topology of the ``local`` stage (see the module docstring)."""
+    module = topology_module()
+    document = json.loads((repo_root() / "cdk.json").read_text(encoding="utf-8"))
+    environments: Mapping[str, Any] = document.get("context", {}).get("environments", {})
+    base_stage = LOCAL_STAGE if LOCAL_STAGE in environments else BASE_STAGE
+    try:
+        base = module.environment_from_context(base_stage, environments)
+    except module.TopologyError as error:
+        raise WiringError(f"cdk.json: {error}") from None
+    environment = dataclasses.replace(
+        base,
+        stage=LOCAL_STAGE,
+        qbo_base_url=vendors.qbo_base_url,
+        hubspot_base_url=vendors.hubspot_base_url,
+        graph_base_url=vendors.graph_base_url,
+    )
+    topology: Topology = module.build_topology(environment, account=account, region=region)
+    return topology
+
+
+def function_environment(function: FunctionSpec, vendors: VendorUrls) -> dict[str, str]:
+    """The LedgerLink variables ``function`` gets locally: the topology's + :data:`LOCAL_ONLY_VARIABLES`."""
+    environment = dict(function.environment)
+    environment[EnvVar.QBO_TOKEN_URL.value] = vendors.qbo_token_url
+    environment[EnvVar.GRAPH_TOKEN_URL.value] = vendors.graph_token_url
+    return environment
+
+
+def frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Plain JSON data from the topology's read-only mappings (for boto3 and json.dumps)."""
+    return MappingProxyType(json.loads(json.dumps(mapping, default=_plain)))
+
+
+def plain_json(mapping: Mapping[str, Any]) -> str:
+    """A topology mapping (MappingProxyType inside) as compact JSON."""
+    return json.dumps(mapping, default=_plain, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON data: {type(value).__name__}")
