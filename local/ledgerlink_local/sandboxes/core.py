@@ -288,8 +288,12 @@ class WebhookDispatcher:
         retry_schedule_seconds: list[float],
         batch_window_seconds: float,
         group_key: Callable[[Any], str] = lambda _event: "",
+        build_attempt: Callable[[list[Any], int], tuple[bytes, dict[str, str]]] | None = None,
     ) -> None:
         self.build = build
+        # Optional: rebuild the request for every attempt (attempt counts from 1), for vendors
+        # whose retries carry a fresh timestamp/signature or an attempt counter (HubSpot).
+        self.build_attempt = build_attempt
         self.retry_schedule_seconds = retry_schedule_seconds
         self.batch_window_seconds = batch_window_seconds
         self.group_key = group_key
@@ -348,7 +352,7 @@ class WebhookDispatcher:
                 threading.Thread(target=self._deliver, args=(batch, generation), daemon=True).start()
 
     def _deliver(self, events: list[Any], generation: int) -> None:
-        body, headers = self.build(events)
+        body, headers = self.build(events) if self.build_attempt is None else (b"", {})
         waits = [0.0, *self.retry_schedule_seconds]
         for attempt, wait in enumerate(waits, start=1):
             if wait:
@@ -357,6 +361,8 @@ class WebhookDispatcher:
                 if self._stopped or generation != self._generation or not self.url:
                     return
                 url = self.url
+            if self.build_attempt is not None:
+                body, headers = self.build_attempt(events, attempt)
             status: int | None = None
             error: str | None = None
             try:

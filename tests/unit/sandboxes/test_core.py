@@ -110,3 +110,46 @@ def test_vendor_admin_actions_extend_the_admin_api(echo: SandboxServer) -> None:
     assert answer.json() == {"forgotten": True}
     assert requests.get(f"{echo.url}/v1/items/a", headers=AUTH).status_code == 404
     assert requests.post(f"{echo.url}/_admin/nothing-here").status_code == 404
+
+
+def test_webhook_retries_can_be_rebuilt_for_every_attempt() -> None:
+    # given a receiver that fails the first delivery and accepts the second
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    received: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(500 if len(received) == 1 else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    Thread(target=receiver.serve_forever, daemon=True).start()
+    from ledgerlink_local.sandboxes.core import WebhookDispatcher
+
+    dispatcher = WebhookDispatcher(
+        build=lambda events: (b"never used", {}),
+        retry_schedule_seconds=[1.0],
+        # a long window keeps the background batcher away while the test flushes by hand
+        batch_window_seconds=100.0,
+        build_attempt=lambda events, attempt: (f"{events[0]} attempt {attempt}".encode(), {}),
+    )
+    dispatcher.url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    dispatcher.time_factor = 0.01
+    try:
+        # when an event is delivered and the first attempt fails
+        dispatcher.enqueue("event-1")
+        dispatcher.flush_now()
+        # then each attempt carried a body built for that attempt
+        assert received == [b"event-1 attempt 1", b"event-1 attempt 2"]
+        assert [a.status for a in dispatcher.attempts] == [500, 200]
+    finally:
+        dispatcher.stop()
+        receiver.shutdown()
+        receiver.server_close()
