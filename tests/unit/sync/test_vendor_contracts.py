@@ -44,6 +44,9 @@ def assert_valid_upserts(object_type: str, inputs: list[UpsertInput]) -> None:
     for item in inputs:
         assert set(item.properties) <= known, set(item.properties) - known
         assert item.id_property in known
+        # HubSpot answers 400 to a non-string property value with leading or trailing whitespace
+        # (changelog "Enhanced validations for non-string properties", 2025); we never send one.
+        assert [name for name, value in item.properties.items() if value != value.strip()] == []
 
 
 @pytest.mark.parametrize("fixture", INVOICES)
