@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -48,6 +49,9 @@ class MotoServer:
 
         # werkzeug logs one line per request (thousands a minute from the pollers); keep errors only.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        if self._port:
+            # moto binds in its thread and would wait forever for a port it cannot have: check first.
+            ensure_port_free(self._host, self._port)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -58,6 +62,13 @@ class MotoServer:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise ``OSError(EADDRINUSE)`` if ``host:port`` cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
 
 def client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:

@@ -1,0 +1,77 @@
+"""The ``ledgerlink local`` command group: ``up`` (what ``make run`` runs) and ``status``.
+
+Registered in :data:`ledgerlink.cli.COMMAND_GROUPS`; imported only when ``ledgerlink local`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ledgerlink_local.stack.settings import LocalSettingsError, resolve, state_dir_from
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    up = commands.add_parser(
+        "up",
+        help="start everything in the foreground (Ctrl-C stops it)",
+        description=(
+            "Start the QBO, HubSpot and Graph sandboxes, AWS (moto) with every resource of the stack, the "
+            "functions, the API gateway and the queue pollers; print every hop of every event. Ports and "
+            "the state directory also come from LEDGERLINK_LOCAL_* variables; LEDGERLINK_DEMO=0 turns the "
+            "demo activity off."
+        ),
+    )
+    for name, default in (
+        ("gateway", 4010),
+        ("aws", 4566),
+        ("qbo", 4011),
+        ("hubspot", 4012),
+        ("graph", 4013),
+    ):
+        up.add_argument(
+            f"--{name}-port", type=int, default=None, help=f"default {default} (0: any free port)"
+        )
+    up.add_argument(
+        "--state-dir", default=None, help="where local.json, the hop log and logs go (.ledgerlink)"
+    )
+    up.add_argument(
+        "--demo", action=argparse.BooleanOptionalAction, default=None, help="demo activity (default: on)"
+    )
+    up.add_argument("--verbose", action="store_true", help="also show every AWS call the functions make")
+    up.set_defaults(func=run_up_command)
+
+    status = commands.add_parser(
+        "status",
+        help="queue depths, dead letters and recent events of the running local stack",
+        description="Read the running stack (local.json, moto) and its hop log; print tables.",
+    )
+    status.add_argument("--state-dir", default=None, help="the stack's state directory (.ledgerlink)")
+    status.add_argument("--limit", type=int, default=15, help="how many recent webhooks and events to show")
+    status.set_defaults(func=run_status_command)
+
+
+def run_up_command(args: argparse.Namespace) -> int:
+    from ledgerlink_local.stack.up import run_up
+
+    try:
+        settings = resolve(
+            gateway_port=args.gateway_port,
+            aws_port=args.aws_port,
+            qbo_port=args.qbo_port,
+            hubspot_port=args.hubspot_port,
+            graph_port=args.graph_port,
+            state_dir=args.state_dir,
+            demo=args.demo,
+        )
+    except LocalSettingsError as error:
+        print(f"ledgerlink local up: {error}", file=sys.stderr)
+        return 2
+    return run_up(settings, sys.stdout, verbose=args.verbose)
+
+
+def run_status_command(args: argparse.Namespace) -> int:
+    from ledgerlink_local.stack.status import run_status
+
+    return run_status(state_dir_from(args.state_dir), sys.stdout, limit=args.limit)

@@ -1,0 +1,347 @@
+"""``ledgerlink local up`` (what ``make run`` runs): the sandboxes, the stack, the demo, in the foreground.
+
+In order: the three vendor sandboxes (each seeded with its demo company/portal/tenant), the local
+stack (moto, the topology's resources with the sandboxes' demo credentials in Secrets Manager, the
+functions, the gateway, the pollers), the QBO sandbox's webhook pointed at the gateway, then
+``<state dir>/local.json`` (endpoints and local credentials, exactly :data:`LOCAL_JSON_KEYS`), a
+summary of where everything is, and one line per hop of every event until Ctrl-C, which stops
+everything in the reverse order. With the demo on, the QBO sandbox makes a few realistic changes
+over the first minute.
+
+Each vendor module ``ledgerlink_local.sandboxes.<vendor>`` provides the sandbox class and a
+``DemoCredentials`` with ``for_sandbox(url)`` and ``as_dict()``, whose keys are those of the vendor's
+section of ``local.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, TextIO
+
+from ledgerlink_local.stack.aws import ensure_port_free
+from ledgerlink_local.stack.settings import EVENT_LOG, LOG_DIR, LocalSettings
+from ledgerlink_local.stack.stack import LocalStack, StackOptions
+from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls
+
+# The keys of .ledgerlink/local.json, exactly (issue 5); other tools read this file.
+LOCAL_JSON_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
+    "qbo": (
+        "base_url",
+        "token_url",
+        "realm_id",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "verifier_token",
+    ),
+    "hubspot": ("base_url", "access_token", "client_secret", "portal_id"),
+    "graph": ("base_url", "token_url", "tenant_id", "client_id", "client_secret", "calendar_user"),
+    "aws": ("endpoint_url", "region"),
+}
+WEBHOOK_PATH: Final = "/v1/webhooks/qbo"
+
+
+@dataclass(frozen=True)
+class VendorSandbox:
+    name: str
+    module: str
+    sandbox_class: str
+
+
+VENDORS: Final = (
+    VendorSandbox("qbo", "ledgerlink_local.sandboxes.qbo", "QboSandbox"),
+    VendorSandbox("hubspot", "ledgerlink_local.sandboxes.hubspot", "HubSpotSandbox"),
+    VendorSandbox("graph", "ledgerlink_local.sandboxes.graph", "GraphSandbox"),
+)
+
+
+class UpError(RuntimeError):
+    """The stack cannot start; the message says why and what to do."""
+
+
+@dataclass
+class RunningSandboxes:
+    servers: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for server in reversed(list(self.servers.values())):
+            with contextlib.suppress(Exception):
+                server.stop()
+        self.servers.clear()
+
+    def sandbox(self, vendor: str) -> Any:
+        return self.servers[vendor].sandbox
+
+
+def start_sandboxes(host: str, ports: Mapping[str, int]) -> RunningSandboxes:
+    """Start each vendor sandbox on its port, seeded with its demo data, and read its demo credentials."""
+    from ledgerlink_local.sandboxes.core import SandboxServer
+
+    running = RunningSandboxes()
+    try:
+        for vendor in VENDORS:
+            try:
+                module = importlib.import_module(vendor.module)
+            except ImportError as error:
+                raise UpError(
+                    f"the {vendor.name} sandbox ({vendor.module}) is not available: {error}"
+                ) from None
+            sandbox = getattr(module, vendor.sandbox_class)()
+            with _port_in_use_error(vendor.name, ports):
+                server = SandboxServer(sandbox, host, ports[vendor.name])
+            running.servers[vendor.name] = server.start()
+            credentials = module.DemoCredentials.for_sandbox(server.url).as_dict()
+            running.credentials[vendor.name] = {key: str(value) for key, value in credentials.items()}
+            missing = [key for key in LOCAL_JSON_KEYS[vendor.name] if key not in credentials]
+            if missing:
+                raise UpError(f"the {vendor.name} sandbox's DemoCredentials lack {missing}")
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+@contextlib.contextmanager
+def _port_in_use_error(what: str, ports: Mapping[str, int]) -> Iterator[None]:
+    """Turn "address in use" into an error that names the port and how to choose another."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise UpError(
+                f"port {ports.get(what)} ({what}) is in use: another stack or program has it; "
+                f"choose another with --{what}-port or LEDGERLINK_LOCAL_{what.upper()}_PORT"
+            ) from None
+        raise
+
+
+def vendor_urls(credentials: Mapping[str, Mapping[str, str]]) -> VendorUrls:
+    graph = credentials["graph"]
+    # ledgerlink.config's GRAPH_TOKEN_URL is a template with {tenant}; keep that shape locally.
+    graph_token = graph["token_url"].replace(graph["tenant_id"], "{tenant}")
+    return VendorUrls(
+        qbo_base_url=credentials["qbo"]["base_url"],
+        qbo_token_url=credentials["qbo"]["token_url"],
+        hubspot_base_url=credentials["hubspot"]["base_url"],
+        graph_base_url=graph["base_url"],
+        graph_token_url=graph_token,
+    )
+
+
+def secret_values(credentials: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """What goes in each Secrets Manager secret of the topology (by secret key), as JSON objects."""
+    qbo, hubspot, graph = credentials["qbo"], credentials["hubspot"], credentials["graph"]
+    values = {
+        "qbo-webhook": {"verifier_token": qbo["verifier_token"]},
+        "qbo-oauth": {
+            "client_id": qbo["client_id"],
+            "client_secret": qbo["client_secret"],
+            "refresh_token": qbo["refresh_token"],
+            "realm_id": qbo["realm_id"],
+        },
+        "hubspot": {
+            "access_token": hubspot["access_token"],
+            "client_secret": hubspot["client_secret"],
+            "portal_id": hubspot["portal_id"],
+        },
+        "graph": {
+            "tenant_id": graph["tenant_id"],
+            "client_id": graph["client_id"],
+            "client_secret": graph["client_secret"],
+            "calendar_user": graph["calendar_user"],
+        },
+    }
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+def local_description(
+    gateway_url: str, credentials: Mapping[str, Mapping[str, str]], endpoint_url: str, region: str
+) -> dict[str, Any]:
+    """The content of ``local.json``: exactly :data:`LOCAL_JSON_KEYS`, in that order."""
+    description: dict[str, Any] = {"gateway_url": gateway_url}
+    for vendor in ("qbo", "hubspot", "graph"):
+        description[vendor] = {key: credentials[vendor][key] for key in LOCAL_JSON_KEYS[vendor]}
+    description["aws"] = {"endpoint_url": endpoint_url, "region": region}
+    return description
+
+
+def write_local_json(path: Path, description: Mapping[str, Any]) -> None:
+    """Atomically, readable by the developer only (it holds the local credentials)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(description, file, indent=2)
+        file.write("\n")
+    os.replace(temporary, path)
+
+
+def refuse_if_running(local_json: Path) -> None:
+    """Two stacks must not share a state directory: refuse if the one described there still answers."""
+    if not local_json.is_file():
+        return
+    try:
+        endpoint = json.loads(local_json.read_text(encoding="utf-8"))["aws"]["endpoint_url"]
+    except (ValueError, KeyError, TypeError):
+        return
+    parts = urllib.parse.urlsplit(str(endpoint))
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection((parts.hostname, parts.port or 80), timeout=0.5),
+    ):
+        raise UpError(
+            f"a local stack already runs with state directory {local_json.parent} (its AWS answers at "
+            f"{endpoint}); stop it, or start this one with another --state-dir and other ports"
+        )
+
+
+def fresh_state_dir(settings: LocalSettings) -> None:
+    """Each run starts from nothing (moto keeps nothing), so last run's event log and logs go."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    (settings.state_dir / EVENT_LOG).unlink(missing_ok=True)
+    log_dir = settings.state_dir / LOG_DIR
+    if log_dir.is_dir():
+        for log in log_dir.glob("*.log"):
+            log.unlink()
+
+
+def start_demo(sandbox: Any, out: TextIO, stop: threading.Event) -> threading.Thread | None:
+    """Run the QBO sandbox's demo activity (a few realistic changes over the first minute)."""
+    runner = getattr(sandbox, "run_demo_activity", None)
+    if runner is None:
+        print("demo     the QBO sandbox offers no demo activity; make changes through its API", file=out)
+        return None
+
+    def run() -> None:
+        try:
+            runner(stop)
+        except Exception as error:  # noqa: BLE001 - the demo must never take the stack down
+            print(f"demo     stopped: {type(error).__name__}: {error}", file=out, flush=True)
+
+    thread = threading.Thread(target=run, name="demo-activity", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> int:
+    started = time.perf_counter()
+    refuse_if_running(settings.local_json)
+    fresh_state_dir(settings)
+    stop = threading.Event()
+    previous = _install_signal_handlers(stop)
+    sandboxes: RunningSandboxes | None = None
+    stack: LocalStack | None = None
+    try:
+        ports = {
+            "qbo": settings.ports.qbo,
+            "hubspot": settings.ports.hubspot,
+            "graph": settings.ports.graph,
+            "gateway": settings.ports.gateway,
+            "aws": settings.ports.aws,
+        }
+        sandboxes = start_sandboxes(settings.host, ports)
+        options = StackOptions(
+            vendors=vendor_urls(sandboxes.credentials),
+            secret_values=secret_values(sandboxes.credentials),
+            host=settings.host,
+            gateway_port=settings.ports.gateway,
+            aws_port=settings.ports.aws,
+            state_dir=settings.state_dir,
+            console=out,
+            verbose=verbose,
+        )
+        for what in ("gateway", "aws"):
+            with _port_in_use_error(what, ports):
+                ensure_port_free(settings.host, ports[what])
+        stack = LocalStack(options).start()
+        sandboxes.sandbox("qbo").update_config({"webhook_url": stack.gateway_url + WEBHOOK_PATH})
+        description = local_description(
+            stack.gateway_url, sandboxes.credentials, stack.endpoint_url, LOCAL_REGION
+        )
+        write_local_json(settings.local_json, description)
+        _print_summary(out, settings, stack, sandboxes, time.perf_counter() - started)
+        if settings.demo:
+            start_demo(sandboxes.sandbox("qbo"), out, stop)
+        else:
+            print("demo     off (LEDGERLINK_DEMO=0): the sandboxes hold their base data only", file=out)
+        out.flush()
+        stop.wait()
+        print("\nstopping: gateway, pollers, functions, AWS, sandboxes ...", file=out, flush=True)
+        return 0
+    except UpError as error:
+        print(f"ledgerlink local up: {error}", file=out, flush=True)
+        return 1
+    finally:
+        stop.set()
+        if stack is not None:
+            stack.stop()
+        if sandboxes is not None:
+            sandboxes.stop()
+        _restore_signal_handlers(previous)
+
+
+def _print_summary(
+    out: TextIO, settings: LocalSettings, stack: LocalStack, sandboxes: RunningSandboxes, seconds: float
+) -> None:
+    assert stack.topology is not None
+    topology = stack.topology
+    lines = [
+        f"LedgerLink local stack ready in {seconds:.1f}s (stage {topology.stage}; Ctrl-C stops everything)",
+        f"  gateway    {stack.gateway_url}   POST {WEBHOOK_PATH} -> {topology.api.routes[0].function}"
+        f"   throttle {topology.api.throttle.rate_limit:g}/s burst {topology.api.throttle.burst_limit}",
+        f"  aws        {stack.endpoint_url}   (moto: S3, SQS, EventBridge, DynamoDB, Secrets Manager)",
+    ]
+    for vendor in ("qbo", "hubspot", "graph"):
+        lines.append(
+            f"  {vendor:<10} {sandboxes.servers[vendor].url}   admin {sandboxes.servers[vendor].url}/_admin"
+        )
+    lines.append(f"  bus        {topology.event_bus.name}")
+    for rule in topology.rules:
+        queue = topology.queue(rule.target_queue)
+        lines.append(f"  rule       {rule.name} -> {queue.name} (dead letters: {queue.dlq_name})")
+    for source in topology.queue_sources:
+        queue = topology.queue(source.queue)
+        lines.append(
+            f"  poller     {queue.name} -> {source.function} (batch {source.batch_size}, "
+            f"window {source.max_batching_window_seconds}s, max receives {queue.max_receive_count})"
+        )
+    lines += [
+        f"  state      {settings.local_json} (endpoints, local credentials), "
+        f"{settings.event_log} (hops), {settings.log_dir}/ (function logs)",
+        "  inspect    ledgerlink local status   |   replay: ledgerlink dlq replay <queue>",
+        "",
+        "time          correlation id                        hop         what",
+    ]
+    print("\n".join(lines), file=out, flush=True)
+
+
+def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous  # only the main thread may set handlers (tests run up in a thread)
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handle)
+    return previous
+
+
+def _restore_signal_handlers(previous: Mapping[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
