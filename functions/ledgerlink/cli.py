@@ -103,7 +103,7 @@ DEFAULT_STATE_DIR: Final = ".ledgerlink"
 REPLAY_VISIBILITY_SECONDS: Final = 60
 BATCH: Final = 10
 # What the local stack's own clients use; moto accepts any value, it is no secret.
-LOCAL_DUMMY_CREDENTIAL: Final = "ledgerlink-local"  # noqa: S105
+LOCAL_DUMMY_CREDENTIAL: Final = "ledgerlink-local"
 
 
 class ReplayError(RuntimeError):
