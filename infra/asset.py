@@ -88,6 +88,8 @@ def _manylinux_platforms(machine: str) -> tuple[str, ...]:
 
 def runtime_requirements(pyproject: Path) -> list[str]:
     """``[project.dependencies]`` of ``pyproject`` without the packages the Lambda runtime provides."""
+    if not pyproject.is_file():
+        raise AssetBuildError(f"{pyproject} is missing; the asset's dependencies are declared there")
     document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     declared = document.get("project", {}).get("dependencies", [])
     return [spec for spec in declared if _distribution_name(spec) not in RUNTIME_PROVIDED]
@@ -112,6 +114,7 @@ def code_folders(repo_root: Path) -> list[Path]:
 
 def inputs_hash(target: AssetTarget, *, repo_root: Path = REPO_ROOT) -> str:
     """A digest of everything that goes into the asset; equal digests mean interchangeable assets."""
+    folders = [*code_folders(repo_root), repo_root / "schemas"]
     digest = hashlib.sha256()
     manifest = {
         "builder": BUILDER_VERSION,
@@ -119,7 +122,7 @@ def inputs_hash(target: AssetTarget, *, repo_root: Path = REPO_ROOT) -> str:
         "requirements": runtime_requirements(repo_root / "pyproject.toml"),
     }
     digest.update(json.dumps(manifest, sort_keys=True).encode())
-    for root in [*code_folders(repo_root), repo_root / "schemas"]:
+    for root in folders:
         for path in _source_files(root):
             digest.update(str(path.relative_to(repo_root)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -10,16 +10,19 @@ reason, and :func:`acknowledgements` lists every one in a tree (the tests check 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
 from aws_cdk import Acknowledgment, App, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+PACK: Final = "AwsSolutions"
+
 
 @dataclass(frozen=True)
 class AcknowledgedFinding:
     path: str
+    plugin: str
     rule_id: str
     reason: str
 
@@ -30,10 +33,14 @@ def enable_aws_solutions_checks(app: App) -> None:
 
 
 def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
-    """Accept finding ``rule_id`` (e.g. ``AwsSolutions-IAM5[Resource::*]``) on ``construct``."""
-    if not rule_id.strip() or not reason.strip():
-        raise ValueError(f"an acknowledgement needs a rule id and a reason (got {rule_id!r}, {reason!r})")
-    Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+    """Accept finding ``rule_id`` (``AwsSolutions-IAM5[Resource::*]``) on ``construct`` and its children."""
+    if not rule_id.startswith(f"{PACK}-") or not reason.strip():
+        raise ValueError(
+            f"an acknowledgement needs an {PACK} rule id and a reason (got {rule_id!r}, {reason!r})"
+        )
+    # CDK validation ids are "<plugin name>::<rule id>"; without the prefix they would be taken for
+    # construct annotations.
+    Validations.of(construct).acknowledge(Acknowledgment(id=f"{PACK}::{rule_id}", reason=reason))
 
 
 def acknowledgements(scope: IConstruct) -> list[AcknowledgedFinding]:
@@ -42,22 +49,13 @@ def acknowledgements(scope: IConstruct) -> list[AcknowledgedFinding]:
     found: list[AcknowledgedFinding] = []
     for construct in scope.node.find_all():
         for entry in construct.node.metadata:
-            if entry.type != key:
+            if entry.type != key or not isinstance(entry.data, dict):
                 continue
-            for rule in _as_rules(entry.data):
+            for qualified_id, reason in entry.data.items():
+                plugin, _, rule_id = str(qualified_id).partition("::")
                 found.append(
                     AcknowledgedFinding(
-                        path=construct.node.path,
-                        rule_id=str(rule.get("id", "")),
-                        reason=str(rule.get("reason", "")),
+                        path=construct.node.path, plugin=plugin, rule_id=rule_id, reason=str(reason)
                     )
                 )
     return found
-
-
-def _as_rules(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, dict):
-        return [data]
-    if isinstance(data, list):
-        return [item for item in data if isinstance(item, dict)]
-    return []

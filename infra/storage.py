@@ -7,7 +7,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.nag import acknowledge
 from infra.topology import TableSpec, Topology
 
 
@@ -35,12 +34,6 @@ class Storage(Construct):
                 )
             ],
             removal_policy=removal,
-        )
-        acknowledge(
-            self.access_log_bucket,
-            "AwsSolutions-S1",
-            "This bucket is the server-access-log destination of the raw-deliveries bucket; logging "
-            "access to the log bucket itself would only log the log deliveries.",
         )
         self.raw_bucket = s3.Bucket(
             self,

@@ -1,0 +1,456 @@
+"""The synthesised CloudFormation of every stage: resources, their key properties, and cdk-nag.
+
+Each stage is synthesised once for the whole module (about 8 s each) exactly as `make synth` does,
+with cdk-nag's AwsSolutions pack enabled, and the tests read the written templates.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import infra.api
+import infra.compute
+import infra.secret_store
+from infra import topology as topo
+from infra.app import build_app
+from tests.infra.conftest import PROD_ALARM_EMAIL, Synthesized, synthesize
+
+
+@pytest.fixture(scope="module")
+def stages(lambda_code_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesized]:
+    return {
+        stage: synthesize(stage, tmp_path_factory.mktemp(f"cdk-{stage}"), lambda_code_dir)
+        for stage in topo.STAGES
+    }
+
+
+@pytest.fixture(scope="module")
+def dev(stages: dict[str, Synthesized]) -> Synthesized:
+    return stages["dev"]
+
+
+@pytest.fixture(scope="module")
+def prod(stages: dict[str, Synthesized]) -> Synthesized:
+    return stages["prod"]
+
+
+def _ref(logical_id: str) -> dict[str, str]:
+    return {"Ref": logical_id}
+
+
+def _arn(logical_id: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+# --- cdk-nag -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", topo.STAGES)
+def test_every_stage_synthesises_with_no_unacknowledged_nag_finding(
+    stages: dict[str, Synthesized], stage: str
+) -> None:
+    # given the stage synthesised with the AwsSolutions pack (synth raises on an error-level finding)
+    report = stages[stage].validation_report
+    # then the report lists no violation at any level
+    violations = [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])]
+    assert violations == []
+    assert stages[stage].template.to_json()["Resources"]
+
+
+def test_every_acknowledgement_names_a_rule_and_gives_a_reason(stages: dict[str, Synthesized]) -> None:
+    for synthesized in stages.values():
+        assert synthesized.acknowledged, "expected the documented acknowledgements"
+        for finding in synthesized.acknowledged:
+            assert finding.plugin == "AwsSolutions", finding
+            assert finding.rule_id.startswith("AwsSolutions-"), finding
+            assert len(finding.reason.split()) >= 8, finding
+
+
+# --- storage -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", topo.STAGES)
+def test_tables_are_on_demand_with_pitr_ttl_and_the_shared_key_schema(
+    stages: dict[str, Synthesized], stage: str
+) -> None:
+    synthesized = stages[stage]
+    for spec in synthesized.topology.tables:
+        _, table = synthesized.one("AWS::DynamoDB::Table", TableName=spec.name)
+        properties = table["Properties"]
+        expected_keys = [{"AttributeName": spec.keys.partition_key, "KeyType": "HASH"}]
+        if spec.keys.sort_key:
+            expected_keys.append({"AttributeName": spec.keys.sort_key, "KeyType": "RANGE"})
+        assert properties["KeySchema"] == expected_keys
+        assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        if spec.keys.ttl_attribute:
+            assert properties["TimeToLiveSpecification"] == {
+                "AttributeName": spec.keys.ttl_attribute,
+                "Enabled": True,
+            }
+        else:
+            assert "TimeToLiveSpecification" not in properties
+        retained = stage == "prod"
+        assert table["DeletionPolicy"] == ("Retain" if retained else "Delete")
+        assert properties.get("DeletionProtectionEnabled", False) is retained
+
+
+def test_raw_bucket_is_private_encrypted_tls_only_versioned_logged_and_expires(dev: Synthesized) -> None:
+    spec = dev.topology.bucket
+    raw_id, raw = dev.one("AWS::S3::Bucket", BucketName=spec.name)
+    logs_id, _ = dev.one("AWS::S3::Bucket", BucketName=spec.access_log_bucket_name)
+    properties = raw["Properties"]
+    assert properties["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    }
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert properties["LoggingConfiguration"] == {
+        "DestinationBucketName": _ref(logs_id),
+        "LogFilePrefix": "raw-deliveries/",
+    }
+    (rule,) = properties["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == dev.topology.environment.raw_delivery_retention_days
+    assert rule["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": spec.noncurrent_versions_expire_after_days
+    }
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    for bucket_id in (raw_id, logs_id):
+        _, policy = dev.one("AWS::S3::BucketPolicy", Bucket=_ref(bucket_id))
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            statement["Effect"] == "Deny"
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            and statement["Action"] == "s3:*"
+            for statement in statements
+        )
+
+
+def test_raw_delivery_retention_follows_the_stage(prod: Synthesized) -> None:
+    _, raw = prod.one("AWS::S3::Bucket", BucketName=prod.topology.bucket.name)
+    (rule,) = raw["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 400
+    assert raw["DeletionPolicy"] == "Retain"
+
+
+# --- eventing ----------------------------------------------------------------------------------------
+
+
+def test_deal_sync_queue_redrives_to_its_dlq_and_both_are_encrypted_and_tls_only(dev: Synthesized) -> None:
+    spec = dev.topology.queue("deal-sync")
+    queue_id, queue = dev.one("AWS::SQS::Queue", QueueName=spec.name)
+    dlq_id, dlq = dev.one("AWS::SQS::Queue", QueueName=spec.dlq_name)
+    assert queue["Properties"]["VisibilityTimeout"] == spec.visibility_timeout_seconds
+    assert queue["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": _arn(dlq_id), "maxReceiveCount": 5}
+    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    for logical_id, properties in ((queue_id, queue["Properties"]), (dlq_id, dlq["Properties"])):
+        assert properties["SqsManagedSseEnabled"] is True
+        policies = [
+            policy
+            for policy in dev.of_type("AWS::SQS::QueuePolicy").values()
+            if _ref(logical_id) in policy["Properties"]["Queues"]
+        ]
+        statements = [s for policy in policies for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        ), spec.name
+
+
+def test_rule_sends_exactly_the_topology_pattern_to_the_deal_sync_queue(dev: Synthesized) -> None:
+    spec = dev.topology.rule("qbo-entity-to-deal-sync")
+    bus_id, _ = dev.one("AWS::Events::EventBus", Name=dev.topology.event_bus.name)
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("deal-sync").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("deal-sync").dlq_name)
+    _, rule = dev.one("AWS::Events::Rule", Name=spec.name)
+    properties = rule["Properties"]
+    assert properties["EventBusName"] == _ref(bus_id)
+    assert properties["EventPattern"] == {
+        "source": ["ledgerlink.qbo"],
+        "detail-type": ["qbo.entity.changed"],
+        "detail": {"payload": {"entity": ["Invoice", "Estimate", "Payment", "Customer"]}},
+    }
+    (target,) = properties["Targets"]
+    assert target["Arn"] == _arn(queue_id)
+    assert target["DeadLetterConfig"] == {"Arn": _arn(dlq_id)}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+
+
+@pytest.mark.parametrize(("stage", "days"), [("dev", 7), ("staging", 30), ("prod", 90)])
+def test_the_bus_is_archived_for_the_stages_retention(
+    stages: dict[str, Synthesized], stage: str, days: int
+) -> None:
+    synthesized = stages[stage]
+    bus_id, _ = synthesized.one("AWS::Events::EventBus", Name=synthesized.topology.event_bus.name)
+    _, archive = synthesized.one(
+        "AWS::Events::Archive", ArchiveName=synthesized.topology.event_bus.archive_name
+    )
+    assert archive["Properties"]["RetentionDays"] == days
+    assert archive["Properties"]["SourceArn"] == _arn(bus_id)
+    assert archive["Properties"]["EventPattern"] == {"account": ["123456789012"]}
+
+
+# --- functions ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", topo.STAGES)
+def test_functions_get_exactly_the_topology_environment_and_settings(
+    stages: dict[str, Synthesized], stage: str
+) -> None:
+    synthesized = stages[stage]
+    for spec in synthesized.topology.functions:
+        _, function = synthesized.one("AWS::Lambda::Function", FunctionName=spec.name)
+        properties = function["Properties"]
+        assert properties["Environment"] == {"Variables": dict(spec.environment)}
+        assert properties["Handler"] == spec.handler
+        assert properties["Runtime"] == "python3.14"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["MemorySize"] == spec.memory_mb
+        assert properties["Timeout"] == spec.timeout_seconds
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert "ReservedConcurrentExecutions" not in properties
+        log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = synthesized.resources[log_group_id]["Properties"]
+        assert log_group["LogGroupName"] == spec.log_group_name
+        assert log_group["RetentionInDays"] == synthesized.topology.environment.log_retention_days
+
+
+def test_prod_functions_call_the_production_qbo_host_and_dev_the_sandbox(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized, host in (
+        (dev, "https://sandbox-quickbooks.api.intuit.com"),
+        (prod, "https://quickbooks.api.intuit.com"),
+    ):
+        for function in synthesized.of_type("AWS::Lambda::Function").values():
+            assert function["Properties"]["Environment"]["Variables"]["LEDGERLINK_QBO_BASE_URL"] == host
+
+
+def test_every_log_group_keeps_logs_for_the_stages_retention(stages: dict[str, Synthesized]) -> None:
+    for synthesized in stages.values():
+        log_groups = synthesized.of_type("AWS::Logs::LogGroup").values()
+        assert len(log_groups) == len(synthesized.topology.functions) + 1  # + API access logs
+        for log_group in log_groups:
+            assert (
+                log_group["Properties"]["RetentionInDays"]
+                == synthesized.topology.environment.log_retention_days
+            )
+
+
+def test_deal_sync_consumes_its_queue_in_batches_with_partial_failures(dev: Synthesized) -> None:
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("deal-sync").name)
+    function_id, _ = dev.one(
+        "AWS::Lambda::Function", FunctionName=dev.topology.function("hubspot_deal_sync").name
+    )
+    _, mapping = dev.one("AWS::Lambda::EventSourceMapping", EventSourceArn=_arn(queue_id))
+    properties = {key: value for key, value in mapping["Properties"].items() if key != "Tags"}
+    assert properties == {
+        "EventSourceArn": _arn(queue_id),
+        "FunctionName": _ref(function_id),
+        "BatchSize": 100,
+        "MaximumBatchingWindowInSeconds": 5,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": 5},
+    }
+
+
+def _policy_statements(synthesized: Synthesized, function_key: str) -> list[dict[str, Any]]:
+    function_name = synthesized.topology.function(function_key).name
+    _, function = synthesized.one("AWS::Lambda::Function", FunctionName=function_name)
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    policies = [
+        policy
+        for policy in synthesized.of_type("AWS::IAM::Policy").values()
+        if _ref(role_id) in policy["Properties"]["Roles"]
+    ]
+    return [
+        statement for policy in policies for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _resources_of(statements: list[dict[str, Any]], action: str) -> list[str]:
+    return [
+        json.dumps(statement["Resource"], sort_keys=True)
+        for statement in statements
+        if action in _actions(statement)
+    ]
+
+
+def test_roles_have_no_managed_policies_and_wildcards_only_where_acknowledged(dev: Synthesized) -> None:
+    for role in dev.of_type("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+    for key in ("qbo_ingest", "hubspot_deal_sync"):
+        for statement in _policy_statements(dev, key):
+            if statement["Resource"] == "*":
+                assert _actions(statement) == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+
+
+def test_ingest_reads_only_its_verifier_secret_and_writes_raw_objects_and_events(dev: Synthesized) -> None:
+    statements = _policy_statements(dev, "qbo_ingest")
+    secret_ids = {
+        spec.key: dev.one("AWS::SecretsManager::Secret", Name=spec.name)[0] for spec in dev.topology.secrets
+    }
+    raw_id, _ = dev.one("AWS::S3::Bucket", BucketName=dev.topology.bucket.name)
+    bus_id, _ = dev.one("AWS::Events::EventBus", Name=dev.topology.event_bus.name)
+    assert _resources_of(statements, "secretsmanager:GetSecretValue") == [
+        json.dumps(_ref(secret_ids["qbo-webhook"]))
+    ]
+    assert _resources_of(statements, "secretsmanager:PutSecretValue") == []
+    assert _resources_of(statements, "s3:PutObject") == [
+        json.dumps({"Fn::Join": ["", [_arn(raw_id), "/*"]]}, sort_keys=True)
+    ]
+    assert _resources_of(statements, "s3:GetObject") == []
+    assert _resources_of(statements, "events:PutEvents") == [json.dumps(_arn(bus_id))]
+    table_resources = " ".join(_resources_of(statements, "dynamodb:PutItem"))
+    idempotency_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table("idempotency").name)
+    links_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table("links").name)
+    assert idempotency_id in table_resources and links_id not in table_resources
+
+
+def test_deal_sync_may_write_back_only_the_rotating_qbo_oauth_secret(dev: Synthesized) -> None:
+    statements = _policy_statements(dev, "hubspot_deal_sync")
+    oauth_id, _ = dev.one("AWS::SecretsManager::Secret", Name=dev.topology.secret("qbo-oauth").name)
+    assert _resources_of(statements, "secretsmanager:PutSecretValue") == [json.dumps(_ref(oauth_id))]
+    assert _resources_of(statements, "s3:PutObject") == []
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("deal-sync").name)
+    assert _resources_of(statements, "sqs:ReceiveMessage") == [json.dumps(_arn(queue_id))]
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+
+def test_secrets_exist_by_name_with_generated_placeholders_never_values(
+    stages: dict[str, Synthesized],
+) -> None:
+    for synthesized in stages.values():
+        secrets = synthesized.of_type("AWS::SecretsManager::Secret")
+        assert sorted(secret["Properties"]["Name"] for secret in secrets.values()) == sorted(
+            spec.name for spec in synthesized.topology.secrets
+        )
+        for secret in secrets.values():
+            assert "SecretString" not in secret["Properties"]
+            generated = secret["Properties"]["GenerateSecretString"]
+            assert json.loads(generated["SecretStringTemplate"]) == {"configured": False}
+            assert generated["GenerateStringKey"] == "placeholder"
+
+
+# --- API ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stage", "rate", "burst"), [("dev", 10, 20), ("staging", 20, 40), ("prod", 50, 100)]
+)
+def test_webhook_route_reaches_ingest_with_payload_v2_throttled_and_logged(
+    stages: dict[str, Synthesized], stage: str, rate: int, burst: int
+) -> None:
+    synthesized = stages[stage]
+    api_id, api = synthesized.one("AWS::ApiGatewayV2::Api", Name=synthesized.topology.api.name)
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    _, route = synthesized.one("AWS::ApiGatewayV2::Route", RouteKey="POST /v1/webhooks/qbo")
+    integration_id = route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
+    integration = synthesized.resources[integration_id]["Properties"]
+    function_id, _ = synthesized.one(
+        "AWS::Lambda::Function", FunctionName=synthesized.topology.function("qbo_ingest").name
+    )
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "2.0"
+    assert integration["IntegrationUri"] == _arn(function_id)
+    _, stage_resource = synthesized.one("AWS::ApiGatewayV2::Stage", ApiId=_ref(api_id))
+    properties = stage_resource["Properties"]
+    assert properties["StageName"] == "$default" and properties["AutoDeploy"] is True
+    assert properties["DefaultRouteSettings"] == {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+    access_log_id, _ = synthesized.one(
+        "AWS::Logs::LogGroup", LogGroupName=synthesized.topology.api.access_log_group_name
+    )
+    assert properties["AccessLogSettings"]["DestinationArn"] == _arn(access_log_id)
+    log_format = json.loads(properties["AccessLogSettings"]["Format"])
+    assert log_format["requestId"] == "$context.requestId" and log_format["status"] == "$context.status"
+
+
+# --- monitoring --------------------------------------------------------------------------------------
+
+
+def _alarm_on(synthesized: Synthesized, metric_name: str, dimension_value: Any) -> dict[str, Any]:
+    matches = [
+        alarm["Properties"]
+        for alarm in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["MetricName"] == metric_name
+        and any(d["Value"] == dimension_value for d in alarm["Properties"]["Dimensions"])
+    ]
+    assert len(matches) == 1, (metric_name, dimension_value)
+    return matches[0]
+
+
+def test_alarms_watch_dlq_depth_function_errors_and_api_5xx_and_notify_the_topic(dev: Synthesized) -> None:
+    topic_id, topic = dev.one("AWS::SNS::Topic", TopicName=dev.topology.monitoring.topic_name)
+    assert "KmsMasterKeyId" in topic["Properties"]
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("deal-sync").dlq_name)
+    api_id, _ = dev.one("AWS::ApiGatewayV2::Api", Name=dev.topology.api.name)
+    alarms = [
+        _alarm_on(dev, "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [dlq_id, "QueueName"]}),
+        _alarm_on(dev, "5xx", _ref(api_id)),
+        *(
+            _alarm_on(dev, "Errors", _ref(dev.one("AWS::Lambda::Function", FunctionName=spec.name)[0]))
+            for spec in dev.topology.functions
+        ),
+    ]
+    for alarm in alarms:
+        assert alarm["Threshold"] == 1
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["AlarmActions"] == [_ref(topic_id)]
+        assert alarm["TreatMissingData"] == "notBreaching"
+    dev.one("AWS::CloudWatch::Dashboard", DashboardName=dev.topology.monitoring.dashboard_name)
+
+
+def test_alarm_email_is_subscribed_only_where_configured(dev: Synthesized, prod: Synthesized) -> None:
+    assert dev.of_type("AWS::SNS::Subscription") == {}
+    _, subscription = prod.one("AWS::SNS::Subscription", Protocol="email")
+    assert subscription["Properties"]["Endpoint"] == PROD_ALARM_EMAIL
+
+
+# --- the app entry point -----------------------------------------------------------------------------
+
+
+def test_the_app_refuses_an_unknown_environment_before_building_anything(tmp_path: Path) -> None:
+    with pytest.raises(
+        topo.TopologyError, match=r"unknown environment 'qa': pass -c env=<dev\|prod\|staging>"
+    ):
+        build_app(outdir=tmp_path, context={"env": "qa"}, code_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_acknowledgement_silences_a_real_finding_and_nothing_else_is_found(
+    lambda_code_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the construct modules with their acknowledgements recorded instead of applied
+    withheld: set[str] = set()
+
+    def withhold(construct: object, rule_id: str, reason: str) -> None:
+        withheld.add(rule_id)
+
+    for module in (infra.secret_store, infra.compute, infra.api):
+        monkeypatch.setattr(module, "acknowledge", withhold)
+    # when dev is synthesised with cdk-nag
+    app, _ = build_app(outdir=tmp_path, context={"env": "dev"}, code_dir=lambda_code_dir)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    # then cdk-nag reports exactly the withheld findings: each acknowledgement is needed, none is missing
+    report = json.loads((tmp_path / "validation-report.json").read_text(encoding="utf-8"))
+    reported = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]}
+    assert reported == withheld
+    assert {"AwsSolutions-APIG4", "AwsSolutions-SMG4", "AwsSolutions-IAM5[Resource::*]"} <= reported

@@ -1,0 +1,251 @@
+"""The declarative topology (no CDK): per-stage settings, names, wiring invariants, event patterns."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+from ledgerlink.config import EnvVar, Settings
+from ledgerlink.events import validate_detail
+from moto.events.models import EventPattern
+
+from infra import topology as topo
+from tests.conftest import FIXTURES
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+INVOICE_EVENT = FIXTURES / "infra" / "qbo-entity-changed-invoice.eventbridge.json"
+
+
+def _topology(stage: str) -> topo.Topology:
+    return topo.build_topology(topo.environment_from_cdk_json(stage), account=ACCOUNT, region=REGION)
+
+
+def _cdk_json_environments() -> dict[str, Any]:
+    return dict(json.loads(topo.CDK_JSON.read_text(encoding="utf-8"))["context"]["environments"])
+
+
+def _recorded_invoice_event() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(INVOICE_EVENT.read_text(encoding="utf-8"))
+    validate_detail(event["detail-type"], event["detail"])  # the fixture itself honours the contract
+    return event
+
+
+# --- cdk.json environments -------------------------------------------------------------------------
+
+
+def test_every_stage_in_cdk_json_parses() -> None:
+    # given cdk.json as committed / when each stage is read
+    environments = {stage: topo.environment_from_cdk_json(stage) for stage in topo.STAGES}
+    # then non-production talks to Intuit's sandbox and production to the production host
+    assert environments["dev"].qbo_base_url == "https://sandbox-quickbooks.api.intuit.com"
+    assert environments["staging"].qbo_base_url == "https://sandbox-quickbooks.api.intuit.com"
+    assert environments["prod"].qbo_base_url == "https://quickbooks.api.intuit.com"
+    assert environments["prod"].removal_policy is topo.RemovalPolicy.RETAIN
+    assert environments["dev"].removal_policy is topo.RemovalPolicy.DESTROY
+    assert all(env.log_retention_days in topo.LOG_RETENTION_DAYS_ALLOWED for env in environments.values())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("qbo_base_url", None, "environments.dev.qbo_base_url is required"),
+        ("qbo_base_url", "http://sandbox-quickbooks.api.intuit.com", "environments.dev.qbo_base_url must be"),
+        ("company_time_zone", "Eastern Time", "environments.dev.company_time_zone must be an IANA time zone"),
+        ("log_retention_days", 13, "environments.dev.log_retention_days must be one of the CloudWatch"),
+        ("removal_policy", "keep", "environments.dev.removal_policy must be 'destroy' or 'retain'"),
+        ("alarm_email", "ops-at-example", "environments.dev.alarm_email must be an e-mail address"),
+        ("raw_delivery_retention_days", 0, "environments.dev.raw_delivery_retention_days must be a positive"),
+        ("api_throttle", {"rate_limit": 10, "burst_limit": -1}, "environments.dev.api_throttle.burst_limit"),
+        ("account", "12345", "environments.dev.account must be a string matching"),
+    ],
+)
+def test_a_bad_cdk_json_value_is_refused_naming_the_key(key: str, value: Any, expected: str) -> None:
+    # given the dev settings with one value broken
+    environments = _cdk_json_environments()
+    broken = copy.deepcopy(environments["dev"])
+    if value is None:
+        del broken[key]
+    else:
+        broken[key] = value
+    # when parsed / then the error names the key
+    with pytest.raises(topo.TopologyError) as raised:
+        topo.environment_from_context("dev", {**environments, "dev": broken})
+    assert expected in str(raised.value)
+
+
+def test_an_unknown_stage_lists_the_known_ones() -> None:
+    with pytest.raises(topo.TopologyError) as raised:
+        topo.environment_from_context("qa", _cdk_json_environments())
+    assert str(raised.value) == "unknown environment 'qa': pass -c env=<dev|prod|staging>"
+
+
+def test_no_stage_given_is_refused() -> None:
+    with pytest.raises(topo.TopologyError, match="unknown environment None"):
+        topo.environment_from_context(None, _cdk_json_environments())
+
+
+# --- what each function gets ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", topo.STAGES)
+def test_every_function_environment_loads_settings_naming_this_stages_resources(stage: str) -> None:
+    # given the topology of a stage
+    topology = _topology(stage)
+    for function in topology.functions:
+        # when a handler parses its environment exactly as the topology sets it
+        settings = Settings.from_env(function.environment)
+        # then every resource name it will use is one this stage creates
+        assert settings.stage == stage
+        assert settings.event_bus_name == topology.event_bus.name
+        assert settings.raw_bucket_name == topology.bucket.name
+        assert settings.idempotency_table_name == topology.table("idempotency").name
+        assert settings.links_table_name == topology.table("links").name
+        assert settings.vendor_state_table_name == topology.table("vendor-state").name
+        assert settings.qbo_webhook_secret_name == topology.secret("qbo-webhook").name
+        assert settings.qbo_oauth_secret_name == topology.secret("qbo-oauth").name
+        assert settings.hubspot_secret_name == topology.secret("hubspot").name
+        assert settings.graph_secret_name == topology.secret("graph").name
+        assert settings.qbo_base_url == topology.environment.qbo_base_url
+        assert str(settings.company_time_zone) == topology.environment.company_time_zone
+
+
+def test_function_environments_use_only_documented_variable_names() -> None:
+    known = {name.value for name in EnvVar} | {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
+    for function in _topology("prod").functions:
+        assert set(function.environment) <= known, function.key
+
+
+def test_handlers_and_services_are_the_agreed_ones() -> None:
+    topology = _topology("dev")
+    assert topology.function("qbo_ingest").handler == "qbo_ingest.handler.lambda_handler"
+    assert topology.function("hubspot_deal_sync").handler == "hubspot_deal_sync.handler.lambda_handler"
+    assert topology.function("hubspot_deal_sync").source_folder == "hubspot_deal_sync"
+    assert topology.function("qbo_ingest").environment["POWERTOOLS_SERVICE_NAME"] == "qbo-ingest"
+
+
+# --- queues, sources, rules -----------------------------------------------------------------------
+
+
+def test_deal_sync_queue_outlasts_six_function_timeouts_and_dead_letters_after_five_receives() -> None:
+    topology = _topology("dev")
+    queue = topology.queue("deal-sync")
+    source = next(source for source in topology.queue_sources if source.queue == "deal-sync")
+    function = topology.function(source.function)
+    assert (
+        queue.visibility_timeout_seconds >= 6 * function.timeout_seconds + source.max_batching_window_seconds
+    )
+    assert queue.max_receive_count == 5
+    assert queue.dlq_retention_seconds == 14 * 24 * 3600
+    assert source.batch_size == 100 and source.max_batching_window_seconds >= 1
+    assert source.report_batch_item_failures is True
+
+
+def test_a_visibility_timeout_too_short_for_the_consumer_is_refused() -> None:
+    topology = _topology("dev")
+    short = dataclasses.replace(topology.queue("deal-sync"), visibility_timeout_seconds=120)
+    with pytest.raises(
+        topo.TopologyError, match=r"visibility timeout 120s is below 6 x the hubspot_deal_sync"
+    ):
+        topo.validate(dataclasses.replace(topology, queues=(short,)))
+
+
+def test_a_large_batch_without_a_batching_window_is_refused() -> None:
+    topology = _topology("dev")
+    no_window = dataclasses.replace(topology.queue_sources[0], max_batching_window_seconds=0)
+    with pytest.raises(topo.TopologyError, match="batch size above 10 needs a batching window"):
+        topo.validate(dataclasses.replace(topology, queue_sources=(no_window,)))
+
+
+def test_a_grant_on_a_resource_that_does_not_exist_is_refused() -> None:
+    topology = _topology("dev")
+    ingest = topology.function("qbo_ingest")
+    typo = dataclasses.replace(
+        ingest, grants=(*ingest.grants, topo.Grant(topo.ResourceKind.TABLE, "link", topo.Access.READ))
+    )
+    with pytest.raises(topo.TopologyError, match="function qbo_ingest is granted unknown table 'link'"):
+        topo.validate(dataclasses.replace(topology, functions=(typo, topology.function("hubspot_deal_sync"))))
+
+
+def test_an_unknown_key_lookup_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="no queue 'deal_sync' in the topology \\(known: deal-sync\\)"):
+        _topology("dev").queue("deal_sync")
+
+
+def _matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    return EventPattern.load(json.dumps(pattern)).matches_event(event)
+
+
+def test_the_deal_sync_rule_matches_a_recorded_invoice_change() -> None:
+    # given the rule's pattern and a qbo.entity.changed event as EventBridge delivers it
+    pattern = dict(_topology("dev").rule("qbo-entity-to-deal-sync").event_pattern)
+    event = _recorded_invoice_event()
+    # then invoices, estimates, payments and customers match
+    for entity in topo.DEAL_SYNC_ENTITIES:
+        event["detail"]["payload"]["entity"] = entity
+        assert _matches(pattern, event), entity
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("entity", "Bill"), ("entity", "invoice")],
+)
+def test_the_deal_sync_rule_ignores_other_entities(field: str, value: str) -> None:
+    event = _recorded_invoice_event()
+    event["detail"]["payload"][field] = value
+    assert not _matches(dict(_topology("dev").rule("qbo-entity-to-deal-sync").event_pattern), event)
+
+
+def test_the_deal_sync_rule_ignores_other_sources_and_detail_types() -> None:
+    pattern = dict(_topology("dev").rule("qbo-entity-to-deal-sync").event_pattern)
+    from_hubspot = {**_recorded_invoice_event(), "source": "ledgerlink.hubspot"}
+    other_type = {**_recorded_invoice_event(), "detail-type": "ledgerlink.deal.synced"}
+    assert not _matches(pattern, from_hubspot)
+    assert not _matches(pattern, other_type)
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+
+def _all_names(topology: topo.Topology) -> list[str]:
+    return [
+        topology.event_bus.name,
+        topology.event_bus.archive_name,
+        topology.bucket.name,
+        topology.bucket.access_log_bucket_name,
+        *(table.name for table in topology.tables),
+        *(secret.name for secret in topology.secrets),
+        *(name for queue in topology.queues for name in (queue.name, queue.dlq_name)),
+        *(rule.name for rule in topology.rules),
+        *(function.name for function in topology.functions),
+        topology.api.name,
+        topology.monitoring.topic_name,
+        topology.monitoring.dashboard_name,
+    ]
+
+
+def test_stages_share_no_resource_name() -> None:
+    names = {stage: set(_all_names(_topology(stage))) for stage in topo.STAGES}
+    assert not names["dev"] & names["staging"]
+    assert not names["staging"] & names["prod"]
+    assert not names["dev"] & names["prod"]
+
+
+def test_names_carry_the_stage_and_fit_aws_limits() -> None:
+    topology = topo.build_topology(
+        topo.environment_from_cdk_json("staging"), account=ACCOUNT, region="ap-southeast-2"
+    )
+    assert all(
+        name.startswith(("ledgerlink-staging-", "ledgerlink/staging/")) for name in _all_names(topology)
+    )
+    assert topology.table("idempotency").name == "ledgerlink-staging-idempotency"
+    assert topology.queue("deal-sync").name == "ledgerlink-staging-deal-sync"
+    assert topology.queue("deal-sync").dlq_name == "ledgerlink-staging-deal-sync-dlq"
+    assert topology.event_bus.name == "ledgerlink-staging-events"
+    assert len(topology.bucket.name) <= 63 and len(topology.bucket.access_log_bucket_name) <= 63
+    assert len(topology.event_bus.archive_name) <= 48
+    assert all(len(function.name) <= 64 for function in topology.functions)
+    assert all(len(rule.name) <= 64 for rule in topology.rules)
