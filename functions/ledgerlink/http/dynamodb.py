@@ -7,10 +7,11 @@ Item layout (keys from :data:`ledgerlink.tables.VENDOR_STATE`):
 - circuit breaker: pk ``breaker#<vendor>``, sk ``state``; attributes ``state``, ``failures``,
   ``opened_at``, ``probe_until``.
 
-Every change is one conditional ``UpdateItem``: a window slot is ``ADD count 1`` guarded by
-``count < limit``; a probe claim is guarded by "OPEN and cooled down, or HALF_OPEN and lease
-expired". DynamoDB applies each conditional write atomically, so the budget and the single probe
-hold across any number of concurrent Lambdas.
+A window slot is one ``UpdateItem``: ``ADD count 1`` guarded by ``count < limit``. A probe claim is
+one ``UpdateItem`` guarded by "OPEN and cooled down, or HALF_OPEN and lease expired". A failure is
+counted with one ``ADD`` and, only when a transition is due, a second conditional write. DynamoDB
+applies each conditional write atomically, so the budget and the single probe hold across any number
+of concurrent Lambdas.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ TTL = VENDOR_STATE.ttl_attribute or "expires_at"
 
 
 class VendorStateStoreError(RuntimeError):
-    """The vendor-state table could not be read or written; names the table and the operation."""
+    """The vendor-state table could not be read or written; names the table and the operation.
+
+    Calls fail closed (nothing is sent without a rate-limit slot); the work is retryable once the
+    table answers again.
+    """
+
+    retryable = True
 
 
 def _number(value: float | int) -> dict[str, str]:

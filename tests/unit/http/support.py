@@ -73,6 +73,9 @@ def start_server(scripted: ScriptedVendor) -> ThreadingHTTPServer:
 class _Handler(BaseHTTPRequestHandler):
     vendor: ScriptedVendor
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY each keep-alive response
+    # waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:  # quiet test output
         return
