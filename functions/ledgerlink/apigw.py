@@ -59,12 +59,7 @@ class HttpRequest:
         if not isinstance(context, Mapping) or not context.get("requestId"):
             raise BadRequest("not an API Gateway HTTP API event: requestContext.requestId is missing")
         http = context.get("http") or {}
-        epoch_ms = context.get("timeEpoch")
-        received_at = (
-            datetime.fromtimestamp(int(epoch_ms) / 1000, tz=UTC)
-            if isinstance(epoch_ms, int | float | str) and str(epoch_ms).isdigit()
-            else datetime.now(UTC)
-        )
+        received_at = _received_at(context.get("timeEpoch"))
         headers = event.get("headers") or {}
         return cls(
             request_id=str(context["requestId"]),
@@ -101,6 +96,14 @@ class HttpRequest:
         if len(data) > max_bytes:
             raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
         return data
+
+
+def _received_at(epoch_ms: Any) -> datetime:
+    """API Gateway's receipt time (``requestContext.timeEpoch``, ms); now if it is missing or odd."""
+    try:
+        return datetime.fromtimestamp(int(epoch_ms) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
 
 
 def json_response(status: int, body: Mapping[str, Any]) -> dict[str, Any]:

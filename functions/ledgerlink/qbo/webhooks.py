@@ -28,6 +28,7 @@ from ledgerlink import schemas
 SIGNATURE_HEADER: Final = "intuit-signature"
 CLOUDEVENTS_SCHEMA: Final = "webhooks/qbo-cloudevents.v1.json"
 LEGACY_SCHEMA: Final = "webhooks/qbo-legacy.v1.json"
+MAX_MESSAGE_CHARS: Final = 300
 
 SourceFormat = Literal["cloudevents", "legacy"]
 
@@ -254,14 +255,21 @@ def _parse_offset(text: str) -> timezone:
 def _validate(schema: str, document: Any) -> None:
     error = schemas.first_error(schema, document)
     if error is not None:
-        raise MalformedWebhook(schemas.describe(error))
+        raise MalformedWebhook(_shorten(schemas.describe(error)))
+
+
+def _shorten(message: str) -> str:
+    """jsonschema quotes the offending value whole: a 1 MiB value must not become a 1 MiB answer."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def _from_cloudevents(events: list[dict[str, Any]]) -> Iterator[EntityChange]:
     for index, event in enumerate(events):
         # The schema guarantees qbo.<entity>.<verb>.v1 with a known verb.
         _, entity, verb, _ = event["type"].split(".")
-        data = event.get("data") or {}
+        data = event.get("data")
         yield EntityChange(
             realm_id=event["intuitaccountid"],
             entity=entity_name(entity),
@@ -270,7 +278,7 @@ def _from_cloudevents(events: list[dict[str, Any]]) -> Iterator[EntityChange]:
             last_updated=normalize_timestamp(event["time"], f"$[{index}].time"),
             source_format="cloudevents",
             cloudevent_id=event["id"],
-            deleted_id=data.get("deletedid"),
+            deleted_id=data.get("deletedid") if isinstance(data, dict) else None,
         )
 
 

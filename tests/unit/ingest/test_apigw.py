@@ -102,3 +102,11 @@ def test_an_unmapped_error_is_a_generic_500_that_reveals_nothing() -> None:
     assert response["statusCode"] == 500
     assert json.loads(response["body"]) == {"error": "internal_error", "message": "internal error"}
     assert "secret-value" not in response["body"]
+
+
+@pytest.mark.parametrize("time_epoch", [None, "yesterday", 10**20])
+def test_an_odd_receipt_time_falls_back_to_now(time_epoch: object) -> None:
+    event = apigw_event(b"[]")
+    event["requestContext"]["timeEpoch"] = time_epoch
+    before = datetime.now(UTC)
+    assert HttpRequest.from_event(event).received_at >= before

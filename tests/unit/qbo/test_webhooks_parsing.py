@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from ledgerlink.qbo.webhooks import (
     EntityChange,
@@ -150,3 +152,23 @@ def test_timestamps_are_normalised_to_the_same_instant_in_utc(written: str, norm
 def test_impossible_timestamps_are_refused_naming_the_field(written: str) -> None:
     with pytest.raises(MalformedWebhook, match=r"^\$\.t: "):
         normalize_timestamp(written, "$.t")
+
+
+def test_data_that_is_not_an_object_is_tolerated() -> None:
+    # data varies by entity and operation; LedgerLink only reads deletedid from it
+    event = json.loads(body_of("cloudevents_invoice_created.json"))[0]
+    event["data"] = "a string payload"
+    _, changes = parse_delivery(json.dumps([event]).encode())
+    assert [(c.entity_id, c.deleted_id) for c in changes] == [("145", None)]
+
+
+def test_a_huge_offending_value_does_not_make_a_huge_message() -> None:
+    # given eventNotifications is a 200 kB object instead of an array
+    body = json.dumps({"eventNotifications": {"padding": "x" * 200_000}}).encode()
+
+    with pytest.raises(MalformedWebhook) as caught:
+        parse_delivery(body)
+
+    message = str(caught.value)
+    assert message.startswith("$.eventNotifications: ")
+    assert len(message) <= 300
