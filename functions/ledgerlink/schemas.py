@@ -8,7 +8,7 @@ carries a copy of schemas/ beside the package, so the lookup tries both places.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def _registry() -> Registry:
     return registry
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(relative_path: str) -> Draft202012Validator:
     """A compiled validator for schemas/<relative_path>, e.g. "events/qbo.entity.changed.v1.json"."""
     document = json.loads((schemas_root() / relative_path).read_text(encoding="utf-8"))
