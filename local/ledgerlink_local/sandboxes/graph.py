@@ -79,7 +79,7 @@ Behaviours (Graph's documented ones unless marked *assumption* / *unverified*):
   with innerError code "429"). ``/_admin/config`` sets ``requests_per_10_minutes``,
   ``burst_per_second`` (0: off), ``token_lifetime_seconds`` and ``throttle_error_code``
   (``TooManyRequests`` | ``ApplicationThrottled`` | ``activityLimitReached``, the other shapes
-  clients meet in the wild).
+  clients meet in the wild); ``/_admin/reset`` restores these defaults.
 - Injected 500/503 faults answer ``generalException`` / ``serviceNotAvailable`` (codes from
   Graph's error docs); on the token path they answer in Entra's shape.
 
@@ -144,6 +144,7 @@ from ledgerlink_local.sandboxes.graph_identity import (
     ROLE_CALENDARS_READWRITE,
     ROLE_ONLINE_MEETINGS_READWRITE,
     ROLE_USERS_READ,
+    TOKEN_LIFETIME_SECONDS,
     AppRegistration,
     TenantUser,
     TokenClaims,
@@ -193,6 +194,7 @@ GRAPH_CONTENT_TYPE = (
 TOKEN_PATH = re.compile(r"^/[^/]+/(oauth2/v2\.0/token|v2\.0/\.well-known/openid-configuration)/?$")
 EVENT_ID = re.compile(r"^AAMk[A-Za-z0-9_\-]{16,}={0,2}$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+OUTLOOK_SEGMENTS = ("events", "calendar", "calendarView")
 THROTTLE_CODES = ("TooManyRequests", "ApplicationThrottled", "activityLimitReached")
 MAX_EVENT_PAGE = 1000
 MAX_USER_PAGE = 999
@@ -412,9 +414,9 @@ class GraphSandbox(Sandbox):
         self._rng = random.Random(seed)
         self._current = threading.local()
         self.tokens = TokenService(DEMO_TENANT_ID, (DEMO_TENANT_DOMAIN,))
-        self.requests_per_10_minutes = 10_000
-        self.burst_per_second = 40
-        self.throttle_error_code = "TooManyRequests"
+        self.requests_per_10_minutes = 0
+        self.burst_per_second = 0
+        self.throttle_error_code = ""
         self.users: dict[str, TenantUser] = {}
         self.apps: dict[str, AppRegistration] = {}
         self.mailboxes: dict[str, dict[str, StoredEvent]] = {}
@@ -495,7 +497,10 @@ class GraphSandbox(Sandbox):
     def rate_limits(self, request: Request) -> list[RateLimit]:
         claims = request.principal
         user_ref = request.path_params.get("user")
-        if not isinstance(claims, TokenClaims) or user_ref is None:
+        segments = request.path.split("/")
+        # Outlook's per-mailbox limits cover the calendar workload, not the directory or Teams.
+        outlook = len(segments) > 4 and segments[4] in OUTLOOK_SEGMENTS
+        if not isinstance(claims, TokenClaims) or user_ref is None or not outlook:
             return []
         user = self._find_user(user_ref)
         scope = f"{claims.app_id}|{user.id if user else user_ref.lower()}"
@@ -582,6 +587,11 @@ class GraphSandbox(Sandbox):
     # ---- state
 
     def reset_state(self) -> None:
+        # Vendor options return to Graph's defaults too, so each test starts from the real limits.
+        self.requests_per_10_minutes = 10_000
+        self.burst_per_second = 40
+        self.throttle_error_code = "TooManyRequests"
+        self.tokens.lifetime_seconds = TOKEN_LIFETIME_SECONDS
         self.users = {user.id: user for user in _demo_users()}
         self.apps = {app.client_id.lower(): app for app in _demo_apps()}
         self.mailboxes = {user.id: {} for user in self.users.values() if user.has_mailbox}
@@ -1200,7 +1210,9 @@ class GraphSandbox(Sandbox):
             (name, value) for name, values in request.query.items() for value in values if name != "$skip"
         ]
         query.append(("$skip", str(skip)))
-        return f"{self.base_url}{request.path}?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        return f"{self.base_url}{request.path}?" + urllib.parse.urlencode(
+            query, quote_via=urllib.parse.quote, safe="$,()/:'"
+        )
 
     # ---- events: update, delete, cancel
 

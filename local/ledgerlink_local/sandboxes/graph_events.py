@@ -86,7 +86,6 @@ READ_ONLY = (
     "originalEndTimeZone",
     "originalStart",
     "isDraft",
-    "occurrenceId",
 )
 # Everything a $select may name.
 SELECTABLE = tuple(sorted({*WRITABLE, *READ_ONLY}))
@@ -498,7 +497,6 @@ def render_event(
             "isOnlineMeeting": event.is_online_meeting,
             "onlineMeetingProvider": event.online_meeting_provider,
             "allowNewTimeProposals": event.allow_new_time_proposals,
-            "occurrenceId": None,
             "isDraft": False,
             "hideAttendees": event.hide_attendees,
             "responseStatus": dict(event.response_status),
