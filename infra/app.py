@@ -24,7 +24,7 @@ if sys.path and Path(sys.path[0]).resolve() == REPO_ROOT / "infra":
 from aws_cdk import App, Environment  # noqa: E402
 
 from infra import topology as topo  # noqa: E402
-from infra.asset import AssetTarget, build_lambda_asset  # noqa: E402
+from infra.asset import AssetBuildError, AssetTarget, build_lambda_asset  # noqa: E402
 from infra.nag import enable_aws_solutions_checks  # noqa: E402
 from infra.stack import LedgerLinkStack  # noqa: E402
 
@@ -37,7 +37,7 @@ def cdk_json_context(cdk_json: Path = topo.CDK_JSON) -> dict[str, Any]:
 
 def build_app(
     *,
-    outdir: str | Path = REPO_ROOT / "cdk.out",
+    outdir: str | Path | None = None,
     context: Mapping[str, Any] | None = None,
     code_dir: Path | None = None,
 ) -> tuple[App, LedgerLinkStack]:
@@ -47,6 +47,8 @@ def build_app(
     both, as with the CLI. ``code_dir`` skips the asset build (a folder already built).
     """
     merged = {**cdk_json_context(), **(context or {})}
+    # The npm CLI names its output folder in CDK_OUTDIR; run directly, the app writes to cdk.out/.
+    outdir = outdir or os.environ.get("CDK_OUTDIR") or REPO_ROOT / "cdk.out"
     app = App(outdir=str(outdir), context=merged)
     environment = topo.environment_from_context(
         app.node.try_get_context("env"), app.node.try_get_context("environments")
@@ -75,7 +77,7 @@ def _aws_environment(environment: topo.EnvironmentConfig) -> Environment | None:
 def main() -> int:
     try:
         app, _ = build_app()
-    except topo.TopologyError as error:
+    except (topo.TopologyError, AssetBuildError) as error:
         print(f"infra/app.py: {error}", file=sys.stderr)
         return 2
     app.synth()

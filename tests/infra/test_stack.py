@@ -454,3 +454,33 @@ def test_each_acknowledgement_silences_a_real_finding_and_nothing_else_is_found(
     reported = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]}
     assert reported == withheld
     assert {"AwsSolutions-APIG4", "AwsSolutions-SMG4", "AwsSolutions-IAM5[Resource::*]"} <= reported
+
+
+def test_a_function_whose_handler_is_not_in_the_asset_is_flagged_at_synth(tmp_path: Path) -> None:
+    # given a code folder holding only the ingest handler
+    code_dir = tmp_path / "code"
+    (code_dir / "qbo_ingest").mkdir(parents=True)
+    (code_dir / "qbo_ingest" / "handler.py").write_text(
+        "def lambda_handler(event, context):\n    return None\n"
+    )
+    # when the stack is built from it
+    _, stack = build_app(outdir=tmp_path / "out", context={"env": "dev"}, code_dir=code_dir)
+    # then the deal-sync function (and only it) carries a warning naming the missing module
+    warnings = {
+        key: [entry.data for entry in function.node.metadata if entry.type == "aws:cdk:warning"]
+        for key, function in stack.functions.functions.items()
+    }
+    assert warnings["qbo_ingest"] == []
+    assert len(warnings["hubspot_deal_sync"]) == 1
+    assert "hubspot_deal_sync/handler.py is not in the code asset yet" in str(
+        warnings["hubspot_deal_sync"][0]
+    )
+
+
+def test_the_stack_outputs_the_webhook_url_to_register_with_intuit(prod: Synthesized) -> None:
+    api_id, _ = prod.one("AWS::ApiGatewayV2::Api", Name=prod.topology.api.name)
+    outputs = prod.template.to_json()["Outputs"]
+    parts = outputs["WebhookUrlPostV1WebhooksQbo"]["Value"]["Fn::Join"][1]
+    assert parts[0] == "https://" and parts[1] == _ref(api_id) and parts[-1] == "/v1/webhooks/qbo"
+    dlq_id, _ = prod.one("AWS::SQS::Queue", QueueName=prod.topology.queue("deal-sync").dlq_name)
+    assert outputs["DeadLetterQueueUrlDealSync"]["Value"] == _ref(dlq_id)

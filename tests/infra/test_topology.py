@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 import pytest
-from ledgerlink.config import EnvVar, Settings
-from ledgerlink.events import validate_detail
 from moto.events.models import EventPattern
 
 from infra import topology as topo
+from ledgerlink.config import EnvVar, Settings
+from ledgerlink.events import validate_detail
 from tests.conftest import FIXTURES
 
 ACCOUNT = "123456789012"
