@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from moto.events.models import EventPattern
@@ -176,7 +176,7 @@ def test_an_unknown_key_lookup_names_the_known_ones() -> None:
 
 
 def _matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    return EventPattern.load(json.dumps(pattern)).matches_event(event)
+    return EventPattern.load(json.dumps(pattern)).matches_event(cast(Any, event))
 
 
 def test_the_deal_sync_rule_matches_a_recorded_invoice_change() -> None:
