@@ -3,7 +3,7 @@ Entra ID app-only token endpoint, for LedgerLink's F4/F5 flows.
 
 Clients use ``<sandbox>/v1.0`` as the Graph base URL and ``<sandbox>/{tenant}/oauth2/v2.0/token``
 as the token URL; everything else (paths, query options, bodies, status codes, error bodies)
-is Graph's. Run it alone with ``python -m ledgerlink_local.sandboxes.graph --port 8083``.
+is Graph's. Run it alone with ``python -m ledgerlink_local.sandboxes.graph --port 4013``.
 
 Endpoints (26 method+path pairs; ``{events}`` is ``events`` or ``calendar/events``):
 
@@ -186,7 +186,7 @@ DEMO_TENANT_DOMAIN = "ledgerlinkdemo.onmicrosoft.com"
 DEMO_CLIENT_ID = "9d3e6b2a-51c4-4f0e-8a7d-2c6b1e9f4a03"
 DEMO_CLIENT_SECRET = "Xq28Q~ledgerlink-local-graph-demo-secret.0"
 DEMO_CALENDAR_USER = f"finance@{DEMO_TENANT_DOMAIN}"
-DEFAULT_PORT = 8083
+DEFAULT_PORT = 4013  # the local stack's graph port (qbo 4011, hubspot 4012)
 
 GRAPH_CONTENT_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
