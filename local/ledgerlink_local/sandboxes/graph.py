@@ -5,7 +5,8 @@ Clients use ``<sandbox>/v1.0`` as the Graph base URL and ``<sandbox>/{tenant}/oa
 as the token URL; everything else (paths, query options, bodies, status codes, error bodies)
 is Graph's. Run it alone with ``python -m ledgerlink_local.sandboxes.graph --port 4013``.
 
-Endpoints (26 method+path pairs; ``{events}`` is ``events`` or ``calendar/events``):
+Endpoints (24 method+path pairs, counting ``events`` and ``calendar/events`` apart, plus the ``/me`` refusal;
+``{events}`` below is either):
 
 | method | path | what |
 |---|---|---|
