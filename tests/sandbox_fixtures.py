@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from ledgerlink_local.sandboxes.core import Sandbox, SandboxServer
 
 

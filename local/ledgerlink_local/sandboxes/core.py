@@ -472,6 +472,10 @@ class Sandbox:
         """Headers the vendor adds to every admitted response (e.g. X-HubSpot-RateLimit-*)."""
         return {}
 
+    def response_headers(self, request: Request, response: Response) -> dict[str, str]:
+        """Headers the vendor adds to every answer, errors included (e.g. request/correlation ids)."""
+        return {}
+
     def error_response(self, status: int, message: str) -> Response:
         """The vendor's error body for a status (used for injected faults, 404s and crashes)."""
         return Response(status, {"error": message})
@@ -535,6 +539,7 @@ class Sandbox:
         except _DropConnection:
             self._log(request, 0, started, fault)
             raise
+        response.headers.update(self.response_headers(request, response))
         self._log(request, response.status, started, fault)
         return response
 
@@ -569,9 +574,12 @@ class Sandbox:
             return error.response
 
     def _match(self, request: Request) -> tuple[_Route, dict[str, str]] | None:
+        # Match on the path as sent (still percent-encoded) and decode each parameter once, so an
+        # encoded slash stays inside its segment and "%2525" arrives as "%25", as on the real APIs.
+        encoded_path = urllib.parse.urlsplit(request.raw_path).path or request.path
         path_matched = False
         for route in self._routes:
-            found = route.pattern.match(request.path)
+            found = route.pattern.match(encoded_path)
             if found is None:
                 continue
             path_matched = True

@@ -153,3 +153,13 @@ def test_webhook_retries_can_be_rebuilt_for_every_attempt() -> None:
         dispatcher.stop()
         receiver.shutdown()
         receiver.server_close()
+
+
+def test_path_parameters_are_decoded_exactly_once(echo: SandboxServer) -> None:
+    # given items whose ids contain an encoded slash and an encoded percent sign (limits off: 4 calls)
+    requests.patch(f"{echo.url}/_admin/config", json={"rate_limits_enabled": False})
+    requests.put(f"{echo.url}/v1/items/a%2Fb", json={"value": "slash"}, headers=AUTH)
+    requests.put(f"{echo.url}/v1/items/100%2525", json={"value": "percent"}, headers=AUTH)
+    # then each id is decoded once: "a/b" stays one segment, "100%2525" means "100%25"
+    assert requests.get(f"{echo.url}/v1/items/a%2Fb", headers=AUTH).json() == {"id": "a/b", "value": "slash"}
+    assert requests.get(f"{echo.url}/v1/items/100%2525", headers=AUTH).json()["id"] == "100%25"
