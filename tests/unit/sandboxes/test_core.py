@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+
 from ledgerlink_local.sandboxes.core import HttpError, RateLimit, Request, Response, Sandbox, SandboxServer
 
 
