@@ -944,7 +944,13 @@ class Company:
         obj["Balance"] = balance
         if rate is not None:
             obj["HomeBalance"] = money(balance * rate)
-        obj["AllowOnlinePayment"] = _bool(obj.get("AllowOnlinePayment"), False)
+        for flag in (
+            "AllowIPNPayment",
+            "AllowOnlinePayment",
+            "AllowOnlineCreditCardPayment",
+            "AllowOnlineACHPayment",
+        ):
+            obj[flag] = _bool(obj.get(flag), False)
         return obj
 
     def _terms_and_due_date(self, obj: JsonObject, customer: Mapping[str, Any], txn_date: date) -> None:
