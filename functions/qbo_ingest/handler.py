@@ -3,8 +3,9 @@
 Thin on purpose: parse the event into an :class:`~ledgerlink.apigw.HttpRequest`, read the body
 (413 past ``Settings.max_webhook_bytes``, before anything else), call
 :func:`~ledgerlink.ingest.service.ingest_delivery`, and map every error to a response in one place
-(:data:`ERROR_STATUS`). Answers 200 ``{"accepted": <events>, "delivery_id": ...}`` with no call to
-Intuit, well inside Intuit's 3 s deadline.
+(:data:`ERROR_STATUS`). Answers 200 ``{"accepted": <events published>, "skipped": <events of a
+type LedgerLink does not know yet>, "delivery_id": ...}`` with no call to Intuit, well inside
+Intuit's 3 s deadline. Skipped events stay in the archived raw delivery, for replay once supported.
 
 AWS clients and the ports are built on first use and reused by later invocations of the same
 container; :func:`reset_for_tests` forgets them.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from ledgerlink.apigw import HttpRequest, error_reason, error_response, error_status, json_response
 from ledgerlink.config import get_settings
 from ledgerlink.ingest.archive import S3RawArchive
@@ -70,15 +72,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         _count_rejection(error)
         return error_response(error, ERROR_STATUS, logger)
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(result.events))
+    # No per-type dimension: types come from Intuit, and a new version rolled out across entities
+    # would make one billed metric per type. The WARNING log line of each skipped event has its type.
+    metrics.add_metric(name="UnsupportedEventsSkipped", unit=MetricUnit.Count, value=len(result.unsupported))
     logger.info(
         "delivery accepted",
         extra={
             "events": len(result.events),
+            "skipped": len(result.unsupported),
             "source_format": result.source_format,
             "raw_object_key": result.raw_object_key,
         },
     )
-    return json_response(200, {"accepted": len(result.events), "delivery_id": result.delivery_id})
+    return json_response(
+        200,
+        {
+            "accepted": len(result.events),
+            "skipped": len(result.unsupported),
+            "delivery_id": result.delivery_id,
+        },
+    )
 
 
 def _count_rejection(error: BaseException) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from ledgerlink.config import reset_settings_cache
 from ledgerlink.events import DetailType, Envelope, EventSource
 from ledgerlink.ingest.archive import ArchivedDelivery
-from moto import mock_aws
-
 from tests.unit.ingest.signed_requests import (
     INGEST_ENVIRONMENT,
     OTHER_TOKEN,
@@ -120,7 +120,7 @@ def test_a_signed_delivery_lands_in_s3_and_its_changes_land_on_the_bus(aws: Aws)
     status, answer = invoke(apigw_event(body))
 
     # then Intuit gets a 200 with the count
-    assert (status, answer) == (200, {"accepted": 7, "delivery_id": "Bq9kTgYcIAMEbXw="})
+    assert (status, answer) == (200, {"accepted": 7, "skipped": 0, "delivery_id": "Bq9kTgYcIAMEbXw="})
     # and the raw delivery is in the bucket under the hour it arrived, byte for byte, with its signature
     assert aws.archived_keys() == [EXPECTED_KEY]
     archived = aws.archived(EXPECTED_KEY)
@@ -149,6 +149,26 @@ def test_a_legacy_delivery_sent_base64_encoded_lands_too(aws: Aws) -> None:
     assert (status, answer["accepted"]) == (200, 6)
     assert aws.archived(EXPECTED_KEY).body == body
     assert len(aws.bus_events()) == 6
+
+
+def test_events_of_unknown_types_are_archived_in_s3_but_never_reach_the_bus(aws: Aws) -> None:
+    # given a delivery of 2 known events and 3 of types LedgerLink does not know yet
+    body = body_of("cloudevents_unsupported_types.json")
+
+    # when API Gateway invokes the Lambda with it
+    status, answer = invoke(apigw_event(body))
+
+    # then Intuit gets a 200 with both counts, so it neither retries nor holds back later events
+    assert (status, answer) == (200, {"accepted": 2, "skipped": 3, "delivery_id": "Bq9kTgYcIAMEbXw="})
+    # and the raw delivery, skipped events included, is in the bucket byte for byte
+    assert aws.archived_keys() == [EXPECTED_KEY]
+    assert aws.archived(EXPECTED_KEY).body == body
+    # and only the two known changes reached the rule on the bus
+    delivered = [Envelope.from_eventbridge(event) for event in aws.bus_events()]
+    assert sorted((e.payload["entity"], e.payload["operation"]) for e in delivered) == [
+        ("Invoice", "Create"),
+        ("Payment", "Create"),
+    ]
 
 
 def test_a_badly_signed_delivery_is_401_and_leaves_nothing_behind(aws: Aws) -> None:

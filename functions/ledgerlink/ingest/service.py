@@ -10,6 +10,14 @@ The order is what makes the answer to Intuit honest:
    retries, the caller answers "retry". Intuit then redelivers; the events that did go out are
    published again with the same ``event_id`` (a hash of the change), which consumers deduplicate.
 
+A well-formed CloudEvent of a type LedgerLink does not know yet (a new verb or version) is skipped:
+not published, logged at WARNING, and returned in :attr:`IngestResult.unsupported` so the caller can
+count it, while the rest of the delivery is accepted. Refusing the delivery instead would make
+Intuit retry it for hours and possibly hold back the company's later events. Nothing is lost: the
+raw delivery, skipped events included, is in the archive (step 3), and re-ingesting the archived
+document (``ArchivedDelivery.from_json`` then :func:`ingest_delivery`) once the type is supported
+publishes them; the changes that had already gone out come again with the same event ids.
+
 Nothing here knows about Lambda or HTTP: errors are the domain's own (see ``ERRORS`` in the handler).
 """
 
@@ -29,6 +37,7 @@ from ledgerlink.qbo.webhooks import (
     EntityChange,
     MalformedWebhook,
     SourceFormat,
+    UnsupportedEvent,
     parse_delivery,
     verify_signature,
 )
@@ -59,6 +68,9 @@ class IngestResult:
     source_format: SourceFormat
     raw_object_key: str
     events: tuple[Envelope, ...]
+    """One per change, all published."""
+    unsupported: tuple[UnsupportedEvent, ...] = ()
+    """Well-formed CloudEvents of a type LedgerLink does not know: archived, not published."""
 
 
 def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResult:
@@ -73,19 +85,24 @@ def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResu
         delivery.delivery_id, delivery.received_at, delivery.headers, delivery.body
     )
     try:
-        source_format, changes = parse_delivery(delivery.body)
+        parsed = parse_delivery(delivery.body)
     except MalformedWebhook:
         _archive_malformed(ports.archive, key, document)
         raise
     ports.archive.put(key, document.to_json())
     logger.info(
         "delivery archived",
-        extra={"raw_object_key": key, "source_format": source_format, "changes": len(changes)},
+        extra={
+            "raw_object_key": key,
+            "source_format": parsed.source_format,
+            "changes": len(parsed.changes),
+            "unsupported": len(parsed.unsupported),
+        },
     )
-    envelopes = tuple(change_event(change, delivery.delivery_id, key) for change in changes)
+    envelopes = tuple(change_event(change, delivery.delivery_id, key) for change in parsed.changes)
     if envelopes:
         ports.publisher.publish(envelopes)
-    for change, envelope in zip(changes, envelopes, strict=True):
+    for change, envelope in zip(parsed.changes, envelopes, strict=True):
         with correlation_scope(logger, envelope.correlation_id):
             logger.info(
                 "event published",
@@ -97,8 +114,24 @@ def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResu
                     "operation": change.operation,
                 },
             )
+    for skipped in parsed.unsupported:
+        with correlation_scope(logger, skipped.cloudevent_id):
+            logger.warning(
+                "unsupported event type skipped",
+                extra={
+                    "cloudevent_type": skipped.type,
+                    "cloudevent_id": skipped.cloudevent_id,
+                    "realm_id": skipped.realm_id,
+                    "entity_id": skipped.entity_id,
+                    "raw_object_key": key,
+                },
+            )
     return IngestResult(
-        delivery_id=delivery.delivery_id, source_format=source_format, raw_object_key=key, events=envelopes
+        delivery_id=delivery.delivery_id,
+        source_format=parsed.source_format,
+        raw_object_key=key,
+        events=envelopes,
+        unsupported=parsed.unsupported,
     )
 
 

@@ -7,6 +7,12 @@ turned into the same :class:`EntityChange` records. Each shape is described by a
 ``schemas/webhooks/``; anything that does not match is a :class:`MalformedWebhook` whose message
 names the offending field by its JSON path.
 
+A well-formed CloudEvent whose ``type`` LedgerLink does not know (a new verb such as
+``qbo.invoice.sent.v1``, or a new version such as ``qbo.invoice.updated.v2``) is not malformed: it
+comes back as an :class:`UnsupportedEvent` beside the changes, so that one new type from Intuit
+does not get the whole delivery refused (Intuit retries a refused delivery and may hold back the
+company's later events meanwhile, ../shared/api-notes.md §1c).
+
 Nothing here talks to AWS or to Intuit: it is pure and fast, so it can run inside Intuit's 3 s budget.
 """
 
@@ -18,7 +24,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, Literal
@@ -31,6 +37,10 @@ LEGACY_SCHEMA: Final = "webhooks/qbo-legacy.v1.json"
 MAX_MESSAGE_CHARS: Final = 300
 
 SourceFormat = Literal["cloudevents", "legacy"]
+
+# The CloudEvents ``type`` versions whose meaning LedgerLink knows; another version of a known verb
+# may mean something else, so it is skipped like an unknown verb.
+SUPPORTED_TYPE_VERSIONS: Final = frozenset({1})
 
 # CloudEvents verb (in ``type``) -> the operation name the legacy format and the QBO API use.
 OPERATION_BY_VERB: Final[Mapping[str, str]] = {
@@ -119,6 +129,10 @@ _QBO_ENTITY_NAMES: Final = (
 )
 ENTITY_NAME_BY_LOWER: Final[Mapping[str, str]] = {name.lower(): name for name in _QBO_ENTITY_NAMES}
 
+# The schema has already checked ``type`` against qbo.<entity>.<verb>.v<N>; this splits it, whole
+# (jsonschema's ``$`` also matches before a trailing newline, which fullmatch does not let through).
+_CLOUDEVENT_TYPE = re.compile(r"qbo\.(?P<entity>[A-Za-z]+)\.(?P<verb>[a-z]+)\.v(?P<version>[0-9]+)")
+
 _TIMESTAMP = re.compile(
     r"^(?P<seconds>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
     r"(?P<offset>Z|[+-]\d{2}:?\d{2})$"
@@ -169,6 +183,32 @@ class EntityChange:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class UnsupportedEvent:
+    """A well-formed CloudEvent whose verb or version LedgerLink does not know: skipped, not published.
+
+    It stays in the archived raw delivery, so it can be replayed once LedgerLink supports its type.
+    """
+
+    type: str
+    cloudevent_id: str
+    realm_id: str
+    entity_id: str
+    time: str
+    """Normalised like :attr:`EntityChange.last_updated`."""
+
+
+@dataclass(frozen=True)
+class ParsedDelivery:
+    """What one delivery announced: the changes to publish and the events to skip, in delivery order."""
+
+    source_format: SourceFormat
+    changes: tuple[EntityChange, ...]
+    """Duplicates removed (Intuit may list the same change twice in one batch)."""
+    unsupported: tuple[UnsupportedEvent, ...] = ()
+    """Always empty for the legacy format, whose operations are a closed list."""
+
+
 def compute_signature(verifier_token: str, body: bytes) -> str:
     """``base64(HMAC-SHA256(key=verifier token, msg=body))``, as Intuit computes it."""
     digest = hmac.new(verifier_token.encode("utf-8"), body, hashlib.sha256).digest()
@@ -192,10 +232,17 @@ def verify_signature(verifier_token: str, body: bytes, signature: str | None) ->
         raise InvalidSignature(f"the {SIGNATURE_HEADER} header does not match the body")
 
 
-def parse_delivery(body: bytes) -> tuple[SourceFormat, list[EntityChange]]:
-    """The changes announced by one delivery, in delivery order, duplicates removed.
+def parse_delivery(body: bytes) -> ParsedDelivery:
+    """The changes announced by one delivery, and the CloudEvents LedgerLink cannot handle yet.
 
-    Raises :class:`MalformedWebhook` naming the first offending field.
+    Every event must be well formed, whatever its type: a malformed one (a missing
+    ``intuitentityid``, an impossible ``time``, a ``type`` that is not ``qbo.<entity>.<verb>.v<N>``,
+    ...) is a :class:`MalformedWebhook` naming the first offending field, and the delivery is
+    refused. A well-formed CloudEvent whose verb or version is not known (not in
+    :data:`OPERATION_BY_VERB`, or a version outside :data:`SUPPORTED_TYPE_VERSIONS`) is returned in
+    :attr:`ParsedDelivery.unsupported` instead of :attr:`ParsedDelivery.changes`: the caller
+    archives the raw delivery anyway, so those events can be replayed from the archive once
+    LedgerLink supports their type, and the rest of the delivery goes through.
     """
     try:
         document = json.loads(body.decode("utf-8"))
@@ -207,10 +254,10 @@ def parse_delivery(body: bytes) -> tuple[SourceFormat, list[EntityChange]]:
         ) from None
     if isinstance(document, list):
         _validate(CLOUDEVENTS_SCHEMA, document)
-        return "cloudevents", _unique(_from_cloudevents(document))
+        return _from_cloudevents(document)
     if isinstance(document, dict) and "eventNotifications" in document:
         _validate(LEGACY_SCHEMA, document)
-        return "legacy", _unique(_from_legacy(document))
+        return ParsedDelivery(source_format="legacy", changes=_unique(_from_legacy(document)))
     if isinstance(document, dict) and "specversion" in document:
         raise MalformedWebhook("$: a single CloudEvent object; Intuit sends a JSON array of CloudEvents")
     raise MalformedWebhook(
@@ -265,21 +312,42 @@ def _shorten(message: str) -> str:
     return message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-def _from_cloudevents(events: list[dict[str, Any]]) -> Iterator[EntityChange]:
+def _from_cloudevents(events: list[dict[str, Any]]) -> ParsedDelivery:
+    changes: list[EntityChange] = []
+    unsupported: dict[tuple[str, ...], UnsupportedEvent] = {}
     for index, event in enumerate(events):
-        # The schema guarantees qbo.<entity>.<verb>.v1 with a known verb.
-        _, entity, verb, _ = event["type"].split(".")
+        type_parts = _CLOUDEVENT_TYPE.fullmatch(event["type"])
+        if type_parts is None:
+            raise MalformedWebhook(f"$[{index}].type: {event['type']!r} is not qbo.<entity>.<verb>.v<N>")
+        moment = normalize_timestamp(event["time"], f"$[{index}].time")
+        operation = OPERATION_BY_VERB.get(type_parts["verb"])
+        if operation is None or int(type_parts["version"]) not in SUPPORTED_TYPE_VERSIONS:
+            skipped = UnsupportedEvent(
+                type=event["type"],
+                cloudevent_id=event["id"],
+                realm_id=event["intuitaccountid"],
+                entity_id=event["intuitentityid"],
+                time=moment,
+            )
+            # Listed twice in one batch, like a duplicate change: skipped (and counted) once.
+            unsupported.setdefault((skipped.realm_id, skipped.type, skipped.entity_id, moment), skipped)
+            continue
         data = event.get("data")
-        yield EntityChange(
-            realm_id=event["intuitaccountid"],
-            entity=entity_name(entity),
-            entity_id=event["intuitentityid"],
-            operation=OPERATION_BY_VERB[verb],
-            last_updated=normalize_timestamp(event["time"], f"$[{index}].time"),
-            source_format="cloudevents",
-            cloudevent_id=event["id"],
-            deleted_id=data.get("deletedid") if isinstance(data, dict) else None,
+        changes.append(
+            EntityChange(
+                realm_id=event["intuitaccountid"],
+                entity=entity_name(type_parts["entity"]),
+                entity_id=event["intuitentityid"],
+                operation=operation,
+                last_updated=moment,
+                source_format="cloudevents",
+                cloudevent_id=event["id"],
+                deleted_id=data.get("deletedid") if isinstance(data, dict) else None,
+            )
         )
+    return ParsedDelivery(
+        source_format="cloudevents", changes=_unique(changes), unsupported=tuple(unsupported.values())
+    )
 
 
 def _from_legacy(document: dict[str, Any]) -> Iterator[EntityChange]:
@@ -297,15 +365,12 @@ def _from_legacy(document: dict[str, Any]) -> Iterator[EntityChange]:
             )
 
 
-def _unique(changes: Iterator[EntityChange]) -> list[EntityChange]:
+def _unique(changes: Iterable[EntityChange]) -> tuple[EntityChange, ...]:
     """Intuit batches changes over a window; the same change listed twice is published once."""
-    seen: set[str] = set()
-    unique: list[EntityChange] = []
+    unique: dict[str, EntityChange] = {}
     for change in changes:
-        if change.change_id not in seen:
-            seen.add(change.change_id)
-            unique.append(change)
-    return unique
+        unique.setdefault(change.change_id, change)
+    return tuple(unique.values())
 
 
 def _json_type(document: Any) -> str:

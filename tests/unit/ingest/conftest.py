@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ledgerlink.config import reset_settings_cache
 
+from ledgerlink.config import reset_settings_cache
 from tests.unit.ingest.signed_requests import INGEST_ENVIRONMENT
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ledgerlink.qbo.webhooks import compute_signature
-
 from tests.conftest import FIXTURES
 
 WEBHOOKS = FIXTURES / "qbo_webhooks"

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from ledgerlink.apigw import (
     BadRequest,
     HttpRequest,
@@ -15,7 +16,6 @@ from ledgerlink.apigw import (
 )
 from ledgerlink.observability import Service, get_logger
 from ledgerlink.qbo.webhooks import InvalidSignature, MalformedWebhook
-
 from tests.unit.ingest.signed_requests import apigw_event, body_of
 
 LOGGER = get_logger(Service.QBO_INGEST)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from botocore.exceptions import ClientError
+
 from ledgerlink.ingest.archive import ArchivedDelivery, S3RawArchive, raw_object_key
 from ledgerlink.ingest.ports import ArchiveError
-
 from tests.unit.ingest.signed_requests import body_of, fixture_path
 
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from ledgerlink.ingest.archive import ArchivedDelivery
 from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
 from ledgerlink.ingest.ports import VerifierUnavailable
 from ledgerlink.ingest.service import IngestPorts
-
 from tests.unit.ingest.signed_requests import (
     OTHER_TOKEN,
     VERIFIER_TOKEN,
@@ -62,9 +63,25 @@ def invoke(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 def test_a_signed_delivery_is_answered_200_with_the_count_of_events_accepted(world: FakeWorld) -> None:
     status, body = invoke(apigw_event(body_of("cloudevents_multi_realm.json")))
-    assert (status, body) == (200, {"accepted": 7, "delivery_id": "Bq9kTgYcIAMEbXw="})
+    assert (status, body) == (200, {"accepted": 7, "skipped": 0, "delivery_id": "Bq9kTgYcIAMEbXw="})
     assert len(world.publisher.entries) == 7
     assert list(world.archive.objects) == ["qbo/raw/2026/11/25/14/Bq9kTgYcIAMEbXw=.json"]
+
+
+def test_a_delivery_with_unknown_event_types_is_answered_200_with_both_counts(world: FakeWorld) -> None:
+    # given a signed delivery of 2 known events and 3 of types LedgerLink does not know yet
+    body = body_of("cloudevents_unsupported_types.json")
+
+    # when it comes in
+    status, answer = invoke(apigw_event(body))
+
+    # then Intuit is told it was received (no retry, no held-back events), with both counts
+    assert (status, answer) == (200, {"accepted": 2, "skipped": 3, "delivery_id": "Bq9kTgYcIAMEbXw="})
+    # and only the known events were published
+    assert [d["payload"]["entity_id"] for d in world.publisher.details()] == ["145", "902"]
+    # and the raw delivery, skipped events included, is archived as received
+    archived = world.archive.objects["qbo/raw/2026/11/25/14/Bq9kTgYcIAMEbXw=.json"]
+    assert ArchivedDelivery.from_json(archived).body == body
 
 
 def test_a_base64_encoded_delivery_is_accepted(world: FakeWorld) -> None:
@@ -134,7 +151,7 @@ def test_when_the_archive_is_down_the_answer_is_503_and_nothing_is_published(wor
 def test_when_events_are_refused_the_answer_is_503_and_the_archive_is_kept(world: FakeWorld) -> None:
     from ledgerlink.qbo.webhooks import parse_delivery
 
-    _, changes = parse_delivery(body_of("cloudevents_multi_realm.json"))
+    changes = parse_delivery(body_of("cloudevents_multi_realm.json")).changes
     world.publisher.refuse_event_ids = {changes[0].change_id}
 
     status, body = invoke(apigw_event(body_of("cloudevents_multi_realm.json")))
@@ -181,3 +198,16 @@ def test_accepted_deliveries_count_the_events_published(
     assert len(published) == 1
     assert published[0]["EventsPublished"] == [7.0]
     assert published[0]["service"] == "qbo-ingest"
+
+
+def test_skipped_events_are_counted_in_one_metric_without_a_per_type_dimension(
+    world: FakeWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke(apigw_event(body_of("cloudevents_unsupported_types.json")))
+
+    metric_lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    skipped = [m for m in metric_lines if "UnsupportedEventsSkipped" in m]
+    assert len(skipped) == 1
+    assert skipped[0]["UnsupportedEventsSkipped"] == [3.0]
+    assert skipped[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert [m["EventsPublished"] for m in metric_lines if "EventsPublished" in m] == [[2.0]]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+
 from ledgerlink.events import DetailType, Envelope, EventSource
 from ledgerlink.publisher import MAX_ENTRIES_PER_CALL, EventBridgePublisher, PublishError, RetryPolicy
 

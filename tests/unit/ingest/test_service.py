@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+
 from ledgerlink.events import DetailType, EventSource, validate_detail
 from ledgerlink.ingest.archive import ArchivedDelivery
 from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
@@ -21,7 +22,6 @@ from ledgerlink.qbo.webhooks import (
     compute_signature,
     parse_delivery,
 )
-
 from tests.unit.ingest.signed_requests import OTHER_TOKEN, VERIFIER_TOKEN, body_of, malformed_cases
 
 RECEIVED_AT = datetime(2026, 11, 25, 14, 2, 52, 123000, tzinfo=UTC)
@@ -212,6 +212,101 @@ def test_a_notification_naming_no_entity_is_archived_and_publishes_nothing(world
     assert world.publisher.entries == []
 
 
+def test_events_of_unknown_types_are_archived_but_not_published(world: Ports) -> None:
+    # given a signed delivery of two known events and three of types LedgerLink does not know yet
+    body = body_of("cloudevents_unsupported_types.json")
+
+    # when it is ingested
+    result = ingest_delivery(delivery(body), world.ports())
+
+    # then only the known events went to the bus
+    published = [(d["payload"]["entity"], d["payload"]["entity_id"]) for d in world.publisher.details()]
+    assert published == [("Invoice", "145"), ("Payment", "902")]
+    assert [d["payload"]["operation"] for d in world.publisher.details()] == ["Create", "Create"]
+    # and the others are reported as skipped, each once
+    assert [skipped.type for skipped in result.unsupported] == [
+        "qbo.invoice.sent.v1",
+        "qbo.invoice.updated.v2",
+        "qbo.estimate.accepted.v1",
+    ]
+    # and the raw delivery, skipped events included, is archived byte for byte for a later replay
+    assert ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
+
+
+def test_a_delivery_of_only_unknown_types_is_archived_and_publishes_nothing(world: Ports) -> None:
+    event = json.loads(body_of("cloudevents_invoice_created.json"))[0]
+    body = json.dumps([{**event, "type": "qbo.invoice.sent.v1"}]).encode()
+
+    result = ingest_delivery(delivery(body), world.ports())
+
+    assert (result.events, len(result.unsupported)) == ((), 1)
+    assert world.publisher.entries == []
+    assert ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
+
+
+def test_replaying_the_archive_once_a_type_is_supported_publishes_the_skipped_event(
+    world: Ports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerlink.qbo import webhooks
+
+    # given a delivery whose qbo.invoice.updated.v2 event was skipped and archived
+    body = body_of("cloudevents_unsupported_types.json")
+    ingest_delivery(delivery(body), world.ports())
+    first_event_ids = {detail["event_id"] for detail in world.publisher.details()}
+    published_before = len(world.publisher.entries)
+
+    # when LedgerLink learns version 2 and the archived document is ingested again
+    monkeypatch.setattr(webhooks, "SUPPORTED_TYPE_VERSIONS", frozenset({1, 2}))
+    archived = ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY])
+    replayed = ingest_delivery(
+        WebhookDelivery(
+            delivery_id="replay-1",
+            received_at=archived.received_at,
+            headers=archived.headers,
+            body=archived.body,
+        ),
+        world.ports(),
+    )
+
+    # then the invoice update is published, and the two changes published the first time come
+    # again with the same event ids (consumers deduplicate them)
+    details = world.publisher.details()[published_before:]
+    assert [(d["payload"]["entity_id"], d["payload"]["operation"]) for d in details] == [
+        ("145", "Create"),
+        ("1038", "Update"),
+        ("902", "Create"),
+    ]
+    assert first_event_ids <= {d["event_id"] for d in details}
+    assert [skipped.type for skipped in replayed.unsupported] == [
+        "qbo.invoice.sent.v1",
+        "qbo.estimate.accepted.v1",
+    ]
+
+
+def test_each_skipped_event_is_logged_at_warning_with_its_type_and_cloudevent_id(world: Ports) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    capture = Capture()
+    logging.getLogger(Service.QBO_INGEST).addHandler(capture)
+    try:
+        ingest_delivery(delivery(body_of("cloudevents_unsupported_types.json")), world.ports())
+    finally:
+        logging.getLogger(Service.QBO_INGEST).removeHandler(capture)
+
+    skipped = [r for r in records if r.getMessage() == "unsupported event type skipped"]
+    fields = [(r.levelno, r.__dict__["cloudevent_type"], r.__dict__["cloudevent_id"]) for r in skipped]
+    assert fields == [
+        (logging.WARNING, "qbo.invoice.sent.v1", "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d-Invoice-145"),
+        (logging.WARNING, "qbo.invoice.updated.v2", "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f-Invoice-1038"),
+        (logging.WARNING, "qbo.estimate.accepted.v1", "6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c-Estimate-2044"),
+    ]
+    assert {r.__dict__["raw_object_key"] for r in skipped} == {EXPECTED_KEY}
+
+
 def test_each_published_change_is_logged_under_its_own_correlation_id(world: Ports) -> None:
     # given the invocation's correlation id is the delivery id (as the handler's decorator sets it)
     logger = get_logger(Service.QBO_INGEST)
@@ -242,5 +337,5 @@ def test_each_published_change_is_logged_under_its_own_correlation_id(world: Por
 
 
 def _event_ids_of(body: bytes) -> tuple[str, list[str]]:
-    source_format, changes = parse_delivery(body)
-    return source_format, [change.change_id for change in changes]
+    parsed = parse_delivery(body)
+    return parsed.source_format, [change.change_id for change in parsed.changes]

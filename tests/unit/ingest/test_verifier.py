@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ledgerlink.ingest.ports import VerifierUnavailable
 from ledgerlink.ingest.verifier import SecretStoreVerifierToken
 from ledgerlink.secrets import InMemorySecretStore

@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from ledgerlink.qbo.webhooks import ENTITY_NAME_BY_LOWER, OPERATION_BY_VERB, entity_name
 
+from ledgerlink.qbo.webhooks import ENTITY_NAME_BY_LOWER, OPERATION_BY_VERB, entity_name
 from tests.conftest import SHARED_SPECS
 
 XSD = SHARED_SPECS / "quickbooks" / "xsd"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ledgerlink.qbo.webhooks import (
     EntityChange,
     MalformedWebhook,
+    ParsedDelivery,
+    UnsupportedEvent,
     normalize_timestamp,
     parse_delivery,
 )
-
 from tests.unit.ingest.signed_requests import body_of, fixture_path, malformed_cases
 
 REALM_A = "9341455130122367"
@@ -23,10 +25,12 @@ def test_a_cloudevents_delivery_becomes_one_change_per_event() -> None:
     body = body_of("cloudevents_multi_realm.json")
 
     # when it is parsed
-    source_format, changes = parse_delivery(body)
+    parsed = parse_delivery(body)
 
     # then every event is a change, in delivery order, with QBO's entity and operation names
-    assert source_format == "cloudevents"
+    assert parsed.source_format == "cloudevents"
+    assert parsed.unsupported == ()
+    changes = parsed.changes
     assert [(c.realm_id, c.entity, c.entity_id, c.operation) for c in changes] == [
         (REALM_A, "Invoice", "1038", "Update"),
         (REALM_A, "Customer", "58", "Merge"),
@@ -42,16 +46,16 @@ def test_a_cloudevents_delivery_becomes_one_change_per_event() -> None:
 
 
 def test_cloudevent_times_are_normalised_to_utc_keeping_every_fraction_digit() -> None:
-    _, changes = parse_delivery(body_of("cloudevents_invoice_created.json"))
+    changes = parse_delivery(body_of("cloudevents_invoice_created.json")).changes
     assert changes[0].last_updated == "2026-11-25T14:02:51.483921337Z"
-    _, changes = parse_delivery(body_of("cloudevents_multi_realm.json"))
+    changes = parse_delivery(body_of("cloudevents_multi_realm.json")).changes
     # "2026-11-25T09:05:14.000-05:00" is the same instant as 14:05:14Z
     assert changes[2].last_updated == "2026-11-25T14:05:14Z"
 
 
 def test_an_event_without_data_or_datacontenttype_is_accepted() -> None:
-    _, changes = parse_delivery(body_of("cloudevents_without_data.json"))
-    assert changes == [
+    changes = parse_delivery(body_of("cloudevents_without_data.json")).changes
+    assert changes == (
         EntityChange(
             realm_id=REALM_A,
             entity="SalesReceipt",
@@ -60,26 +64,88 @@ def test_an_event_without_data_or_datacontenttype_is_accepted() -> None:
             last_updated="2026-11-25T14:19:17Z",
             source_format="cloudevents",
             cloudevent_id="c3d4e5f6-0718-4c9d-8e1f-2a3b4c5d6e7f-SalesReceipt-150",
-        )
-    ]
+        ),
+    )
 
 
 def test_an_unknown_but_well_formed_entity_type_is_accepted() -> None:
     # consumers filter on entity; a new QBO entity must not block the delivery
-    _, changes = parse_delivery(body_of("cloudevents_unknown_entity.json"))
+    changes = parse_delivery(body_of("cloudevents_unknown_entity.json")).changes
     assert [(c.entity, c.entity_id, c.operation) for c in changes] == [("Projecttask", "12", "Create")]
 
 
+def test_events_of_types_ledgerlink_does_not_know_are_set_apart_from_the_changes() -> None:
+    # given a delivery mixing known types with a new verb (listed twice), a new version and another verb
+    body = body_of("cloudevents_unsupported_types.json")
+
+    # when it is parsed
+    parsed = parse_delivery(body)
+
+    # then the known events are changes, in delivery order
+    assert [(c.realm_id, c.entity, c.entity_id, c.operation) for c in parsed.changes] == [
+        (REALM_A, "Invoice", "145", "Create"),
+        (REALM_B, "Payment", "902", "Create"),
+    ]
+    # and the others are set apart once each, with what a replay or an operator needs to find them
+    assert parsed.unsupported == (
+        UnsupportedEvent(
+            type="qbo.invoice.sent.v1",
+            cloudevent_id="8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d-Invoice-145",
+            realm_id=REALM_A,
+            entity_id="145",
+            time="2026-11-25T14:03:05Z",
+        ),
+        UnsupportedEvent(
+            type="qbo.invoice.updated.v2",
+            cloudevent_id="3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f-Invoice-1038",
+            realm_id=REALM_A,
+            entity_id="1038",
+            time="2026-11-25T14:03:07.25Z",
+        ),
+        UnsupportedEvent(
+            type="qbo.estimate.accepted.v1",
+            cloudevent_id="6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c-Estimate-2044",
+            realm_id=REALM_A,
+            entity_id="2044",
+            time="2026-11-25T14:03:11Z",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "supported"),
+    [
+        ("qbo.invoice.created.v1", True),
+        ("qbo.invoice.emailed.v1", True),
+        ("qbo.invoice.sent.v1", False),
+        ("qbo.invoice.created.v2", False),
+        ("qbo.invoice.created.v10", False),
+        ("qbo.invoice.created.v0", False),
+        ("qbo.projecttask.archived.v1", False),
+    ],
+)
+def test_a_type_is_published_only_when_both_its_verb_and_its_version_are_known(
+    event_type: str, supported: bool
+) -> None:
+    event = json.loads(body_of("cloudevents_invoice_created.json"))[0]
+    event["type"] = event_type
+
+    parsed = parse_delivery(json.dumps([event]).encode())
+
+    assert (len(parsed.changes), len(parsed.unsupported)) == ((1, 0) if supported else (0, 1))
+
+
 def test_the_same_change_listed_twice_is_kept_once() -> None:
-    _, changes = parse_delivery(body_of("cloudevents_duplicate_change.json"))
-    assert len(changes) == 1
+    parsed = parse_delivery(body_of("cloudevents_duplicate_change.json"))
+    assert len(parsed.changes) == 1
 
 
 def test_a_legacy_delivery_becomes_one_change_per_entity_across_realms() -> None:
     # given the legacy eventNotifications body, two realms, with a Merge carrying deletedId
-    source_format, changes = parse_delivery(body_of("legacy_multi_realm.json"))
+    parsed = parse_delivery(body_of("legacy_multi_realm.json"))
 
-    assert source_format == "legacy"
+    assert (parsed.source_format, parsed.unsupported) == ("legacy", ())
+    changes = parsed.changes
     assert [(c.realm_id, c.entity, c.entity_id, c.operation, c.last_updated) for c in changes] == [
         (REALM_A, "Invoice", "1038", "Update", "2026-11-25T14:05:12.5Z"),
         (REALM_A, "Customer", "58", "Merge", "2026-11-25T14:05:13Z"),
@@ -93,13 +159,13 @@ def test_a_legacy_delivery_becomes_one_change_per_entity_across_realms() -> None
 
 
 def test_a_legacy_notification_naming_no_entity_is_accepted_with_no_change() -> None:
-    assert parse_delivery(body_of("legacy_empty_entities.json")) == ("legacy", [])
+    assert parse_delivery(body_of("legacy_empty_entities.json")) == ParsedDelivery("legacy", changes=())
 
 
 def test_the_same_change_in_either_format_has_the_same_change_id() -> None:
     # given the fixtures announce the same six changes, with different offsets and precisions
-    _, cloud = parse_delivery(body_of("cloudevents_multi_realm.json"))
-    _, legacy = parse_delivery(body_of("legacy_multi_realm.json"))
+    cloud = parse_delivery(body_of("cloudevents_multi_realm.json")).changes
+    legacy = parse_delivery(body_of("legacy_multi_realm.json")).changes
 
     # then each legacy change has the id of its CloudEvents twin (the employee is CloudEvents-only)
     cloud_ids = {(c.entity, c.entity_id): c.change_id for c in cloud}
@@ -158,7 +224,7 @@ def test_data_that_is_not_an_object_is_tolerated() -> None:
     # data varies by entity and operation; LedgerLink only reads deletedid from it
     event = json.loads(body_of("cloudevents_invoice_created.json"))[0]
     event["data"] = "a string payload"
-    _, changes = parse_delivery(json.dumps([event]).encode())
+    changes = parse_delivery(json.dumps([event]).encode()).changes
     assert [(c.entity_id, c.deleted_id) for c in changes] == [("145", None)]
 
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from ledgerlink.apigw import HttpRequest
 from ledgerlink.qbo.webhooks import (
     InvalidSignature,
@@ -14,7 +15,6 @@ from ledgerlink.qbo.webhooks import (
     compute_signature,
     verify_signature,
 )
-
 from tests.unit.ingest.signed_requests import OTHER_TOKEN, VERIFIER_TOKEN, apigw_event, body_of
 
 
