@@ -148,10 +148,15 @@ def resolve_endpoint(
     if endpoint_url:
         return Endpoint(endpoint_url, region, "--endpoint-url", local=False)
     import botocore.session
+    from botocore.configprovider import ConfiguredEndpointProvider
 
-    configured = botocore.session.Session().get_config_variable("endpoint_url")
+    session = botocore.session.Session()
+    configured = ConfiguredEndpointProvider(
+        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name="sqs"
+    ).provide()
     if configured:
-        return Endpoint(None, region, "AWS_ENDPOINT_URL / AWS config", local=False)
+        # boto3 applies it by itself (AWS_ENDPOINT_URL[_SQS] or the profile's endpoint_url).
+        return Endpoint(None, region, f"AWS_ENDPOINT_URL / AWS config ({configured})", local=False)
     local_json = state_dir / "local.json"
     if not use_aws and local_json.is_file():
         try:
@@ -299,7 +304,7 @@ def run_dlq_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         endpoint = resolve_endpoint(args.endpoint_url, args.region, args.aws, Path(args.state_dir))
         sqs = sqs_client(endpoint)
-        print(f"endpoint: {endpoint.url or 'AWS default'} (from {endpoint.source})", file=out)
+        print(f"endpoint: {endpoint.url or 'AWS'} (from {endpoint.source})", file=out)
         pair = find_pair(sqs, args.queue)
         if args.dry_run:
             attributes = sqs.get_queue_attributes(

@@ -49,6 +49,8 @@ class PollerConfig:
     max_batching_window_seconds: float
     report_batch_item_failures: bool
     max_receive_count: int
+    poll_wait_seconds: int = POLL_WAIT_SECONDS
+    """Long-poll wait of one ReceiveMessage (tests use 0)."""
 
 
 @dataclass(frozen=True)
@@ -83,17 +85,22 @@ def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[
 
 
 def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Lambda's spelling of a message attribute: camelCase, binary values in base64."""
+    attribute: dict[str, Any] = {}
+    if value.get("StringValue") is not None:
+        attribute["stringValue"] = value["StringValue"]
     binary = value.get("BinaryValue")
-    return {
-        "stringValue": value.get("StringValue"),
-        "binaryValue": base64.b64encode(binary).decode("ascii") if isinstance(binary, bytes) else binary,
-        "stringListValues": list(value.get("StringListValues") or []),
-        "binaryListValues": [
-            base64.b64encode(item).decode("ascii") if isinstance(item, bytes) else item
-            for item in value.get("BinaryListValues") or []
-        ],
-        "dataType": value.get("DataType", "String"),
-    }
+    if binary is not None:
+        attribute["binaryValue"] = (
+            base64.b64encode(binary).decode("ascii") if isinstance(binary, bytes) else binary
+        )
+    attribute["stringListValues"] = list(value.get("StringListValues") or [])
+    attribute["binaryListValues"] = [
+        base64.b64encode(item).decode("ascii") if isinstance(item, bytes) else item
+        for item in value.get("BinaryListValues") or []
+    ]
+    attribute["dataType"] = value.get("DataType", "String")
+    return attribute
 
 
 def settle(
@@ -196,9 +203,9 @@ class QueuePoller:
                 remaining = window_ends - self._monotonic()
                 if remaining <= 0:
                     break
-                wait = min(POLL_WAIT_SECONDS, max(0, int(remaining + 0.999)))
+                wait = min(config.poll_wait_seconds, max(0, int(remaining + 0.999)))
             else:
-                wait = POLL_WAIT_SECONDS
+                wait = config.poll_wait_seconds
             received = self._sqs.receive_message(
                 QueueUrl=config.queue_url,
                 MaxNumberOfMessages=min(RECEIVE_MAX, config.batch_size - len(messages)),
@@ -210,7 +217,9 @@ class QueuePoller:
             for message in received:
                 size += len(message.get("Body", "").encode("utf-8"))
                 messages.append(message)
-            if messages and window_ends is None:
+            if not messages:
+                break  # an empty poll: the caller polls again (and can notice a stop meanwhile)
+            if window_ends is None:
                 if config.max_batching_window_seconds <= 0:
                     break  # no window: invoke with what this poll returned
                 window_ends = self._monotonic() + config.max_batching_window_seconds
