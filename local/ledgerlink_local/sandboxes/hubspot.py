@@ -1,0 +1,595 @@
+"""A faithful local HubSpot: CRM objects, properties, pipelines, owners, currencies,
+associations v4, rate limits and v3-signed webhooks, for LedgerLink's tests, benchmarks and
+``make run``. The same client code talks to ``https://api.hubapi.com`` in production.
+
+Run it alone: ``python -m ledgerlink_local.sandboxes.hubspot --port 8702 [--webhook-url URL]``.
+Auth: ``Authorization: Bearer <private app token>`` (``DEMO_ACCESS_TOKEN``); a missing or
+unknown token answers 401 ``INVALID_AUTHENTICATION`` with HubSpot's message.
+
+Endpoints (52; object endpoints take ``deals|contacts|companies|line_items|products``, their
+singular, or the type id ``0-3|0-1|0-2|0-8|0-7``):
+
+| method | path | what |
+|---|---|---|
+| GET | /crm/v3/objects/{type} | list (limit <= 100, after, properties, associations, archived) |
+| POST | /crm/v3/objects/{type} | create (properties, inline associations) -> 201 |
+| GET | /crm/v3/objects/{type}/{id} | read (idProperty, properties, propertiesWithHistory, associations, archived) |
+| PATCH | /crm/v3/objects/{type}/{id} | update (idProperty) |
+| DELETE | /crm/v3/objects/{type}/{id} | archive -> 204 |
+| POST | /crm/v3/objects/{type}/batch/read | batch read (<= 100; 50 with history) -> 200 / 207 |
+| POST | /crm/v3/objects/{type}/batch/create | batch create -> 201 / 207 (objectWriteTraceId opt-in) |
+| POST | /crm/v3/objects/{type}/batch/update | batch update -> 200 / 207 |
+| POST | /crm/v3/objects/{type}/batch/upsert | upsert by idProperty (unique property) -> 200 / 207, ``new`` |
+| POST | /crm/v3/objects/{type}/batch/archive | batch archive -> 204 |
+| POST | /crm/v3/objects/{type}/search | search (filterGroups, sorts, query, limit <= 200, after) |
+| GET, POST | /crm/v3/properties/{type} | list, create (409 if it exists) |
+| GET, PATCH, DELETE | /crm/v3/properties/{type}/{name} | read, update, archive |
+| POST | /crm/v3/properties/{type}/batch/create, /batch/read, /batch/archive | batch |
+| GET, POST | /crm/v3/properties/{type}/groups | list, create groups |
+| GET, PATCH, DELETE | /crm/v3/properties/{type}/groups/{name} | read, update, archive a group |
+| GET, POST | /crm/v3/pipelines/deals | list, create pipelines |
+| GET, PATCH, DELETE | /crm/v3/pipelines/deals/{pipelineId} | read, update, archive |
+| GET, POST | /crm/v3/pipelines/deals/{pipelineId}/stages | list, create stages |
+| GET, PATCH, DELETE | /crm/v3/pipelines/deals/{pipelineId}/stages/{stageId} | read, update, archive |
+| GET | /crm/v3/owners, /crm/v3/owners/{ownerId} | owners (email filter, idProperty=userId) |
+| GET | /settings/v3/currencies/company-currency | the company currency (``{"id": "USD", ...}``) |
+| GET | /settings/v3/currencies/exchange-rates/current | the other enabled currencies and rates |
+| GET | /settings/v3/currencies/codes | currency codes HubSpot supports |
+| PUT | /crm/v4/objects/{from}/{id}/associations/default/{to}/{toId} | default (unlabeled) association |
+| PUT | /crm/v4/objects/{from}/{id}/associations/{to}/{toId} | typed association (body: types) -> 201 |
+| GET | /crm/v4/objects/{from}/{id}/associations/{to} | read (limit <= 500, after) |
+| DELETE | /crm/v4/objects/{from}/{id}/associations/{to}/{toId} | remove all types -> 204 |
+| POST | /crm/v4/associations/{from}/{to}/batch/associate/default, /create, /read, /archive, /labels/archive | batch |
+| GET, POST, PUT | /crm/v4/associations/{from}/{to}/labels (also /crm/associations/v4/...) | labels |
+| DELETE | /crm/v4/associations/{from}/{to}/labels/{typeId} (also /crm/associations/v4/...) | delete a label |
+
+Demo portal (``reset``): portal ``DEMO_PORTAL_ID``, owners, 34 companies, 56 contacts,
+10 products, 12 deals (see hubspot_demo); pipelines ``default`` (HubSpot's sales stages) and
+"Invoices" (``INVOICES_PIPELINE_ID``, stages ``INVOICE_STAGE_IDS``: open, overdue, partially
+paid, paid, voided); company currency USD, EUR and CAD enabled, GBP not (a deal in GBP -> 400
+INVALID_OPTION). Deal writes validate ``dealstage`` against the deal's pipeline, numbers,
+dates, options, owners and currencies; unknown properties -> 400 ``PROPERTY_DOESNT_EXIST``
+(HubSpot's ``Property values were not valid: [...]`` body). Unique values (a contact's email,
+custom ``hasUniqueValue`` properties) -> 409 ``CONFLICT``.
+
+Rate limits (on by default; ``/_admin/config``): per token 100 requests per rolling 10 s
+(``ten_secondly_limit``; HubSpot: 100 Free/Starter and OAuth apps, 190 Professional/Enterprise
+private apps), ``daily_limit`` 250,000 per rolling 24 h (HubSpot resets at midnight in the
+portal's time zone), search 5 requests/s (``search_per_second_limit``; HubSpot documented 4/s
+in 2020, 5/s is cited today) and exempt from the 10-second limit as its spec says, like the v4
+association batch and label endpoints. Every other response carries ``X-HubSpot-RateLimit-
+Daily``, ``-Daily-Remaining``, ``-Interval-Milliseconds``, ``-Max``, ``-Remaining``,
+``-Secondly``, ``-Secondly-Remaining``; search responses carry none. A 429 body is HubSpot's
+``{"status":"error","message":"You have reached your ten_secondly_rolling limit.",
+"errorType":"RATE_LIMIT","correlationId":..,"policyName":"TEN_SECONDLY_ROLLING","groupName":..}``
+(``SECONDLY`` for search, ``DAILY``). No ``Retry-After``: HubSpot does not document one for
+API rate limits (its SDKs back off by ``policyName``: 10 s, 1 s), so none is invented.
+
+Webhooks: deal creation, deletion and changes of the subscribed properties
+(``webhook_subscriptions``) are POSTed to ``webhook_url`` as HubSpot does; see
+hubspot_webhooks for payload, signatures and retries. API writes report ``changeSource``
+``INTEGRATION`` (``sourceId`` = the app id); ``POST /_admin/ui_update`` simulates a user's edit
+in HubSpot (``CRM_UI``).
+
+Admin extras: ``POST /_admin/seed`` ``{"companies": [{props}], "contacts": [...], "deals": [...],
+"line_items": [...], "products": [...], "associations": [{"from_type", "from_id", "to_type",
+"to_id", "type_id"?, "category"?}]}``; ``POST /_admin/ui_update`` ``{"objectType", "id",
+"properties"}``; config keys ``ten_secondly_limit``, ``daily_limit``, ``search_per_second_limit``,
+``webhook_subscriptions`` (list of ``{"subscriptionType", "propertyName"?}``),
+``company_currency``, ``exchange_rates`` (``{code: rate}``; the enabled currencies). ``reset``
+also restores these options.
+
+Not reproduced yet / unverified: merge, GDPR delete, restore of archived records, the v3
+associations API, association limits other than one primary company, the association
+definitions/configurations endpoints, webhook subscription management (``/webhooks/v3``),
+OAuth and scopes (403 MISSING_SCOPES), search index lag, generated properties beyond the few
+calculated here (deal probability/closed/home-currency amount, line item amount), date
+properties' exact output format, HubSpot's 404 body for a missing record (may be empty),
+the wording of several errors (batch limit, unique-value conflict, association errors, search
+limits), the 429 ``groupName`` format for private apps, and rate-limit headers on 429s.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ledgerlink_local.sandboxes.core import (
+    ADMIN_PREFIX,
+    RateDecision,
+    RateLimit,
+    Request,
+    Response,
+    Sandbox,
+    SandboxClock,
+    WebhookDispatcher,
+    run_from_command_line,
+)
+from ledgerlink_local.sandboxes.hubspot_association_routes import AssociationsApi
+from ledgerlink_local.sandboxes.hubspot_demo import seed_demo_portal
+from ledgerlink_local.sandboxes.hubspot_errors import (
+    AUTHENTICATION_MESSAGE,
+    CORRELATION_HEADER,
+    HubSpotError,
+    PropertyValidationError,
+    error_response,
+    new_correlation_id,
+    validation_error,
+)
+from ledgerlink_local.sandboxes.hubspot_model import (
+    INVOICE_STAGE_IDS,
+    INVOICES_PIPELINE_ID,
+    OBJECT_TYPES,
+    SUPPORTED_CURRENCIES,
+    millis,
+    object_type,
+)
+from ledgerlink_local.sandboxes.hubspot_objects import CrmObjectsApi
+from ledgerlink_local.sandboxes.hubspot_setup import PortalSetupApi
+from ledgerlink_local.sandboxes.hubspot_store import SOURCE_API, SOURCE_UI, ObjectChange, Portal
+from ledgerlink_local.sandboxes.hubspot_webhooks import (
+    BATCH_WINDOW_SECONDS,
+    MAX_EVENTS_PER_REQUEST,
+    RETRY_SCHEDULE_SECONDS,
+    WebhookEvent,
+    build_request,
+)
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEMO_ACCESS_TOKEN",
+    "DEMO_APP_ID",
+    "DEMO_CLIENT_SECRET",
+    "DEMO_PORTAL_ID",
+    "INVOICES_PIPELINE_ID",
+    "INVOICE_STAGE_IDS",
+    "DemoCredentials",
+    "HubSpotSandbox",
+    "main",
+]
+
+DEFAULT_PORT = 8702
+# Local demo credentials (not secrets: they only open this sandbox).
+DEMO_ACCESS_TOKEN = "pat-na1-0d5c7a1e-4b7f-4a2e-9c31-6f1d2e3b4a5c"
+DEMO_CLIENT_SECRET = "5b9e2c71-3f4a-4d8e-a1c6-7e2f9b0d4c3a"
+DEMO_PORTAL_ID = 48213570
+DEMO_APP_ID = 3105112
+
+DEFAULT_TEN_SECONDLY_LIMIT = 100
+DEFAULT_DAILY_LIMIT = 250_000
+DEFAULT_SEARCH_PER_SECOND = 5
+DEFAULT_SUBSCRIPTIONS: tuple[tuple[str, str | None], ...] = (
+    ("deal.creation", None),
+    ("deal.deletion", None),
+    ("deal.propertyChange", "dealname"),
+    ("deal.propertyChange", "dealstage"),
+    ("deal.propertyChange", "pipeline"),
+    ("deal.propertyChange", "amount"),
+    ("deal.propertyChange", "closedate"),
+    ("deal.propertyChange", "deal_currency_code"),
+)
+SUBSCRIPTION_KINDS = ("creation", "deletion", "propertyChange")
+FIRST_SUBSCRIPTION_ID = 2_910_001
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    """What the local stack writes to ``.ledgerlink/local.json`` for HubSpot."""
+
+    base_url: str
+    access_token: str = DEMO_ACCESS_TOKEN
+    client_secret: str = DEMO_CLIENT_SECRET
+    portal_id: str = str(DEMO_PORTAL_ID)
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "base_url": self.base_url,
+            "access_token": self.access_token,
+            "client_secret": self.client_secret,
+            "portal_id": self.portal_id,
+        }
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: int
+    subscription_type: str  # e.g. deal.propertyChange
+    property_name: str | None
+
+    def describe(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "subscriptionId": self.subscription_id,
+            "subscriptionType": self.subscription_type,
+        }
+        if self.property_name:
+            body["propertyName"] = self.property_name
+        return body
+
+
+def _subscriptions(raw: Any) -> list[Subscription]:
+    if not isinstance(raw, list):
+        raise ValueError("webhook_subscriptions must be a list of {subscriptionType, propertyName?}")
+    found = []
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"subscriptionType": item}
+        if not isinstance(item, Mapping):
+            raise ValueError("each subscription must be an object or a subscription type string")
+        kind = str(item.get("subscriptionType", ""))
+        object_name, _, action = kind.partition(".")
+        if action not in SUBSCRIPTION_KINDS or not any(t.singular == object_name for t in OBJECT_TYPES):
+            raise ValueError(
+                f"unknown subscriptionType {kind!r} (e.g. deal.propertyChange, contact.creation)"
+            )
+        prop = item.get("propertyName")
+        if action == "propertyChange" and not prop:
+            raise ValueError(f"{kind} needs a propertyName")
+        found.append(Subscription(FIRST_SUBSCRIPTION_ID + index, kind, str(prop) if prop else None))
+    return found
+
+
+class HubSpotSandbox(Sandbox):
+    vendor = "hubspot"
+
+    def __init__(self, *, rate_limits_enabled: bool = True, clock: SandboxClock | None = None) -> None:
+        super().__init__(rate_limits_enabled=rate_limits_enabled, clock=clock)
+        self.portal_id = DEMO_PORTAL_ID
+        self.app_id = DEMO_APP_ID
+        self.client_secret = DEMO_CLIENT_SECRET
+        self.access_tokens = (DEMO_ACCESS_TOKEN,)
+        self._event_ids = itertools.count(3_000_000_001)
+        self._event_sequence = itertools.count()
+        self._recent: dict[str, deque[float]] = {}
+        # Every event handed to the dispatcher since the last reset (GET /_admin/webhook_events).
+        self.published_events: deque[WebhookEvent] = deque(maxlen=100_000)
+        self.webhooks = WebhookDispatcher(
+            build=lambda events: self._webhook_request(events, 1),
+            retry_schedule_seconds=list(RETRY_SCHEDULE_SECONDS),
+            batch_window_seconds=BATCH_WINDOW_SECONDS,
+            group_key=lambda event: str(event.sequence // MAX_EVENTS_PER_REQUEST),
+            build_attempt=self._webhook_request,
+        )
+        self.portal = Portal(self.portal_id, self.clock)
+        self._apply_default_options()
+        self.objects_api = CrmObjectsApi(self)
+        self.objects_api.register()
+        PortalSetupApi(self).register()
+        AssociationsApi(self).register()
+        self.reset_state()
+
+    # ---- state
+
+    def _apply_default_options(self) -> None:
+        self.ten_secondly_limit = DEFAULT_TEN_SECONDLY_LIMIT
+        self.daily_limit = DEFAULT_DAILY_LIMIT
+        self.search_per_second_limit = DEFAULT_SEARCH_PER_SECOND
+        self.subscriptions = [
+            Subscription(FIRST_SUBSCRIPTION_ID + i, kind, prop)
+            for i, (kind, prop) in enumerate(DEFAULT_SUBSCRIPTIONS)
+        ]
+
+    def reset_state(self) -> None:
+        """A fresh demo portal; HubSpot options (limits, subscriptions, currencies) back to defaults."""
+        self._apply_default_options()
+        self._recent.clear()
+        self.published_events.clear()
+        self.portal = Portal(self.portal_id, self.clock)
+        seed_demo_portal(self.portal)
+        self.portal.listeners.append(self._on_change)
+
+    def seed(self, body: Any) -> Any:
+        if not isinstance(body, Mapping):
+            raise validation_error("seed body must be an object")
+        created: dict[str, list[str]] = {}
+        try:
+            for kind in OBJECT_TYPES:
+                for properties in body.get(kind.name, []) or []:
+                    record = self.portal.create(kind, properties, source=SOURCE_UI)
+                    created.setdefault(kind.name, []).append(record.id)
+        except PropertyValidationError as error:
+            raise error.as_http_error(self.portal_id) from None
+        linked = 0
+        for item in body.get("associations", []) or []:
+            source, target = object_type(str(item["from_type"])), object_type(str(item["to_type"]))
+            from_id, to_id = str(item["from_id"]), str(item["to_id"])
+            if self.portal.get(source, from_id) is None or self.portal.get(target, to_id) is None:
+                raise validation_error(
+                    f"cannot associate missing records {source.name} {from_id} -> {target.name} {to_id}"
+                )
+            if item.get("type_id") is None:
+                kind_found = self.portal.association_types.default(source.name, target.name)
+            else:
+                kind_found = self.portal.association_types.require(
+                    source.name,
+                    target.name,
+                    str(item.get("category", "HUBSPOT_DEFINED")),
+                    int(item["type_id"]),
+                )
+            self.portal.associations.add(source.name, from_id, target.name, to_id, kind_found)
+            linked += 1
+        return {"created": created, "associations": linked}
+
+    def dump_state(self) -> Any:
+        return {
+            "portal_id": self.portal_id,
+            "counts": {t.name: len(self.portal.live_objects(t)) for t in OBJECT_TYPES},
+            "objects": {
+                t.name: [
+                    {
+                        "id": r.id,
+                        "properties": dict(sorted(r.values.items())),
+                        "archived": r.archived,
+                    }
+                    for r in sorted(self.portal.objects[t.name].values(), key=lambda r: int(r.id))
+                ]
+                for t in OBJECT_TYPES
+            },
+            "associations": self.portal.associations.all(),
+            "custom_properties": {
+                t.name: sorted(d.name for d in self.portal.catalog(t).live() if not d.hubspot_defined)
+                for t in OBJECT_TYPES
+            },
+            "pipelines": [p.describe() for p in self.portal.live_pipelines("deals")],
+        }
+
+    def admin_action(self, method: str, action: str, body: Any, request: Request) -> Response | None:
+        if action == "ui_update" and method == "POST":
+            with self.lock:
+                return self._ui_update(body)
+        if action == "webhook_events" and method == "GET":
+            with self.lock:
+                events = [event.describe(0) for event in self.published_events]
+            return Response(200, {"events": events, "count": len(events)})
+        return None
+
+    def _ui_update(self, body: Any) -> Response:
+        """A HubSpot user edits a record in the CRM (webhooks report changeSource CRM_UI)."""
+        if not isinstance(body, Mapping):
+            raise validation_error("body must be {objectType, id, properties}")
+        kind = object_type(str(body.get("objectType", "deals")))
+        record = self.portal.get(kind, str(body.get("id")))
+        if record is None:
+            raise HubSpotError(404, f"No {kind.singular} {body.get('id')}", "OBJECT_NOT_FOUND")
+        try:
+            self.portal.update(record, body.get("properties") or {}, source=SOURCE_UI)
+        except PropertyValidationError as error:
+            raise error.as_http_error(self.portal_id) from None
+        return Response(200, self.objects_api._describe(record, everything_set=True))
+
+    # ---- options
+
+    def config(self) -> dict[str, Any]:
+        options = super().config()
+        options.update(
+            {
+                "portal_id": self.portal_id,
+                "app_id": self.app_id,
+                "ten_secondly_limit": self.ten_secondly_limit,
+                "daily_limit": self.daily_limit,
+                "search_per_second_limit": self.search_per_second_limit,
+                "webhook_subscriptions": [s.describe() for s in self.subscriptions],
+                "company_currency": self.portal.currencies.company_currency,
+                "exchange_rates": {
+                    code: str(rate) for code, rate in sorted(self.portal.currencies.rates.items())
+                },
+            }
+        )
+        return options
+
+    def update_config(self, changes: Mapping[str, Any]) -> None:
+        known = {
+            "rate_limits_enabled", "webhook_url", "webhook_time_factor", "ten_secondly_limit", "daily_limit",
+            "search_per_second_limit", "webhook_subscriptions", "company_currency", "exchange_rates",
+        }  # fmt: skip
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown HubSpot sandbox option(s): {', '.join(unknown)}")
+        super().update_config(changes)
+        for name in ("ten_secondly_limit", "daily_limit", "search_per_second_limit"):
+            if name in changes:
+                value = int(changes[name])
+                if value < 1:
+                    raise ValueError(f"{name} must be at least 1")
+                setattr(self, name, value)
+        if "webhook_subscriptions" in changes:
+            self.subscriptions = _subscriptions(changes["webhook_subscriptions"])
+        currencies = self.portal.currencies
+        if "company_currency" in changes:
+            code = str(changes["company_currency"]).upper()
+            if code not in SUPPORTED_CURRENCIES:
+                raise ValueError(f"{code} is not a currency HubSpot supports")
+            currencies.company_currency = code
+            currencies.rates.pop(code, None)
+        if "exchange_rates" in changes:
+            raw = changes["exchange_rates"]
+            if not isinstance(raw, Mapping):
+                raise ValueError("exchange_rates must map currency codes to rates")
+            rates = {}
+            for code, rate in raw.items():
+                code = str(code).upper()
+                if code not in SUPPORTED_CURRENCIES or code == currencies.company_currency:
+                    raise ValueError(f"{code} cannot be an additional currency")
+                try:
+                    rates[code] = Decimal(str(rate))
+                except InvalidOperation:
+                    raise ValueError(f"rate for {code} must be a number") from None
+                if rates[code] <= 0:
+                    raise ValueError(f"rate for {code} must be greater than 0")
+            currencies.rates = rates
+
+    # ---- auth, errors, rate limits
+
+    def authenticate(self, request: Request) -> Any:
+        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        presented = token.strip().encode("utf-8")
+        if scheme.lower() == "bearer" and presented:
+            for known in self.access_tokens:
+                if hmac.compare_digest(presented, known.encode("utf-8")):
+                    return known
+        raise HubSpotError(401, AUTHENTICATION_MESSAGE, "INVALID_AUTHENTICATION")
+
+    def error_response(self, status: int, message: str) -> Response:
+        return error_response(status, message)
+
+    def not_found(self, request: Request) -> Response:
+        return error_response(404, f"No HubSpot API at {request.method} {request.path}", "OBJECT_NOT_FOUND")
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        if not request.path.startswith(ADMIN_PREFIX):
+            response.headers.setdefault(CORRELATION_HEADER, new_correlation_id())
+        return response
+
+    @staticmethod
+    def _is_search(request: Request) -> bool:
+        return (
+            request.method == "POST"
+            and request.path.startswith("/crm/v3/objects/")
+            and request.path.rstrip("/").endswith("/search")
+        )
+
+    @staticmethod
+    def _ten_secondly_exempt(request: Request) -> bool:
+        # HubSpot's specs mark the v4 association batch and schema endpoints "ten-secondly" exempt.
+        return request.path.startswith("/crm/v4/associations/") or request.path.startswith(
+            "/crm/associations/v4/"
+        )
+
+    def rate_limits(self, request: Request) -> list[RateLimit]:
+        token = str(request.principal)
+        limits = [RateLimit(f"daily:{token}", self.daily_limit, 86_400, "DAILY")]
+        if self._is_search(request):
+            limits.insert(0, RateLimit(f"search:{token}", self.search_per_second_limit, 1.0, "SECONDLY"))
+        elif not self._ten_secondly_exempt(request):
+            limits.insert(0, RateLimit(f"ten:{token}", self.ten_secondly_limit, 10.0, "TEN_SECONDLY_ROLLING"))
+        return limits
+
+    def _headers(self, ten_remaining: int, daily_remaining: int, secondly_remaining: int) -> dict[str, str]:
+        secondly = math.ceil(self.ten_secondly_limit / 10)
+        return {
+            "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, daily_remaining)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Max": str(self.ten_secondly_limit),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, ten_remaining)),
+            "X-HubSpot-RateLimit-Secondly": str(secondly),
+            "X-HubSpot-RateLimit-Secondly-Remaining": str(max(0, min(secondly, secondly_remaining))),
+        }
+
+    def rate_limit_headers(self, request: Request, decisions: list[RateDecision]) -> dict[str, str]:
+        if self._is_search(request):
+            return {}  # HubSpot's search responses carry no rate-limit headers
+        by_policy = {d.limit.policy: d.remaining for d in decisions if d.limit is not None}
+        token = str(request.principal)
+        now = self.clock.time()
+        with self.lock:
+            recent = self._recent.setdefault(token, deque())
+            recent.append(now)
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            in_last_second = len(recent)
+        secondly = math.ceil(self.ten_secondly_limit / 10)
+        return self._headers(
+            by_policy.get("TEN_SECONDLY_ROLLING", self.ten_secondly_limit),
+            by_policy.get("DAILY", self.daily_limit),
+            secondly - in_last_second,
+        )
+
+    def rate_limited_response(self, request: Request, decision: RateDecision) -> Response:
+        policy = decision.limit.policy if decision.limit is not None else "TEN_SECONDLY_ROLLING"
+        message = {
+            "TEN_SECONDLY_ROLLING": "You have reached your ten_secondly_rolling limit.",
+            "SECONDLY": "You have reached your secondly limit.",
+            "DAILY": "You have reached your daily limit.",
+        }[policy]
+        correlation_id = new_correlation_id()
+        body: dict[str, Any] = {
+            "status": "error",
+            "message": message,
+            "errorType": "RATE_LIMIT",
+            "correlationId": correlation_id,
+            "policyName": policy,
+        }
+        if policy == "TEN_SECONDLY_ROLLING":
+            body["groupName"] = f"publicapi:private-app-api-calls-ten-secondly:{self.app_id}"
+        headers = {CORRELATION_HEADER: correlation_id}
+        if policy != "SECONDLY":
+            headers.update(
+                self._headers(
+                    0 if policy == "TEN_SECONDLY_ROLLING" else self.ten_secondly_limit,
+                    0 if policy == "DAILY" else self.daily_limit,
+                    0,
+                )
+            )
+        return Response(429, body, headers)
+
+    # ---- webhooks
+
+    def _on_change(self, change: ObjectChange) -> None:
+        assert self.webhooks is not None
+        singular = next(t.singular for t in OBJECT_TYPES if t.name == change.object_type)
+        subscription_type = f"{singular}.{change.kind}"
+        for subscription in self.subscriptions:
+            if subscription.subscription_type != subscription_type:
+                continue
+            if change.kind == "propertyChange" and subscription.property_name != change.property_name:
+                continue
+            ui_user = next((o.user_id for o in self.portal.owners if not o.archived), 0)
+            source_id = str(self.app_id) if change.source == SOURCE_API else f"userId:{ui_user}"
+            if not self.webhooks.url:
+                continue  # HubSpot sends nothing while the app has no target URL
+            event = WebhookEvent(
+                sequence=next(self._event_sequence),
+                event_id=next(self._event_ids),
+                subscription_id=subscription.subscription_id,
+                portal_id=self.portal_id,
+                app_id=self.app_id,
+                occurred_at=millis(change.at),
+                subscription_type=subscription_type,
+                object_id=int(change.object_id),
+                change_source=change.source,
+                source_id=source_id,
+                property_name=change.property_name,
+                property_value=change.property_value,
+                change_flag={"creation": "CREATED", "deletion": "DELETED"}.get(change.kind),
+            )
+            self.published_events.append(event)
+            self.webhooks.enqueue(event)
+
+    def _webhook_request(self, events: list[WebhookEvent], attempt: int) -> tuple[bytes, dict[str, str]]:
+        assert self.webhooks is not None
+        return build_request(events, attempt, url=self.webhooks.url or "", client_secret=self.client_secret)
+
+
+def main(argv: list[str] | None = None) -> None:
+    def arguments(parser: Any) -> None:
+        parser.add_argument(
+            "--webhook-url", help="POST deal webhooks here (v3-signed with the demo client secret)"
+        )
+        parser.add_argument(
+            "--ten-secondly-limit", type=int, help="requests per 10 s per token (default 100)"
+        )
+
+    def factory(options: Any) -> Sandbox:
+        sandbox = HubSpotSandbox()
+        changes: dict[str, Any] = {}
+        if options.webhook_url:
+            changes["webhook_url"] = options.webhook_url
+        if options.ten_secondly_limit:
+            changes["ten_secondly_limit"] = options.ten_secondly_limit
+        sandbox.update_config(changes)
+        return sandbox
+
+    run_from_command_line(
+        factory, "Local HubSpot sandbox (CRM v3/v4, properties, pipelines)", DEFAULT_PORT, argv, arguments
+    )
+
+
+if __name__ == "__main__":
+    main()
