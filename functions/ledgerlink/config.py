@@ -51,6 +51,11 @@ class EnvVar(StrEnum):
     BREAKER_FAILURE_THRESHOLD = "LEDGERLINK_BREAKER_FAILURE_THRESHOLD"
     BREAKER_COOL_DOWN_SECONDS = "LEDGERLINK_BREAKER_COOL_DOWN_SECONDS"
 
+    # QBO document status -> HubSpot pipeline/stage (JSON, docs/mapping.md#stage-map-configuration), or
+    # "default" for the stages of HubSpot's default sales pipeline.
+    INVOICE_STAGE_MAP = "LEDGERLINK_INVOICE_STAGE_MAP"
+    ESTIMATE_STAGE_MAP = "LEDGERLINK_ESTIMATE_STAGE_MAP"
+
 
 class ConfigError(ValueError):
     """A required variable is missing or a value does not parse; the message names the variable."""
@@ -77,6 +82,8 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.HTTP_TIMEOUT_SECONDS: "10",
     EnvVar.BREAKER_FAILURE_THRESHOLD: "5",
     EnvVar.BREAKER_COOL_DOWN_SECONDS: "30",
+    EnvVar.INVOICE_STAGE_MAP: "default",
+    EnvVar.ESTIMATE_STAGE_MAP: "default",
 }
 
 
@@ -117,6 +124,8 @@ class Settings:
     breaker_failure_threshold: int
     breaker_cool_down_seconds: float
     limits: VendorLimits
+    invoice_stage_map: str = "default"
+    estimate_stage_map: str = "default"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +161,8 @@ class Settings:
                 hubspot_search_per_second=reader.integer(EnvVar.HUBSPOT_SEARCH_PER_SECOND),
                 graph_per_10min=reader.integer(EnvVar.GRAPH_REQUESTS_PER_10MIN),
             ),
+            invoice_stage_map=reader.text(EnvVar.INVOICE_STAGE_MAP),
+            estimate_stage_map=reader.text(EnvVar.ESTIMATE_STAGE_MAP),
         )
 
 

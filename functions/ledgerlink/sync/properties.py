@@ -47,6 +47,8 @@ STATUS_OPTIONS: tuple[tuple[str, str], ...] = (
     ("closed", "Estimate closed (invoiced)"),
     ("rejected", "Estimate rejected"),
     ("expired", "Estimate expired"),
+    # Set by the sync when QBO deleted the document: the deal stays, moved to the voided stage.
+    ("deleted", "Deleted in QBO"),
 )
 
 _FIELD_TYPE = {
