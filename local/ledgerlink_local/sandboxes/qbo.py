@@ -638,7 +638,9 @@ class QboSandbox(Sandbox):
         return company.response_time()
 
     def _respond(self, status: int, body: JsonBody, headers: Mapping[str, str] | None = None) -> Response:
-        return Response(status, body, {"intuit_tid": _tid(), **(headers or {})})
+        # Encoded here, while the handler holds the sandbox lock: the body may share objects with the store.
+        encoded = Response(status, body).encode()
+        return Response(status, encoded, {"intuit_tid": _tid(), **(headers or {})})
 
     def _fault(self, request: Request, fault: QboFault) -> Response:
         return self._respond(fault.status, faults.fault_body(fault, self._time(request)))

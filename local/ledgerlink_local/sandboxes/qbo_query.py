@@ -23,7 +23,6 @@ not say); a projection (``SELECT Id, DisplayName``) answers the named fields wit
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ledgerlink_local.sandboxes.qbo_faults import QboFault, query_parse_error, query_validation_error
-from ledgerlink_local.sandboxes.qbo_model import ENTITIES, ENTITY_BY_LOWER
+from ledgerlink_local.sandboxes.qbo_model import ENTITIES, ENTITY_BY_LOWER, json_copy
 
 JsonObject = dict[str, Any]
 DEFAULT_MAX_RESULTS = 100
@@ -420,7 +419,7 @@ def _matches(obj: Mapping[str, Any], condition: Condition, tz: ZoneInfo) -> bool
 
 
 def execute(query: Query, objects: Iterable[Mapping[str, Any]], tz: ZoneInfo) -> list[JsonObject] | int:
-    """The matching objects (copies, ordered and paged) or, for count(*), how many match."""
+    """The matching objects (ordered and paged, not deep copies) or, for count(*), how many match."""
     spec = ENTITIES[query.entity]
     conditions = list(query.conditions)
     if spec.name_list and not any(condition.field == "Active" for condition in conditions):
@@ -445,7 +444,7 @@ def execute(query: Query, objects: Iterable[Mapping[str, Any]], tz: ZoneInfo) ->
         matching = present + absent
     page = matching[query.start_position - 1 : query.start_position - 1 + query.max_results]
     if query.fields is None:
-        return [copy.deepcopy(dict(obj)) for obj in page]
+        return [dict(obj) for obj in page]  # shallow: the caller encodes them at once, under the sandbox lock
     projected: list[JsonObject] = []
     for obj in page:
         selected: JsonObject = {}
@@ -453,7 +452,7 @@ def execute(query: Query, objects: Iterable[Mapping[str, Any]], tz: ZoneInfo) ->
             top = name.split(".")[0]
             for key, value in obj.items():
                 if key.lower() == top.lower():
-                    selected[key] = copy.deepcopy(value)
+                    selected[key] = json_copy(value)
         selected.update({"domain": "QBO", "sparse": True})
         projected.append(selected)
     return projected
