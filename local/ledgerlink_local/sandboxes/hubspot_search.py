@@ -4,8 +4,9 @@
 GTE, BETWEEN, IN, NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY, CONTAINS_TOKEN, NOT_CONTAINS_TOKEN.
 String comparisons ignore case; number properties compare as numbers and date properties as
 instants (epoch milliseconds or ISO-8601 accepted in filter values). ``associations.<type>``
-filters on associated record ids, as HubSpot allows. Limits: 5 filter groups, 6 filters per
-group, 18 filters in all; ``limit`` <= 200; no paging beyond 10,000 results.
+filters on associated record ids, as HubSpot allows. NEQ and NOT_IN also match records without a
+value (unverified). Limits: 5 filter groups, 6 filters per group, 18 filters in all; ``limit``
+<= 200; results stop at 10,000.
 
 Not reproduced: the search index's lag (HubSpot's search can trail writes by a few seconds),
 relevance ranking of ``query`` (here: a case-insensitive substring match on the type's default
@@ -107,10 +108,11 @@ def parse_search(body: Any, catalog: PropertyCatalog) -> SearchRequest:
     offset = _integer(body.get("after"), "after", 0)
     if offset < 0:
         raise validation_error("after must be a non-negative paging cursor")
-    if offset + limit > MAX_RESULTS:
+    if offset >= MAX_RESULTS:
         raise validation_error(
             f"Paging beyond {MAX_RESULTS} results is not supported; narrow the search with filters."
         )
+    limit = min(limit, MAX_RESULTS - offset)
     sorts = tuple(_parse_sort(s, catalog) for s in body.get("sorts") or [])
     properties = body.get("properties") or []
     if not isinstance(properties, list) or not all(isinstance(p, str) for p in properties):

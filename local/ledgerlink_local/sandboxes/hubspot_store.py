@@ -154,6 +154,8 @@ class Portal:
         self.association_types = AssociationTypes()
         self.associations = AssociationStore(self.association_types)
         self.listeners: list[Callable[[ObjectChange], None]] = []
+        # Lookups by unique value (idProperty, unique checks) stay O(1) at backfill sizes.
+        self._indexes: dict[tuple[str, str], dict[str, set[str]]] = {}
 
     # ---- dynamic enumeration options
 
@@ -251,15 +253,24 @@ class Portal:
             return None
         return found
 
+    def _index(self, type_name: str, name: str) -> dict[str, set[str]]:
+        """value -> ids of live records, for a property looked up by value (built on first use)."""
+        key = (type_name, name)
+        index = self._indexes.get(key)
+        if index is None:
+            index = {}
+            for record in self.objects[type_name].values():
+                current = record.values.get(name)
+                if current is not None and not record.archived:
+                    index.setdefault(_fold(name, current), set()).add(record.id)
+            self._indexes[key] = index
+        return index
+
     def _find_by_value(self, object_type: ObjectType, name: str, value: str) -> CrmObject | None:
-        folded = value.casefold() if name == "email" else value
-        for candidate in self.objects[object_type.name].values():
-            current = candidate.values.get(name)
-            if current is None or candidate.archived:
-                continue
-            if (current.casefold() if name == "email" else current) == folded:
-                return candidate
-        return None
+        ids = self._index(object_type.name, name).get(_fold(name, value))
+        if not ids:
+            return None
+        return self.objects[object_type.name][min(ids, key=_numeric_id)]
 
     # ---- writes
 
@@ -422,6 +433,10 @@ class Portal:
         record.archived = True
         record.archived_at = now
         record.updated_at = now
+        for (type_name, name), index in self._indexes.items():
+            current = record.values.get(name)
+            if type_name == record.object_type.name and current is not None:
+                index.get(_fold(name, current), set()).discard(record.id)
         self.associations.remove_object(record.object_type.name, record.id)
         self._emit(ObjectChange("deletion", record.object_type.name, record.id, now, source))
 
@@ -434,10 +449,16 @@ class Portal:
         source_id: str | None,
     ) -> None:
         for name, value in values.items():
+            index = self._indexes.get((record.object_type.name, name))
+            previous = record.values.get(name)
+            if index is not None and previous is not None:
+                index.get(_fold(name, previous), set()).discard(record.id)
             if value is None:
                 record.values.pop(name, None)
             else:
                 record.values[name] = value
+                if index is not None and not record.archived:
+                    index.setdefault(_fold(name, value), set()).add(record.id)
             record.history.setdefault(name, []).append(HistoryEntry(value or "", now, source, source_id))
 
     def _recalculate(self, record: CrmObject, now: datetime) -> None:
@@ -486,6 +507,11 @@ class Portal:
 
     def add_property(self, object_type: ObjectType, definition: PropertyDefinition) -> None:
         self.catalog(object_type).definitions[definition.name] = definition
+
+
+def _fold(name: str, value: str) -> str:
+    # Emails match whatever their case; other unique values match exactly.
+    return value.casefold() if name == "email" else value
 
 
 def stringify_or_none(value: Any) -> str | None:

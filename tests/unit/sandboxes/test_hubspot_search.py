@@ -163,7 +163,7 @@ def test_free_text_query_matches_default_searchable_properties(hubspot: HubSpotA
             ]
         },
         {"filterGroups": [{"filters": [{"propertyName": "amount", "operator": "IN"}]}]},
-        {"after": "9950", "limit": 100},
+        {"after": "10000", "limit": 100},
     ],
 )
 def test_invalid_searches_are_refused(hubspot: HubSpotApi, body: dict) -> None:
