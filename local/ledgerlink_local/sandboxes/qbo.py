@@ -7,7 +7,7 @@ demo app's credentials and realm. Facts come from ../shared/api-notes.md §1-2 a
 (../shared/specs/quickbooks/xsd/); error bodies were checked against bodies quoted in public issue
 threads (see qbo_faults.py).
 
-Endpoints (16):
+Endpoints (15, on 13 routes: the POST /{entity} route serves create/update, delete and void):
 
 | method | path | what |
 |---|---|---|
@@ -26,7 +26,6 @@ Endpoints (16):
 | POST | /v3/company/{realmId}/query | the same, statement as an ``application/text`` body |
 | GET | /v3/company/{realmId}/cdc?entities=...&changedSince=... | change data capture (30 days, 1000 objects) |
 | POST | /v3/company/{realmId}/batch | batch: up to 30 create/update/delete/void/query items, per-item faults |
-| GET | /v3/company/{realmId}/companyinfo/{id} | (covered by the read row) CompanyInfo |
 
 Behaviour: ``minorversion`` accepted on every call; writes honour ``requestid`` (per realm: the same id
 returns the first successful response and creates nothing twice; ids over 50 characters are refused);
@@ -55,7 +54,14 @@ automated sales tax (AST), non-US tax models, exchange-rate history (one rate pe
 /jobs and projects; field validation below the top level of a body (unknown nested keys are ignored,
 where QBO answers 2010); webhooks held back while a delivery is failing; the name change QBO makes on
 inactive list objects ("(deleted)"); the sandbox-host throttle of 100 requests/min per app (production's
-limits are enforced). Unverified details are marked in qbo_faults.py, qbo_model.py and qbo_query.py.
+limits are enforced).
+
+Unverified choices (no primary source found; each kept plausible and easy to change): ``requestid``
+remembers successful answers only, so a refused write can be retried under the same id; an invoice a
+payment is applied to gets a new SyncToken and an ``Update`` webhook; a customer's Balance changes without
+one; a voided payment keeps no lines; CDC answers ``{}`` for a requested entity without changes; the
+``detail`` of expired/revoked-token 401s; the fault codes for an over-long CDC window (500) and an
+oversized batch (6000). More in qbo_faults.py, qbo_model.py and qbo_query.py.
 """
 
 from __future__ import annotations
