@@ -1,10 +1,11 @@
 """Association types (HubSpot-defined and portal labels) and the bidirectional association store.
 
-Type ids are per direction. HubSpot-defined ids used here come from HubSpot's association type
-table: contact->company 279 (unlabeled) and 1 (primary), company->contact 280 and 2, deal->contact
+Type ids are per direction. Associating records always adds the unlabeled type (HubSpot: it
+"will always [be] returned ... with a label value of null"; a primary or custom label is listed
+alongside it). HubSpot-defined ids used here come from HubSpot's association type table: contact->company 279 (unlabeled) and 1 (primary), company->contact 280 and 2, deal->contact
 3, contact->deal 4, deal->company 341 (unlabeled) and 5 (primary), company->deal 342 and 6,
-deal->line_item 19, line_item->deal 20. Confirmed in HubSpot's docs: 279 (contact->company);
-the others are widely used but were not re-checked against a primary source. Custom labels get
+deal->line_item 19, line_item->deal 20. Confirmed: 279 (HubSpot docs), 1-6, 19, 20 (a published
+table); 280, 341, 342 are widely used but were not re-checked against a primary source. Custom labels get
 portal-specific ids (from 101 up here), one per direction.
 """
 
@@ -157,6 +158,13 @@ class AssociationStore:
         self._links: dict[Key, set[tuple[str, int]]] = {}
 
     def add(self, from_type: str, from_id: str, to_type: str, to_id: str, kind: AssociationType) -> None:
+        default_id = DEFAULT_TYPE_IDS.get((from_type, to_type))
+        if kind.label is not None and default_id is not None:
+            # HubSpot: the unlabeled type is added whenever records are associated; a primary or
+            # custom label is listed alongside it.
+            unlabeled = self.types.find(HUBSPOT_DEFINED, default_id)
+            if unlabeled is not None:
+                self.add(from_type, from_id, to_type, to_id, unlabeled)
         if kind.type_id in SINGLE_PRIMARY_TYPE_IDS:
             for other_id, kinds in self.targets(from_type, from_id, to_type):
                 if other_id != to_id and any(k.type_id == kind.type_id for k in kinds):

@@ -40,13 +40,17 @@ def test_typed_association_with_primary_replaces_the_previous_primary(hubspot: H
     # when the deal gets company 21001 as primary, then company 21002
     first = checked(SPEC, hubspot.put(f"{V4}/deals/{deal}/associations/companies/21001", primary), 201).json()
     checked(SPEC, hubspot.put(f"{V4}/deals/{deal}/associations/companies/21002", primary), 201)
-    # then only the latest is primary (a record has one primary company)
+    # then only the latest is primary (a record has one primary company); both keep the unlabeled
+    # type HubSpot adds to every association
     assert (
         first["labels"] == ["Primary"]
         and first["fromObjectTypeId"] == "0-3"
         and first["toObjectTypeId"] == "0-2"
     )
-    assert _types_between(hubspot, f"{V4}/deals/{deal}/associations/companies") == {"21002": [5]}
+    assert _types_between(hubspot, f"{V4}/deals/{deal}/associations/companies") == {
+        "21001": [341],
+        "21002": [5, 341],
+    }
 
 
 def test_invalid_types_and_missing_records_are_refused(hubspot: HubSpotApi) -> None:
@@ -150,7 +154,7 @@ def test_custom_labels_on_both_label_paths(hubspot: HubSpotApi) -> None:
     ]
     assert renamed.status_code == 204 and deleted.status_code == 204
     assert {"category": "USER_DEFINED", "typeId": forward["typeId"], "label": "Payer"} in labels
-    assert _types_between(hubspot, f"{V4}/deals/{deal}/associations/contacts") == {}
+    assert _types_between(hubspot, f"{V4}/deals/{deal}/associations/contacts") == {"51001": [3]}
 
 
 def test_inline_associations_on_create_and_their_validation(hubspot: HubSpotApi) -> None:
