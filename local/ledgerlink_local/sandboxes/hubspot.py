@@ -74,10 +74,14 @@ in HubSpot (``CRM_UI``).
 Admin extras: ``POST /_admin/seed`` ``{"companies": [{props}], "contacts": [...], "deals": [...],
 "line_items": [...], "products": [...], "associations": [{"from_type", "from_id", "to_type",
 "to_id", "type_id"?, "category"?}]}``; ``POST /_admin/ui_update`` ``{"objectType", "id",
-"properties"}``; config keys ``ten_secondly_limit``, ``daily_limit``, ``search_per_second_limit``,
+"properties"}``; ``GET /_admin/webhook_events`` (every event published since the last reset,
+delivered or not); config keys ``ten_secondly_limit``, ``daily_limit``, ``search_per_second_limit``,
 ``webhook_subscriptions`` (list of ``{"subscriptionType", "propertyName"?}``),
 ``company_currency``, ``exchange_rates`` (``{code: rate}``; the enabled currencies). ``reset``
 also restores these options.
+
+Associations: every association carries the pair's unlabeled type (HubSpot documents this);
+primary (1, 5) replaces the record's previous primary; custom labels get portal ids from 101.
 
 Not reproduced yet / unverified: merge, GDPR delete, restore of archived records, the v3
 associations API, association limits other than one primary company, the association
@@ -85,8 +89,10 @@ definitions/configurations endpoints, webhook subscription management (``/webhoo
 OAuth and scopes (403 MISSING_SCOPES), search index lag, generated properties beyond the few
 calculated here (deal probability/closed/home-currency amount, line item amount), date
 properties' exact output format, HubSpot's 404 body for a missing record (may be empty),
-the wording of several errors (batch limit, unique-value conflict, association errors, search
-limits), the 429 ``groupName`` format for private apps, and rate-limit headers on 429s.
+the wording of several errors (batch limit, unique-value conflict: HubSpot's status for a
+custom unique property may be 400 rather than 409, association errors, search limits, an
+existing property's 409 category ``OBJECT_ALREADY_EXISTS``), the v4 association batch limit
+(1,000 here), the 429 ``groupName`` format for private apps, and rate-limit headers on 429s.
 """
 
 from __future__ import annotations
