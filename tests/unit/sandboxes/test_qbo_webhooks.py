@@ -115,3 +115,29 @@ def test_no_webhook_url_means_no_delivery(qbo_sandbox: SandboxServer) -> None:
     api.created("Customer", payload("customer_create"))
     flushed = requests.post(qbo_sandbox.url + "/_admin/webhooks").json()
     assert flushed["attempts"] == []
+
+
+def test_deliveries_are_accepted_by_ledgerlinks_ingest_in_both_formats(qbo_sandbox: SandboxServer) -> None:
+    # given the same change delivered once in each format
+    from ledgerlink.qbo.webhooks import parse_delivery, verify_signature
+
+    api = QboApi(qbo_sandbox)
+    parsed = []
+    for webhook_format in ("cloudevents", "legacy"):
+        with webhook_receiver() as receiver:
+            api.configure(webhook_url=receiver.url, webhook_time_factor=0.01, webhook_format=webhook_format)
+            invoice = api.read("Invoice", "1")
+            api.post(
+                "invoice", {"Id": "1", "SyncToken": invoice["SyncToken"], "sparse": True, "PrivateNote": "x"}
+            )
+            delivery = receiver.wait_for(1)[0]
+        # when LedgerLink's ingest checks and parses it
+        verify_signature(DEMO_VERIFIER_TOKEN, delivery.body, delivery.headers["intuit-signature"])
+        parsed.append(parse_delivery(delivery.body))
+    # then both name the same change of the same realm
+    for delivery in parsed:
+        assert [(c.realm_id, c.entity, c.entity_id, c.operation) for c in delivery.changes] == [
+            (api.realm, "Invoice", "1", "Update")
+        ]
+        assert delivery.unsupported == ()
+    assert [delivery.source_format for delivery in parsed] == ["cloudevents", "legacy"]
