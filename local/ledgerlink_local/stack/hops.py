@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ledgerlink_local.stack.runtime import FunctionRuntime, InvocationResult
 
 STEP_WIDTH: Final = 11
+CORRELATION_WIDTH: Final = 36  # a UUID; the gateway's request ids are shorter
 NO_CORRELATION: Final = "-"
 
 
@@ -42,7 +43,8 @@ class Hop:
 
     def line(self) -> str:
         clock = self.at[11:23]  # HH:MM:SS.mmm
-        return f"{clock}  {self.correlation_id or NO_CORRELATION}  {self.step:<{STEP_WIDTH}} {self.text}"
+        correlation = self.correlation_id or NO_CORRELATION
+        return f"{clock}  {correlation:<{CORRELATION_WIDTH}}  {self.step:<{STEP_WIDTH}} {self.text}"
 
 
 @dataclass(frozen=True)
@@ -230,41 +232,35 @@ class HopLog:
     def invocation(
         self,
         function: str,
-        trigger: str,
         result: InvocationResult,
-        correlation_ids: Iterable[str],
+        records: Iterable[tuple[str, str]],
         *,
-        failed_items: int = 0,
-        total_items: int = 0,
         dead_lettered: Iterable[str] = (),
     ) -> None:
-        ids = sorted({cid for cid in correlation_ids if cid})
-        correlation = ids[0] if len(ids) == 1 else (f"{len(ids)} events" if ids else None)
-        if not result.ok:
-            text = f"{function} ({trigger}) FAILED {result.error_type}: {result.error_message}"
-            outcome = "failed"
-        elif failed_items:
-            text = (
-                f"{function} ({trigger}) {total_items - failed_items} ok, {failed_items} failed: will retry"
+        """A function's outcome for each record of a batch: ``(correlation id, "ok"|"retry"|"failed")``."""
+        records = list(records)
+        batch = f"batch of {len(records)}, " if len(records) > 1 else ""
+        timing = f"({batch}{result.duration_ms:.0f} ms)"
+        for correlation, outcome in records:
+            if outcome == "failed":
+                text = (
+                    f"{function} FAILED {result.error_type}: {result.error_message} {timing}; "
+                    "returns after the visibility timeout"
+                )
+            elif outcome == "retry":
+                text = (
+                    f"{function} reported this record failed {timing}; returns after the visibility timeout"
+                )
+            else:
+                text = f"{function} ok {timing}"
+            self.record(
+                "handler", text, correlation, outcome=outcome, function=function, request_id=result.request_id
             )
-            outcome = "retry"
-        else:
-            text = f"{function} ({trigger}) ok" + (f", {total_items} records" if total_items > 1 else "")
-            outcome = "ok"
-        self.record(
-            "handler",
-            f"{text} ({result.duration_ms:.0f} ms)",
-            correlation,
-            outcome=outcome,
-            function=function,
-            correlation_ids=ids,
-            request_id=result.request_id,
-        )
-        for cid in dead_lettered:
+        for correlation in dead_lettered:
             self.record(
                 "dead-letter",
-                f"{function}: receives exhausted; the message goes to the dead-letter queue",
-                cid,
+                f"{function}: receives exhausted; SQS moves the message to the dead-letter queue",
+                correlation,
                 outcome="dead-letter",
                 function=function,
             )

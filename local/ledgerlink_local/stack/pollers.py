@@ -178,6 +178,10 @@ class QueuePoller:
         self._thread.start()
         return self
 
+    def request_stop(self) -> None:
+        """Ask the thread to stop after its current receive (see :meth:`stop`)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -229,22 +233,26 @@ class QueuePoller:
 
     def poll_once(self) -> BatchOutcome | None:
         messages = self.gather()
-        if not messages:
-            return None
+        if not messages or self._stop.is_set():
+            return None  # on the way down: what was received returns to the queue after its timeout
         return self.process(messages)
 
     def process(self, messages: list[dict[str, Any]]) -> BatchOutcome:
         config = self.config
         records = [sqs_record(message, config.queue_arn, config.region) for message in messages]
         ids = [record["messageId"] for record in records]
-        correlation = {record["messageId"]: correlation_id_of(record["body"]) for record in records}
+        # A record's label on hop lines: its event's correlation id, else its message id.
+        labels = {
+            record["messageId"]: correlation_id_of(record["body"]) or record["messageId"]
+            for record in records
+        }
         if self._hops is not None:
             for record in records:
                 count = record["attributes"].get("ApproximateReceiveCount", "1")
                 self._hops.record(
                     "queue",
                     f"{config.queue_name} -> {config.function} (receive {count}/{config.max_receive_count})",
-                    correlation[record["messageId"]],
+                    labels[record["messageId"]],
                     message_id=record["messageId"],
                     queue=config.queue_name,
                 )
@@ -253,21 +261,20 @@ class QueuePoller:
         outcome = settle(result, ids, config.report_batch_item_failures)
         self._delete([record for record in records if record["messageId"] in outcome.deleted])
         if self._hops is not None:
+            per_record = [
+                (
+                    labels[mid],
+                    "failed" if outcome.whole_batch_failed else "retry" if mid in outcome.kept else "ok",
+                )
+                for mid in ids
+            ]
             exhausted = [
-                correlation[record["messageId"]] or record["messageId"]
+                labels[record["messageId"]]
                 for record in records
                 if record["messageId"] in outcome.kept
                 and int(record["attributes"].get("ApproximateReceiveCount", "1")) >= config.max_receive_count
             ]
-            self._hops.invocation(
-                config.function,
-                f"{len(records)} from {config.queue_name}",
-                result,
-                [cid for cid in correlation.values() if cid],
-                failed_items=0 if outcome.whole_batch_failed else len(outcome.kept),
-                total_items=len(records),
-                dead_lettered=exhausted,
-            )
+            self._hops.invocation(config.function, result, per_record, dead_lettered=exhausted)
         return outcome
 
     def _delete(self, records: list[dict[str, Any]]) -> None:

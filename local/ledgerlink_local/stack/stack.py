@@ -174,6 +174,8 @@ class LocalStack:
             self.scheduler.stop()
             self.scheduler = None
         for poller in self.pollers:
+            poller.request_stop()  # all at once, then wait for each
+        for poller in self.pollers:
             poller.stop()
         self.pollers = []
         for pool in self.pools.values():

@@ -78,9 +78,17 @@ class RunningSandboxes:
     credentials: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def stop(self) -> None:
-        for server in reversed(list(self.servers.values())):
+        """Stop every sandbox at once (each shutdown waits up to half a second for its server loop)."""
+
+        def stop_one(server: Any) -> None:
             with contextlib.suppress(Exception):
                 server.stop()
+
+        threads = [threading.Thread(target=stop_one, args=(server,)) for server in self.servers.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
         self.servers.clear()
 
     def sandbox(self, vendor: str) -> Any:
@@ -104,7 +112,13 @@ def start_sandboxes(host: str, ports: Mapping[str, int]) -> RunningSandboxes:
             with _port_in_use_error(vendor.name, ports):
                 server = SandboxServer(sandbox, host, ports[vendor.name])
             running.servers[vendor.name] = server.start()
-            credentials = module.DemoCredentials.for_sandbox(server.url).as_dict()
+            make_credentials = getattr(module.DemoCredentials, "for_sandbox", None)
+            demo = (
+                make_credentials(server.url)
+                if make_credentials
+                else module.DemoCredentials(base_url=server.url)
+            )
+            credentials = demo.as_dict()
             running.credentials[vendor.name] = {key: str(value) for key, value in credentials.items()}
             missing = [key for key in LOCAL_JSON_KEYS[vendor.name] if key not in credentials]
             if missing:
@@ -324,7 +338,7 @@ def _print_summary(
         f"{settings.event_log} (hops), {settings.log_dir}/ (function logs)",
         "  inspect    ledgerlink local status   |   replay: ledgerlink dlq replay <queue>",
         "",
-        "time          correlation id                        hop         what",
+        f"{'time':<12}  {'correlation id':<36}  {'hop':<11} what",
     ]
     print("\n".join(lines), file=out, flush=True)
 
