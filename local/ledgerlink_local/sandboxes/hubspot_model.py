@@ -5,9 +5,13 @@ write the way HubSpot does (unknown name, read-only, number, bool, date, enumera
 pipeline stage, owner, portal currency, leading/trailing whitespace) and returns the values to
 store, or raises :class:`PropertyValidationError` listing every problem.
 
-Unverified (kept plausible, listed in hubspot.py's docstring): the error codes INVALID_FLOAT,
-INVALID_BOOLEAN, INVALID_DATE and READ_ONLY_VALUE and their messages; the exact default property
-sets and labels; that line item ``amount`` is calculated (quantity x price - discounts).
+Line item ``amount`` (net price) is calculated by HubSpot (its records show source CALCULATED,
+"LineItemAmountCalculator"): here quantity x (price - unit discount), less the discount
+percentage. Writing it is refused (READ_ONLY_VALUE); whether HubSpot refuses or silently
+recalculates is unverified, and refusing is the safer failure for a client.
+
+Unverified (kept plausible): the error codes INVALID_FLOAT, INVALID_BOOLEAN, INVALID_DATE,
+INVALID_NUMBER and READ_ONLY_VALUE and their messages; the exact default property sets and labels.
 """
 
 from __future__ import annotations

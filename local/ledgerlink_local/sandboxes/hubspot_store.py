@@ -301,6 +301,18 @@ class Portal:
             message = self.stage_problem(current_stage, values["pipeline"]) if current_stage else None
             if message is not None:
                 raise PropertyValidationError([PropertyProblem("dealstage", "INVALID_OPTION", message)])
+        price = parse_number(values.get("price") or "")
+        if object_type.name == "line_items" and price is not None and price < 0:
+            # HubSpot: "The price specified within the properties field cannot be negative."
+            raise PropertyValidationError(
+                [
+                    PropertyProblem(
+                        "price",
+                        "INVALID_NUMBER",
+                        f"{values['price']} is negative; a line item's price cannot be.",
+                    )
+                ]
+            )
         if object_type.name == "line_items" and values.get("hs_product_id"):
             product = self.objects["products"].get(str(values["hs_product_id"]))
             if product is None or product.archived:

@@ -193,6 +193,23 @@ def test_line_item_from_a_product_copies_it_and_computes_the_net_price(hubspot: 
 
 
 @pytest.mark.parametrize(
+    ("properties", "code"),
+    [
+        ({"amount": "150"}, "READ_ONLY_VALUE"),  # HubSpot calculates the net price
+        ({"price": "-5"}, "INVALID_NUMBER"),  # "The price ... cannot be negative"
+    ],
+)
+def test_line_item_net_price_is_calculated_and_price_never_negative(
+    hubspot: HubSpotApi, properties: dict[str, str], code: str
+) -> None:
+    answer = hubspot.post(
+        "/crm/v3/objects/line_items", {"properties": {"name": "Credit", "quantity": "1", **properties}}
+    )
+    problems = json.loads(checked("lineItems.json", answer, 400).json()["message"].split(": ", 1)[1])
+    assert [p["error"] for p in problems] == [code]
+
+
+@pytest.mark.parametrize(
     ("object_type", "properties"),
     [
         ("contacts", {"email": "new.person@example.com", "firstname": "New", "lastname": "Person"}),
