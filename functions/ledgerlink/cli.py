@@ -46,6 +46,9 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
     CommandGroup(
         "dlq", "ledgerlink.cli:register_dlq", "dead-letter queues: move messages back to their queue"
     ),
+    CommandGroup(
+        "hubspot", "ledgerlink.cli_hubspot:register", "HubSpot portal: create LedgerLink's properties"
+    ),
 )
 
 EXIT_OK: Final = 0
