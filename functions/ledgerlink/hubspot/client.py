@@ -1,0 +1,386 @@
+"""The HubSpot CRM client: batch endpoints only where a batch exists, at most 100 inputs a call.
+
+- objects v3: ``batch/upsert`` (by a unique property), ``batch/update``, ``batch/read``,
+  ``batch/archive`` and ``search`` (its own per-second budget: ``limit_group=HUBSPOT_SEARCH``);
+- associations v4: ``batch/associate/default`` (the unlabelled association; creating one that exists
+  changes nothing) and ``batch/read``;
+- properties v3: groups and property definitions (``ledgerlink hubspot setup``), and the enabled
+  currencies, read from the options of the deal property ``deal_currency_code``.
+
+Every upsert input carries an ``objectWriteTraceId`` (HubSpot's opt-in to partial success): a batch in
+which some inputs are invalid writes the valid ones and answers 207 with the failed ones' trace ids, so
+one bad record never fails its neighbours. Results and errors come back per input id
+(:class:`BatchOutcome`). Every call goes through the vendor HTTP layer (portal-wide limits, retries,
+breaker); upserts and association creates are safe to repeat, so they are retried like reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import requests
+
+from ledgerlink.http.client import VendorHttpClient
+from ledgerlink.http.errors import VendorError, body_excerpt
+from ledgerlink.http.policy import HUBSPOT_SEARCH
+from ledgerlink.secrets import SecretStore
+
+MAX_BATCH_INPUTS: Final = 100
+MAX_SEARCH_LIMIT: Final = 200
+# HubSpot's search allows 5 filter groups of at most 6 filters (18 filters in all) per request.
+MAX_FILTER_GROUPS: Final = 5
+# Each search IN filter carries at most this many values (HubSpot documents no figure; kept modest).
+MAX_IN_VALUES: Final = 100
+
+OBJECT_PATHS: Final = {
+    "deals": "deals",
+    "line_items": "line_items",
+    "companies": "companies",
+    "contacts": "contacts",
+}
+
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T], size: int = MAX_BATCH_INPUTS) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+class HubSpotError(VendorError):
+    """HubSpot refused a request or a batch input; the message carries HubSpot's category and message."""
+
+    reason = "hubspot_error"
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        super().__init__(message, vendor="hubspot")
+        self.retryable = retryable
+        self.status = status
+
+
+@dataclass(frozen=True)
+class HubSpotObject:
+    """A CRM record as HubSpot returns it: id, properties and, for upserts, whether it was created."""
+
+    id: str
+    properties: Mapping[str, str | None]
+    new: bool = False
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> HubSpotObject:
+        return cls(id=str(raw["id"]), properties=dict(raw.get("properties") or {}), new=bool(raw.get("new")))
+
+    def prop(self, name: str) -> str:
+        return (self.properties.get(name) or "").strip()
+
+
+@dataclass
+class BatchOutcome:
+    """Per-input results of batch calls: ``written[input id]`` or ``failed[input id] = reason``."""
+
+    written: dict[str, HubSpotObject] = field(default_factory=dict)
+    failed: dict[str, HubSpotError] = field(default_factory=dict)
+
+    def merge(self, other: BatchOutcome) -> None:
+        self.written.update(other.written)
+        self.failed.update(other.failed)
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """One upsert input: the unique property, its value (the input id) and the properties to write."""
+
+    id_property: str
+    id: str
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One update input by HubSpot record id."""
+
+    id: str
+    properties: Mapping[str, str]
+
+
+class HubSpotClient:
+    """One portal. ``scope`` is what the portal's rate limits are counted under (the portal id)."""
+
+    def __init__(self, http: VendorHttpClient, *, scope: str) -> None:
+        if not scope:
+            raise ValueError("a HubSpot rate-limit scope (the portal id) is required")
+        self._http = http
+        self.scope = scope
+        self.calls = 0
+
+    # ---- objects
+
+    def batch_upsert(self, object_type: str, inputs: Sequence[Upsert]) -> BatchOutcome:
+        """Create or update by a unique property. Inputs with the same id are sent once (the last)."""
+        unique = list({item.id: item for item in inputs}.values())
+        outcome = BatchOutcome()
+        for chunk in chunked(unique):
+            body = {
+                "inputs": [
+                    {
+                        "id": item.id,
+                        "idProperty": item.id_property,
+                        "properties": dict(item.properties),
+                        "objectWriteTraceId": item.id,
+                    }
+                    for item in chunk
+                ]
+            }
+            response = self._post(f"/crm/v3/objects/{_path(object_type)}/batch/upsert", body, accept=(207,))
+            outcome.merge(
+                self._batch_outcome(response, [item.id for item in chunk], key="objectWriteTraceId")
+            )
+        return outcome
+
+    def batch_update(self, object_type: str, updates: Sequence[Update]) -> BatchOutcome:
+        unique = list({item.id: item for item in updates}.values())
+        outcome = BatchOutcome()
+        for chunk in chunked(unique):
+            body = {"inputs": [{"id": item.id, "properties": dict(item.properties)} for item in chunk]}
+            # Setting the same values again has the same effect: safe to retry.
+            response = self._post(f"/crm/v3/objects/{_path(object_type)}/batch/update", body, accept=(207,))
+            outcome.merge(self._batch_outcome(response, [item.id for item in chunk], key="id"))
+        return outcome
+
+    def batch_read(
+        self,
+        object_type: str,
+        ids: Iterable[str],
+        properties: Sequence[str],
+        *,
+        id_property: str | None = None,
+    ) -> dict[str, HubSpotObject]:
+        """Records by id (or by ``id_property`` value); ids HubSpot does not know are absent."""
+        wanted = sorted(set(ids))
+        found: dict[str, HubSpotObject] = {}
+        for chunk in chunked(wanted):
+            body: dict[str, Any] = {
+                "inputs": [{"id": value} for value in chunk],
+                "properties": list(properties),
+                "propertiesWithHistory": [],
+            }
+            if id_property:
+                body["idProperty"] = id_property
+            response = self._post(f"/crm/v3/objects/{_path(object_type)}/batch/read", body, accept=(207,))
+            for raw in _json(response).get("results") or []:
+                record = HubSpotObject.from_api(raw)
+                key = record.prop(id_property) if id_property else record.id
+                found[key or record.id] = record
+        return found
+
+    def batch_archive(self, object_type: str, ids: Iterable[str]) -> None:
+        """Archive (HubSpot's restorable delete) records by id; archiving an archived record is harmless."""
+        for chunk in chunked(sorted(set(ids))):
+            self._post(
+                f"/crm/v3/objects/{_path(object_type)}/batch/archive",
+                {"inputs": [{"id": value} for value in chunk]},
+                expect_json=False,
+            )
+
+    def search(
+        self, object_type: str, filter_groups: Sequence[Mapping[str, Any]], properties: Sequence[str]
+    ) -> list[HubSpotObject]:
+        """Every record matching any of ``filter_groups`` (at most :data:`MAX_FILTER_GROUPS`), all pages."""
+        if not filter_groups:
+            return []
+        if len(filter_groups) > MAX_FILTER_GROUPS:
+            raise ValueError(f"a HubSpot search takes at most {MAX_FILTER_GROUPS} filter groups")
+        found: dict[str, HubSpotObject] = {}
+        after = "0"
+        while True:
+            body = {
+                "filterGroups": [dict(group) for group in filter_groups],
+                "properties": list(properties),
+                "sorts": [],
+                "limit": MAX_SEARCH_LIMIT,
+                "after": after,
+            }
+            response = self._post(
+                f"/crm/v3/objects/{_path(object_type)}/search", body, limit_group=HUBSPOT_SEARCH
+            )
+            page = _json(response)
+            for raw in page.get("results") or []:
+                record = HubSpotObject.from_api(raw)
+                found[record.id] = record
+            next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not next_after:
+                return list(found.values())
+            after = str(next_after)
+
+    # ---- associations v4
+
+    def associate_default(self, from_type: str, to_type: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """The default (unlabelled) association for each (from id, to id); existing ones are unchanged."""
+        unique = sorted(set(pairs))
+        for chunk in chunked(unique):
+            body = {"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]}
+            response = self._post(
+                f"/crm/v4/associations/{from_type}/{to_type}/batch/associate/default", body, accept=(207,)
+            )
+            errors = _json(response).get("errors") or []
+            if errors:
+                raise HubSpotError(
+                    f"HubSpot refused {len(errors)} of {len(chunk)} {from_type}→{to_type} associations: "
+                    f"{_error_text(errors[0])}"
+                )
+
+    def associations(self, from_type: str, to_type: str, ids: Iterable[str]) -> dict[str, list[str]]:
+        """The ids each record is associated with (every page)."""
+        result: dict[str, list[str]] = {}
+        pending: list[tuple[str, str | None]] = [(value, None) for value in sorted(set(ids))]
+        while pending:
+            chunk, pending = pending[:MAX_BATCH_INPUTS], pending[MAX_BATCH_INPUTS:]
+            body = {
+                "inputs": [{"id": value, **({"after": after} if after else {})} for value, after in chunk]
+            }
+            response = self._post(
+                f"/crm/v4/associations/{from_type}/{to_type}/batch/read", body, accept=(207,)
+            )
+            for item in _json(response).get("results") or []:
+                source = str((item.get("from") or {}).get("id"))
+                targets = result.setdefault(source, [])
+                targets.extend(str(target["toObjectId"]) for target in item.get("to") or [])
+                next_after = ((item.get("paging") or {}).get("next") or {}).get("after")
+                if next_after:
+                    pending.append((source, str(next_after)))
+        return result
+
+    # ---- properties
+
+    def property_groups(self, object_type: str) -> set[str]:
+        response = self._get(f"/crm/v3/properties/{_path(object_type)}/groups")
+        return {str(group["name"]) for group in _json(response).get("results") or []}
+
+    def create_property_group(self, object_type: str, body: Mapping[str, Any]) -> None:
+        self._post(f"/crm/v3/properties/{_path(object_type)}/groups", dict(body), idempotent=False)
+
+    def properties(self, object_type: str) -> dict[str, dict[str, Any]]:
+        response = self._get(f"/crm/v3/properties/{_path(object_type)}")
+        return {str(item["name"]): item for item in _json(response).get("results") or []}
+
+    def create_property(self, object_type: str, body: Mapping[str, Any]) -> None:
+        self._post(f"/crm/v3/properties/{_path(object_type)}", dict(body), idempotent=False)
+
+    def update_property(self, object_type: str, name: str, body: Mapping[str, Any]) -> None:
+        response = self._http.patch(
+            f"/crm/v3/properties/{_path(object_type)}/{name}",
+            scope=self.scope,
+            json=dict(body),
+            idempotent=True,
+        )
+        self.calls += 1
+        _json(response)
+
+    def enabled_currencies(self) -> frozenset[str]:
+        """The portal's currencies: the options HubSpot offers for a deal's ``deal_currency_code``."""
+        response = self._get("/crm/v3/properties/deals/deal_currency_code")
+        options = _json(response).get("options") or []
+        return frozenset(str(option["value"]).upper() for option in options if option.get("value"))
+
+    # ---- plumbing
+
+    def _get(self, path: str) -> requests.Response:
+        response = self._http.get(path, scope=self.scope)
+        self.calls += 1
+        return response
+
+    def _post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        accept: tuple[int, ...] = (),
+        limit_group: str | None = None,
+        idempotent: bool = True,
+        expect_json: bool = True,
+    ) -> requests.Response:
+        kwargs: dict[str, Any] = {"json": body, "idempotent": idempotent, "accept": accept}
+        if limit_group is not None:
+            kwargs["limit_group"] = limit_group
+        response = self._http.post(path, scope=self.scope, **kwargs)
+        self.calls += 1
+        if expect_json and response.status_code != 204:
+            _json(response)  # a non-JSON success body is a protocol error worth failing loudly
+        return response
+
+    def _batch_outcome(self, response: requests.Response, ids: Sequence[str], *, key: str) -> BatchOutcome:
+        body = _json(response)
+        outcome = BatchOutcome()
+        for raw in body.get("results") or []:
+            record = HubSpotObject.from_api(raw)
+            marker = str(raw.get(key) or "") if key != "id" else record.id
+            if marker:
+                outcome.written[marker] = record
+        for error in body.get("errors") or []:
+            reason = HubSpotError(
+                f"HubSpot {error.get('category', 'ERROR')}: {_error_text(error)}", status=response.status_code
+            )
+            context = error.get("context") or {}
+            named = [str(value) for value in (context.get(key) or context.get("ids") or []) if value]
+            if not named and error.get(key):
+                named = [str(error[key])]
+            if not named and error.get("id"):
+                named = [str(error["id"])]
+            for value in named or [value for value in ids if value not in outcome.written]:
+                outcome.failed[value] = reason
+        # An input neither written nor named in an error: HubSpot said nothing about it, so it failed.
+        for value in ids:
+            if value not in outcome.written and value not in outcome.failed and key != "id":
+                outcome.failed[value] = HubSpotError("HubSpot's batch answer did not mention this input")
+        return outcome
+
+
+def _path(object_type: str) -> str:
+    try:
+        return OBJECT_PATHS[object_type]
+    except KeyError:
+        raise ValueError(f"unknown HubSpot object type {object_type!r}") from None
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise HubSpotError(
+            f"HubSpot answered HTTP {response.status_code} with a body that is not JSON", retryable=True
+        ) from None
+    if not isinstance(body, dict):
+        raise HubSpotError(f"HubSpot answered HTTP {response.status_code} with a non-object body")
+    return body
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    return body_excerpt(str(error.get("message") or "no message"))
+
+
+class HubSpotAuth:
+    """Private-app bearer token from the HubSpot secret (``{"access_token", "portal_id"?, ...}``).
+
+    A private-app token does not expire; after a 401 the secret is simply read again (it may have
+    been rotated by an operator).
+    """
+
+    def __init__(self, secrets: SecretStore, secret_name: str) -> None:
+        self._secrets = secrets
+        self._secret_name = secret_name
+
+    def __repr__(self) -> str:
+        return f"HubSpotAuth(secret_name={self._secret_name!r})"
+
+    def __call__(self, *, force_refresh: bool = False) -> Mapping[str, str]:
+        secret = self._secrets.get_json(self._secret_name)
+        token = secret.get("access_token")
+        if not token:
+            raise HubSpotError(f"secret {self._secret_name!r} has no access_token")
+        return {"Authorization": f"Bearer {token}"}
+
+    def portal_id(self) -> str | None:
+        value = self._secrets.get_json(self._secret_name).get("portal_id")
+        return str(value) if value else None

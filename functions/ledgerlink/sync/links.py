@@ -1,0 +1,330 @@
+"""The crosswalk: which HubSpot record each QBO entity became, and which version of it was synced.
+
+One item per QBO entity in the links table (keys from :data:`ledgerlink.tables.LINKS`):
+pk ``<realm>#<Entity>#<QBO Id>``, sk ``link``, with
+
+- ``hubspot_id``: the deal (Invoice, Estimate) or company (Customer); ``contact_id`` for a customer's
+  contact; ``company_id`` / ``contact_id`` the deal is associated with; ``line_item_ids`` the HubSpot
+  line items LedgerLink wrote for the deal (only these are ever archived); ``invoice_ids`` the
+  invoices a Payment was applied to (so a deleted payment still re-syncs them);
+- ``synced_ms`` and ``sync_token``: the version HubSpot now shows — the entity's
+  ``MetaData.LastUpdatedTime`` (epoch ms) and its ``SyncToken``. QBO writes that timestamp to the
+  second, so two edits within one second differ only by their SyncToken;
+- ``dirty``: set when a write lost a race against a newer version (see :meth:`LinkStore.save`), so the
+  next event re-writes even though the version is not newer.
+
+:meth:`LinkStore.save` is a conditional write — ``synced_ms`` only moves forward — so a slow Lambda
+holding an older version can never record it over a newer one. It reports when it lost, and marks the
+link dirty, because its HubSpot write may have landed after the newer one: the next delivery of the
+event then re-writes the newest version.
+
+Failures: pk ``event#<event_id>``, sk ``failure`` holds the last failure of an event (reason, whether
+retrying can help, the SQS message id and receive count) for ``ledgerlink local status`` and for the
+fast path that fails a redelivered, permanently failing message without calling any vendor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+from botocore.exceptions import ClientError
+
+from ledgerlink.tables import LINKS
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+PK: Final = LINKS.partition_key
+SK: Final = LINKS.sort_key or "sk"
+LINK_SK: Final = "link"
+FAILURE_SK: Final = "failure"
+BATCH_GET_MAX: Final = 100  # DynamoDB BatchGetItem limit
+
+
+class LinkStoreError(RuntimeError):
+    """The links table could not be read or written; retryable (the table may answer later)."""
+
+    retryable = True
+    reason = "links_table_unavailable"
+
+
+@dataclass(frozen=True)
+class EntityKey:
+    realm_id: str
+    entity: str
+    entity_id: str
+
+    @property
+    def pk(self) -> str:
+        return f"{self.realm_id}#{self.entity}#{self.entity_id}"
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.entity_id} (realm {self.realm_id})"
+
+
+@dataclass(frozen=True)
+class Link:
+    key: EntityKey
+    hubspot_id: str | None = None
+    synced_ms: int | None = None
+    sync_token: int = 0
+    contact_id: str | None = None
+    company_id: str | None = None
+    line_item_ids: frozenset[str] = field(default_factory=frozenset)
+    invoice_ids: frozenset[str] = field(default_factory=frozenset)
+    status: str | None = None
+    dirty: bool = False
+
+    def already_synced(self, last_updated_ms: int | None, sync_token: int = 0) -> bool:
+        """True when HubSpot already shows this version (or a newer one) and nothing forces a re-write."""
+        if self.dirty or last_updated_ms is None or self.synced_ms is None:
+            return False
+        return (self.synced_ms, self.sync_token) >= (last_updated_ms, sync_token)
+
+    def newer_than(self, event_ms: int) -> bool:
+        """True when what is synced is strictly newer than an event's timestamp: an out-of-order event."""
+        return not self.dirty and self.synced_ms is not None and self.synced_ms > event_ms
+
+
+@dataclass(frozen=True)
+class Failure:
+    event_id: str
+    reason: str
+    error_type: str
+    retryable: bool
+    message_id: str
+    receive_count: int
+    realm_id: str
+    entity: str
+    entity_id: str
+    failed_at: str
+
+
+class LinkStore:
+    """Links and failures in the links table."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        if not table_name:
+            raise ValueError("a links table name is required")
+        self.table_name = table_name
+        self._client: DynamoDBClient = client if client is not None else boto3.client("dynamodb")
+
+    # ---- links
+
+    def get_many(self, keys: Iterable[EntityKey]) -> dict[EntityKey, Link]:
+        """The links that exist for ``keys`` (strongly consistent), by key."""
+        wanted = {key.pk: key for key in keys}
+        pks = sorted(wanted)
+        found: dict[EntityKey, Link] = {}
+        for start in range(0, len(pks), BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [
+                        {PK: {"S": pk}, SK: {"S": LINK_SK}} for pk in pks[start : start + BATCH_GET_MAX]
+                    ],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except ClientError as error:
+                    raise _failed(self.table_name, "BatchGetItem", error) from None
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    key = wanted[item[PK]["S"]]
+                    found[key] = _link(key, item)
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def save(self, link: Link, *, event_id: str) -> bool:
+        """Record that HubSpot shows ``link.synced_ms``; False (and the link marked dirty) when a newer
+        version was recorded meanwhile by another worker."""
+        if link.synced_ms is None:
+            raise ValueError(f"{link.key}: a link records the synced LastUpdatedTime")
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {
+            ":synced": {"N": str(link.synced_ms)},
+            ":token": {"N": str(link.sync_token)},
+            ":at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+            ":event": {"S": event_id},
+            ":false": {"BOOL": False},
+        }
+        assignments = [
+            "synced_ms = :synced",
+            "sync_token = :token",
+            "synced_at = :at",
+            "event_id = :event",
+            "dirty = :false",
+        ]
+        removals: list[str] = []
+        optional = {
+            "hubspot_id": link.hubspot_id,
+            "contact_id": link.contact_id,
+            "company_id": link.company_id,
+            "#status": link.status,
+        }
+        for attribute, value in optional.items():
+            if value is None:
+                continue
+            placeholder = ":" + attribute.lstrip("#")
+            if attribute.startswith("#"):
+                names[attribute] = attribute[1:]
+            values[placeholder] = {"S": value}
+            assignments.append(f"{attribute} = {placeholder}")
+        for attribute, ids in (("line_item_ids", link.line_item_ids), ("invoice_ids", link.invoice_ids)):
+            if ids:
+                values[":" + attribute] = {"SS": sorted(ids)}
+                assignments.append(f"{attribute} = :{attribute}")
+            else:
+                removals.append(attribute)
+        expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={PK: {"S": link.key.pk}, SK: {"S": LINK_SK}},
+                UpdateExpression=expression,
+                # The version only moves forward; an equal version is the same data written again.
+                ConditionExpression=(
+                    "attribute_not_exists(synced_ms) OR synced_ms < :synced "
+                    "OR (synced_ms = :synced AND (attribute_not_exists(sync_token) OR sync_token <= :token))"
+                ),
+                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeNames": names} if names else {}),  # type: ignore[arg-type]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise _failed(self.table_name, "UpdateItem", error) from None
+            self.mark_dirty(link.key)
+            return False
+        return True
+
+    def mark_dirty(self, key: EntityKey) -> None:
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={PK: {"S": key.pk}, SK: {"S": LINK_SK}},
+                UpdateExpression="SET dirty = :true",
+                ExpressionAttributeValues={":true": {"BOOL": True}},
+            )
+        except ClientError as error:
+            raise _failed(self.table_name, "UpdateItem", error) from None
+
+    # ---- failures
+
+    def record_failures(self, failures: Sequence[Failure]) -> None:
+        items = [
+            {
+                PK: {"S": f"event#{failure.event_id}"},
+                SK: {"S": FAILURE_SK},
+                "reason": {"S": failure.reason[:2000]},
+                "error_type": {"S": failure.error_type},
+                "retryable": {"BOOL": failure.retryable},
+                "message_id": {"S": failure.message_id},
+                "receive_count": {"N": str(failure.receive_count)},
+                "realm_id": {"S": failure.realm_id},
+                "entity": {"S": failure.entity},
+                "entity_id": {"S": failure.entity_id},
+                "failed_at": {"S": failure.failed_at},
+            }
+            for failure in failures
+        ]
+        self._write_batch([{"PutRequest": {"Item": item}} for item in items])
+
+    def clear_failures(self, event_ids: Iterable[str]) -> None:
+        keys = sorted(set(event_ids))
+        self._write_batch(
+            [{"DeleteRequest": {"Key": {PK: {"S": f"event#{eid}"}, SK: {"S": FAILURE_SK}}}} for eid in keys]
+        )
+
+    def failures(self, event_ids: Iterable[str]) -> dict[str, Failure]:
+        """The recorded failures of these events, by event id."""
+        wanted = sorted(set(event_ids))
+        found: dict[str, Failure] = {}
+        for start in range(0, len(wanted), BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [
+                        {PK: {"S": f"event#{eid}"}, SK: {"S": FAILURE_SK}}
+                        for eid in wanted[start : start + BATCH_GET_MAX]
+                    ],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except ClientError as error:
+                    raise _failed(self.table_name, "BatchGetItem", error) from None
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    failure = _failure(item)
+                    found[failure.event_id] = failure
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def recent_failures(self, limit: int = 20) -> list[Failure]:
+        """The failures on record, newest first (a scan: for `ledgerlink local status`, not for Lambdas)."""
+        paginator = self._client.get_paginator("scan")
+        found: list[Failure] = []
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            FilterExpression="#sk = :failure",
+            ExpressionAttributeNames={"#sk": SK},
+            ExpressionAttributeValues={":failure": {"S": FAILURE_SK}},
+        ):
+            found.extend(_failure(item) for item in page.get("Items", []))
+        return sorted(found, key=lambda failure: failure.failed_at, reverse=True)[:limit]
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table_name: requests[start : start + 25]}
+            while pending:
+                try:
+                    response = self._client.batch_write_item(RequestItems=pending)
+                except ClientError as error:
+                    raise _failed(self.table_name, "BatchWriteItem", error) from None
+                pending = dict(response.get("UnprocessedItems") or {})
+
+
+def _failed(table: str, operation: str, error: ClientError) -> LinkStoreError:
+    code = error.response.get("Error", {}).get("Code", "Unknown")
+    return LinkStoreError(f"links table {table}: {operation} failed ({code})")
+
+
+def _text(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return str(value["S"]) if value and "S" in value else None
+
+
+def _link(key: EntityKey, item: Mapping[str, Any]) -> Link:
+    synced = item.get("synced_ms")
+    return Link(
+        key=key,
+        hubspot_id=_text(item, "hubspot_id"),
+        synced_ms=int(synced["N"]) if synced and "N" in synced else None,
+        sync_token=int(item.get("sync_token", {}).get("N", "0")),
+        contact_id=_text(item, "contact_id"),
+        company_id=_text(item, "company_id"),
+        line_item_ids=frozenset(item.get("line_item_ids", {}).get("SS", [])),
+        invoice_ids=frozenset(item.get("invoice_ids", {}).get("SS", [])),
+        status=_text(item, "status"),
+        dirty=bool(item.get("dirty", {}).get("BOOL", False)),
+    )
+
+
+def _failure(item: Mapping[str, Any]) -> Failure:
+    return Failure(
+        event_id=item[PK]["S"].removeprefix("event#"),
+        reason=_text(item, "reason") or "",
+        error_type=_text(item, "error_type") or "",
+        retryable=bool(item.get("retryable", {}).get("BOOL", True)),
+        message_id=_text(item, "message_id") or "",
+        receive_count=int(item.get("receive_count", {}).get("N", "0")),
+        realm_id=_text(item, "realm_id") or "",
+        entity=_text(item, "entity") or "",
+        entity_id=_text(item, "entity_id") or "",
+        failed_at=_text(item, "failed_at") or "",
+    )
