@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
+import requests
 from botocore.config import Config
 
 from ledgerlink_local.stack.wiring import LOCAL_ACCOUNT, LOCAL_REGION, plain_json
@@ -36,7 +37,11 @@ CLIENT_CONFIG: Final = Config(retries={"max_attempts": 2, "mode": "standard"}, c
 
 
 class MotoServer:
-    """moto's threaded server on ``host:port`` (0 picks a free port)."""
+    """moto's threaded server on ``host:port`` (0 picks a free port).
+
+    moto holds its state per process, so two stacks side by side are two processes (two ``make run``
+    with different ports and state directories); within one process a new stack resets the state.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host = host
@@ -56,6 +61,9 @@ class MotoServer:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        # moto keeps its state in module globals: a stack started earlier in this process (a test
+        # module before this one) would leave its resources behind. Every stack starts from nothing.
+        requests.post(self.endpoint_url + "/moto-api/reset", timeout=10).raise_for_status()
         return self
 
     def stop(self) -> None:

@@ -61,6 +61,8 @@ class StackOptions:
     """Test override of every queue's visibility timeout (the stack's is minutes long)."""
     batching_window_seconds: float | None = None
     """Test override of every event source's batching window."""
+    start_pollers: bool = True
+    """False leaves messages in their queues (tests that look at what reached a queue)."""
     vendor_names: Mapping[str, str] = field(default_factory=dict)
     """Base URL -> vendor name, for the hop lines of vendor calls (default: from ``vendors``)."""
 
@@ -157,7 +159,8 @@ class LocalStack:
                 report_batch_item_failures=source.report_batch_item_failures,
                 max_receive_count=queue.max_receive_count,
             )
-            self.pollers.append(QueuePoller(config, sqs, pool.invoke, self.hops).start())
+            poller = QueuePoller(config, sqs, pool.invoke, self.hops)
+            self.pollers.append(poller.start() if options.start_pollers else poller)
         self.scheduler = Scheduler(
             self._scheduled_rules(topology, resources, sqs),
             account=resources.account,

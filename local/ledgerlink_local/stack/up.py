@@ -251,45 +251,90 @@ def start_demo(sandbox: Any, out: TextIO, stop: threading.Event) -> threading.Th
     return thread
 
 
-def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> int:
-    started = time.perf_counter()
-    refuse_if_running(settings.local_json)
-    fresh_state_dir(settings)
-    stop = threading.Event()
-    previous = _install_signal_handlers(stop)
-    sandboxes: RunningSandboxes | None = None
-    stack: LocalStack | None = None
+@dataclass(frozen=True)
+class Tuning:
+    """What the end-to-end tests change (the defaults are what ``make run`` does)."""
+
+    visibility_timeout_seconds: int | None = None
+    batching_window_seconds: float | None = None
+    start_pollers: bool = True
+    secret_overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LocalEnvironment:
+    """Everything ``up`` starts: the sandboxes and the stack, wired to each other."""
+
+    sandboxes: RunningSandboxes
+    stack: LocalStack
+    description: dict[str, Any]
+
+    def stop(self) -> None:
+        """The stack first (its functions call the sandboxes), then the sandboxes."""
+        self.stack.stop()
+        self.sandboxes.stop()
+
+
+def start_environment(
+    settings: LocalSettings, console: TextIO | None, *, verbose: bool = False, tuning: Tuning | None = None
+) -> LocalEnvironment:
+    """Start the sandboxes and the stack, point the QBO webhook at the gateway, write ``local.json``."""
+    tuning = tuning or Tuning()
+    ports = {
+        "qbo": settings.ports.qbo,
+        "hubspot": settings.ports.hubspot,
+        "graph": settings.ports.graph,
+        "gateway": settings.ports.gateway,
+        "aws": settings.ports.aws,
+    }
+    for what in ("gateway", "aws"):
+        with _port_in_use_error(what, ports):
+            ensure_port_free(settings.host, ports[what])
+    sandboxes = start_sandboxes(settings.host, ports)
     try:
-        ports = {
-            "qbo": settings.ports.qbo,
-            "hubspot": settings.ports.hubspot,
-            "graph": settings.ports.graph,
-            "gateway": settings.ports.gateway,
-            "aws": settings.ports.aws,
-        }
-        sandboxes = start_sandboxes(settings.host, ports)
         options = StackOptions(
             vendors=vendor_urls(sandboxes.credentials),
-            secret_values=secret_values(sandboxes.credentials),
+            secret_values={**secret_values(sandboxes.credentials), **tuning.secret_overrides},
             host=settings.host,
             gateway_port=settings.ports.gateway,
             aws_port=settings.ports.aws,
             state_dir=settings.state_dir,
-            console=out,
+            console=console,
             verbose=verbose,
+            visibility_timeout_seconds=tuning.visibility_timeout_seconds,
+            batching_window_seconds=tuning.batching_window_seconds,
+            start_pollers=tuning.start_pollers,
         )
-        for what in ("gateway", "aws"):
-            with _port_in_use_error(what, ports):
-                ensure_port_free(settings.host, ports[what])
         stack = LocalStack(options).start()
+    except BaseException:
+        sandboxes.stop()
+        raise
+    environment = LocalEnvironment(sandboxes, stack, {})
+    try:
         sandboxes.sandbox("qbo").update_config({"webhook_url": stack.gateway_url + WEBHOOK_PATH})
-        description = local_description(
+        environment.description = local_description(
             stack.gateway_url, sandboxes.credentials, stack.endpoint_url, LOCAL_REGION
         )
-        write_local_json(settings.local_json, description)
-        _print_summary(out, settings, stack, sandboxes, time.perf_counter() - started)
+        write_local_json(settings.local_json, environment.description)
+    except BaseException:
+        environment.stop()
+        raise
+    return environment
+
+
+def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> int:
+    """Start everything, print where it is and every hop, until Ctrl-C (SIGINT) or SIGTERM."""
+    started = time.perf_counter()
+    stop = threading.Event()
+    previous = _install_signal_handlers(stop)
+    environment: LocalEnvironment | None = None
+    try:
+        refuse_if_running(settings.local_json)
+        fresh_state_dir(settings)
+        environment = start_environment(settings, out, verbose=verbose)
+        _print_summary(out, settings, environment, time.perf_counter() - started)
         if settings.demo:
-            start_demo(sandboxes.sandbox("qbo"), out, stop)
+            start_demo(environment.sandboxes.sandbox("qbo"), out, stop)
         else:
             print("demo     off (LEDGERLINK_DEMO=0): the sandboxes hold their base data only", file=out)
         out.flush()
@@ -301,16 +346,15 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> in
         return 1
     finally:
         stop.set()
-        if stack is not None:
-            stack.stop()
-        if sandboxes is not None:
-            sandboxes.stop()
+        if environment is not None:
+            environment.stop()
         _restore_signal_handlers(previous)
 
 
 def _print_summary(
-    out: TextIO, settings: LocalSettings, stack: LocalStack, sandboxes: RunningSandboxes, seconds: float
+    out: TextIO, settings: LocalSettings, environment: LocalEnvironment, seconds: float
 ) -> None:
+    stack, sandboxes = environment.stack, environment.sandboxes
     assert stack.topology is not None
     topology = stack.topology
     lines = [
