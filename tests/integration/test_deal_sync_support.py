@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from ledgerlink_local.sandboxes.qbo import (
     DEMO_REFRESH_TOKEN,
     TOKEN_PATH,
 )
+from tests.openapi import find_operation, validate_request_body
+from tests.qbo_xsd import allowed_fields
 
 REGION = "us-east-1"
 STAGE = "test"
@@ -183,11 +186,29 @@ class Capture:
 
     def to(self, base_url: str) -> list[Sent]:
         with self._lock:
-            return [sent for sent in self.sent if sent.url.startswith(base_url)]
+            # The tests' own admin calls are not the code's requests.
+            return [s for s in self.sent if s.url.startswith(base_url) and not s.path.startswith("/_admin")]
 
     def clear(self) -> None:
         with self._lock:
             self.sent.clear()
+
+
+class RecordingMetrics:
+    """The service's metrics sink, keeping the counts; also the OAuth alarm hook."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.alarms: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def count(self, name: str, value: int = 1) -> None:
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + value
+
+    def alarm(self, name: str, fields: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.alarms.append((name, dict(fields)))
 
 
 @dataclass
@@ -198,6 +219,7 @@ class DealSyncWorld:
     settings: Settings
     parts: DealSyncParts
     capture: Capture
+    metrics: RecordingMetrics
     _sequence: int = 0
     published_seen: list[dict[str, Any]] = field(default_factory=list)
 
@@ -332,6 +354,27 @@ class DealSyncWorld:
                 found[key] = deal
         return found
 
+    def objects(self, object_type: str, *, archived: bool = False) -> dict[str, dict[str, Any]]:
+        """HubSpot records of a type by id (live ones unless ``archived``), properties only."""
+        return {
+            record["id"]: record["properties"]
+            for record in self.hubspot_state()["objects"][object_type]
+            if bool(record["archived"]) == archived
+        }
+
+    def associated(self, from_type: str, from_id: str, to_type: str) -> set[str]:
+        return {
+            str(link["toObjectId"])
+            for link in self.hubspot_state()["associations"]
+            if link["fromObjectType"] == from_type
+            and str(link["fromObjectId"]) == str(from_id)
+            and link["toObjectType"] == to_type
+        }
+
+    def vendor_calls(self) -> tuple[int, int]:
+        """(QBO calls, HubSpot calls) in the sandboxes' request logs so far."""
+        return len(self.requests_to(self.qbo)), len(self.requests_to(self.hubspot))
+
     def requests_to(self, server: SandboxServer) -> list[dict[str, Any]]:
         log: list[dict[str, Any]] = requests.get(f"{server.url}/_admin/requests", timeout=10).json()[
             "requests"
@@ -354,6 +397,68 @@ class DealSyncWorld:
                 sqs.delete_message(QueueUrl=self.aws["queue_url"], ReceiptHandle=message["ReceiptHandle"])
 
 
+HUBSPOT_SPEC_BY_OBJECT = {
+    "deals": "deals.json",
+    "line_items": "lineItems.json",
+    "companies": "companies.json",
+    "contacts": "contacts.json",
+}
+_QUERY = re.compile(
+    r"^select \* from (?P<entity>[A-Za-z]+) where (?P<where>.+?) STARTPOSITION \d+ MAXRESULTS \d+$"
+)
+
+
+def assert_hubspot_request_conforms(sent: Sent) -> None:
+    """The body of a request to HubSpot validates against HubSpot's own OpenAPI spec for the path."""
+    parts = sent.path.strip("/").split("/")
+    if parts[:3] == ["crm", "v3", "objects"]:
+        spec = HUBSPOT_SPEC_BY_OBJECT[parts[3]]
+    elif parts[:3] == ["crm", "v4", "associations"]:
+        spec = "associations.v4.json"
+    elif parts[:3] == ["crm", "v3", "properties"]:
+        spec = "properties.json"
+    else:
+        raise AssertionError(f"unexpected HubSpot path {sent.path}")
+    if sent.method in ("POST", "PATCH", "PUT"):
+        assert "application/json" in sent.content_type, sent
+        validate_request_body(spec, sent.method, sent.path, sent.json())
+    else:
+        assert not sent.body, f"{sent.method} {sent.path} carries a body"
+        find_operation(spec, sent.method, sent.path)
+
+
+def assert_qbo_request_conforms(sent: Sent, token_path: str = TOKEN_PATH) -> None:
+    """A QBO query names only fields Intuit's XSD defines for the entity; the token call is a refresh
+    grant form; reads carry no body and pin minorversion."""
+    if sent.path == token_path:
+        assert sent.content_type == "application/x-www-form-urlencoded"
+        form = parse_qs((sent.body or b"").decode())
+        assert set(form) == {"grant_type", "refresh_token"} and form["grant_type"] == ["refresh_token"]
+        return
+    assert sent.query.get("minorversion"), f"{sent.path} does not pin minorversion"
+    if sent.path.endswith("/query"):
+        assert sent.method == "POST" and sent.content_type == "application/text"
+        statement = (sent.body or b"").decode()
+        match = _QUERY.match(statement)
+        assert match, f"unexpected statement {statement!r}"
+        allowed = allowed_fields(match["entity"])
+        for condition in re.split(r" and ", match["where"]):
+            field_name = condition.split(" ", 1)[0]
+            assert field_name in allowed, f"{match['entity']} has no field {field_name!r} in the XSD"
+        return
+    assert sent.method == "GET" and not sent.body, sent
+
+
+def assert_requests_conform(world: DealSyncWorld) -> None:
+    """Every request the code sent to either vendor conforms to the vendor's spec (see above)."""
+    hubspot = world.capture.to(world.hubspot.url)
+    qbo = world.capture.to(world.qbo.url)
+    for sent in hubspot:
+        assert_hubspot_request_conforms(sent)
+    for sent in qbo:
+        assert_qbo_request_conforms(sent)
+
+
 def _utc(text: str) -> str:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -372,6 +477,9 @@ def build_world(
     capture = Capture()
     capture.install(monkeypatch)
     secrets = PowertoolsSecretStore(max_age_seconds=300, client=aws["secretsmanager"])
+    metrics = RecordingMetrics()
+    build.setdefault("metrics", metrics)
+    build.setdefault("alarm", metrics.alarm)
     parts = build_deal_sync(
         settings,
         secrets=secrets,
@@ -385,7 +493,7 @@ def build_world(
         capture.clear()
         requests.delete(f"{hubspot.url}/_admin/requests", timeout=10)
         requests.delete(f"{qbo.url}/_admin/requests", timeout=10)
-    return DealSyncWorld(qbo, hubspot, aws, settings, parts, capture)
+    return DealSyncWorld(qbo, hubspot, aws, settings, parts, capture, metrics)
 
 
 @pytest.fixture
@@ -396,6 +504,8 @@ def world(
         built = build_world(qbo_sandbox, hubspot_sandbox, monkeypatch)
         try:
             yield built
+            # Whatever the test did, every request body it made the code send must be on spec.
+            assert_requests_conform(built)
         finally:
             built.parts.close()
 
