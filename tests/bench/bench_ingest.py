@@ -1,23 +1,42 @@
-"""QBO ingest: CPU throughput of one delivery's path, and the import time of every handler module.
+"""QBO ingest: CPU throughput of one delivery's path, handler import time, and the ingest cold start.
 
 Throughput covers everything the Lambda does for a delivery except the network: signature check,
 JSON parse, schema validation, event building and validation, the archive document. S3 and
 EventBridge are the in-memory fakes; log lines are formatted as in Lambda but written to /dev/null.
-The process is pinned to one core. Import time is ``python -X importtime -c "import <pkg>.handler"``
-in a fresh interpreter with PYTHONPATH=functions: the cumulative microseconds of the top-level
-imports the statement triggered (the package and the handler), median of several runs.
+The process is pinned to one core.
+
+Import time is ``python -X importtime -c "import <pkg>.handler"`` in a fresh interpreter with
+PYTHONPATH=functions: the cumulative microseconds of the top-level imports the statement triggered
+(the package and the handler), median of several runs. It is measured twice:
+
+- ``in_lambda_environment`` (what the target is about): the variables the Lambda runtime sets
+  (``LAMBDA_TASK_ROOT``, ``_X_AMZN_TRACE_ID``, ...), so Powertools' Tracer is enabled, as with the
+  stack's active tracing, and the X-Ray SDK uses its local sampler;
+- ``outside_lambda`` (tests, the local stack): the Tracer is disabled, but importing the X-Ray SDK
+  still builds its centralized-sampling poller, two botocore X-Ray clients (about 100 ms here),
+  which it never builds inside Lambda.
+
+Cold start (``cold_start``) is a fresh interpreter in the Lambda environment that imports the
+handler and then invokes it twice with a signed delivery, its AWS clients pointed at a moto server
+on 127.0.0.1 in this process (``AWS_ENDPOINT_URL``): import, first invocation (which creates the
+clients and reads the verifier secret), their sum, and the second (warm) invocation. Moto's own
+handling is included; the network to AWS is not.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +47,19 @@ WEBHOOKS = REPO_ROOT / "tests" / "fixtures" / "qbo_webhooks"
 VERIFIER_TOKEN = "bench-verifier-token"
 IMPORT_TARGET_MS = 250
 IMPORT_RUNS = 7
+COLD_START_RUNS = 7
 MAX_DELIVERY_BYTES = 1024 * 1024
+INGEST_ENVIRONMENT = {
+    "LEDGERLINK_EVENT_BUS_NAME": "ledgerlink-bench",
+    "LEDGERLINK_RAW_BUCKET_NAME": "ledgerlink-bench-raw",
+    "LEDGERLINK_IDEMPOTENCY_TABLE_NAME": "ledgerlink-bench-idempotency",
+    "LEDGERLINK_LINKS_TABLE_NAME": "ledgerlink-bench-links",
+    "LEDGERLINK_VENDOR_STATE_TABLE_NAME": "ledgerlink-bench-vendor-state",
+    "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME": "ledgerlink/bench/qbo-webhook",
+    "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "ledgerlink/bench/qbo-oauth",
+    "LEDGERLINK_HUBSPOT_SECRET_NAME": "ledgerlink/bench/hubspot",
+    "LEDGERLINK_GRAPH_SECRET_NAME": "ledgerlink/bench/graph",
+}
 
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
 
@@ -39,6 +70,7 @@ def main() -> dict[str, Any]:
         results["throughput"] = _throughput()
         results["max_size_delivery"] = _max_size_delivery()
     results["import_time"] = {name: _import_time(name) for name in _handler_modules()}
+    results["cold_start"] = {"qbo_ingest": _cold_start()}
     return results
 
 
@@ -137,41 +169,64 @@ def _handler_modules() -> list[str]:
     return sorted(path.parent.name for path in FUNCTIONS.glob("*/handler.py"))
 
 
-def _import_time(package: str) -> dict[str, Any]:
-    module = f"{package}.handler"
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(FUNCTIONS),
-        "AWS_DEFAULT_REGION": "us-east-1",
+def _import_time(package: str, functions_dir: Path = FUNCTIONS) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="ledgerlink-task-") as task_root:
+        in_lambda = _import_time_in(package, _lambda_environment(Path(task_root), functions_dir))
+    outside = _import_time_in(package, _base_environment(functions_dir))
+    return {
+        "target_ms": IMPORT_TARGET_MS,
+        "meets_target": "median_ms" in in_lambda and in_lambda["median_ms"] < IMPORT_TARGET_MS,
+        "in_lambda_environment": in_lambda,
+        "outside_lambda": outside,
     }
+
+
+def _import_time_in(package: str, environment: Mapping[str, str]) -> dict[str, Any]:
+    module = f"{package}.handler"
     runs_ms: list[float] = []
-    dev_only_ms: list[float] = []
+    stderr = ""
     for _ in range(IMPORT_RUNS):
         completed = subprocess.run(  # noqa: S603 - our own interpreter on our own module name
             [sys.executable, "-X", "importtime", "-c", f"import {module}"],
             capture_output=True,
             text=True,
-            env=environment,
+            env=dict(environment),
             cwd=REPO_ROOT,
             check=False,
         )
         if completed.returncode != 0:
             last_line = completed.stderr.strip().splitlines()[-1] if completed.stderr else "import failed"
             return {"error": last_line}
-        runs_ms.append(_top_level_cumulative_us(completed.stderr, package) / 1000)
-        dev_only_ms.append(_editable_finder_us(completed.stderr) / 1000)
-    median = statistics.median(runs_ms)
-    without_finder = [total - dev for total, dev in zip(runs_ms, dev_only_ms, strict=True)]
+        stderr = completed.stderr
+        runs_ms.append(_top_level_cumulative_us(stderr, package) / 1000)
     return {
-        "median_ms": round(median, 1),
+        "median_ms": round(statistics.median(runs_ms), 1),
         "min_ms": round(min(runs_ms), 1),
-        # The checkout's editable install adds a finder module to the first ledgerlink import; a
-        # Lambda asset has no such thing, so this is the same median without it, for comparison.
-        "median_ms_without_editable_finder": round(statistics.median(without_finder), 1),
         "runs": IMPORT_RUNS,
-        "target_ms": IMPORT_TARGET_MS,
-        "meets_target": median < IMPORT_TARGET_MS,
-        "largest_imports_ms": _largest_children(completed.stderr, package),
+        "largest_imports_ms": _largest_children(stderr, package),
+    }
+
+
+def _base_environment(functions_dir: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(functions_dir),
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def _lambda_environment(task_root: Path, functions_dir: Path) -> dict[str, str]:
+    """The variables the Lambda runtime sets that change what the handler's imports do."""
+    return {
+        **_base_environment(functions_dir),
+        "AWS_REGION": "us-east-1",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        "AWS_LAMBDA_FUNCTION_NAME": "ledgerlink-bench",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "_X_AMZN_TRACE_ID": "Root=1-6745e0bc-4b7e2c1d3f5a6b7c8d9e0f1a;Parent=53995c3f42cd8ad8;Sampled=1",
+        # The X-Ray SDK sends finished subsegments over UDP: keep them on this machine's loopback.
+        "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
     }
 
 
@@ -180,34 +235,163 @@ def _top_level_cumulative_us(importtime_output: str, package: str) -> int:
 
     Interpreter start-up imports (site, encodings) are also un-indented but belong to other packages.
     """
-    total = 0
-    for line in importtime_output.splitlines():
-        match = _IMPORT_LINE.match(line)
-        if match and len(match.group(3)) == 1:
-            name = match.group(4)
-            if name == package or name.startswith(f"{package}."):
-                total += int(match.group(2))
-    return total
-
-
-def _editable_finder_us(importtime_output: str) -> int:
-    total = 0
-    for line in importtime_output.splitlines():
-        match = _IMPORT_LINE.match(line)
-        if match and len(match.group(3)) > 1 and match.group(4).startswith("__editable__"):
-            total += int(match.group(2))
-    return total
+    return sum(cumulative for name, cumulative, _ in _top_level_blocks(importtime_output, package))
 
 
 def _largest_children(importtime_output: str, package: str, count: int = 5) -> dict[str, float]:
-    """The direct imports of the handler that cost the most (where the time goes)."""
+    """The direct imports of the handler package that cost the most (where the time goes)."""
     children: dict[str, int] = {}
-    for line in importtime_output.splitlines():
-        match = _IMPORT_LINE.match(line)
-        if match and len(match.group(3)) == 3:
-            children[match.group(4)] = int(match.group(2))
+    for _, _, block in _top_level_blocks(importtime_output, package):
+        for level, name, cumulative in block:
+            if level == 1:
+                children[name] = children.get(name, 0) + cumulative
     largest = sorted(children.items(), key=lambda item: item[1], reverse=True)[:count]
     return {name: round(us / 1000, 1) for name, us in largest}
+
+
+def _top_level_blocks(
+    importtime_output: str, package: str
+) -> Iterator[tuple[str, int, list[tuple[int, str, int]]]]:
+    """Each top-level import of ``package`` with the nested imports it triggered.
+
+    ``-X importtime`` prints a module after the modules it imported, two spaces deeper per level,
+    so the lines between two un-indented lines are the later one's subtree. (Imports made at
+    interpreter start-up, such as the editable-install finder under ``site``, belong to ``site``.)
+    """
+    block: list[tuple[int, str, int]] = []
+    for line in importtime_output.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match is None:
+            continue
+        level = (len(match.group(3)) - 1) // 2
+        name, cumulative = match.group(4), int(match.group(2))
+        if level > 0:
+            block.append((level, name, cumulative))
+            continue
+        if name == package or name.startswith(f"{package}."):
+            yield name, cumulative, block
+        block = []
+
+
+# Runs in a fresh interpreter: the handler import, then two invocations, timed from inside.
+_COLD_START_SCRIPT = """
+import json, sys, time
+events = json.loads(open(sys.argv[1], encoding="utf-8").read())
+
+class Context:
+    function_name = "ledgerlink-bench-qbo-ingest"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ledgerlink-bench-qbo-ingest"
+    aws_request_id = "5b9e3c1a-0d7f-4e2b-8a64-1f3c5d7e9b20"
+
+started = time.perf_counter()
+from qbo_ingest.handler import lambda_handler
+imported = time.perf_counter()
+first = lambda_handler(events[0], Context())
+first_done = time.perf_counter()
+second = lambda_handler(events[1], Context())
+second_done = time.perf_counter()
+print("COLD_START " + json.dumps({
+    "statuses": [first["statusCode"], second["statusCode"]],
+    "import_ms": (imported - started) * 1e3,
+    "first_invocation_ms": (first_done - imported) * 1e3,
+    "second_invocation_ms": (second_done - first_done) * 1e3,
+}))
+"""
+
+
+def _cold_start(functions_dir: Path = FUNCTIONS, runs: int = COLD_START_RUNS) -> dict[str, Any]:
+    """Import plus first invocation of the QBO ingest handler in a fresh interpreter, against moto."""
+    from ledgerlink.qbo.webhooks import compute_signature
+
+    body = (WEBHOOKS / "cloudevents_multi_realm.json").read_bytes()
+    samples: list[dict[str, float]] = []
+    with _moto_server() as endpoint, tempfile.TemporaryDirectory(prefix="ledgerlink-task-") as task_root:
+        signature = compute_signature(VERIFIER_TOKEN, body)
+        events_file = Path(task_root) / "events.json"
+        environment = {
+            **_lambda_environment(Path(task_root), functions_dir),
+            **INGEST_ENVIRONMENT,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+        }
+        for run in range(runs):
+            events = [_apigw_event(body, signature, request_id=f"cold-{run}-{n}") for n in (1, 2)]
+            events_file.write_text(json.dumps(events), encoding="utf-8")
+            completed = subprocess.run(  # noqa: S603 - our own interpreter, our own script
+                [sys.executable, "-c", _COLD_START_SCRIPT, str(events_file)],
+                capture_output=True,
+                text=True,
+                env=environment,
+                cwd=REPO_ROOT,
+                check=False,
+            )
+            marked = [line for line in completed.stdout.splitlines() if line.startswith("COLD_START ")]
+            if completed.returncode != 0 or not marked:
+                last_line = completed.stderr.strip().splitlines()[-1] if completed.stderr else "no result"
+                return {"error": last_line}
+            sample = json.loads(marked[-1].removeprefix("COLD_START "))
+            if sample["statuses"] != [200, 200]:
+                return {"error": f"the handler answered {sample['statuses']}"}
+            samples.append(sample)
+
+    def median(values: list[float]) -> float:
+        return round(statistics.median(values), 1)
+
+    return {
+        "runs": runs,
+        "import_ms": median([s["import_ms"] for s in samples]),
+        "first_invocation_ms": median([s["first_invocation_ms"] for s in samples]),
+        "cold_start_ms": median([s["import_ms"] + s["first_invocation_ms"] for s in samples]),
+        "second_invocation_ms": median([s["second_invocation_ms"] for s in samples]),
+        "delivery": "cloudevents_multi_realm.json (7 events: 1 S3 PUT, 1 PutEvents)",
+        "note": "AWS calls answered by moto on 127.0.0.1; no network latency to AWS included",
+    }
+
+
+def _apigw_event(body: bytes, signature: str, request_id: str) -> dict[str, Any]:
+    """The recorded API Gateway v2 event for ``POST /v1/webhooks/qbo``, carrying ``body``."""
+    event: dict[str, Any] = json.loads((WEBHOOKS / "apigw_v2_event.json").read_text(encoding="utf-8"))
+    event["headers"].update({"content-length": str(len(body)), "intuit-signature": signature})
+    event["body"] = body.decode("utf-8")
+    event["requestContext"]["requestId"] = request_id
+    return event
+
+
+@contextmanager
+def _moto_server() -> Iterator[str]:
+    """A moto server on loopback with the bucket, bus and verifier secret the handler expects."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    request_log = logging.getLogger("werkzeug")  # one line per request on stderr otherwise
+    previous_level = request_log.level
+    request_log.setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        # moto keeps its state per process, across servers: start from none.
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).close()
+        options: dict[str, Any] = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "bench",
+            "aws_secret_access_key": "bench",
+        }
+        boto3.client("s3", **options).create_bucket(Bucket=INGEST_ENVIRONMENT["LEDGERLINK_RAW_BUCKET_NAME"])
+        boto3.client("events", **options).create_event_bus(
+            Name=INGEST_ENVIRONMENT["LEDGERLINK_EVENT_BUS_NAME"]
+        )
+        boto3.client("secretsmanager", **options).create_secret(
+            Name=INGEST_ENVIRONMENT["LEDGERLINK_QBO_WEBHOOK_SECRET_NAME"], SecretString=VERIFIER_TOKEN
+        )
+        yield endpoint
+    finally:
+        server.stop()
+        request_log.setLevel(previous_level)
 
 
 class _one_core:
