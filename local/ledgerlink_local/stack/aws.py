@@ -148,6 +148,8 @@ def provision(
     events.create_archive(
         ArchiveName=topology.event_bus.archive_name,
         EventSourceArn=bus_arn,
+        # What the CDK stack archives: every event of the account on the bus.
+        EventPattern=json.dumps({"account": [account]}),
         RetentionDays=topology.event_bus.archive_retention_days,
     )
     rule_arns = {rule.key: _create_rule(events, topology, rule, queues) for rule in topology.rules}

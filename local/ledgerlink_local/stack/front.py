@@ -60,6 +60,14 @@ class TokenBucket:
         self._last = clock()
         self._lock = threading.Lock()
 
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @property
+    def burst(self) -> int:
+        return int(self._burst)
+
     def take(self) -> bool:
         with self._lock:
             now = self._clock()

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
@@ -52,6 +52,8 @@ class FunctionRuntime:
     environment: Mapping[str, str]
     code_root: Path
     log_path: Path | None = None
+    function_variables: Mapping[str, str] = field(default_factory=dict)
+    """The function's own variables (the deployed function's ``Environment``), part of ``environment``."""
 
 
 @dataclass(frozen=True)

@@ -220,11 +220,12 @@ class LocalStack:
         assert self.topology is not None
         function = self.topology.function(key)
         code_root = functions_root()
+        variables = function_environment(function, self.options.vendors)
         environment = lambda_environment(
             function_name=function.name,
             handler=function.handler,
             memory_mb=function.memory_mb,
-            function_variables=function_environment(function, self.options.vendors),
+            function_variables=variables,
             code_root=code_root,
             aws_endpoint_url=self.endpoint_url,
             region=LOCAL_REGION,
@@ -241,6 +242,7 @@ class LocalStack:
             environment=environment,
             code_root=code_root,
             log_path=None if state_dir is None else state_dir / LOG_DIR / f"{function.key}.log",
+            function_variables=variables,
         )
 
     def _concurrency(self, key: str) -> int:
