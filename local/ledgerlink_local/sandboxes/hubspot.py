@@ -2,12 +2,13 @@
 associations v4, rate limits and v3-signed webhooks, for LedgerLink's tests, benchmarks and
 ``make run``. The same client code talks to ``https://api.hubapi.com`` in production.
 
-Run it alone: ``python -m ledgerlink_local.sandboxes.hubspot --port 8702 [--webhook-url URL]``.
+Run it alone: ``python -m ledgerlink_local.sandboxes.hubspot --port 4012 [--webhook-url URL]``.
 Auth: ``Authorization: Bearer <private app token>`` (``DEMO_ACCESS_TOKEN``); a missing or
 unknown token answers 401 ``INVALID_AUTHENTICATION`` with HubSpot's message.
 
-Endpoints (52; object endpoints take ``deals|contacts|companies|line_items|products``, their
-singular, or the type id ``0-3|0-1|0-2|0-8|0-7``):
+Endpoints (52; 56 routes, as the four label endpoints are also served under
+``/crm/associations/v4/``; object endpoints take ``deals|contacts|companies|line_items|products``,
+their singular, or the type id ``0-3|0-1|0-2|0-8|0-7``):
 
 | method | path | what |
 |---|---|---|
@@ -160,7 +161,7 @@ __all__ = [
     "main",
 ]
 
-DEFAULT_PORT = 8702
+DEFAULT_PORT = 4012  # the local stack's hubspot port (qbo 4011, graph 4013)
 # Local demo credentials (not secrets: they only open this sandbox).
 DEMO_ACCESS_TOKEN = "pat-na1-0d5c7a1e-4b7f-4a2e-9c31-6f1d2e3b4a5c"
 DEMO_CLIENT_SECRET = "5b9e2c71-3f4a-4d8e-a1c6-7e2f9b0d4c3a"
@@ -192,6 +193,11 @@ class DemoCredentials:
     access_token: str = DEMO_ACCESS_TOKEN
     client_secret: str = DEMO_CLIENT_SECRET
     portal_id: str = str(DEMO_PORTAL_ID)
+
+    @classmethod
+    def for_sandbox(cls, url: str) -> DemoCredentials:
+        """The demo portal's credentials for a sandbox served at ``url`` (the API base, no path)."""
+        return cls(base_url=url.rstrip("/"))
 
     def as_dict(self) -> dict[str, str]:
         return {

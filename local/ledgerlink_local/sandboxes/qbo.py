@@ -76,7 +76,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from ledgerlink_local.sandboxes import qbo_faults as faults
@@ -88,6 +88,7 @@ from ledgerlink_local.sandboxes.core import (
     Request,
     Response,
     Sandbox,
+    SandboxClock,
     WebhookDispatcher,
     run_from_command_line,
 )
@@ -224,8 +225,8 @@ class AuthorizationCode:
 class QboSandbox(Sandbox):
     vendor = "qbo"
 
-    def __init__(self, *, rate_limits_enabled: bool = True) -> None:
-        super().__init__(rate_limits_enabled=rate_limits_enabled)
+    def __init__(self, *, rate_limits_enabled: bool = True, clock: SandboxClock | None = None) -> None:
+        super().__init__(rate_limits_enabled=rate_limits_enabled, clock=clock)
         self.options = QboOptions()
         self.clients: dict[str, str] = {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET}
         self.companies: dict[str, Company] = {}
@@ -639,8 +640,8 @@ class QboSandbox(Sandbox):
 
     def _company_time(self, realm_id: str | None) -> str:
         company = self.companies.get(realm_id or "") or self.companies.get(DEMO_REALM_ID)
-        if company is None:
-            return datetime.now(UTC).isoformat(timespec="milliseconds")
+        if company is None:  # only while reset_state rebuilds the companies: still the sandbox's time
+            return self.clock.now().isoformat(timespec="milliseconds")
         return company.response_time()
 
     def _respond(self, status: int, body: JsonBody, headers: Mapping[str, str] | None = None) -> Response:

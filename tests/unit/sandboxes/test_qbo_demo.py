@@ -6,12 +6,12 @@ import json
 import subprocess
 import sys
 import threading
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import requests
 
-from ledgerlink_local.sandboxes.core import SandboxServer
+from ledgerlink_local.sandboxes.core import SandboxClock, SandboxServer
 from ledgerlink_local.sandboxes.qbo import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -144,3 +144,36 @@ def test_runs_on_its_own_from_the_command_line() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_an_injected_clock_drives_token_expiry() -> None:
+    # given a QBO sandbox built on a clock its embedder controls, as the HubSpot and Graph ones accept
+    clock = SandboxClock()
+    with SandboxServer(QboSandbox(clock=clock)) as server:
+        api = QboApi(server)
+        assert api.get("companyinfo/" + api.realm).status_code == 200
+        # when that clock, not the admin API, moves past the access token's hour
+        clock.advance(3601)
+        answer = api.get("companyinfo/" + api.realm)
+    # then the sandbox judged the token by the injected time: it has expired
+    assert answer.status_code == 401
+    assert "expired" in answer.json()["fault"]["error"][0]["detail"].lower()
+
+
+def test_error_bodies_carry_the_sandbox_time_not_the_wall_clock() -> None:
+    # given a sandbox whose clock runs 400 days ahead of the wall clock
+    clock = SandboxClock()
+    sandbox = QboSandbox(clock=clock)
+    clock.advance(400 * 86_400)
+    try:
+        # when it answers an error for the demo company, and one while it holds no company at all
+        with_company = json.loads(sandbox.error_response(503, "injected fault").encode())
+        sandbox.companies.clear()
+        without_company = json.loads(sandbox.error_response(503, "injected fault").encode())
+    finally:
+        sandbox.close()
+    # then both Fault bodies are dated by the sandbox clock
+    for body in (with_company, without_company):
+        stamped = datetime.fromisoformat(body["time"])
+        assert abs(stamped - clock.now()) < timedelta(minutes=1)
+        assert stamped - datetime.now(UTC) > timedelta(days=399)
