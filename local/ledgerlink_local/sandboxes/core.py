@@ -16,7 +16,7 @@ Admin API (never under a vendor path; all JSON):
 | GET | /_admin/state | vendor-specific dump of the stored objects |
 | GET | /_admin/requests | request log (``?since=<seq>``, ``?path_prefix=``): method, path, status, ms |
 | DELETE | /_admin/requests | clear the request log |
-| GET, POST, DELETE | /_admin/faults | list, add (kind, rate, path_prefix, method, count, delay), clear |
+| GET, POST, DELETE | /_admin/faults | list, add (kind, rate, path_prefix, method, count, delay_seconds), clear |
 | GET, PATCH | /_admin/config | read / change options (rate limits on or off, limits, webhook URL, ...) |
 | POST | /_admin/clock | ``{"advance_seconds": n}`` moves the sandbox clock forward (token expiry, CDC) |
 | GET | /_admin/webhooks | webhook deliveries attempted: url, status, attempt, body |
