@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +85,8 @@ class HopLog:
         self._region = region
         self.verbose = verbose
         self._lock = threading.Lock()
+        # Lambda request id -> labels (correlation ids) of the records of the batch it processes.
+        self._invocations: dict[str, list[str]] = {}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -144,9 +147,27 @@ class HopLog:
             function=record.function,
         )
 
+    def begin_invocation(self, request_id: str, labels: list[str]) -> None:
+        """The records an invocation processes, so its calls can be attributed to them."""
+        with self._lock:
+            self._invocations[request_id] = labels
+
+    def end_invocation(self, request_id: str) -> None:
+        with self._lock:
+            self._invocations.pop(request_id, None)
+
+    def _invocation_label(self, request_id: str) -> str | None:
+        """A call made while processing one record belongs to that record's event; a call made for a
+        batch of several (HubSpot batch upserts) is labelled with the invocation's request id."""
+        with self._lock:
+            labels = self._invocations.get(request_id)
+        if labels and len(labels) == 1:
+            return labels[0]
+        return request_id or None
+
     def call(self, runtime: FunctionRuntime, request_id: str, message: Mapping[str, Any]) -> None:
         """One AWS API call or HTTP request a function made (a ``call`` message of the worker)."""
-        correlation = message.get("correlation_id") or request_id or None
+        correlation = message.get("correlation_id") or self._invocation_label(request_id)
         failure = "" if message.get("ok") else f" FAILED ({message.get('error') or message.get('status')})"
         if message.get("kind") == "http":
             vendor = self._vendor(str(message.get("url", "")))
@@ -160,6 +181,7 @@ class HopLog:
                 function=runtime.key,
                 vendor=vendor,
                 status=message.get("status"),
+                request_id=request_id,
             )
             return
         service, operation = message.get("service"), message.get("operation")
@@ -273,11 +295,9 @@ class HopLog:
                 return name
         return "http"
 
-    def _vendor_path(self, url: str) -> str:
-        for base, _name in self._vendors:
-            if url.startswith(base):
-                return url[len(base) :] or "/"
-        return url
+    @staticmethod
+    def _vendor_path(url: str) -> str:
+        return urllib.parse.urlsplit(url).path or "/"
 
     def _is_raw(self, resource: str) -> bool:
         return not self._raw_bucket or resource.startswith(self._raw_bucket + "/")

@@ -22,6 +22,7 @@ import base64
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -148,7 +149,8 @@ def correlation_id_of(body: str) -> str | None:
     )
 
 
-Invoke = Callable[[dict[str, Any]], "InvocationResult"]
+Invoke = Callable[[dict[str, Any], str], "InvocationResult"]
+"""(event, Lambda request id) -> result."""
 
 
 class QueuePoller:
@@ -256,7 +258,10 @@ class QueuePoller:
                     message_id=record["messageId"],
                     queue=config.queue_name,
                 )
-        result = self._invoke({"Records": records})
+        request_id = str(uuid.uuid4())
+        if self._hops is not None:
+            self._hops.begin_invocation(request_id, [labels[mid] for mid in ids])
+        result = self._invoke({"Records": records}, request_id)
         self.batches += 1
         outcome = settle(result, ids, config.report_batch_item_failures)
         self._delete([record for record in records if record["messageId"] in outcome.deleted])
@@ -275,6 +280,7 @@ class QueuePoller:
                 and int(record["attributes"].get("ApproximateReceiveCount", "1")) >= config.max_receive_count
             ]
             self._hops.invocation(config.function, result, per_record, dead_lettered=exhausted)
+            self._hops.end_invocation(request_id)
         return outcome
 
     def _delete(self, records: list[dict[str, Any]]) -> None:

@@ -93,6 +93,7 @@ class EventSummary:
     path: str
     outcome: str
     vendor_calls: int
+    receives: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,22 +109,30 @@ _PATH_STEPS = ("webhook", "archived", "published", "rule", "queue", "handler", "
 
 
 def summarise(hops: Iterable[Hop]) -> tuple[list[WebhookSummary], list[EventSummary]]:
-    """Group hops by correlation id: webhook requests (gateway request ids) and the events they caused."""
+    """Group hops by correlation id: webhook requests (gateway request ids) and the events they caused.
+
+    Vendor calls a function made for a whole batch carry the invocation's request id; they count for
+    every event of that batch (each event's handler hop names the request id).
+    """
+    hops = list(hops)
     groups: OrderedDict[str, list[Hop]] = OrderedDict()
     for hop in hops:
         if hop.correlation_id:
             groups.setdefault(hop.correlation_id, []).append(hop)
     published_per_delivery: dict[str, int] = {}
-    for group in groups.values():
-        for hop in group:
-            delivery = hop.details.get("delivery_id") if hop.step == "published" else None
-            if delivery:
-                published_per_delivery[str(delivery)] = published_per_delivery.get(str(delivery), 0) + 1
+    vendor_calls_per_request: dict[str, int] = {}
+    for hop in hops:
+        delivery = hop.details.get("delivery_id") if hop.step == "published" else None
+        if delivery:
+            published_per_delivery[str(delivery)] = published_per_delivery.get(str(delivery), 0) + 1
+        if hop.step == "vendor" and hop.details.get("request_id"):
+            request = str(hop.details["request_id"])
+            vendor_calls_per_request[request] = vendor_calls_per_request.get(request, 0) + 1
     webhooks: list[WebhookSummary] = []
     events: list[EventSummary] = []
     for correlation_id, group in groups.items():
-        steps = [hop.step for hop in group]
-        if "webhook" in steps or "gateway" in steps:
+        steps = {hop.step for hop in group}
+        if steps & {"webhook", "gateway"}:
             arrival = next((hop for hop in group if hop.step in ("webhook", "gateway")), group[0])
             answer = next((hop for hop in reversed(group) if hop.step in ("response", "gateway")), None)
             webhooks.append(
@@ -135,12 +144,19 @@ def summarise(hops: Iterable[Hop]) -> tuple[list[WebhookSummary], list[EventSumm
                     events=published_per_delivery.get(correlation_id, 0),
                 )
             )
-            continue
-        events.append(_event_summary(correlation_id, group))
+        elif steps & set(_PATH_STEPS):
+            requests = {
+                str(hop.details["request_id"])
+                for hop in group
+                if hop.step == "handler" and hop.details.get("request_id")
+            }
+            calls = sum(vendor_calls_per_request.get(request, 0) for request in requests)
+            events.append(_event_summary(correlation_id, group, calls))
+        # else: only the calls of a batch invocation (labelled with its request id), counted above
     return webhooks, events
 
 
-def _event_summary(correlation_id: str, group: list[Hop]) -> EventSummary:
+def _event_summary(correlation_id: str, group: list[Hop], vendor_calls: int) -> EventSummary:
     published = next((hop for hop in group if hop.step == "published"), None)
     subject = "scheduled" if any(hop.step == "schedule" for hop in group) else "?"
     if published is not None:
@@ -149,7 +165,7 @@ def _event_summary(correlation_id: str, group: list[Hop]) -> EventSummary:
         subject += str(details.get("operation") or "")
     path: list[str] = []
     for hop in group:
-        if hop.step in _PATH_STEPS and (not path or path[-1] != hop.step):
+        if hop.step in _PATH_STEPS and hop.step not in path:
             path.append(hop.step)
     return EventSummary(
         correlation_id=correlation_id,
@@ -157,7 +173,8 @@ def _event_summary(correlation_id: str, group: list[Hop]) -> EventSummary:
         subject=subject.strip(),
         path=" > ".join(path),
         outcome=_outcome(group),
-        vendor_calls=sum(1 for hop in group if hop.step == "vendor"),
+        vendor_calls=vendor_calls,
+        receives=sum(1 for hop in group if hop.step == "queue"),
     )
 
 
@@ -230,9 +247,17 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
     print(f"\nRecent events (last {min(limit, len(events))} of {len(events)})", file=out)
     print(
         table(
-            ("time", "correlation id", "what", "hops", "outcome", "vendor calls"),
+            ("time", "correlation id", "what", "hops", "receives", "outcome", "vendor calls"),
             (
-                (e.last_at, e.correlation_id, e.subject, e.path, e.outcome, str(e.vendor_calls))
+                (
+                    e.last_at,
+                    e.correlation_id,
+                    e.subject,
+                    e.path,
+                    str(e.receives),
+                    e.outcome,
+                    str(e.vendor_calls),
+                )
                 for e in events[-limit:]
             ),
             max_width=72,

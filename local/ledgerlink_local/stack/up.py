@@ -204,6 +204,22 @@ def write_local_json(path: Path, description: Mapping[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def prepare_hubspot_portal(credentials: Mapping[str, str]) -> list[str]:
+    """What ``ledgerlink hubspot setup`` does for a real portal, done for the demo portal: LedgerLink's
+    property group and custom properties (the deal sync upserts on them). Returns the report's lines."""
+    from ledgerlink.cli_hubspot import Target, client_for
+    from ledgerlink.hubspot.setup import setup_portal
+
+    report = setup_portal(
+        client_for(Target(credentials["base_url"], credentials["access_token"], "local stack"))
+    )
+    if report.conflicts:
+        raise UpError(
+            f"the HubSpot sandbox's demo portal conflicts with LedgerLink's properties: {report.conflicts}"
+        )
+    return report.lines()
+
+
 def refuse_if_running(local_json: Path) -> None:
     """Two stacks must not share a state directory: refuse if the one described there still answers."""
     if not local_json.is_file():
@@ -268,6 +284,7 @@ class LocalEnvironment:
     sandboxes: RunningSandboxes
     stack: LocalStack
     description: dict[str, Any]
+    hubspot_setup: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
         """The stack first (its functions call the sandboxes), then the sandboxes."""
@@ -311,6 +328,7 @@ def start_environment(
         raise
     environment = LocalEnvironment(sandboxes, stack, {})
     try:
+        environment.hubspot_setup = prepare_hubspot_portal(sandboxes.credentials["hubspot"])
         sandboxes.sandbox("qbo").update_config({"webhook_url": stack.gateway_url + WEBHOOK_PATH})
         environment.description = local_description(
             stack.gateway_url, sandboxes.credentials, stack.endpoint_url, LOCAL_REGION
@@ -366,6 +384,10 @@ def _print_summary(
     for vendor in ("qbo", "hubspot", "graph"):
         lines.append(
             f"  {vendor:<10} {sandboxes.servers[vendor].url}   admin {sandboxes.servers[vendor].url}/_admin"
+        )
+    if environment.hubspot_setup:
+        lines.append(
+            f"  hubspot    demo portal prepared (ledgerlink hubspot setup): {environment.hubspot_setup[-1]}"
         )
     lines.append(f"  bus        {topology.event_bus.name}")
     for rule in topology.rules:

@@ -91,7 +91,7 @@ class FailFor:
         self.crash = crash
         self.batches: list[list[dict]] = []
 
-    def __call__(self, event: dict) -> InvocationResult:
+    def __call__(self, event: dict, request_id: str = "r") -> InvocationResult:
         self.batches.append(event["Records"])
         if self.crash:
             return InvocationResult("r", False, error_type="RuntimeError", error_message="boom")
@@ -162,7 +162,7 @@ def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue_after_max_re
 def test_an_unknown_item_identifier_fails_the_whole_batch(sqs, queues):
     sqs.send_message(QueueUrl=queues["source"], MessageBody="a")
 
-    def invoke(event: dict) -> InvocationResult:
+    def invoke(event: dict, request_id: str = "r") -> InvocationResult:
         return InvocationResult("r", True, {"batchItemFailures": [{"itemIdentifier": "not-in-the-batch"}]})
 
     outcome = _poller(sqs, queues, invoke).poll_once()
