@@ -256,7 +256,8 @@ class DynamoDBTokenStateStore:
                 TableName=self.table_name,
                 Key=self._key(key),
                 UpdateExpression=(
-                    "SET revoked_fingerprint = :fingerprint REMOVE lease_owner, lease_until, access_token"
+                    "SET revoked_fingerprint = :fingerprint "
+                    "REMOVE lease_owner, lease_until, access_token, token_expires_at"
                 ),
                 ExpressionAttributeValues={":fingerprint": {"S": fingerprint}},
             )
