@@ -53,5 +53,7 @@ def first_error(relative_path: str, instance: Any) -> ValidationError | None:
 
 def describe(error: ValidationError) -> str:
     """A message naming the offending field by its JSON path, e.g. "$[0].intuitentityid: ... is required"."""
-    location = "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+    location = "$" + "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+    )
     return f"{location}: {error.message}"

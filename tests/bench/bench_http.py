@@ -17,13 +17,13 @@ from typing import Any
 
 import boto3
 import requests
+from moto import mock_aws
+
 from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.dynamodb import DynamoDBBreakerStore, DynamoDBRateLimitStore
 from ledgerlink.http.factory import in_process_client
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit
 from ledgerlink.tables import VENDOR_STATE
-from moto import mock_aws
-
 from tests.unit.http.support import ScriptedVendor, make_policy, start_server
 
 CALLS = 400

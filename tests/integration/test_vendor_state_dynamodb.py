@@ -11,6 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from ledgerlink.clock import ManualClock
 from ledgerlink.http.breaker import BreakerState, CircuitBreaker
 from ledgerlink.http.client import VendorHttpClient
@@ -24,8 +26,6 @@ from ledgerlink.http.errors import CircuitOpenError, VendorHttpError
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit, RateLimiter, bucket_key
 from ledgerlink.tables import VENDOR_STATE
-from moto import mock_aws
-
 from tests.unit.http.support import Reply, ScriptedVendor, make_policy, start_server
 
 TABLE = "ledgerlink-vendor-state"

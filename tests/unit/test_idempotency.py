@@ -13,11 +13,11 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from ledgerlink import idempotency
 from ledgerlink.config import reset_settings_cache
 from ledgerlink.idempotency import IdempotentRunner
-from moto import mock_aws
-
 from tests.conftest import FIXTURES, REPO_ROOT
 
 TABLE = "ledgerlink-idempotency"

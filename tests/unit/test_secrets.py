@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from ledgerlink.secrets import (
     InMemorySecretStore,
     PowertoolsSecretStore,
@@ -18,8 +20,6 @@ from ledgerlink.secrets import (
     put_secret_json,
     reset_default_secret_store,
 )
-from moto import mock_aws
-
 from tests.conftest import FIXTURES
 
 OAUTH_SECRET = json.loads((FIXTURES / "secrets" / "qbo_oauth_secret.json").read_text())

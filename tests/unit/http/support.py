@@ -15,7 +15,6 @@ from ledgerlink.http.breaker import InMemoryBreakerStore
 from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.policy import VendorPolicy
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, InMemoryRateLimitStore, RateLimit
-
 from tests.conftest import FIXTURES
 
 HTTP_FIXTURES = FIXTURES / "http"

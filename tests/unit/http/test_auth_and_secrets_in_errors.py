@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from ledgerlink.http.errors import VendorHttpError, body_excerpt, redact
 
+from ledgerlink.http.errors import VendorHttpError, body_excerpt, redact
 from tests.unit.http.support import Reply, ScriptedVendor, fixture_body, make_harness, make_policy
 
 ACCESS_TOKEN = "eyJhbGciOiJSUzI1NiJ9.current-access-token"

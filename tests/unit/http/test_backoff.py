@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from ledgerlink.http.backoff import Backoff, parse_retry_after
 
 NOW = 1_445_412_400.0  # Wed, 21 Oct 2015 07:26:40 GMT

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from ledgerlink.clock import ManualClock
 from ledgerlink.http.breaker import BreakerState, CircuitBreaker, InMemoryBreakerStore
 from ledgerlink.http.errors import CircuitOpenError, RateLimited, VendorHttpError, VendorTimeout
-
 from tests.unit.http.support import Reply, ScriptedVendor, fixture_body, make_harness, make_policy
 
 QBO_FAULT = fixture_body("qbo_fault_500.json")

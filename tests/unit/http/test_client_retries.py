@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
+
 from ledgerlink.http.backoff import Backoff
 from ledgerlink.http.errors import RateLimited, VendorConnectionError, VendorHttpError, VendorTimeout
-
 from tests.unit.http.support import (
     Reply,
     ScriptedVendor,

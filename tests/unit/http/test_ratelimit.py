@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
 from ledgerlink.clock import ManualClock
 from ledgerlink.config import Settings
 from ledgerlink.http.errors import RateLimited
 from ledgerlink.http.policy import HUBSPOT_SEARCH, hubspot_policy, qbo_policy
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, InMemoryRateLimitStore, RateLimit, RateLimiter
-
 from tests.unit.http.support import Reply, ScriptedVendor, make_harness, make_policy
 
 # A whole second, and the start of a minute, so window boundaries are easy to read.

@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
-from ledgerlink.sync.mapping import CompanyContext
 
+from ledgerlink.sync.mapping import CompanyContext
 from tests.conftest import FIXTURES, SHARED_SPECS
 
 REALM = "9341453050211370"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from ledgerlink.sync.errors import MappingError
 from ledgerlink.sync.mapping import map_customer
-
 from tests.unit.sync.helpers import REALM, at, company, qbo_entity, qbo_payload
 
 

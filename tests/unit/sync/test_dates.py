@@ -6,6 +6,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from ledgerlink.sync.dates import (
     company_today,
     epoch_ms,
@@ -17,7 +18,6 @@ from ledgerlink.sync.dates import (
 from ledgerlink.sync.errors import MappingError
 from ledgerlink.sync.mapping import map_invoice
 from ledgerlink.sync.stages import default_invoice_stages
-
 from tests.unit.sync.helpers import KOLKATA, NEW_YORK, at, company, qbo_entity
 
 

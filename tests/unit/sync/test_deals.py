@@ -6,6 +6,7 @@ import copy
 from decimal import Decimal
 
 import pytest
+
 from ledgerlink.sync.errors import MappingError, UnsupportedCurrency
 from ledgerlink.sync.mapping import map_estimate, map_invoice
 from ledgerlink.sync.stages import (
@@ -15,7 +16,6 @@ from ledgerlink.sync.stages import (
     default_estimate_stages,
     default_invoice_stages,
 )
-
 from tests.unit.sync.helpers import REALM, at, company, qbo_entity
 
 MARCH_20 = at("2025-03-20T12:00:00-04:00")

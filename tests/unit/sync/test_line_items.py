@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from ledgerlink.sync.errors import MappingError, TotalMismatch
 from ledgerlink.sync.mapping import DealMapping, UpsertInput, map_invoice
 from ledgerlink.sync.stages import default_invoice_stages
-
 from tests.unit.sync.helpers import REALM, at, company, qbo_entity
 
 NOW = at("2025-05-20T12:00:00-04:00")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ledgerlink.sync.mapping import map_customer
 from ledgerlink.sync.matching import (
     Action,
@@ -16,7 +17,6 @@ from ledgerlink.sync.matching import (
     match_customers,
     normalise_name,
 )
-
 from tests.unit.sync.helpers import REALM, company, qbo_entity, qbo_payload
 
 

@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
+
 from ledgerlink.sync.errors import MappingError
 from ledgerlink.sync.mapping import map_invoice
 from ledgerlink.sync.money import (
@@ -21,7 +22,6 @@ from ledgerlink.sync.money import (
     to_decimal,
 )
 from ledgerlink.sync.stages import default_invoice_stages
-
 from tests.unit.sync.helpers import at, company, qbo_entity
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ledgerlink.sync.errors import StageMapError
 from ledgerlink.sync.stages import (
     EstimateStatus,

@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 import pytest
+
 from ledgerlink.sync.mapping import (
     UpsertInput,
     batch_upsert_body,
@@ -22,7 +23,6 @@ from ledgerlink.sync.mapping import (
 )
 from ledgerlink.sync.properties import CUSTOM_PROPERTIES, HUBSPOT_DEFAULT_PROPERTIES, custom_property_names
 from ledgerlink.sync.stages import default_estimate_stages, default_invoice_stages
-
 from tests.conftest import FIXTURES, SHARED_SPECS
 from tests.unit.sync.helpers import at, company, hubspot_schema_errors, qbo_entity, qbo_payload
 
