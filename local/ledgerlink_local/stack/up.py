@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -360,7 +361,7 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> in
         print("\nstopping: gateway, pollers, functions, AWS, sandboxes ...", file=out, flush=True)
         return 0
     except UpError as error:
-        print(f"ledgerlink local up: {error}", file=out, flush=True)
+        print(f"ledgerlink local up: {error}", file=sys.stderr, flush=True)
         return 1
     finally:
         stop.set()
