@@ -26,6 +26,7 @@ fast path that fails a redelivered, permanently failing message without calling 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -43,6 +44,7 @@ SK: Final = LINKS.sort_key or "sk"
 LINK_SK: Final = "link"
 FAILURE_SK: Final = "failure"
 BATCH_GET_MAX: Final = 100  # DynamoDB BatchGetItem limit
+PARALLEL_WRITES: Final = 8
 
 
 class LinkStoreError(RuntimeError):
@@ -201,6 +203,14 @@ class LinkStore:
             self.mark_dirty(link.key)
             return False
         return True
+
+    def save_all(self, links: Sequence[tuple[Link, str]]) -> list[bool]:
+        """:meth:`save` for each (link, event id), side by side (one conditional write each; DynamoDB has
+        no conditional batch write short of an all-or-nothing transaction). Results in input order."""
+        if len(links) <= 1:
+            return [self.save(link, event_id=event_id) for link, event_id in links]
+        with ThreadPoolExecutor(max_workers=PARALLEL_WRITES) as pool:
+            return list(pool.map(lambda item: self.save(item[0], event_id=item[1]), links))
 
     def mark_dirty(self, key: EntityKey) -> None:
         try:

@@ -754,6 +754,7 @@ class _RealmSync:
         self.s.metrics.count("DealSyncedPublished", len(envelopes))
 
     def _save_doc_links(self, docs: list[_Doc]) -> None:
+        pending: list[tuple[Link, str]] = []
         for doc in docs:
             assert doc.deal_id is not None
             if doc.version is None:  # deleted: its last known version plus the delete event's time
@@ -769,8 +770,9 @@ class _RealmSync:
                 line_item_ids=doc.line_item_ids,
                 status=doc.status,
             )
-            event_id = doc.causes[-1].event_id if doc.causes else "unknown"
-            if not self.s.links.save(link, event_id=event_id):
+            pending.append((link, doc.causes[-1].event_id if doc.causes else "unknown"))
+        for doc, saved in zip(docs, self.s.links.save_all(pending), strict=True):
+            if not saved:
                 doc.outcome = _lost_race()
 
     def _save_payment_links(

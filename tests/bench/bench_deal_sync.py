@@ -1,0 +1,331 @@
+"""Deal sync: 1,000 invoice-change events against the QBO and HubSpot sandboxes with their real limits.
+
+Setup (not measured): the sandboxes start in this process; 1,000 invoices are created in the QBO demo
+company with rate limits off (``/_admin/seed``, 1-4 lines each, the demo customers and items); the
+HubSpot portal gets LedgerLink's properties (``setup_portal``); a moto server holds the tables, the bus
+and the secrets. Then rate limits go back ON (QBO 500/min and 10/s per realm; HubSpot 100 per rolling
+10 s, search 5/s) and the request logs are cleared.
+
+Measured: the 1,000 ``qbo.entity.changed`` events, in SQS batches of the topology's batch size (100),
+processed by as many concurrent "Lambdas" as the event source allows (``max_concurrency``, 5), each
+built by ``ledgerlink.sync.factory`` like the real handler, sharing rate limits, breaker, OAuth token
+and tables through moto. Reported:
+
+- vendor calls, from the sandboxes' request logs, per vendor and per endpoint, against 3 calls per
+  event for a record-by-record integration (read the invoice, upsert the deal, write its line items);
+- wall time against the floor the vendors' limits allow for those calls: for each limit,
+  ``(ceil(calls / limit) - 1) * window`` (the first window's worth goes at once), the largest of
+  them; and the same floor for the record-by-record integration's 3,000 calls;
+- 429 responses the vendors sent (the goal is zero), and whether every invoice ended as a deal whose
+  amount equals QBO's TotalAmt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+for _root in (REPO_ROOT / "local", REPO_ROOT / "functions", REPO_ROOT):
+    if str(_root) not in sys.path:
+        sys.path.insert(0, str(_root))
+
+EVENTS = 1000
+RECORD_BY_RECORD_CALLS_PER_EVENT = 3
+QBO_LIMITS = ((10, 1.0), (500, 60.0))  # per realm (api-notes §2)
+HUBSPOT_TEN_SECONDLY = (100, 10.0)  # OAuth apps / Starter (api-notes §3f); the sandbox's default
+HUBSPOT_SEARCH = (5, 1.0)
+CUSTOMERS = ("1", "2", "3", "4", "5", "6", "7")
+ITEMS = (("3", "450"), ("4", "150"), ("7", "129"), ("8", "59.99"))
+
+
+def floor_seconds(calls: int, limits: tuple[tuple[int, float], ...]) -> float:
+    """The least time ``calls`` need under every (limit, window) at once: the first window's worth goes
+    immediately, each further window's worth one window later."""
+    if calls <= 0:
+        return 0.0
+    return max((math.ceil(calls / limit) - 1) * window for limit, window in limits)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    import requests
+
+    # moto's backends are process-wide: a second server in this process would see the first's tables.
+    requests.post(f"http://{host}:{port}/moto-api/reset", timeout=10).raise_for_status()
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def seed_invoices(qbo_url: str, count: int) -> list[str]:
+    import requests
+
+    rng = random.Random(1000)
+    invoices = []
+    for n in range(count):
+        lines = []
+        for _ in range(rng.randint(1, 4)):
+            item, price = rng.choice(ITEMS)
+            quantity = rng.randint(1, 12)
+            lines.append(
+                {
+                    "Amount": str(Decimal(price) * quantity),
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": quantity, "UnitPrice": price},
+                }
+            )
+        invoices.append(
+            {"CustomerRef": {"value": rng.choice(CUSTOMERS)}, "DocNumber": f"B{n:05d}", "Line": lines}
+        )
+    created: list[str] = []
+    for start in range(0, count, 250):
+        response = requests.post(
+            f"{qbo_url}/_admin/seed",
+            json={"entities": {"Invoice": invoices[start : start + 250]}},
+            timeout=120,
+        )
+        response.raise_for_status()
+        created.extend(response.json()["created"]["Invoice"])
+    return created
+
+
+def request_log(url: str) -> list[dict[str, Any]]:
+    import requests
+
+    entries: list[dict[str, Any]] = requests.get(f"{url}/_admin/requests", timeout=30).json()["requests"]
+    return entries
+
+
+def endpoint(entry: dict[str, Any]) -> str:
+    parts = entry["path"].strip("/").split("/")
+    if parts[:2] == ["v3", "company"] and len(parts) >= 4:
+        parts = ["v3", "company", "{realm}", *parts[3:]]
+    return f"{entry['method']} /{'/'.join(parts)}"
+
+
+def main() -> dict[str, Any]:
+    """Two runs: the default client-side limits (the vendors' figures), and every limit halved."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    return {
+        "default_limits": run({}),
+        # The client counts fixed windows while the vendors count rolling ones, so a full window's
+        # worth either side of a window edge reaches the vendor as twice the limit in one rolling
+        # window; half the limit per fixed window can never exceed the limit per rolling window.
+        "half_limits": run(
+            {
+                "LEDGERLINK_QBO_REQUESTS_PER_SECOND": "5",
+                "LEDGERLINK_QBO_REQUESTS_PER_MINUTE": "250",
+                "LEDGERLINK_HUBSPOT_REQUESTS_PER_10S": "50",
+                "LEDGERLINK_HUBSPOT_SEARCH_PER_SECOND": "2",
+            }
+        ),
+    }
+
+
+def run(overrides: dict[str, str]) -> dict[str, Any]:
+    import requests
+
+    from infra.topology import build_topology, environment_from_cdk_json
+    from ledgerlink.config import Settings
+    from ledgerlink.hubspot.setup import setup_portal
+    from ledgerlink.secrets import PowertoolsSecretStore
+    from ledgerlink.sync.factory import build_deal_sync
+    from ledgerlink.sync.inbox import parse_record
+    from ledgerlink_local.sandboxes.core import SandboxServer
+    from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
+    from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID, QboSandbox
+    from tests.integration import test_deal_sync_support as support
+
+    topology = build_topology(environment_from_cdk_json("dev"), account="123456789012", region="us-east-1")
+    source = topology.queue_sources[0]
+    batch_size, workers = source.batch_size, source.max_concurrency or 1
+
+    qbo = SandboxServer(QboSandbox(rate_limits_enabled=False)).start()
+    hubspot = SandboxServer(HubSpotSandbox(rate_limits_enabled=False)).start()
+    try:
+        with moto_server():
+            import boto3
+
+            aws = support.create_aws_resources()
+            settings = Settings.from_env({**support.environment(qbo.url, hubspot.url), **overrides})
+
+            seed_started = time.perf_counter()
+            invoice_ids = seed_invoices(qbo.url, EVENTS)
+            seed_seconds = time.perf_counter() - seed_started
+
+            def lambda_parts() -> Any:
+                return build_deal_sync(
+                    settings,
+                    secrets=PowertoolsSecretStore(max_age_seconds=300, client=boto3.client("secretsmanager")),
+                    dynamodb=boto3.client("dynamodb"),
+                    events=boto3.client("events"),
+                    publisher_sleep=lambda seconds: None,
+                )
+
+            setup = lambda_parts()
+            setup_portal(setup.hubspot)
+            setup.close()
+
+            world = support.DealSyncWorld(
+                qbo, hubspot, aws, settings, setup, support.Capture(), support.RecordingMetrics()
+            )
+            records = [world.record("Invoice", invoice_id, "Create") for invoice_id in invoice_ids]
+            batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
+            for server in (qbo, hubspot):
+                requests.patch(f"{server.url}/_admin/config", json={"rate_limits_enabled": True}, timeout=10)
+                requests.delete(f"{server.url}/_admin/requests", timeout=10)
+
+            outcomes: Counter[str] = Counter()
+            failures: list[str] = []
+            batch_seconds: list[float] = []
+            lock = threading.Lock()
+
+            def worker() -> None:
+                parts = lambda_parts()
+                try:
+                    while True:
+                        with lock:
+                            if not batches:
+                                return
+                            batch = batches.pop(0)
+                        started = time.perf_counter()
+                        result = parts.service.sync([parse_record(r) for r in batch], remaining_ms=120_000)
+                        elapsed = time.perf_counter() - started
+                        with lock:
+                            batch_seconds.append(elapsed)
+                            for outcome in result.values():
+                                outcomes[outcome.status.value] += 1
+                                if not outcome.ok:
+                                    failures.append(outcome.reason or "")
+                finally:
+                    parts.close()
+
+            started = time.perf_counter()
+            cpu_started = time.process_time()
+            threads = [threading.Thread(target=worker, name=f"lambda-{n}") for n in range(workers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
+
+            qbo_log, hubspot_log = request_log(qbo.url), request_log(hubspot.url)
+            deals = {
+                d["properties"]["qbo_invoice_id"]: d["properties"]
+                for d in requests.get(f"{hubspot.url}/_admin/state", timeout=60).json()["objects"]["deals"]
+                if d["properties"].get("qbo_invoice_id")
+            }
+            company = qbo.sandbox.companies[DEMO_REALM_ID]  # type: ignore[attr-defined]
+            amounts_match = sum(
+                1
+                for invoice_id in invoice_ids
+                if f"{DEMO_REALM_ID}:{invoice_id}" in deals
+                and Decimal(deals[f"{DEMO_REALM_ID}:{invoice_id}"]["amount"])
+                == Decimal(str(company.objects["Invoice"][invoice_id]["TotalAmt"]))
+            )
+    finally:
+        qbo.stop()
+        hubspot.stop()
+
+    qbo_api = [e for e in qbo_log if e["path"].startswith("/v3/")]
+    hubspot_search = [e for e in hubspot_log if e["path"].endswith("/search")]
+    hubspot_associations = [e for e in hubspot_log if e["path"].startswith("/crm/v4/associations/")]
+    hubspot_ten_secondly = len(hubspot_log) - len(hubspot_search) - len(hubspot_associations)
+    floor_qbo = floor_seconds(len(qbo_api), QBO_LIMITS)
+    floor_hubspot = max(
+        floor_seconds(hubspot_ten_secondly, (HUBSPOT_TEN_SECONDLY,)),
+        floor_seconds(len(hubspot_search), (HUBSPOT_SEARCH,)),
+    )
+    floor = max(floor_qbo, floor_hubspot)
+    baseline_calls = RECORD_BY_RECORD_CALLS_PER_EVENT * EVENTS
+    baseline_floor = max(
+        floor_seconds(EVENTS, QBO_LIMITS),  # one invoice read per event
+        floor_seconds(baseline_calls - EVENTS, (HUBSPOT_TEN_SECONDLY,)),  # deal + line items per event
+    )
+    return {
+        "client_limit_overrides": overrides,
+        "events": EVENTS,
+        "batch_size": batch_size,
+        "concurrent_lambdas": workers,
+        "seed_seconds": round(seed_seconds, 2),
+        "vendor_calls": {
+            "qbo": len(qbo_log),
+            "qbo_by_endpoint": dict(Counter(endpoint(e) for e in qbo_log).most_common()),
+            "hubspot": len(hubspot_log),
+            "hubspot_by_endpoint": dict(Counter(endpoint(e) for e in hubspot_log).most_common()),
+            "total": len(qbo_log) + len(hubspot_log),
+            "per_event": round((len(qbo_log) + len(hubspot_log)) / EVENTS, 3),
+            "record_by_record_total": baseline_calls,
+            "reduction_factor": round(baseline_calls / max(1, len(qbo_log) + len(hubspot_log)), 1),
+        },
+        "responses_429": {
+            "qbo": sum(1 for e in qbo_log if e["status"] == 429),
+            "hubspot": sum(1 for e in hubspot_log if e["status"] == 429),
+        },
+        "responses_429_by_endpoint": dict(
+            Counter(endpoint(e) for e in [*qbo_log, *hubspot_log] if e["status"] == 429).most_common()
+        ),
+        "other_error_responses": sum(
+            1 for e in [*qbo_log, *hubspot_log] if e["status"] >= 400 and e["status"] != 429
+        ),
+        "wall_seconds": round(wall, 2),
+        "floor_seconds": {
+            "qbo": floor_qbo,
+            "hubspot": floor_hubspot,
+            "overall": floor,
+            "record_by_record": baseline_floor,
+        },
+        # Everything (5 Lambdas, both sandboxes, moto) runs in this one Python process: CPU seconds close
+        # to wall seconds x cores means the run was CPU-bound here, not held back by the vendors' limits.
+        "process_cpu_seconds": round(cpu, 2),
+        "cpu_cores": os.cpu_count(),
+        "wall_over_floor": round(wall / floor, 2) if floor else None,
+        "batch_seconds": {
+            "median": round(sorted(batch_seconds)[len(batch_seconds) // 2], 2) if batch_seconds else None,
+            "max": round(max(batch_seconds), 2) if batch_seconds else None,
+        },
+        "outcomes": dict(outcomes),
+        "failures": failures[:5],
+        "deals_with_qbo_amount": amounts_match,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
