@@ -137,7 +137,7 @@ def test_rules_and_their_targets_match(cloud, environment):
     expected = {}
     for rule in cloud.of_type("AWS::Events::Rule"):
         expected[to_local(rule["Name"])] = {
-            "bus": to_local(cloud.name(rule["EventBusName"])),
+            "bus": to_local(cloud.name(rule["EventBusName"])) if "EventBusName" in rule else "default",
             "pattern": rule.get("EventPattern"),
             "schedule": rule.get("ScheduleExpression"),
             "state": rule["State"],
@@ -154,10 +154,14 @@ def test_rules_and_their_targets_match(cloud, environment):
     assert environment.stack.topology is not None
     bus = environment.stack.topology.event_bus.name
     actual = {}
-    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+    rules = [
+        *events.list_rules(EventBusName=bus)["Rules"],
+        *events.list_rules(EventBusName="default")["Rules"],
+    ]
+    for rule in rules:
         if rule.get("ManagedBy"):
             continue  # the archive's own rule, which EventBridge creates (in the cloud too)
-        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=rule["EventBusName"])["Targets"]
         actual[rule["Name"]] = {
             "bus": rule["EventBusName"],
             "pattern": json.loads(rule["EventPattern"]) if rule.get("EventPattern") else None,

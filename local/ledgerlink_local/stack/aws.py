@@ -247,13 +247,15 @@ def _create_queue(sqs: SQSClient, queue: QueueSpec, visibility_override: int | N
 
 def _create_rule(events: Any, topology: Topology, rule: RuleSpec, queues: Mapping[str, QueueResource]) -> str:
     target = queues[rule.target_queue]
+    schedule = schedule_expression(rule)
+    # EventBridge runs schedules on the default bus only (a CDK Schedule rule has no event bus).
+    bus = "default" if schedule else topology.event_bus.name
     arguments: dict[str, Any] = {
         "Name": rule.name,
-        "EventBusName": topology.event_bus.name,
+        "EventBusName": bus,
         "Description": rule.description,
         "State": "ENABLED",
     }
-    schedule = schedule_expression(rule)
     if schedule:
         arguments["ScheduleExpression"] = schedule
     if rule.event_pattern:
@@ -261,7 +263,7 @@ def _create_rule(events: Any, topology: Topology, rule: RuleSpec, queues: Mappin
     arn: str = events.put_rule(**arguments)["RuleArn"]
     events.put_targets(
         Rule=rule.name,
-        EventBusName=topology.event_bus.name,
+        EventBusName=bus,
         Targets=[
             {
                 "Id": target.key,

@@ -213,6 +213,7 @@ class Scheduler:
         self._next = {rule.name: (rule, rule.schedule.next_after(start, rule.anchor)) for rule in rules}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # the thread and a test may both call fire_due
 
     def next_times(self) -> dict[str, datetime]:
         return {name: when for name, (_rule, when) in self._next.items()}
@@ -220,17 +221,18 @@ class Scheduler:
     def fire_due(self) -> list[str]:
         """Fire every rule whose time has come (once each, even if several periods were missed,
         as EventBridge does not catch up); returns the names fired."""
-        moment = self._now()
-        fired = []
-        for name, (rule, when) in list(self._next.items()):
-            if when <= moment:
-                event = scheduled_event(rule, when, self._account, self._region)
-                rule.deliver(event)
-                if self._on_fire is not None:
-                    self._on_fire(rule, event)
-                fired.append(name)
-                self._next[name] = (rule, rule.schedule.next_after(moment, rule.anchor))
-        return fired
+        with self._lock:
+            moment = self._now()
+            fired = []
+            for name, (rule, when) in list(self._next.items()):
+                if when <= moment:
+                    event = scheduled_event(rule, when, self._account, self._region)
+                    rule.deliver(event)
+                    if self._on_fire is not None:
+                        self._on_fire(rule, event)
+                    fired.append(name)
+                    self._next[name] = (rule, rule.schedule.next_after(moment, rule.anchor))
+            return fired
 
     def start(self) -> Scheduler:
         if self._next:

@@ -15,7 +15,7 @@ their own fixtures)::
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,8 @@ class StackOptions:
     """Test override of every event source's batching window."""
     start_pollers: bool = True
     """False leaves messages in their queues (tests that look at what reached a queue)."""
+    clock: Callable[[], datetime] | None = None
+    """What time it is for the scheduler (tests move it instead of waiting); None: the real time."""
     vendor_names: Mapping[str, str] = field(default_factory=dict)
     """Base URL -> vendor name, for the hop lines of vendor calls (default: from ``vendors``)."""
 
@@ -161,10 +163,12 @@ class LocalStack:
             )
             poller = QueuePoller(config, sqs, pool.invoke, self.hops)
             self.pollers.append(poller.start() if options.start_pollers else poller)
+        now = options.clock or (lambda: datetime.now(UTC))
         self.scheduler = Scheduler(
-            self._scheduled_rules(topology, resources, sqs),
+            self._scheduled_rules(topology, resources, sqs, now()),
             account=resources.account,
             region=resources.region,
+            now=now,
             on_fire=self._on_schedule,
         ).start()
 
@@ -258,9 +262,10 @@ class LocalStack:
         )
         return max(1, min(caps))
 
-    def _scheduled_rules(self, topology: Topology, resources: Resources, sqs: Any) -> list[ScheduledRule]:
+    def _scheduled_rules(
+        self, topology: Topology, resources: Resources, sqs: Any, created: datetime
+    ) -> list[ScheduledRule]:
         rules = []
-        created = datetime.now(UTC)
         for rule in topology.rules:
             expression = schedule_expression(rule)
             if not expression:
