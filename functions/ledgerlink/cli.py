@@ -305,6 +305,8 @@ def replay(sqs: Any, pair: QueuePair, max_messages: int | None = None) -> Replay
 def run_dlq_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
+        if args.max_messages is not None and args.max_messages < 1:
+            raise ReplayError("--max-messages must be at least 1")
         endpoint = resolve_endpoint(args.endpoint_url, args.region, args.aws, Path(args.state_dir))
         sqs = sqs_client(endpoint)
         print(f"endpoint: {endpoint.url or 'AWS'} (from {endpoint.source})", file=out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ledgerlink_local.stack.settings import LocalSettingsError, resolve, state_dir_from
+from ledgerlink_local.stack.settings import DEFAULT_PORTS, LocalSettingsError, resolve, state_dir_from
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -23,15 +23,13 @@ def register(parser: argparse.ArgumentParser) -> None:
             "demo activity off."
         ),
     )
-    for name, default in (
-        ("gateway", 4010),
-        ("aws", 4566),
-        ("qbo", 4011),
-        ("hubspot", 4012),
-        ("graph", 4013),
-    ):
+    for variable, default in DEFAULT_PORTS.items():
+        name = variable.name.removesuffix("_PORT").lower()
         up.add_argument(
-            f"--{name}-port", type=int, default=None, help=f"default {default} (0: any free port)"
+            f"--{name}-port",
+            type=int,
+            default=None,
+            help=f"default {default}, or {variable.value} (0: any free port)",
         )
     up.add_argument(
         "--state-dir", default=None, help="where local.json, the hop log and logs go (.ledgerlink)"

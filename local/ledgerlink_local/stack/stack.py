@@ -14,7 +14,6 @@ their own fixtures)::
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -295,7 +294,3 @@ def _vendor_names(vendors: VendorUrls) -> dict[str, str]:
         vendors.graph_base_url: "graph",
         vendors.graph_token_url: "graph-oauth",
     }
-
-
-def default_console() -> TextIO:
-    return sys.stdout

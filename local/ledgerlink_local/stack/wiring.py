@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType, ModuleType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
 from ledgerlink.config import EnvVar
@@ -108,11 +108,6 @@ def function_environment(function: FunctionSpec, vendors: VendorUrls) -> dict[st
     environment[EnvVar.QBO_TOKEN_URL.value] = vendors.qbo_token_url
     environment[EnvVar.GRAPH_TOKEN_URL.value] = vendors.graph_token_url
     return environment
-
-
-def frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Plain JSON data from the topology's read-only mappings (for boto3 and json.dumps)."""
-    return MappingProxyType(json.loads(json.dumps(mapping, default=_plain)))
 
 
 def plain_json(mapping: Mapping[str, Any]) -> str:
