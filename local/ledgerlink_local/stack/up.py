@@ -1,6 +1,7 @@
 """``ledgerlink local up`` (what ``make run`` runs): the sandboxes, the stack, the demo, in the foreground.
 
-In order: the three vendor sandboxes (each seeded with its demo company/portal/tenant), the local
+In order: the three vendor sandboxes (each seeded with its demo company/portal/tenant; the HubSpot
+demo portal also gets LedgerLink's custom properties, as ``ledgerlink hubspot setup`` does), the local
 stack (moto, the topology's resources with the sandboxes' demo credentials in Secrets Manager, the
 functions, the gateway, the pollers), the QBO sandbox's webhook pointed at the gateway, then
 ``<state dir>/local.json`` (endpoints and local credentials, exactly :data:`LOCAL_JSON_KEYS`), a
@@ -9,8 +10,8 @@ everything in the reverse order. With the demo on, the QBO sandbox makes a few r
 over the first minute.
 
 Each vendor module ``ledgerlink_local.sandboxes.<vendor>`` provides the sandbox class and a
-``DemoCredentials`` with ``for_sandbox(url)`` and ``as_dict()``, whose keys are those of the vendor's
-section of ``local.json``.
+``DemoCredentials`` built by ``for_sandbox(url)`` (or ``DemoCredentials(base_url=url)``) with an
+``as_dict()`` holding at least the keys of the vendor's section of ``local.json``.
 """
 
 from __future__ import annotations
