@@ -88,8 +88,8 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
         (TABLES["links"], LINKS),
         (TABLES["vendor-state"], VENDOR_STATE),
     ):
-        schema = [{"AttributeName": keys.partition_key, "KeyType": "HASH"}]
-        attributes = [{"AttributeName": keys.partition_key, "AttributeType": "S"}]
+        schema: list[Any] = [{"AttributeName": keys.partition_key, "KeyType": "HASH"}]
+        attributes: list[Any] = [{"AttributeName": keys.partition_key, "AttributeType": "S"}]
         if keys.sort_key:
             schema.append({"AttributeName": keys.sort_key, "KeyType": "RANGE"})
             attributes.append({"AttributeName": keys.sort_key, "AttributeType": "S"})

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ def writes(server: SandboxServer) -> list[str]:
     return [f"{r['method']} {r['path']}" for r in log if r["method"] != "GET"]
 
 
-def properties(server: SandboxServer, object_type: str) -> dict[str, dict[str, object]]:
+def properties(server: SandboxServer, object_type: str) -> dict[str, dict[str, Any]]:
     response = requests.get(
         f"{server.url}/crm/v3/properties/{object_type}",
         headers={"Authorization": f"Bearer {DEMO_ACCESS_TOKEN}"},
@@ -96,7 +97,7 @@ def test_an_enumeration_missing_an_option_gets_it_added(hubspot_sandbox: Sandbox
     client = hubspot_client(hubspot_sandbox.url)
     setup_portal(client)
     status = properties(hubspot_sandbox, "deals")["qbo_status"]
-    kept = [o for o in status["options"] if o["value"] != "deleted"]  # type: ignore[union-attr]
+    kept = [o for o in status["options"] if o["value"] != "deleted"]
     client.update_property("deals", "qbo_status", {"options": kept})
 
     # when setup runs again
@@ -104,7 +105,7 @@ def test_an_enumeration_missing_an_option_gets_it_added(hubspot_sandbox: Sandbox
 
     # then the option is back and the others are kept
     assert report.properties_updated == ["deals.qbo_status"]
-    values = [o["value"] for o in properties(hubspot_sandbox, "deals")["qbo_status"]["options"]]  # type: ignore[union-attr]
+    values = [o["value"] for o in properties(hubspot_sandbox, "deals")["qbo_status"]["options"]]
     assert "deleted" in values and values[: len(kept)] == [o["value"] for o in kept]
 
 
