@@ -358,3 +358,58 @@ def test_a_redelivered_message_that_failed_for_good_fails_again_without_vendor_c
     # and the reason is on record for operators
     (failure,) = world.parts.service.links.recent_failures()
     assert failure.entity_id == EUR_INVOICE and "EUR" in failure.reason and not failure.retryable
+
+
+def test_an_estimate_becomes_a_deal_in_the_estimate_stages(world: DealSyncWorld) -> None:
+    # given the demo company's pending estimate
+    estimate = world.qbo_entity("Estimate", "2")
+    assert estimate is not None and estimate.get("TxnStatus", "Pending") == "Pending"
+
+    # when its change is synced
+    event = world.change("Estimate", "2", "Create")
+    outcomes = world.sync([event])
+
+    # then a deal keyed by qbo_estimate_id sits in the default pipeline's estimate stage, with line items
+    assert outcomes[event.message_id].status is OutcomeStatus.SYNCED
+    deal = world.deals()[f"{DEMO_REALM_ID}:2"]
+    assert deal["properties"]["qbo_estimate_id"] == f"{DEMO_REALM_ID}:2"
+    assert deal["properties"].get("qbo_invoice_id") in (None, "")
+    assert (deal["properties"]["pipeline"], deal["properties"]["dealstage"]) in (
+        ("default", "presentationscheduled"),  # pending
+        ("default", "closedlost"),  # expired, if the demo estimate's date has passed
+    )
+    assert world.associated("deals", deal["id"], "line_items")
+    # estimates publish nothing: deal.synced is about invoices (due dates, balances)
+    assert world.published() == []
+
+
+def test_a_customer_change_updates_its_company_and_contact(world: DealSyncWorld) -> None:
+    # given Acme's company and contact written by an earlier sync
+    world.sync([world.change("Invoice", ACME_INVOICE, "Create")])
+    (company_id,) = world.associated("deals", world.deals()[key(ACME_INVOICE)]["id"], "companies")
+
+    # when Acme's phone number changes in QBO
+    customer = world.qbo_entity("Customer", "1")
+    assert customer is not None
+    world.qbo_write(
+        "Customer",
+        "update",
+        {
+            "Id": "1",
+            "SyncToken": customer["SyncToken"],
+            "sparse": True,
+            "PrimaryPhone": {"FreeFormNumber": "(415) 555-0199"},
+        },
+    )
+    event = world.change("Customer", "1", "Update")
+    outcomes = world.sync([event])
+
+    # then the same company (and its contact) show the new number; nothing was duplicated
+    assert outcomes[event.message_id].status is OutcomeStatus.SYNCED
+    assert world.objects("companies")[company_id]["phone"] == "(415) 555-0199"
+    contacts = [p for p in world.objects("contacts").values() if p.get("email") == "ap@acmerobotics.example"]
+    assert [c["phone"] for c in contacts] == ["(415) 555-0199"]
+    companies = [
+        p for p in world.objects("companies").values() if p.get("qbo_customer_id") == f"{DEMO_REALM_ID}:1"
+    ]
+    assert len(companies) == 1
