@@ -413,3 +413,31 @@ def test_a_customer_change_updates_its_company_and_contact(world: DealSyncWorld)
         p for p in world.objects("companies").values() if p.get("qbo_customer_id") == f"{DEMO_REALM_ID}:1"
     ]
     assert len(companies) == 1
+
+
+def test_the_deal_owner_set_in_hubspot_travels_in_deal_synced(world: DealSyncWorld) -> None:
+    # given a synced deal that a sales rep then took ownership of in HubSpot
+    world.sync([world.change("Invoice", CAFE_INVOICE, "Create")])
+    deal = world.deals()[key(CAFE_INVOICE)]
+    owner = world.hubspot.sandbox.portal.owners[0].id  # type: ignore[attr-defined]
+    world.hubspot_admin(
+        "POST",
+        "ui_update",
+        {"objectType": "deals", "id": deal["id"], "properties": {"hubspot_owner_id": owner}},
+    )
+
+    # when the invoice changes in QBO
+    current = world.qbo_entity("Invoice", CAFE_INVOICE)
+    assert current is not None
+    world.qbo_write(
+        "Invoice",
+        "update",
+        {"Id": CAFE_INVOICE, "SyncToken": current["SyncToken"], "sparse": True, "DueDate": "2030-01-31"},
+    )
+    world.sync([world.change("Invoice", CAFE_INVOICE, "Update")])
+
+    # then the deal keeps its owner and the event names them, with the new due date
+    assert world.deals()[key(CAFE_INVOICE)]["properties"]["hubspot_owner_id"] == str(owner)
+    latest = world.published()[-1]["payload"]
+    assert latest["owner_id"] == str(owner)
+    assert latest["due_date"] == "2030-01-31T00:00:00-08:00"  # Pacific standard time in January
