@@ -1,0 +1,90 @@
+"""Configuration: parsed once from documented environment variables, with errors that name the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ledgerlink.config import ConfigError, EnvVar, Settings, get_settings, reset_settings_cache
+from tests.conftest import REPO_ROOT
+
+REQUIRED = {
+    EnvVar.EVENT_BUS_NAME.value: "bus",
+    EnvVar.RAW_BUCKET_NAME.value: "bucket",
+    EnvVar.IDEMPOTENCY_TABLE_NAME.value: "idem",
+    EnvVar.LINKS_TABLE_NAME.value: "links",
+    EnvVar.VENDOR_STATE_TABLE_NAME.value: "state",
+    EnvVar.QBO_WEBHOOK_SECRET_NAME.value: "qbo-webhook",
+    EnvVar.QBO_OAUTH_SECRET_NAME.value: "qbo-oauth",
+    EnvVar.HUBSPOT_SECRET_NAME.value: "hubspot",
+    EnvVar.GRAPH_SECRET_NAME.value: "graph",
+}
+
+
+def test_defaults_are_the_vendors_production_hosts_and_documented_limits() -> None:
+    settings = Settings.from_env(REQUIRED)
+    assert settings.qbo_base_url == "https://quickbooks.api.intuit.com"
+    assert settings.hubspot_base_url == "https://api.hubapi.com"
+    assert (settings.limits.qbo_per_minute, settings.limits.qbo_per_second) == (500, 10)
+    assert settings.company_time_zone == ZoneInfo("America/New_York")
+    assert settings.max_webhook_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (EnvVar.EVENT_BUS_NAME.value, "", "LEDGERLINK_EVENT_BUS_NAME is required"),
+        (
+            EnvVar.QBO_REQUESTS_PER_SECOND.value,
+            "ten",
+            "LEDGERLINK_QBO_REQUESTS_PER_SECOND must be an integer",
+        ),
+        (EnvVar.QBO_REQUESTS_PER_SECOND.value, "0", "LEDGERLINK_QBO_REQUESTS_PER_SECOND must be positive"),
+        (
+            EnvVar.HUBSPOT_BASE_URL.value,
+            "api.hubapi.com",
+            "LEDGERLINK_HUBSPOT_BASE_URL must be an http(s) URL",
+        ),
+        (
+            EnvVar.COMPANY_TIME_ZONE.value,
+            "Mars/Olympus",
+            "LEDGERLINK_COMPANY_TIME_ZONE is not an IANA time zone",
+        ),
+        (EnvVar.HTTP_TIMEOUT_SECONDS.value, "-1", "LEDGERLINK_HTTP_TIMEOUT_SECONDS must be positive"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env({**REQUIRED, name: value})
+
+
+def test_settings_are_parsed_on_first_use_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(EnvVar.COMPANY_TIME_ZONE.value, "Asia/Kolkata")
+    reset_settings_cache()
+    first = get_settings()
+    monkeypatch.setenv(EnvVar.COMPANY_TIME_ZONE.value, "America/Phoenix")
+    assert get_settings() is first
+    reset_settings_cache()
+    assert get_settings().company_time_zone == ZoneInfo("America/Phoenix")
+
+
+def test_importing_config_reads_no_environment() -> None:
+    # An empty environment would make parsing fail: importing must not parse.
+    result = subprocess.run(
+        [sys.executable, "-c", "import ledgerlink.config"],
+        env={"PYTHONPATH": str(REPO_ROOT / "functions")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_environment_variable_is_documented_in_the_readme() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert [name.value for name in EnvVar if f"`{name.value}`" not in readme] == []
