@@ -46,51 +46,6 @@ def new_correlation_id() -> str:
     return str(uuid.uuid4())
 
 
-def error_body(
-    message: str,
-    category: str,
-    *,
-    correlation_id: str | None = None,
-    context: Mapping[str, list[str]] | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    sub_category: str | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "status": "error",
-        "message": message,
-        "correlationId": correlation_id or new_correlation_id(),
-    }
-    if context:
-        body["context"] = {key: list(values) for key, values in context.items()}
-    if errors:
-        body["errors"] = errors
-    body["category"] = category
-    if sub_category:
-        body["subCategory"] = sub_category
-    return body
-
-
-def error_response(
-    status: int,
-    message: str,
-    category: str | None = None,
-    *,
-    context: Mapping[str, list[str]] | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    sub_category: str | None = None,
-) -> Response:
-    correlation_id = new_correlation_id()
-    body = error_body(
-        message,
-        category or CATEGORY_BY_STATUS.get(status, "ERROR"),
-        correlation_id=correlation_id,
-        context=context,
-        errors=errors,
-        sub_category=sub_category,
-    )
-    return Response(status, body, {CORRELATION_HEADER: correlation_id})
-
-
 class HubSpotError(HttpError):
     """Raised anywhere in the HubSpot sandbox to answer with HubSpot's error body."""
 
@@ -104,15 +59,25 @@ class HubSpotError(HttpError):
         errors: list[dict[str, Any]] | None = None,
         sub_category: str | None = None,
     ) -> None:
-        super().__init__(
-            error_response(
-                status, message, category, context=context, errors=errors, sub_category=sub_category
-            )
-        )
         self.message = message
         self.category = category or CATEGORY_BY_STATUS.get(status, "ERROR")
         self.status = status
         self.context = dict(context or {})
+        correlation_id = new_correlation_id()
+        body: dict[str, Any] = {"status": "error", "message": message, "correlationId": correlation_id}
+        if context:
+            body["context"] = {key: list(values) for key, values in context.items()}
+        if errors:
+            body["errors"] = errors
+        body["category"] = self.category
+        if sub_category:
+            body["subCategory"] = sub_category
+        super().__init__(Response(status, body, {CORRELATION_HEADER: correlation_id}))
+
+
+def error_response(status: int, message: str, category: str | None = None) -> Response:
+    """HubSpot's error answer where nothing is raised (injected faults, unknown paths, crashes)."""
+    return HubSpotError(status, message, category).response
 
 
 def validation_error(message: str, *, context: Mapping[str, list[str]] | None = None) -> HubSpotError:
