@@ -9,13 +9,14 @@ published OpenAPI file). Associating a record that does not exist answers 404 (s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
 from ledgerlink_local.sandboxes.hubspot_associations import USER_DEFINED, AssociationType
 from ledgerlink_local.sandboxes.hubspot_errors import HubSpotError, standard_error, validation_error
 from ledgerlink_local.sandboxes.hubspot_http import (
     MAX_ASSOCIATION_BATCH_INPUTS,
+    RouteGroup,
     batch_inputs,
     batch_response,
     int_arg,
@@ -24,22 +25,11 @@ from ledgerlink_local.sandboxes.hubspot_http import (
     no_content,
 )
 from ledgerlink_local.sandboxes.hubspot_model import ObjectType, object_type
-from ledgerlink_local.sandboxes.hubspot_store import Portal
-
-if TYPE_CHECKING:
-    from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
 
 READ_DEFAULT_LIMIT = 500
 
 
-class AssociationsApi:
-    def __init__(self, sandbox: HubSpotSandbox) -> None:
-        self.sandbox = sandbox
-
-    @property
-    def portal(self) -> Portal:
-        return self.sandbox.portal
-
+class AssociationsApi(RouteGroup):
     def register(self) -> None:
         add = self.sandbox.add_route
         objects = "/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations"

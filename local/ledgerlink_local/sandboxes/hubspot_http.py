@@ -1,19 +1,40 @@
-"""Request parsing and response shapes shared by the HubSpot sandbox's route handlers."""
+"""What the HubSpot sandbox's route handlers share: the route-group base class, request parsing
+and response shapes."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
 from ledgerlink_local.sandboxes.hubspot_errors import HubSpotError, validation_error
 from ledgerlink_local.sandboxes.hubspot_model import instant
+from ledgerlink_local.sandboxes.hubspot_store import Portal
+
+if TYPE_CHECKING:
+    from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
 
 MAX_BATCH_INPUTS = 100  # CRM object and property batch endpoints
 MAX_HISTORY_BATCH_INPUTS = 50  # batch read with propertiesWithHistory
 MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch endpoints
+
+
+class RouteGroup:
+    """One family of HubSpot endpoints (objects, portal set-up, associations): its handlers and
+    the routes that lead to them, registered on the sandbox that serves them."""
+
+    def __init__(self, sandbox: HubSpotSandbox) -> None:
+        self.sandbox = sandbox
+
+    @property
+    def portal(self) -> Portal:
+        # Looked up on every call: a sandbox reset replaces the portal.
+        return self.sandbox.portal
+
+    def register(self) -> None:
+        raise NotImplementedError
 
 
 def json_body(request: Request, *, required: bool = True) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
 from ledgerlink_local.sandboxes.hubspot_associations import AssociationType
@@ -29,6 +29,7 @@ from ledgerlink_local.sandboxes.hubspot_errors import (
 from ledgerlink_local.sandboxes.hubspot_http import (
     MAX_BATCH_INPUTS,
     MAX_HISTORY_BATCH_INPUTS,
+    RouteGroup,
     batch_inputs,
     batch_response,
     bool_arg,
@@ -40,10 +41,7 @@ from ledgerlink_local.sandboxes.hubspot_http import (
 )
 from ledgerlink_local.sandboxes.hubspot_model import OBJECT_TYPES, ObjectType, find_object_type, object_type
 from ledgerlink_local.sandboxes.hubspot_search import parse_search, run_search
-from ledgerlink_local.sandboxes.hubspot_store import CrmObject, Portal
-
-if TYPE_CHECKING:
-    from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
+from ledgerlink_local.sandboxes.hubspot_store import CrmObject
 
 LIST_DEFAULT_LIMIT = 10
 LIST_MAX_LIMIT = 100
@@ -62,14 +60,7 @@ class _Planned:
     error: HubSpotError | PropertyValidationError | None = None
 
 
-class CrmObjectsApi:
-    def __init__(self, sandbox: HubSpotSandbox) -> None:
-        self.sandbox = sandbox
-
-    @property
-    def portal(self) -> Portal:
-        return self.sandbox.portal
-
+class CrmObjectsApi(RouteGroup):
     def register(self) -> None:
         add = self.sandbox.add_route
         base = "/crm/v3/objects/{objectType}"

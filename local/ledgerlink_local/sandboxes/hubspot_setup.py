@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
 from ledgerlink_local.sandboxes.hubspot_errors import (
@@ -22,6 +22,7 @@ from ledgerlink_local.sandboxes.hubspot_errors import (
     validation_error,
 )
 from ledgerlink_local.sandboxes.hubspot_http import (
+    RouteGroup,
     batch_inputs,
     batch_response,
     bool_arg,
@@ -45,10 +46,6 @@ from ledgerlink_local.sandboxes.hubspot_model import (
     instant,
     object_type,
 )
-from ledgerlink_local.sandboxes.hubspot_store import Portal
-
-if TYPE_CHECKING:
-    from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
 
 
 def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -98,14 +95,7 @@ def _options(raw: Any) -> list[PropertyOption]:
     return options
 
 
-class PortalSetupApi:
-    def __init__(self, sandbox: HubSpotSandbox) -> None:
-        self.sandbox = sandbox
-
-    @property
-    def portal(self) -> Portal:
-        return self.sandbox.portal
-
+class PortalSetupApi(RouteGroup):
     def register(self) -> None:
         add = self.sandbox.add_route
         props = "/crm/v3/properties/{objectType}"
