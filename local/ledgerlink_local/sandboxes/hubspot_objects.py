@@ -12,7 +12,7 @@ Batch semantics reproduced from HubSpot's documentation:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,17 +279,7 @@ class CrmObjectsApi(RouteGroup):
                 missing.append(wanted)
             else:
                 results.append(self._describe(record, properties, with_history=with_history or None))
-        errors = []
-        if missing:
-            errors.append(
-                standard_error(
-                    404,
-                    "OBJECT_NOT_FOUND",
-                    f"Could not get some {kind.label} objects, they may be deleted or not exist. "
-                    "Check that ids are valid.",
-                    context={"ids": missing},
-                )
-            )
+        errors = [_objects_not_found(kind, missing)] if missing else []
         return batch_response(started, self.sandbox.clock.now(), results, errors)
 
     def batch_archive(self, request: Request) -> Response:
@@ -305,33 +295,24 @@ class CrmObjectsApi(RouteGroup):
     def batch_create(self, request: Request) -> Response:
         kind = self._type(request)
         started = self.sandbox.clock.now()
-        inputs = batch_inputs(json_object(request))
-        planned: list[_Planned] = []
         seen_unique: dict[tuple[str, str], int] = {}
-        for index, item in enumerate(inputs):
-            step = _Planned(index, _trace_id(item))
-            try:
-                properties = self._properties_of(item)
-                step.values = properties
-                self.portal.prepare_create(kind, properties)
-                self._check_batch_unique(kind, properties, seen_unique, index)
-                step.associations = self._inline_associations(kind, item.get("associations"))
-            except (HubSpotError, PropertyValidationError) as error:
-                step.error = error
-            planned.append(step)
-        self._refuse_unless_multi_status(planned)
-        results, errors = [], []
-        for step in planned:
-            if step.error is not None:
-                errors.append(self._batch_error(step))
-                continue
+
+        def prepare(step: _Planned, item: Any) -> bool:
+            properties = self._properties_of(item)
+            step.values = properties
+            self.portal.prepare_create(kind, properties)
+            self._check_batch_unique(kind, properties, seen_unique, step.index)
+            step.associations = self._inline_associations(kind, item.get("associations"))
+            return True
+
+        def write(step: _Planned) -> dict[str, Any]:
             assert step.values is not None
             record = self.portal.create(kind, step.values)
             self._link(record, step.associations or [])
-            described = self._describe(record, everything_set=True)
-            if step.trace_id:
-                described["objectWriteTraceId"] = step.trace_id
-            results.append(described)
+            return self._describe(record, everything_set=True)
+
+        planned = self._plan(batch_inputs(json_object(request)), prepare)
+        results, errors = self._write(planned, write)
         return batch_response(started, self.sandbox.clock.now(), results, errors, success_status=201)
 
     def batch_update(self, request: Request) -> Response:
@@ -339,43 +320,30 @@ class CrmObjectsApi(RouteGroup):
         started = self.sandbox.clock.now()
         inputs = batch_inputs(json_object(request))
         _refuse_duplicate_ids(inputs)
-        planned: list[_Planned] = []
         missing: list[str] = []
-        for index, item in enumerate(inputs):
-            step = _Planned(index, _trace_id(item))
-            try:
-                properties = self._properties_of(item)
-                wanted = item.get("id")
-                if wanted is None:
-                    raise validation_error("each input needs an id")
-                record = self.portal.get(kind, str(wanted), item.get("idProperty"))
-                if record is None:
-                    missing.append(str(wanted))
-                    continue
-                step.record, step.values = record, properties
-                self.portal.prepare_update(record, properties)
-            except (HubSpotError, PropertyValidationError) as error:
-                step.error = error
-            planned.append(step)
-        self._refuse_unless_multi_status(planned)
-        results, errors = [], []
-        for step in planned:
-            if step.error is not None:
-                errors.append(self._batch_error(step))
-                continue
+
+        def prepare(step: _Planned, item: Any) -> bool:
+            properties = self._properties_of(item)
+            wanted = item.get("id")
+            if wanted is None:
+                raise validation_error("each input needs an id")
+            record = self.portal.get(kind, str(wanted), item.get("idProperty"))
+            if record is None:
+                missing.append(str(wanted))
+                return False
+            step.record, step.values = record, properties
+            self.portal.prepare_update(record, properties)
+            return True
+
+        def write(step: _Planned) -> dict[str, Any]:
             assert step.record is not None and step.values is not None
             self.portal.update(step.record, step.values)
-            results.append(self._describe(step.record, everything_set=True))
+            return self._describe(step.record, everything_set=True)
+
+        planned = self._plan(inputs, prepare)
+        results, errors = self._write(planned, write, echo_trace_id=False)
         if missing:
-            errors.append(
-                standard_error(
-                    404,
-                    "OBJECT_NOT_FOUND",
-                    f"Could not get some {kind.label} objects, they may be deleted or not exist. "
-                    "Check that ids are valid.",
-                    context={"ids": missing},
-                )
-            )
+            errors.append(_objects_not_found(kind, missing))
         return batch_response(started, self.sandbox.clock.now(), results, errors)
 
     def batch_upsert(self, request: Request) -> Response:
@@ -383,39 +351,31 @@ class CrmObjectsApi(RouteGroup):
         started = self.sandbox.clock.now()
         inputs = batch_inputs(json_object(request))
         _refuse_duplicate_ids(inputs)
-        planned: list[_Planned] = []
         seen_unique: dict[tuple[str, str], int] = {}
-        for index, item in enumerate(inputs):
-            step = _Planned(index, _trace_id(item))
-            try:
-                properties = dict(self._properties_of(item))
-                id_property = item.get("idProperty")
-                if not id_property or id_property == "hs_object_id":
-                    raise validation_error(
-                        "Upsert needs idProperty: the name of a property with unique values "
-                        "(hasUniqueValue), or email for contacts."
-                    )
-                wanted = item.get("id")
-                if wanted is None or str(wanted) == "":
-                    raise validation_error("each input needs an id: the unique value to upsert by")
-                step.id_value = str(wanted)
-                record = self.portal.get(kind, step.id_value, id_property)
-                properties[id_property] = step.id_value
-                step.values, step.record = properties, record
-                if record is None:
-                    self.portal.prepare_create(kind, properties)
-                    self._check_batch_unique(kind, properties, seen_unique, index)
-                else:
-                    self.portal.prepare_update(record, properties)
-            except (HubSpotError, PropertyValidationError) as error:
-                step.error = error
-            planned.append(step)
-        self._refuse_unless_multi_status(planned)
-        results, errors = [], []
-        for step in planned:
-            if step.error is not None:
-                errors.append(self._batch_error(step))
-                continue
+
+        def prepare(step: _Planned, item: Any) -> bool:
+            properties = dict(self._properties_of(item))
+            id_property = item.get("idProperty")
+            if not id_property or id_property == "hs_object_id":
+                raise validation_error(
+                    "Upsert needs idProperty: the name of a property with unique values "
+                    "(hasUniqueValue), or email for contacts."
+                )
+            wanted = item.get("id")
+            if wanted is None or str(wanted) == "":
+                raise validation_error("each input needs an id: the unique value to upsert by")
+            step.id_value = str(wanted)
+            record = self.portal.get(kind, step.id_value, id_property)
+            properties[id_property] = step.id_value
+            step.values, step.record = properties, record
+            if record is None:
+                self.portal.prepare_create(kind, properties)
+                self._check_batch_unique(kind, properties, seen_unique, step.index)
+            else:
+                self.portal.prepare_update(record, properties)
+            return True
+
+        def write(step: _Planned) -> dict[str, Any]:
             assert step.values is not None
             created = step.record is None
             if step.record is None:
@@ -425,10 +385,48 @@ class CrmObjectsApi(RouteGroup):
                 self.portal.update(record, step.values)
             described = self._describe(record, everything_set=True)
             described["new"] = created
-            if step.trace_id:
+            return described
+
+        planned = self._plan(inputs, prepare)
+        results, errors = self._write(planned, write)
+        return batch_response(started, self.sandbox.clock.now(), results, errors)
+
+    # ---- the partial-success protocol shared by batch create, update and upsert
+
+    def _plan(self, inputs: list[Any], prepare: Callable[[_Planned, Any], bool]) -> list[_Planned]:
+        """Validate every input before anything is written. ``prepare`` fills in one step, or
+        returns False to leave the input out; a HubSpot error stays on its step."""
+        planned: list[_Planned] = []
+        for index, item in enumerate(inputs):
+            step = _Planned(index, _trace_id(item))
+            try:
+                if not prepare(step, item):
+                    continue
+            except (HubSpotError, PropertyValidationError) as error:
+                step.error = error
+            planned.append(step)
+        return planned
+
+    def _write(
+        self,
+        planned: list[_Planned],
+        write: Callable[[_Planned], dict[str, Any]],
+        *,
+        echo_trace_id: bool = True,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Write the valid steps (``write`` answers the result) and list the failed ones, unless
+        a failure must fail the whole batch (see _refuse_unless_multi_status)."""
+        self._refuse_unless_multi_status(planned)
+        results, errors = [], []
+        for step in planned:
+            if step.error is not None:
+                errors.append(self._batch_error(step))
+                continue
+            described = write(step)
+            if echo_trace_id and step.trace_id:
                 described["objectWriteTraceId"] = step.trace_id
             results.append(described)
-        return batch_response(started, self.sandbox.clock.now(), results, errors)
+        return results, errors
 
     def _check_batch_unique(
         self, kind: ObjectType, properties: Mapping[str, Any], seen: dict[tuple[str, str], int], index: int
@@ -495,6 +493,17 @@ def _trace_id(item: Any) -> str | None:
     if isinstance(item, Mapping) and item.get("objectWriteTraceId"):
         return str(item["objectWriteTraceId"])
     return None
+
+
+def _objects_not_found(kind: ObjectType, ids: list[str]) -> dict[str, Any]:
+    """The ``errors[]`` entry of a batch whose ids match no record."""
+    return standard_error(
+        404,
+        "OBJECT_NOT_FOUND",
+        f"Could not get some {kind.label} objects, they may be deleted or not exist. "
+        "Check that ids are valid.",
+        context={"ids": ids},
+    )
 
 
 def _refuse_duplicate_ids(inputs: list[Any]) -> None:
