@@ -25,13 +25,8 @@ from ledgerlink_local.sandboxes.graph_time import TimeValueError, format_timesta
 
 ONLINE_MEETING_TYPE = "microsoft.graph.onlineMeeting"
 PARTICIPANT_ROLES = ("attendee", "presenter", "coorganizer", "producer")
-ONLINE_MEETING_WRITABLE = (
-    "subject",
-    "startDateTime",
-    "endDateTime",
-    "participants",
-    "externalId",
-    "joinMeetingIdSettings",
+# Meeting options kept as sent and echoed back on the resource.
+ONLINE_MEETING_SETTINGS = (
     "lobbyBypassSettings",
     "allowedPresenters",
     "isEntryExitAnnounced",
@@ -40,6 +35,15 @@ ONLINE_MEETING_WRITABLE = (
     "recordAutomatically",
     "allowAttendeeToEnableCamera",
     "allowAttendeeToEnableMic",
+)
+ONLINE_MEETING_WRITABLE = (
+    "subject",
+    "startDateTime",
+    "endDateTime",
+    "participants",
+    "externalId",
+    "joinMeetingIdSettings",
+    *ONLINE_MEETING_SETTINGS,
 )
 
 
@@ -145,20 +149,7 @@ def parse_online_meeting(
     ):
         raise GraphProblem(400, "BadRequest", "joinMeetingIdSettings.isPasscodeRequired must be a boolean.")
     attendees = _participants(body.get("participants"), resolve_user)
-    settings = {
-        name: body[name]
-        for name in (
-            "lobbyBypassSettings",
-            "allowedPresenters",
-            "isEntryExitAnnounced",
-            "allowMeetingChat",
-            "allowTeamworkReactions",
-            "recordAutomatically",
-            "allowAttendeeToEnableCamera",
-            "allowAttendeeToEnableMic",
-        )
-        if name in body
-    }
+    settings = {name: body[name] for name in ONLINE_MEETING_SETTINGS if name in body}
     fields = {
         "start": start,
         "end": end,
