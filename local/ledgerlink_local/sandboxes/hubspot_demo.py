@@ -135,27 +135,8 @@ def seed_demo_portal(portal: Portal) -> dict[str, Any]:
         portal.associations.add("contacts", contact_id, "companies", company_id, primary_company)
 
     for index, customer in enumerate(QBO_SAMPLE_CUSTOMERS):
-        company_id = None
-        if customer.company:
-            record = portal.create(
-                companies,
-                {
-                    "name": customer.company,
-                    "domain": f"{_slug(customer.company)}.example",
-                    "phone": customer.phone,
-                    "city": customer.city,
-                    "state": customer.state,
-                    "country": customer.country,
-                    "lifecyclestage": "customer",
-                    "hubspot_owner_id": owners[index % len(owners)],
-                },
-                source=SOURCE_UI,
-                created_at=created(),
-            )
-            company_id = company_ids[customer.company] = record.id
-        properties = {
-            "firstname": customer.first_name,
-            "lastname": customer.last_name,
+        # What the customer's company and contact both carry.
+        shared = {
             "phone": customer.phone,
             "city": customer.city,
             "state": customer.state,
@@ -163,6 +144,16 @@ def seed_demo_portal(portal: Portal) -> dict[str, Any]:
             "lifecyclestage": "customer",
             "hubspot_owner_id": owners[index % len(owners)],
         }
+        company_id = None
+        if customer.company:
+            record = portal.create(
+                companies,
+                {"name": customer.company, "domain": f"{_slug(customer.company)}.example", **shared},
+                source=SOURCE_UI,
+                created_at=created(),
+            )
+            company_id = company_ids[customer.company] = record.id
+        properties = {"firstname": customer.first_name, "lastname": customer.last_name, **shared}
         if customer.email:
             properties["email"] = customer.email
         if customer.company:
