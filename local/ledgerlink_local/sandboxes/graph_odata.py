@@ -19,7 +19,7 @@ answered with the error Graph gives for an unsupported filter node.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -152,20 +152,21 @@ class _Parser:
         return False
 
     def _or(self) -> Predicate:
-        parts = [self._and()]
-        while self._keyword("or"):
-            parts.append(self._and())
-        if len(parts) == 1:
-            return parts[0]
-        return lambda entity: any(part(entity) for part in parts)
+        return self._joined("or", self._and, any)
 
     def _and(self) -> Predicate:
-        parts = [self._unary()]
-        while self._keyword("and"):
-            parts.append(self._unary())
+        return self._joined("and", self._unary, all)
+
+    def _joined(
+        self, keyword: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]
+    ) -> Predicate:
+        """``operand (keyword operand)*``: one precedence level of the boolean operators."""
+        parts = [operand()]
+        while self._keyword(keyword):
+            parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        return lambda entity: all(part(entity) for part in parts)
+        return lambda entity: combine(part(entity) for part in parts)
 
     def _unary(self) -> Predicate:
         if self._keyword("not"):
