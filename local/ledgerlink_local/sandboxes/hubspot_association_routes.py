@@ -78,13 +78,12 @@ class AssociationsApi(RouteGroup):
         for spec in raw:
             if not isinstance(spec, Mapping):
                 raise validation_error("each type needs associationCategory and associationTypeId")
-            try:
-                type_id = int(str(spec.get("associationTypeId")))
-            except ValueError:
-                raise validation_error("associationTypeId must be an integer") from None
             kinds.append(
                 self.portal.association_types.require(
-                    source.name, target.name, str(spec.get("associationCategory")), type_id
+                    source.name,
+                    target.name,
+                    str(spec.get("associationCategory")),
+                    _type_id(spec.get("associationTypeId")),
                 )
             )
         return kinds
@@ -291,10 +290,7 @@ class AssociationsApi(RouteGroup):
         label = body.get("label")
         if not isinstance(label, str):
             raise validation_error("label is required")
-        try:
-            type_id = int(str(body.get("associationTypeId")))
-        except ValueError:
-            raise validation_error("associationTypeId must be an integer") from None
+        type_id = _type_id(body.get("associationTypeId"))
         inverse = body.get("inverseLabel")
         self.portal.association_types.update_label(
             source.name, target.name, type_id, label, inverse if isinstance(inverse, str) else None
@@ -303,11 +299,16 @@ class AssociationsApi(RouteGroup):
 
     def delete_label(self, request: Request) -> Response:
         source, target = self._types(request)
-        try:
-            type_id = int(request.path_params["associationTypeId"])
-        except ValueError:
-            raise validation_error("associationTypeId must be an integer") from None
+        type_id = _type_id(request.path_params["associationTypeId"])
         removed = self.portal.association_types.delete_label(source.name, target.name, type_id)
         # Records lose the deleted label in both directions.
         self.portal.associations.purge_types(USER_DEFINED, [removed.type_id, removed.inverse_id])
         return no_content()
+
+
+def _type_id(raw: Any) -> int:
+    """An ``associationTypeId`` from a body or a path, as the integer HubSpot keys types by."""
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise validation_error("associationTypeId must be an integer") from None
