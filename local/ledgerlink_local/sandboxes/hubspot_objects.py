@@ -41,7 +41,7 @@ from ledgerlink_local.sandboxes.hubspot_http import (
 )
 from ledgerlink_local.sandboxes.hubspot_model import OBJECT_TYPES, ObjectType, find_object_type, object_type
 from ledgerlink_local.sandboxes.hubspot_search import parse_search, run_search
-from ledgerlink_local.sandboxes.hubspot_store import CrmObject
+from ledgerlink_local.sandboxes.hubspot_store import CrmObject, fold_unique
 
 LIST_DEFAULT_LIMIT = 10
 LIST_MAX_LIMIT = 100
@@ -432,12 +432,11 @@ class CrmObjectsApi(RouteGroup):
         self, kind: ObjectType, properties: Mapping[str, Any], seen: dict[tuple[str, str], int], index: int
     ) -> None:
         """Two inputs of one batch may not claim the same unique value."""
-        names = self.portal.catalog(kind).unique_names() + (["email"] if kind.name == "contacts" else [])
-        for name in names:
+        for name in self.portal.unique_names(kind):
             value = properties.get(name)
             if value in (None, ""):
                 continue
-            key = (name, str(value).casefold() if name == "email" else str(value))
+            key = (name, fold_unique(name, str(value)))
             if key in seen:
                 raise HubSpotError(
                     409,

@@ -262,12 +262,12 @@ class Portal:
             for record in self.objects[type_name].values():
                 current = record.values.get(name)
                 if current is not None and not record.archived:
-                    index.setdefault(_fold(name, current), set()).add(record.id)
+                    index.setdefault(fold_unique(name, current), set()).add(record.id)
             self._indexes[key] = index
         return index
 
     def _find_by_value(self, object_type: ObjectType, name: str, value: str) -> CrmObject | None:
-        ids = self._index(object_type.name, name).get(_fold(name, value))
+        ids = self._index(object_type.name, name).get(fold_unique(name, value))
         if not ids:
             return None
         return self.objects[object_type.name][min(ids, key=_numeric_id)]
@@ -327,15 +327,19 @@ class Portal:
                 )
         return values
 
+    def unique_names(self, object_type: ObjectType) -> list[str]:
+        """The properties no two records of a type may share: ``hasUniqueValue`` ones, and a
+        contact's email."""
+        names = self.catalog(object_type).unique_names()
+        if object_type.name == "contacts":
+            names.append("email")
+        return names
+
     def check_unique(
         self, object_type: ObjectType, values: Mapping[str, str | None], exclude_id: str | None
     ) -> None:
         """A duplicate email (contacts) or unique-property value is refused as a conflict."""
-        catalog = self.catalog(object_type)
-        names = catalog.unique_names()
-        if object_type.name == "contacts":
-            names.append("email")
-        for name in names:
+        for name in self.unique_names(object_type):
             value = values.get(name)
             if not value:
                 continue
@@ -448,7 +452,7 @@ class Portal:
         for (type_name, name), index in self._indexes.items():
             current = record.values.get(name)
             if type_name == record.object_type.name and current is not None:
-                index.get(_fold(name, current), set()).discard(record.id)
+                index.get(fold_unique(name, current), set()).discard(record.id)
         self.associations.remove_object(record.object_type.name, record.id)
         self._emit(ObjectChange("deletion", record.object_type.name, record.id, now, source))
 
@@ -464,13 +468,13 @@ class Portal:
             index = self._indexes.get((record.object_type.name, name))
             previous = record.values.get(name)
             if index is not None and previous is not None:
-                index.get(_fold(name, previous), set()).discard(record.id)
+                index.get(fold_unique(name, previous), set()).discard(record.id)
             if value is None:
                 record.values.pop(name, None)
             else:
                 record.values[name] = value
                 if index is not None and not record.archived:
-                    index.setdefault(_fold(name, value), set()).add(record.id)
+                    index.setdefault(fold_unique(name, value), set()).add(record.id)
             record.history.setdefault(name, []).append(HistoryEntry(value or "", now, source, source_id))
 
     def _recalculate(self, record: CrmObject, now: datetime) -> None:
@@ -521,8 +525,8 @@ class Portal:
         self.catalog(object_type).definitions[definition.name] = definition
 
 
-def _fold(name: str, value: str) -> str:
-    # Emails match whatever their case; other unique values match exactly.
+def fold_unique(name: str, value: str) -> str:
+    """The form in which two unique values are compared: emails whatever their case, others exactly."""
     return value.casefold() if name == "email" else value
 
 
