@@ -25,6 +25,7 @@ from ledgerlink_local.sandboxes.graph import (
     DemoCredentials,
 )
 from tests.conftest import REPO_ROOT
+from tests.unit.sandboxes.graph_support import GRAPH_SCOPE, get_token, token_form
 
 # https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow (successful response)
 TOKEN_RESPONSE_FIELDS = {"token_type", "expires_in", "ext_expires_in", "access_token"}
@@ -40,23 +41,6 @@ ENTRA_ERROR_FIELDS = {
 }
 # https://learn.microsoft.com/graph/errors (error resource) with the innerError Graph adds
 GRAPH_INNER_ERROR_FIELDS = {"date", "request-id", "client-request-id"}
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-
-
-def token_form(**overrides: str | None) -> dict[str, str]:
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": DEMO_CLIENT_ID,
-        "client_secret": DEMO_CLIENT_SECRET,
-        "scope": GRAPH_SCOPE,
-    }
-    form.update(overrides)  # type: ignore[arg-type]
-    return {name: value for name, value in form.items() if value is not None}
-
-
-def get_token(server: SandboxServer, **overrides: str | None) -> requests.Response:
-    credentials = DemoCredentials.for_sandbox(server.url)
-    return requests.post(credentials.token_url, data=token_form(**overrides), timeout=5)
 
 
 def assert_graph_error(response: requests.Response, status: int, code: str) -> dict:

@@ -8,7 +8,6 @@ The documented field sets below are written down from the Graph v1.0 ``event`` r
 from __future__ import annotations
 
 import copy
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,11 +18,9 @@ import requests
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import (
     DEMO_CALENDAR_USER,
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
     DemoCredentials,
 )
-from tests.conftest import FIXTURES
+from tests.unit.sandboxes.graph_support import bearer, fixture
 
 EVENT_PROPERTIES = {
     "allowNewTimeProposals", "attendees", "body", "bodyPreview", "categories", "changeKey",
@@ -47,10 +44,6 @@ JORDAN = "jordan.lee@ledgerlinkdemo.onmicrosoft.com"
 PRIYA = "priya.patel@ledgerlinkdemo.onmicrosoft.com"
 
 
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / "graph" / name).read_text())
-
-
 class Graph:
     """Just enough client: a token, the base URL and JSON calls."""
 
@@ -58,17 +51,7 @@ class Graph:
         credentials = DemoCredentials.for_sandbox(server.url)
         self.server = server
         self.base = credentials.base_url
-        token = requests.post(
-            credentials.token_url,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": DEMO_CLIENT_ID,
-                "client_secret": DEMO_CLIENT_SECRET,
-                "scope": "https://graph.microsoft.com/.default",
-            },
-            timeout=5,
-        ).json()["access_token"]
-        self.headers = {"Authorization": f"Bearer {token}"}
+        self.headers = bearer(server)
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {**self.headers, **kwargs.pop("headers", {})}

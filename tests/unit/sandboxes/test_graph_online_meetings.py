@@ -7,21 +7,17 @@ deprecated ``isBroadcast`` the page still lists.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 import pytest
 import requests
 
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
     DEMO_TENANT_ID,
     DemoCredentials,
 )
-from tests.conftest import FIXTURES
+from tests.unit.sandboxes.graph_support import bearer, fixture
 
 ONLINE_MEETING_PROPERTIES = {
     "allowAttendeeToEnableCamera", "allowAttendeeToEnableMic", "allowedPresenters", "allowMeetingChat",
@@ -39,24 +35,9 @@ JOIN_WEB_URL = re.compile(
 )
 
 
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / "graph" / name).read_text())
-
-
 @pytest.fixture
 def graph(graph_sandbox: SandboxServer) -> tuple[str, dict[str, str]]:
-    credentials = DemoCredentials.for_sandbox(graph_sandbox.url)
-    token = requests.post(
-        credentials.token_url,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        timeout=5,
-    ).json()["access_token"]
-    return credentials.base_url, {"Authorization": f"Bearer {token}"}
+    return DemoCredentials.for_sandbox(graph_sandbox.url).base_url, bearer(graph_sandbox)
 
 
 def test_create_online_meeting_returns_join_details(graph: tuple[str, dict[str, str]]) -> None:

@@ -12,28 +12,11 @@ import requests
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import (
     DEMO_CALENDAR_USER,
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
     DemoCredentials,
 )
+from tests.unit.sandboxes.graph_support import bearer
 
 AVERY = "avery.chen@ledgerlinkdemo.onmicrosoft.com"
-
-
-def token_for(
-    server: SandboxServer, client_id: str = DEMO_CLIENT_ID, secret: str = DEMO_CLIENT_SECRET
-) -> dict:
-    reply = requests.post(
-        DemoCredentials.for_sandbox(server.url).token_url,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        timeout=5,
-    )
-    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
 
 
 def configure(server: SandboxServer, **options: object) -> requests.Response:
@@ -46,7 +29,7 @@ def list_events(server: SandboxServer, headers: dict, user: str = DEMO_CALENDAR_
 
 def test_burst_limit_answers_429_with_retry_after_and_graphs_body(graph_sandbox: SandboxServer) -> None:
     # given a burst limit of 3 requests per second per app and mailbox
-    headers = token_for(graph_sandbox)
+    headers = bearer(graph_sandbox)
     configure(graph_sandbox, burst_per_second=3)
     # when a fourth request reaches the same mailbox within the second
     statuses = [list_events(graph_sandbox, headers).status_code for _ in range(3)]
@@ -68,7 +51,7 @@ def test_burst_limit_answers_429_with_retry_after_and_graphs_body(graph_sandbox:
 
 def test_ten_minute_limit_names_the_wait_until_the_window_frees(graph_sandbox: SandboxServer) -> None:
     # given Outlook's per-mailbox window shrunk to 5 requests per 10 minutes, no burst limit
-    headers = token_for(graph_sandbox)
+    headers = bearer(graph_sandbox)
     configure(graph_sandbox, requests_per_10_minutes=5, burst_per_second=0)
     for _ in range(5):
         assert list_events(graph_sandbox, headers).status_code == 200
@@ -88,14 +71,15 @@ def test_the_limit_is_per_app(graph_sandbox: SandboxServer) -> None:
         timeout=5,
     )
     configure(graph_sandbox, burst_per_second=1)
-    first_app, second_app = token_for(graph_sandbox), token_for(graph_sandbox, "second-app", "s2")
+    first_app = bearer(graph_sandbox)
+    second_app = bearer(graph_sandbox, client_id="second-app", client_secret="s2")
     assert list_events(graph_sandbox, first_app).status_code == 200
     assert list_events(graph_sandbox, first_app).status_code == 429
     assert list_events(graph_sandbox, second_app).status_code == 200
 
 
 def test_upn_and_object_id_count_against_the_same_mailbox(graph_sandbox: SandboxServer) -> None:
-    headers = token_for(graph_sandbox)
+    headers = bearer(graph_sandbox)
     configure(graph_sandbox, burst_per_second=1)
     user_id = requests.get(
         f"{graph_sandbox.url}/v1.0/users/{DEMO_CALENDAR_USER}", headers=headers, timeout=5
@@ -105,7 +89,7 @@ def test_upn_and_object_id_count_against_the_same_mailbox(graph_sandbox: Sandbox
 
 
 def test_turning_rate_limits_off_admits_everything(graph_sandbox: SandboxServer) -> None:
-    headers = token_for(graph_sandbox)
+    headers = bearer(graph_sandbox)
     configure(graph_sandbox, burst_per_second=1, rate_limits_enabled=False)
     assert {list_events(graph_sandbox, headers).status_code for _ in range(5)} == {200}
 
@@ -120,7 +104,7 @@ def test_turning_rate_limits_off_admits_everything(graph_sandbox: SandboxServer)
 def test_other_throttle_shapes_are_selectable(
     graph_sandbox: SandboxServer, code: str, message: str, inner_code: str | None
 ) -> None:
-    headers = token_for(graph_sandbox)
+    headers = bearer(graph_sandbox)
     configure(graph_sandbox, burst_per_second=1, throttle_error_code=code)
     list_events(graph_sandbox, headers)
     throttled = list_events(graph_sandbox, headers)
@@ -150,7 +134,7 @@ def test_bad_config_values_are_refused(graph_sandbox: SandboxServer, options: di
     [("503", "serviceNotAvailable"), ("500", "generalException")],
 )
 def test_injected_faults_answer_in_graphs_shape(graph_sandbox: SandboxServer, kind: str, code: str) -> None:
-    headers = token_for(graph_sandbox)
+    headers = bearer(graph_sandbox)
     requests.post(
         f"{graph_sandbox.url}/_admin/faults",
         json={"kind": kind, "path_prefix": "/v1.0/users", "count": 1},
