@@ -113,6 +113,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from ledgerlink_local.sandboxes.core import (
@@ -300,47 +301,41 @@ def _demo_apps() -> list[AppRegistration]:
 
 
 def _event_schema() -> EntitySchema:
-    def attr(name: str) -> Callable[[StoredEvent], Any]:
-        return lambda event: getattr(event, name)
-
     fields: dict[str, Field] = {
         "start/dateTime": Field(lambda e: e.start.utc, "datetime"),
         "end/dateTime": Field(lambda e: e.end.utc, "datetime"),
-        "createdDateTime": Field(attr("created"), "datetime"),
-        "lastModifiedDateTime": Field(attr("last_modified"), "datetime"),
-        "subject": Field(attr("subject"), "string"),
-        "transactionId": Field(attr("transaction_id"), "string"),
-        "iCalUId": Field(attr("ical_uid"), "string"),
+        "createdDateTime": Field(attrgetter("created"), "datetime"),
+        "lastModifiedDateTime": Field(attrgetter("last_modified"), "datetime"),
+        "subject": Field(attrgetter("subject"), "string"),
+        "transactionId": Field(attrgetter("transaction_id"), "string"),
+        "iCalUId": Field(attrgetter("ical_uid"), "string"),
         "organizer/emailAddress/address": Field(lambda e: e.organizer.get("address"), "string"),
         "organizer/emailAddress/name": Field(lambda e: e.organizer.get("name"), "string"),
-        "isCancelled": Field(attr("is_cancelled"), "bool"),
-        "isAllDay": Field(attr("is_all_day"), "bool"),
-        "isOnlineMeeting": Field(attr("is_online_meeting"), "bool"),
-        "isOrganizer": Field(attr("is_organizer"), "bool"),
-        "isReminderOn": Field(attr("is_reminder_on"), "bool"),
-        "showAs": Field(attr("show_as"), "enum"),
-        "importance": Field(attr("importance"), "enum"),
-        "sensitivity": Field(attr("sensitivity"), "enum"),
-        "onlineMeetingProvider": Field(attr("online_meeting_provider"), "enum"),
+        "isCancelled": Field(attrgetter("is_cancelled"), "bool"),
+        "isAllDay": Field(attrgetter("is_all_day"), "bool"),
+        "isOnlineMeeting": Field(attrgetter("is_online_meeting"), "bool"),
+        "isOrganizer": Field(attrgetter("is_organizer"), "bool"),
+        "isReminderOn": Field(attrgetter("is_reminder_on"), "bool"),
+        "showAs": Field(attrgetter("show_as"), "enum"),
+        "importance": Field(attrgetter("importance"), "enum"),
+        "sensitivity": Field(attrgetter("sensitivity"), "enum"),
+        "onlineMeetingProvider": Field(attrgetter("online_meeting_provider"), "enum"),
         "type": Field(lambda e: "singleInstance", "enum"),
-        "reminderMinutesBeforeStart": Field(attr("reminder_minutes"), "number"),
+        "reminderMinutesBeforeStart": Field(attrgetter("reminder_minutes"), "number"),
     }
     return EntitySchema(OUTLOOK_EVENT_TYPE, fields, SELECTABLE)
 
 
 def _user_schema() -> EntitySchema:
-    def attr(name: str) -> Callable[[TenantUser], Any]:
-        return lambda user: getattr(user, name)
-
     fields = {
-        "id": Field(attr("id"), "string"),
-        "userPrincipalName": Field(attr("user_principal_name"), "string"),
-        "mail": Field(attr("mail"), "string"),
-        "displayName": Field(attr("display_name"), "string"),
-        "givenName": Field(attr("given_name"), "string"),
-        "surname": Field(attr("surname"), "string"),
-        "jobTitle": Field(attr("job_title"), "string"),
-        "officeLocation": Field(attr("office_location"), "string"),
+        "id": Field(attrgetter("id"), "string"),
+        "userPrincipalName": Field(attrgetter("user_principal_name"), "string"),
+        "mail": Field(attrgetter("mail"), "string"),
+        "displayName": Field(attrgetter("display_name"), "string"),
+        "givenName": Field(attrgetter("given_name"), "string"),
+        "surname": Field(attrgetter("surname"), "string"),
+        "jobTitle": Field(attrgetter("job_title"), "string"),
+        "officeLocation": Field(attrgetter("office_location"), "string"),
     }
     selectable = (
         "id",
