@@ -746,18 +746,19 @@ class GraphSandbox(Sandbox):
             ) from None
 
     def _find_user(self, reference: str) -> TenantUser | None:
-        lowered = reference.lower()
-        for user in self.users.values():
-            if user.id.lower() == lowered or user.user_principal_name.lower() == lowered:
-                return user
-        return None
+        """The tenant user with this object id or user principal name."""
+        return self._user_named(reference, lambda user: (user.id, user.user_principal_name))
 
     def _find_user_by_address(self, address: str) -> TenantUser | None:
-        lowered = address.lower()
-        for user in self.users.values():
-            if user.mail.lower() == lowered or user.user_principal_name.lower() == lowered:
-                return user
-        return None
+        """The tenant user with this mail address or user principal name."""
+        return self._user_named(address, lambda user: (user.mail, user.user_principal_name))
+
+    def _user_named(self, name: str, names_of: Callable[[TenantUser], tuple[str, ...]]) -> TenantUser | None:
+        # Graph matches ids, user principal names and addresses whatever their case.
+        lowered = name.lower()
+        return next(
+            (user for user in self.users.values() if any(n.lower() == lowered for n in names_of(user))), None
+        )
 
     def _require_role(self, request: Request, any_of: tuple[str, ...], code: str, message: str) -> None:
         claims: TokenClaims = request.principal
