@@ -56,6 +56,13 @@ class EnvVar(StrEnum):
     INVOICE_STAGE_MAP = "LEDGERLINK_INVOICE_STAGE_MAP"
     ESTIMATE_STAGE_MAP = "LEDGERLINK_ESTIMATE_STAGE_MAP"
 
+    # A function fed by an SQS queue: that queue's dead-letter queue (the function sends a record that
+    # cannot succeed there itself, with its reason) and the queue's maxReceiveCount (a retryable failure
+    # on that receive is the last chance). Optional: without them the queue's redrive policy alone
+    # dead-letters, without a reason.
+    DEAD_LETTER_QUEUE_NAME = "LEDGERLINK_DEAD_LETTER_QUEUE_NAME"
+    MAX_RECEIVE_COUNT = "LEDGERLINK_MAX_RECEIVE_COUNT"
+
 
 class ConfigError(ValueError):
     """A required variable is missing or a value does not parse; the message names the variable."""
@@ -85,6 +92,10 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.INVOICE_STAGE_MAP: "default",
     EnvVar.ESTIMATE_STAGE_MAP: "default",
 }
+
+
+# Variables a function may go without (no default either): only some functions need them.
+OPTIONAL: frozenset[EnvVar] = frozenset({EnvVar.DEAD_LETTER_QUEUE_NAME, EnvVar.MAX_RECEIVE_COUNT})
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,8 @@ class Settings:
     limits: VendorLimits
     invoice_stage_map: str = "default"
     estimate_stage_map: str = "default"
+    dead_letter_queue_name: str | None = None
+    max_receive_count: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +176,8 @@ class Settings:
             ),
             invoice_stage_map=reader.text(EnvVar.INVOICE_STAGE_MAP),
             estimate_stage_map=reader.text(EnvVar.ESTIMATE_STAGE_MAP),
+            dead_letter_queue_name=reader.optional_text(EnvVar.DEAD_LETTER_QUEUE_NAME),
+            max_receive_count=reader.optional_integer(EnvVar.MAX_RECEIVE_COUNT),
         )
 
 
@@ -177,6 +192,13 @@ class _Reader:
         if value is None or value.strip() == "":
             raise ConfigError(f"environment variable {name.value} is required but not set")
         return value.strip()
+
+    def optional_text(self, name: EnvVar) -> str | None:
+        value = self._environ.get(name.value)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def optional_integer(self, name: EnvVar) -> int | None:
+        return None if self.optional_text(name) is None else self.integer(name)
 
     def integer(self, name: EnvVar) -> int:
         raw = self.text(name)
@@ -209,7 +231,9 @@ class _Reader:
         try:
             return ZoneInfo(raw)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"environment variable {name.value} is not an IANA time zone: {raw!r}") from None
+            raise ConfigError(
+                f"environment variable {name.value} is not an IANA time zone: {raw!r}"
+            ) from None
 
 
 @lru_cache(maxsize=1)
