@@ -12,6 +12,7 @@ from quickbooks import QuickBooks
 
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.qbo import DEMO_VERIFIER_TOKEN
+from tests.unit.sandboxes.polling import wait_for
 from tests.unit.sandboxes.qbo_support import QboApi, payload, webhook_receiver
 
 
@@ -106,6 +107,8 @@ def test_failed_delivery_is_retried_on_intuits_schedule_then_succeeds(qbo_sandbo
     # then the same signed body was delivered three times
     assert len({delivery.body for delivery in deliveries}) == 1
     assert len({delivery.headers["intuit-signature"] for delivery in deliveries}) == 1
+    # (the dispatcher logs an attempt once it has the answer, just after the receiver saw it)
+    wait_for(lambda: len(api.admin("GET", "webhooks").json()["attempts"]) >= 3)
     attempts = requests.get(qbo_sandbox.url + "/_admin/webhooks").json()["attempts"]
     assert [(a["attempt"], a["status"]) for a in attempts] == [(1, 500), (2, 503), (3, 200)]
 
