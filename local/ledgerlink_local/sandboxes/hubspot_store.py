@@ -390,10 +390,8 @@ class Portal:
         system = {
             "hs_object_id": object_id,
             "createdate": explicit_createdate or instant(now),
-            "hs_lastmodifieddate": instant(now),
+            **_modification_stamps(object_type, now),
         }
-        if object_type.name == "contacts":
-            system["lastmodifieddate"] = instant(now)
         self._apply(record, {**values, **system}, now, source, source_id)
         self._recalculate(record, now)
         self.objects[object_type.name][object_id] = record
@@ -428,9 +426,7 @@ class Portal:
         if not changed:
             return False
         now = self.clock.now()
-        system = {"hs_lastmodifieddate": instant(now)}
-        if record.object_type.name == "contacts":
-            system["lastmodifieddate"] = instant(now)
+        system = _modification_stamps(record.object_type, now)
         self._apply(record, {**changed, **system}, now, source, source_id)
         record.updated_at = now
         self._recalculate(record, now)
@@ -523,6 +519,14 @@ class Portal:
 
     def add_property(self, object_type: ObjectType, definition: PropertyDefinition) -> None:
         self.catalog(object_type).definitions[definition.name] = definition
+
+
+def _modification_stamps(object_type: ObjectType, now: datetime) -> dict[str, str | None]:
+    """The properties a write stamps with its time (contacts keep a second, older one)."""
+    stamps: dict[str, str | None] = {"hs_lastmodifieddate": instant(now)}
+    if object_type.name == "contacts":
+        stamps["lastmodifieddate"] = instant(now)
+    return stamps
 
 
 def fold_unique(name: str, value: str) -> str:
