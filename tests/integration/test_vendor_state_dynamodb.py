@@ -1,4 +1,4 @@
-"""Rate-limit windows and circuit breakers shared through the vendor-state table (moto DynamoDB).
+"""Rate-limit logs and circuit breakers shared through the vendor-state table (moto DynamoDB).
 
 Each "Lambda" here has its own boto3 client and its own store/breaker/client objects; all they share
 is the table, as in production.
@@ -6,7 +6,10 @@ is the table, as in production.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import random
+import struct
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -17,6 +20,7 @@ from ledgerlink.clock import ManualClock
 from ledgerlink.http.breaker import BreakerState, CircuitBreaker
 from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.dynamodb import (
+    SK,
     WINDOW_GRACE_SECONDS,
     DynamoDBBreakerStore,
     DynamoDBRateLimitStore,
@@ -26,7 +30,14 @@ from ledgerlink.http.errors import CircuitOpenError, VendorHttpError
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit, RateLimiter, bucket_key
 from ledgerlink.tables import VENDOR_STATE
-from tests.unit.http.support import Reply, ScriptedVendor, make_policy, start_server
+from tests.unit.http.support import (
+    Reply,
+    ScriptedVendor,
+    busiest_window,
+    earliest_admission,
+    make_policy,
+    start_server,
+)
 
 TABLE = "ledgerlink-vendor-state"
 T0 = 1_700_000_040.0  # the start of a minute
@@ -40,11 +51,11 @@ def table() -> Iterator[None]:
             TableName=TABLE,
             KeySchema=[
                 {"AttributeName": VENDOR_STATE.partition_key, "KeyType": "HASH"},
-                {"AttributeName": VENDOR_STATE.sort_key, "KeyType": "RANGE"},
+                {"AttributeName": SK, "KeyType": "RANGE"},
             ],
             AttributeDefinitions=[
                 {"AttributeName": VENDOR_STATE.partition_key, "AttributeType": "S"},
-                {"AttributeName": VENDOR_STATE.sort_key, "AttributeType": "S"},
+                {"AttributeName": SK, "AttributeType": "S"},
             ],
             BillingMode="PAY_PER_REQUEST",
         )
@@ -65,29 +76,67 @@ def lambda_client() -> Any:
     return boto3.client("dynamodb", region_name="us-east-1")
 
 
-def test_two_lambdas_share_one_qbo_budget_per_realm(table: None) -> None:
-    # given two Lambda instances limiting the same realm through the table
-    clock = ManualClock(T0 + 0.2)
-    first = RateLimiter("qbo", QBO_LIMITS, DynamoDBRateLimitStore(TABLE, lambda_client()), clock, 30.0)
-    second = RateLimiter("qbo", QBO_LIMITS, DynamoDBRateLimitStore(TABLE, lambda_client()), clock, 30.0)
+def dynamodb_limiter(
+    clock: ManualClock, limits: Mapping[str, Sequence[RateLimit]] = QBO_LIMITS
+) -> RateLimiter:
+    """One Lambda's limiter: its own boto3 client and store, no headroom (waits read off the windows)."""
+    return RateLimiter("qbo", limits, DynamoDBRateLimitStore(TABLE, lambda_client()), clock, 90.0)
 
-    # when they take 6 slots each in the same second
-    waits = [limiter.acquire("9130357992") for limiter in [first, second] * 6]
 
-    # then the first 10 went straight through and the last two had to wait for the next second
-    assert waits[:10] == [0.0] * 10
-    assert waits[10] == pytest.approx(0.8)
-    assert waits[11] == 0.0  # the second Lambda got the next second's second slot without waiting
-    store = DynamoDBRateLimitStore(TABLE, lambda_client())
-    assert (
-        store.count(bucket_key("qbo", DEFAULT_GROUP, "9130357992"), RateLimit(500, 60.0), clock.now()) == 12
-    )
+def admitted_on_record(bucket: str) -> list[float]:
+    """The admission times in the table, read by a third party."""
+    return DynamoDBRateLimitStore(TABLE, lambda_client()).admitted(bucket)
+
+
+def test_two_lambdas_share_one_rolling_budget_across_the_old_window_edge(table: None) -> None:
+    # given two Lambda instances limiting the same realm through the table, 5 calls each at 0.9 s
+    clock = ManualClock(T0 + 0.9)
+    first, second = dynamodb_limiter(clock), dynamodb_limiter(clock)
+    for _ in range(5):
+        first.acquire("9130357992")
+        second.acquire("9130357992")
+
+    # when each asks for another call at 1.1 s, just after the second boundary
+    clock.set(T0 + 1.1)
+    first_wait = first.acquire("9130357992")
+    second_wait = second.acquire("9130357992")
+
+    # then the first waited until the ten calls of 0.9 s left the window (1.9 s) and the second then went
+    # without waiting: one budget of 10 per rolling second for both, not 10 each
+    assert first_wait == pytest.approx(0.8, abs=1e-6)
+    assert second_wait == 0.0
+    assert clock.now() == pytest.approx(T0 + 1.9, abs=1e-6)
+    on_record = admitted_on_record(bucket_key("qbo", DEFAULT_GROUP, "9130357992"))
+    assert on_record == pytest.approx([T0 + 0.9] * 10 + [T0 + 1.9] * 2, abs=1e-6)
+    assert busiest_window(on_record, 1.0) == 10
+
+
+def test_random_calls_from_two_lambdas_never_exceed_a_rolling_window_and_wait_exactly(table: None) -> None:
+    # given 3 per second and 7 per 5 seconds, and calls asked for at random milliseconds by two Lambdas
+    limits = (RateLimit(3, 1.0), RateLimit(7, 5.0))
+    clock = ManualClock(T0)
+    lambdas = [dynamodb_limiter(clock, {DEFAULT_GROUP: limits}) for _ in range(2)]
+    rng = random.Random(20251125)
+    asked = sorted(T0 + rng.randint(0, 20_000) / 1000 for _ in range(60))
+
+    # when each call is asked for at its moment by one Lambda or the other
+    admissions: list[float] = []
+    for moment in asked:
+        clock.set(max(moment, clock.now()))
+        asked_at = clock.now()
+        rng.choice(lambdas).acquire("realm-1")
+        # then it went at the first instant every window had room
+        assert clock.now() == pytest.approx(earliest_admission(admissions, limits, asked_at), abs=1e-6)
+        admissions.append(clock.now())
+
+    # and no window of either length, wherever it starts, held more than its limit
+    assert busiest_window(admissions, 1.0) == 3
+    assert busiest_window(admissions, 5.0) == 7
 
 
 def test_another_realm_is_not_held_back(table: None) -> None:
     clock = ManualClock(T0)
-    first = RateLimiter("qbo", QBO_LIMITS, DynamoDBRateLimitStore(TABLE, lambda_client()), clock, 30.0)
-    second = RateLimiter("qbo", QBO_LIMITS, DynamoDBRateLimitStore(TABLE, lambda_client()), clock, 30.0)
+    first, second = dynamodb_limiter(clock), dynamodb_limiter(clock)
     for _ in range(10):
         first.acquire("realm-1")
 
@@ -97,45 +146,139 @@ def test_another_realm_is_not_held_back(table: None) -> None:
 
 def test_the_minute_budget_is_shared_too(table: None) -> None:
     # given a realm limited to 2/s and 20/min, and 20 calls in the first 10 s by two Lambdas taking turns
-    # (the real 10/s and 500/min boundaries are covered against the in-process store in tests/unit/http)
+    # (the real 10/s and 500/min figures are covered against the in-process store in tests/unit/http)
     limits = {DEFAULT_GROUP: (RateLimit(2, 1.0), RateLimit(20, 60.0))}
     clock = ManualClock(T0)
-    limiters = [
-        RateLimiter("qbo", limits, DynamoDBRateLimitStore(TABLE, lambda_client()), clock, 30.0)
-        for _ in range(2)
-    ]
+    lambdas = [dynamodb_limiter(clock, limits) for _ in range(2)]
     for second in range(10):
         clock.set(T0 + second)
-        assert [limiters[0].acquire("realm-1"), limiters[1].acquire("realm-1")] == [0.0, 0.0]
+        assert [lambdas[0].acquire("realm-1"), lambdas[1].acquire("realm-1")] == [0.0, 0.0]
 
     # when either asks again at 50.5 s
     clock.set(T0 + 50.5)
 
-    # then it waits for the next minute, not the next second
-    assert limiters[1].acquire("realm-1") == 9.5
+    # then it waits until the calls of 0 s are a minute old, not just for the next second
+    assert lambdas[1].acquire("realm-1") == pytest.approx(9.5, abs=1e-6)
 
 
-def test_window_items_expire_through_ttl_after_their_window(table: None) -> None:
+def test_the_log_item_layout_and_its_ttl(table: None) -> None:
+    # given the QBO limits with 0.2 s of headroom
     store = DynamoDBRateLimitStore(TABLE, lambda_client())
-    minute = RateLimit(500, 60.0)
 
-    assert store.try_acquire("qbo#default#realm-1", minute, T0 + 12.5)
+    # when two calls are admitted at 12.5 s and 12.75 s
+    assert store.try_acquire("qbo#default#realm-1", QBO_LIMITS[DEFAULT_GROUP], T0 + 12.5, 0.2) == 0.0
+    assert store.try_acquire("qbo#default#realm-1", QBO_LIMITS[DEFAULT_GROUP], T0 + 12.75, 0.2) == 0.0
 
+    # then one item holds both admission times, as millisecond offsets from the first, and expires once
+    # the newest has left the longest counted window (60.2 s) plus the grace period
     (item,) = lambda_client().scan(TableName=TABLE)["Items"]
     assert item["pk"]["S"] == "ratelimit#qbo#default#realm-1"
-    assert item["sk"]["S"] == f"500per60s#{int(T0 // 60)}"
-    assert int(item["expires_at"]["N"]) == int(T0 + 60) + WINDOW_GRACE_SECONDS
-    assert item["count"]["N"] == "1"
+    assert item["sk"]["S"] == "rolling"
+    assert int(item["base_ms"]["N"]) == int((T0 + 12.5) * 1000)
+    assert struct.unpack("<2I", item["log"]["B"]) == (0, 250)
+    assert len(item["version"]["S"]) == 16
+    assert int(item["expires_at"]["N"]) == math.ceil(T0 + 12.75 + 60.2) + WINDOW_GRACE_SECONDS
 
 
-def test_a_full_window_refuses_without_counting(table: None) -> None:
+def test_a_full_log_refuses_with_the_exact_wait_and_records_nothing(table: None) -> None:
     store = DynamoDBRateLimitStore(TABLE, lambda_client())
-    limit = RateLimit(2, 1.0)
+    limit = (RateLimit(2, 1.0),)
 
-    outcomes = [store.try_acquire("graph#default#ap@example.com", limit, T0) for _ in range(4)]
+    outcomes = [store.try_acquire("graph#default#ap@example.com", limit, T0 + 0.25, 0.0) for _ in range(4)]
 
-    assert outcomes == [True, True, False, False]
-    assert store.count("graph#default#ap@example.com", limit, T0) == 2
+    assert outcomes == [0.0, 0.0, 1.0, 1.0]
+    assert admitted_on_record("graph#default#ap@example.com") == [T0 + 0.25, T0 + 0.25]
+
+
+class CountingConflicts:
+    """Counts the conditional writes a store lost (DynamoDB's ConditionalCheckFailedException)."""
+
+    def __init__(self, client: Any) -> None:
+        self.lost = 0
+        client.meta.events.register("after-call.dynamodb.PutItem", self._after_call)
+
+    def _after_call(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            self.lost += 1
+
+
+def test_a_lost_write_is_decided_again_on_the_winners_log(table: None) -> None:
+    # given two Lambdas that have each admitted a call under 2 per second, the first one before the second
+    limits = (RateLimit(2, 1.0),)
+    first_client = lambda_client()
+    conflicts = CountingConflicts(first_client)
+    first = DynamoDBRateLimitStore(TABLE, first_client)
+    second = DynamoDBRateLimitStore(TABLE, lambda_client())
+    assert first.try_acquire("qbo#default#realm-1", limits, T0, 0.0) == 0.0
+    assert second.try_acquire("qbo#default#realm-1", limits, T0 + 0.1, 0.0) == 0.0
+
+    # when the first, whose last view of the log (1 call) is stale, asks again at 0.2 s
+    outcome = first.try_acquire("qbo#default#realm-1", limits, T0 + 0.2, 0.0)
+
+    # then its write lost to the second's, and on the log it got back the second full: it waits until the
+    # call of 0 s leaves the window, and the table holds exactly the two admitted calls
+    assert conflicts.lost == 1
+    assert outcome == pytest.approx(0.8, abs=1e-6)
+    assert admitted_on_record("qbo#default#realm-1") == [T0, T0 + 0.1]
+
+    # and once there is room, a write after another lost race appends to the winner's log, losing nothing
+    # (the calls of 0 s and 0.1 s have left the only window, so they are dropped from the log)
+    assert second.try_acquire("qbo#default#realm-1", limits, T0 + 1.05, 0.0) == 0.0
+    assert first.try_acquire("qbo#default#realm-1", limits, T0 + 1.15, 0.0) == 0.0
+    assert conflicts.lost == 2
+    assert admitted_on_record("qbo#default#realm-1") == pytest.approx([T0 + 1.05, T0 + 1.15], abs=1e-6)
+
+
+def test_a_log_recreated_after_ttl_is_not_mistaken_for_the_one_read_before(table: None) -> None:
+    # given a Lambda that last saw the log with one call, then TTL removed the item
+    limits = (RateLimit(5, 1.0),)
+    first = DynamoDBRateLimitStore(TABLE, lambda_client())
+    first.try_acquire("qbo#default#realm-1", limits, T0, 0.0)
+    lambda_client().delete_item(
+        TableName=TABLE, Key={"pk": {"S": "ratelimit#qbo#default#realm-1"}, "sk": {"S": "rolling"}}
+    )
+
+    # when another Lambda creates the log afresh, and the first then admits a call
+    second = DynamoDBRateLimitStore(TABLE, lambda_client())
+    second.try_acquire("qbo#default#realm-1", limits, T0 + 400, 0.0)
+    first.try_acquire("qbo#default#realm-1", limits, T0 + 400.5, 0.0)
+
+    # then both calls are on record: the first's write did not overwrite the new item as if it were the old
+    assert admitted_on_record("qbo#default#realm-1") == [T0 + 400, T0 + 400.5]
+
+
+class RivalWinsEveryRace:
+    """A DynamoDB client on which another Lambda admits a call just before each of our writes."""
+
+    def __init__(self, rival: DynamoDBRateLimitStore, limits: tuple[RateLimit, ...]) -> None:
+        self._client = lambda_client()
+        self._rival = rival
+        self._limits = limits
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        self._rival.try_acquire("qbo#default#realm-1", self._limits, T0, 0.0)
+        return self._client.put_item(**kwargs)
+
+
+def test_losing_every_race_gives_up_with_a_clear_error_and_records_nothing(table: None) -> None:
+    # given a store that may lose 2 races in a row, and a rival Lambda that wins every one
+    limits = (RateLimit(100, 1.0),)
+    rival = DynamoDBRateLimitStore(TABLE, lambda_client())
+    store = DynamoDBRateLimitStore(TABLE, RivalWinsEveryRace(rival, limits), max_conflicts=2)  # type: ignore[arg-type]
+
+    # when it asks for a slot
+    with pytest.raises(VendorStateStoreError) as raised:
+        store.try_acquire("qbo#default#realm-1", limits, T0, 0.0)
+
+    # then it names the table and the log, and only the rival's three calls are on record
+    assert str(raised.value) == (
+        "vendor-state table ledgerlink-vendor-state: rate-limit log qbo#default#realm-1 changed under "
+        "3 attempts in a row"
+    )
+    assert admitted_on_record("qbo#default#realm-1") == [T0, T0, T0]
 
 
 def breaker(clock: ManualClock, threshold: int = 3) -> CircuitBreaker:
@@ -248,21 +391,23 @@ def test_a_missing_table_is_a_clear_error(table: None) -> None:
     store = DynamoDBRateLimitStore("no-such-table", lambda_client())
 
     with pytest.raises(VendorStateStoreError) as raised:
-        store.try_acquire("qbo#default#1", RateLimit(10, 1.0), T0)
+        store.try_acquire("qbo#default#1", (RateLimit(10, 1.0),), T0, 0.0)
 
     assert str(raised.value) == (
-        "vendor-state table no-such-table: rate-limit UpdateItem failed (ResourceNotFoundException)"
+        "vendor-state table no-such-table: rate-limit GetItem failed (ResourceNotFoundException)"
     )
 
 
 def test_two_http_clients_share_budget_and_breaker_through_the_table(
     table: None, vendor: ScriptedVendor
 ) -> None:
-    # given two Lambdas' clients for one vendor, limited to 3 calls/s per portal, opening after 2 failures
+    # given two Lambdas' clients for one vendor, limited to 3 calls per rolling second per portal with
+    # 0.25 s of headroom, opening after 2 failures
     clock = ManualClock(T0)
     policy = make_policy(
         vendor.url,
         rate_limits={DEFAULT_GROUP: (RateLimit(3, 1.0),)},
+        rate_limit_headroom_seconds=0.25,
         max_attempts=1,
         breaker_failure_threshold=2,
         breaker_cache_seconds=0.0,
@@ -276,9 +421,9 @@ def test_two_http_clients_share_budget_and_breaker_through_the_table(
     for call in range(4):
         clients[call % 2].get("/crm/v3/objects/deals", scope="portal-1")
 
-    # then all were sent and the fourth waited for the next second
+    # then all were sent and the fourth waited until the first had been out for a second and the headroom
     assert len(vendor.received) == 4
-    assert clock.sleeps == [1.0]
+    assert clock.sleeps == [1.25]
 
     # and when the vendor fails once for each of them, both stop calling
     vendor.will(Reply(503), Reply(503))

@@ -1,6 +1,6 @@
 """``VendorHttpClient``: every call LedgerLink makes to QBO, HubSpot or Microsoft Graph goes through here.
 
-One call = breaker check → rate-limit slot → auth headers → HTTP → outcome to the breaker → return,
+One call = breaker check → auth headers → rate-limit slot → HTTP → outcome to the breaker → return,
 or retry (backoff with full jitter, or the vendor's Retry-After), or raise a
 :mod:`ledgerlink.http.errors` error. Nothing here knows a vendor's payloads; vendor clients build
 requests and parse responses on top of it.
@@ -71,7 +71,12 @@ class VendorHttpClient:
         self._session = session if session is not None else _new_session(policy)
         self._base = urlsplit(policy.base_url)
         self.limiter = RateLimiter(
-            policy.vendor, policy.rate_limits, rate_limit_store, self._clock, policy.max_wait_seconds
+            policy.vendor,
+            policy.rate_limits,
+            rate_limit_store,
+            self._clock,
+            policy.max_wait_seconds,
+            headroom_seconds=policy.rate_limit_headroom_seconds,
         )
         self.breaker = CircuitBreaker(
             policy.vendor,
@@ -138,11 +143,13 @@ class VendorHttpClient:
         refresh_now = False
         while True:
             self.breaker.before_call(method=method, path=shown_path)
+            # Credentials first (a token refresh may take a while), the rate-limit slot last: the limiter
+            # stamps the admission, the vendor stamps the arrival, and nothing may come between them.
+            call_headers = self._headers(headers, force_refresh=refresh_now)
+            refresh_now = False
             waited += self.limiter.acquire(
                 scope, limit_group, method=method, path=shown_path, max_wait=self._wait_cap(waited)
             )
-            call_headers = self._headers(headers, force_refresh=refresh_now)
-            refresh_now = False
             try:
                 response = self._session.request(
                     method,

@@ -1,21 +1,28 @@
-"""Rate-limit windows and circuit breakers in the vendor-state table, shared by every Lambda.
+"""Rate-limit logs and circuit breakers in the vendor-state table, shared by every Lambda.
 
 Item layout (keys from :data:`ledgerlink.tables.VENDOR_STATE`):
 
-- rate-limit window: pk ``ratelimit#<vendor>#<group>#<scope>``, sk ``<limit name>#<window index>``;
-  attributes ``count`` and ``expires_at`` (TTL).
+- rate-limit log: pk ``ratelimit#<vendor>#<group>#<scope>``, sk ``rolling``; attributes ``base_ms``,
+  ``log`` (the admission times, see :class:`_SlidingLog`), ``version`` and ``expires_at`` (TTL).
 - circuit breaker: pk ``breaker#<vendor>``, sk ``state``; attributes ``state``, ``failures``,
   ``opened_at``, ``probe_until``.
 
-A window slot is one ``UpdateItem``: ``ADD count 1`` guarded by ``count < limit``. A probe claim is
-one ``UpdateItem`` guarded by "OPEN and cooled down, or HALF_OPEN and lease expired". A failure is
-counted with one ``ADD`` and, only when a transition is due, a second conditional write. DynamoDB
-applies each conditional write atomically, so the budget and the single probe hold across any number
-of concurrent Lambdas.
+An admission is a ``PutItem`` of the whole log guarded by ``version = <the version read>``; a lost
+race re-decides on the item the failed write returns. A probe claim is one ``UpdateItem`` guarded by
+"OPEN and cooled down, or HALF_OPEN and lease expired". A failure is counted with one ``ADD`` and,
+only when a transition is due, a second conditional write. DynamoDB applies each conditional write
+atomically, so the budget and the single probe hold across any number of concurrent Lambdas.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
+import secrets
+import struct
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +30,22 @@ import boto3
 from botocore.exceptions import ClientError
 
 from ledgerlink.http.breaker import BreakerSnapshot, BreakerState
-from ledgerlink.http.ratelimit import RateLimit
+from ledgerlink.http.ratelimit import EXPIRY_TOLERANCE_SECONDS, RateLimit, retention_seconds, rolling_wait
 from ledgerlink.tables import VENDOR_STATE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-# A window item outlives its window by this much before TTL may remove it, so clocks that disagree
-# by a few seconds still count into the same item. TTL deletion is lazy; correctness never needs it.
+# A rate-limit log outlives its last entry's window by this much before TTL may remove it. TTL only
+# tidies away idle scopes: by then every entry has expired, so removing the item changes no decision.
 WINDOW_GRACE_SECONDS = 300
+
+# The sort key of a scope's sliding log (the partition key names vendor, group and scope).
+LOG_SORT_KEY = "rolling"
+
+# How many times in a row one admission may lose the optimistic write to other Lambdas before it gives
+# up. Each round has a winner, so this is only reached under far more contention than one scope sees.
+MAX_LOG_CONFLICTS = 16
 
 PK = VENDOR_STATE.partition_key
 SK = VENDOR_STATE.sort_key or "sk"
@@ -70,42 +84,142 @@ class _Table:
 
 
 class DynamoDBRateLimitStore:
-    """Fixed-window counters shared by every Lambda: one conditional ``UpdateItem`` per slot."""
+    """Sliding logs shared by every Lambda: one item per (vendor, group, scope), optimistic writes.
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    An admission is read → drop expired entries → if every limit has room, append ``now`` and write
+    the item back with ``ConditionExpression: version = :seen`` (a fresh random token each write, so
+    an item that TTL removed and another Lambda re-created can never be mistaken for the one read).
+    When another Lambda wrote first, the failed write returns the current item
+    (``ReturnValuesOnConditionCheckFailure``) and the admission is decided again on it.
+
+    The last item this process read or wrote is kept as the starting point of the next admission, so
+    a Lambda that is alone on a scope pays one write per call and no read. A stale copy is safe: the
+    log only grows between writes (everyone drops the same expired entries), so a copy that says "full"
+    is right, and one that says "room" is checked by the conditional write.
+    """
+
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, *, max_conflicts: int = MAX_LOG_CONFLICTS
+    ) -> None:
         self._table = _Table(table_name, client)
+        self._max_conflicts = max_conflicts
+        self._seen: dict[str, _SlidingLog] = {}
+        self._lock = threading.Lock()
 
-    def try_acquire(self, bucket: str, rate_limit: RateLimit, now: float) -> bool:
-        window = rate_limit.window_index(now)
-        expires_at = int(rate_limit.window_end(now)) + WINDOW_GRACE_SECONDS
+    def _key(self, bucket: str) -> dict[str, Any]:
+        return {PK: {"S": f"ratelimit#{bucket}"}, SK: {"S": LOG_SORT_KEY}}
+
+    def try_acquire(
+        self, bucket: str, limits: Sequence[RateLimit], now: float, headroom_seconds: float
+    ) -> float:
+        keep_after_ms = _ceil_ms(now - retention_seconds(limits, headroom_seconds))
+        with self._lock:
+            state = self._seen.get(bucket)
+        if state is None:
+            state = self._read(bucket)
+        for _ in range(self._max_conflicts + 1):
+            entries = [ms for ms in state.entries_ms if ms > keep_after_ms]
+            wait = rolling_wait([ms / 1000 for ms in entries], limits, now, headroom_seconds)
+            if wait > 0:
+                self._remember(bucket, state)
+                return wait
+            # Recorded at the next whole millisecond: never earlier than the admission, so the entry
+            # leaves the window no sooner than the call it stands for.
+            bisect.insort(entries, _ceil_ms(now))
+            written = _SlidingLog(version=secrets.token_hex(8), entries_ms=entries)
+            expires_at = math.ceil(now + retention_seconds(limits, headroom_seconds)) + WINDOW_GRACE_SECONDS
+            current = self._write(bucket, written, seen=state.version, expires_at=expires_at)
+            if current is None:
+                self._remember(bucket, written)
+                return 0.0
+            state = current
+        raise VendorStateStoreError(
+            f"vendor-state table {self._table.table_name}: rate-limit log {bucket} changed under "
+            f"{self._max_conflicts + 1} attempts in a row"
+        )
+
+    def admitted(self, bucket: str) -> list[float]:
+        return [ms / 1000 for ms in self._read(bucket).entries_ms]
+
+    def _remember(self, bucket: str, state: _SlidingLog) -> None:
+        with self._lock:
+            self._seen[bucket] = state
+
+    def _read(self, bucket: str) -> _SlidingLog:
         try:
-            self._table.client.update_item(
+            item = self._table.client.get_item(
+                TableName=self._table.table_name, Key=self._key(bucket), ConsistentRead=True
+            ).get("Item")
+        except ClientError as error:
+            raise self._table.failed("rate-limit GetItem", error) from None
+        return _SlidingLog.from_item(item)
+
+    def _write(
+        self,
+        bucket: str,
+        log: _SlidingLog,
+        *,
+        seen: str | None,
+        expires_at: int,
+    ) -> _SlidingLog | None:
+        """None when written; otherwise the item as another Lambda left it (nothing written)."""
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(#version)"}
+            if seen is None
+            else {
+                "ConditionExpression": "#version = :seen",
+                "ExpressionAttributeValues": {":seen": {"S": seen}},
+            }
+        )
+        try:
+            self._table.client.put_item(
                 TableName=self._table.table_name,
-                Key={PK: {"S": f"ratelimit#{bucket}"}, SK: {"S": f"{rate_limit.name}#{window}"}},
-                UpdateExpression="ADD #count :one SET #ttl = :expires_at",
-                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
-                ExpressionAttributeNames={"#count": "count", "#ttl": TTL},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": _number(rate_limit.limit),
-                    ":expires_at": _number(expires_at),
-                },
+                Item={**self._key(bucket), **log.to_attributes(), TTL: _number(expires_at)},
+                ExpressionAttributeNames={"#version": "version"},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **condition,
             )
         except ClientError as error:
             if _conditional_failed(error):
-                return False
-            raise self._table.failed("rate-limit UpdateItem", error) from None
-        return True
+                return _SlidingLog.from_item(error.response.get("Item"))  # type: ignore[arg-type]
+            raise self._table.failed("rate-limit PutItem", error) from None
+        return None
 
-    def count(self, bucket: str, rate_limit: RateLimit, now: float) -> int:
-        """Slots taken in the window containing ``now`` (for tests and `local status`)."""
-        window = rate_limit.window_index(now)
-        item = self._table.client.get_item(
-            TableName=self._table.table_name,
-            Key={PK: {"S": f"ratelimit#{bucket}"}, SK: {"S": f"{rate_limit.name}#{window}"}},
-            ConsistentRead=True,
-        ).get("Item")
-        return int(item["count"]["N"]) if item and "count" in item else 0
+
+@dataclass(frozen=True)
+class _SlidingLog:
+    """A rate-limit log as stored: admission times in epoch milliseconds, oldest first.
+
+    On the item: ``base_ms`` (N), the oldest entry; ``log`` (B), each entry as a little-endian uint32
+    offset in milliseconds from ``base_ms`` (4 bytes a call: 500 calls in a minute are 2 KB);
+    ``version`` (S), a random token replaced on every write.
+    """
+
+    version: str | None
+    entries_ms: list[int]
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any] | None) -> _SlidingLog:
+        if not item or "version" not in item:
+            return cls(version=None, entries_ms=[])
+        base = int(item["base_ms"]["N"])
+        packed: bytes = item["log"]["B"]
+        offsets = struct.unpack(f"<{len(packed) // 4}I", packed)
+        return cls(version=item["version"]["S"], entries_ms=[base + offset for offset in offsets])
+
+    def to_attributes(self) -> dict[str, Any]:
+        base = self.entries_ms[0] if self.entries_ms else 0
+        packed = struct.pack(f"<{len(self.entries_ms)}I", *(ms - base for ms in self.entries_ms))
+        return {
+            "version": {"S": self.version or ""},
+            "base_ms": _number(base),
+            "log": {"B": packed},
+        }
+
+
+def _ceil_ms(seconds: float) -> int:
+    # The tolerance keeps an exact millisecond (1700000000.9 is 1700000000899.9999 in binary) on itself.
+    return math.ceil(seconds * 1000 - EXPIRY_TOLERANCE_SECONDS * 1000)
 
 
 class DynamoDBBreakerStore:

@@ -15,6 +15,13 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # 10-second limit (../shared/api-notes.md §3f); calls to them pass ``limit_group=HUBSPOT_SEARCH``.
 HUBSPOT_SEARCH = "search"
 
+# The safety margin of the client-side rate limits: every admitted call counts for its window plus this
+# much. The vendor stamps a call when it arrives, the limiter when it admits it; between the two lie a
+# connection set-up (a new TLS connection is a few round trips, ~100-200 ms across regions) and the
+# clock difference between Lambdas (Amazon Time Sync keeps it well under 1 ms). 0.2 s covers both, at
+# the price of 10 calls per 1.2 s instead of per 1.0 s for QBO and 1/50 of HubSpot's 10-second budget.
+DEFAULT_RATE_LIMIT_HEADROOM_SECONDS = 0.2
+
 # Connecting should take milliseconds; a slightly-above-3 s connect timeout is the conventional
 # value (one TCP SYN retransmission) and fails fast when a host is unreachable.
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -25,6 +32,8 @@ class VendorPolicy:
     vendor: str
     base_url: str
     rate_limits: Mapping[str, tuple[RateLimit, ...]]
+    # Added to every rate-limit window (see DEFAULT_RATE_LIMIT_HEADROOM_SECONDS); 0 trusts the clocks.
+    rate_limit_headroom_seconds: float = DEFAULT_RATE_LIMIT_HEADROOM_SECONDS
     connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS
     read_timeout_seconds: float = 10.0
     max_attempts: int = 4
@@ -55,6 +64,11 @@ class VendorPolicy:
             raise ValueError(f"{self.vendor}: rate_limits needs a {DEFAULT_GROUP!r} group")
         if self.connect_timeout_seconds <= 0 or self.read_timeout_seconds <= 0:
             raise ValueError(f"{self.vendor}: timeouts must be positive")
+        if self.rate_limit_headroom_seconds < 0:
+            raise ValueError(
+                f"{self.vendor}: rate_limit_headroom_seconds must not be negative, "
+                f"got {self.rate_limit_headroom_seconds}"
+            )
 
     @property
     def timeout(self) -> tuple[float, float]:

@@ -1,19 +1,33 @@
-"""Client-side rate limiting: fixed-window counters per vendor, per limit group and per scope.
+"""Client-side rate limiting: rolling windows per vendor, per limit group and per scope.
 
 A scope is whatever the vendor counts against: the QBO realm (company), the HubSpot portal, the
 Graph mailbox. A limit group lets one vendor keep separate budgets for separate endpoint families
-(HubSpot's CRM search has its own 4/s and is exempt from the 10-second limit). Each group has one
-or more :class:`RateLimit` s (QBO: 10 per second AND 500 per minute); a call needs a slot in all
-of them.
+(HubSpot's CRM search has its own per-second limit and is exempt from the 10-second limit). Each
+group has one or more :class:`RateLimit` s (QBO: 10 per second AND 500 per minute); a call needs
+room in all of them.
 
-The counters live behind :class:`RateLimitStore`: in process (:class:`InMemoryRateLimitStore`) for
+The vendors count **rolling** windows: a call is refused when the last ``window`` seconds already
+hold ``limit`` calls, wherever the window starts. So the limiter keeps, per (vendor, group, scope),
+the log of the times it admitted calls (a sliding log) and admits a call only if, for every limit,
+fewer than ``limit`` of them lie in the last ``window + headroom`` seconds. One log serves all the
+limits of a group (the short window's calls are the newest entries of the long window's log), so a
+call is admitted under every limit at once or not at all; nothing is taken from one limit when
+another one is full. When a call must wait, the wait is exact: until the entry that blocks it
+leaves the window.
+
+``headroom_seconds`` is the explicit safety margin: each admitted call counts for its window plus
+the headroom. It covers what the client cannot see: clocks of different Lambdas that disagree a
+little, and the spread of the time between admission here and arrival at the vendor (the vendor
+stamps the arrival, not our admission).
+
+The log lives behind :class:`RateLimitStore`: in process (:class:`InMemoryRateLimitStore`) for
 tests and a single local process, or DynamoDB (``ledgerlink.http.dynamodb``) so every concurrent
 Lambda draws from one budget.
 """
 
 from __future__ import annotations
 
-import math
+import bisect
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +42,14 @@ logger = Logger(child=True)
 
 DEFAULT_GROUP = "default"
 
+# Float arithmetic on epoch seconds (~1.7e9, resolution ~2e-7 s) can leave a call that waited exactly
+# until an entry's expiry a rounding error short of it; an entry this close to its expiry has expired.
+EXPIRY_TOLERANCE_SECONDS = 1e-6
+
 
 @dataclass(frozen=True)
 class RateLimit:
-    """At most ``limit`` calls per fixed window of ``window_seconds``."""
+    """At most ``limit`` calls in any rolling window of ``window_seconds``."""
 
     limit: int
     window_seconds: float
@@ -44,53 +62,77 @@ class RateLimit:
 
     @property
     def name(self) -> str:
-        """Stable, human-readable id used in store keys, e.g. ``10per1s``."""
+        """Stable, human-readable id used in logs, e.g. ``10per1s``."""
         return f"{self.limit}per{self.window_seconds:g}s"
 
-    def window_index(self, now: float) -> int:
-        return math.floor(now / self.window_seconds)
 
-    def window_end(self, now: float) -> float:
-        return (self.window_index(now) + 1) * self.window_seconds
+def retention_seconds(limits: Sequence[RateLimit], headroom_seconds: float) -> float:
+    """How long an admitted call still matters to some limit of the group: the longest counted window."""
+    return max(rate_limit.window_seconds for rate_limit in limits) + headroom_seconds
+
+
+def rolling_wait(
+    admitted: Sequence[float], limits: Sequence[RateLimit], now: float, headroom_seconds: float
+) -> float:
+    """Seconds until one more call fits every limit; 0.0 when it fits now.
+
+    ``admitted`` is the log of admission times, sorted ascending. A call admitted at ``t`` counts
+    against a limit of window ``W`` while ``now < t + W + headroom``.
+    """
+    wait = 0.0
+    total = len(admitted)
+    for rate_limit in limits:
+        span = rate_limit.window_seconds + headroom_seconds
+        first_counted = bisect.bisect_right(admitted, now - span + EXPIRY_TOLERANCE_SECONDS)
+        if total - first_counted >= rate_limit.limit:
+            # Room comes back when all but limit-1 of the counted calls have left the window: when the
+            # limit-th newest call leaves it.
+            blocking = admitted[total - rate_limit.limit]
+            wait = max(wait, blocking + span - now)
+    return wait
 
 
 class RateLimitStore(Protocol):
-    def try_acquire(self, bucket: str, rate_limit: RateLimit, now: float) -> bool:
-        """Atomically take one slot in the window of ``rate_limit`` that contains ``now``.
+    def try_acquire(
+        self, bucket: str, limits: Sequence[RateLimit], now: float, headroom_seconds: float
+    ) -> float:
+        """Atomically admit one call at ``now`` under every limit of ``limits`` for ``bucket``.
 
-        True if taken; False (and nothing changed) if that window is already full.
+        Returns 0.0 when the call was admitted (and recorded); otherwise, with nothing recorded, the
+        seconds until it could be admitted (always positive). The wait may be an underestimate when
+        another process admitted calls this one has not seen yet; asking again then says so.
         """
+        ...
+
+    def admitted(self, bucket: str) -> list[float]:
+        """The admission times still on record for ``bucket``, oldest first (tests, `local status`)."""
         ...
 
 
 class InMemoryRateLimitStore:
-    """Counters in this process only: for tests and the single-process local stack."""
+    """Sliding logs in this process only: for tests and the single-process local stack."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, int], int] = {}
+        self._logs: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def try_acquire(self, bucket: str, rate_limit: RateLimit, now: float) -> bool:
-        window = rate_limit.window_index(now)
-        key = (bucket, rate_limit.name, window)
+    def try_acquire(
+        self, bucket: str, limits: Sequence[RateLimit], now: float, headroom_seconds: float
+    ) -> float:
         with self._lock:
-            count = self._counts.get(key, 0)
-            if count >= rate_limit.limit:
-                return False
-            self._counts[key] = count + 1
-            self._forget_windows_before(bucket, rate_limit, window)
-            return True
+            log = self._logs.setdefault(bucket, [])
+            # Entries no limit counts any more are dropped, which keeps each log at most as long as
+            # the group's largest limit.
+            del log[: bisect.bisect_right(log, now - retention_seconds(limits, headroom_seconds))]
+            wait = rolling_wait(log, limits, now, headroom_seconds)
+            if wait > 0:
+                return wait
+            bisect.insort(log, now)
+            return 0.0
 
-    def count(self, bucket: str, rate_limit: RateLimit, now: float) -> int:
-        """Slots taken in the window containing ``now`` (for tests and `local status`)."""
+    def admitted(self, bucket: str) -> list[float]:
         with self._lock:
-            return self._counts.get((bucket, rate_limit.name, rate_limit.window_index(now)), 0)
-
-    def _forget_windows_before(self, bucket: str, rate_limit: RateLimit, window: int) -> None:
-        # Past windows can never be counted against again; dropping them keeps memory flat.
-        stale = [k for k in self._counts if k[0] == bucket and k[1] == rate_limit.name and k[2] < window]
-        for key in stale:
-            del self._counts[key]
+            return list(self._logs.get(bucket, ()))
 
 
 def bucket_key(vendor: str, group: str, scope: str) -> str:
@@ -98,13 +140,7 @@ def bucket_key(vendor: str, group: str, scope: str) -> str:
 
 
 class RateLimiter:
-    """Waits (on the injected clock) until every limit of a group has a free slot for a scope.
-
-    Limits are tried shortest window first: if the short window is full nothing is taken; if a
-    longer one is full, the short-window slot already taken is simply lost, which only lowers that
-    one second's budget, whereas the reverse order would burn the scarce long-window budget on
-    every refused attempt.
-    """
+    """Waits (on the injected clock) until every limit of a group has room for a scope, then admits."""
 
     def __init__(
         self,
@@ -113,16 +149,22 @@ class RateLimiter:
         store: RateLimitStore,
         clock: Clock,
         max_wait_seconds: float,
+        *,
+        headroom_seconds: float = 0.0,
     ) -> None:
         if not groups:
             raise ValueError(f"{vendor}: at least one rate-limit group is required")
+        empty = sorted(name for name, limits in groups.items() if not limits)
+        if empty:
+            raise ValueError(f"{vendor}: rate-limit group(s) {', '.join(empty)} have no limits")
+        if headroom_seconds < 0:
+            raise ValueError(f"{vendor}: rate-limit headroom must not be negative, got {headroom_seconds}")
         self.vendor = vendor
-        self._groups = {
-            name: sorted(limits, key=lambda x: x.window_seconds) for name, limits in groups.items()
-        }
+        self._groups = {name: tuple(limits) for name, limits in groups.items()}
         self._store = store
         self._clock = clock
         self._max_wait = max_wait_seconds
+        self.headroom_seconds = headroom_seconds
 
     def limits(self, group: str = DEFAULT_GROUP) -> Sequence[RateLimit]:
         try:
@@ -140,10 +182,10 @@ class RateLimiter:
         path: str = "",
         max_wait: float | None = None,
     ) -> float:
-        """Take a slot for ``scope`` in every limit of ``group``; return the seconds spent waiting.
+        """Admit one call for ``scope`` under every limit of ``group``; return the seconds spent waiting.
 
-        Raises :class:`RateLimited` (nothing sent, ``status`` None) when the next free slot is
-        further away than ``max_wait`` (default: the limiter's maximum wait).
+        Raises :class:`RateLimited` (nothing sent, ``status`` None) when room comes back later than
+        ``max_wait`` (default: the limiter's maximum wait) from the first attempt.
         """
         limit_wait = self._max_wait if max_wait is None else max_wait
         if not scope:
@@ -151,12 +193,15 @@ class RateLimiter:
         limits = self.limits(group)
         bucket = bucket_key(self.vendor, group, scope)
         waited = 0.0
+        not_before = 0.0
         while True:
-            now = self._clock.now()
-            blocked_until = self._take_all(bucket, limits, now)
-            if blocked_until is None:
+            # After sleeping until an entry's expiry the clock can read a hair earlier than that
+            # instant (float rounding, a sleep that wakes early); the call is admitted as of the
+            # instant it waited for, which only ever makes the record later, never earlier.
+            now = max(self._clock.now(), not_before)
+            wait = self._store.try_acquire(bucket, limits, now, self.headroom_seconds)
+            if wait <= 0:
                 return waited
-            wait = blocked_until - now
             if waited + wait > limit_wait:
                 logger.warning(
                     "client-side rate limit: giving the work back",
@@ -166,15 +211,9 @@ class RateLimiter:
                     vendor=self.vendor, method=method, path=path, retry_after=wait, scope=scope, status=None
                 )
             logger.debug(
-                "client-side rate limit: waiting for the next window",
+                "client-side rate limit: waiting for room in the rolling window",
                 extra={"vendor": self.vendor, "group": group, "scope": scope, "wait_seconds": wait},
             )
             self._clock.sleep(wait)
             waited += wait
-
-    def _take_all(self, bucket: str, limits: Sequence[RateLimit], now: float) -> float | None:
-        """None when a slot was taken in every limit, else the end of the first full window."""
-        for rate_limit in limits:
-            if not self._store.try_acquire(bucket, rate_limit, now):
-                return rate_limit.window_end(now)
-        return None
+            not_before = now + wait

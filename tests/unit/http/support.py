@@ -158,3 +158,27 @@ def make_harness(policy: VendorPolicy, rng: RandomSource | None = None, **client
         **client_kwargs,  # type: ignore[arg-type]
     )
     return Harness(client, clock, rng, rate_limits, breakers)
+
+
+# ----------------------------------------------------------------------------- rolling-window checks
+
+
+def busiest_window(admissions: list[float], window_seconds: float) -> int:
+    """The most admissions any rolling window ``[t, t + window)`` holds (it suffices to start at one)."""
+    ordered = sorted(admissions)
+    busiest = 0
+    for start, first in enumerate(ordered):
+        inside = sum(1 for t in ordered[start:] if t < first + window_seconds - 1e-6)
+        busiest = max(busiest, inside)
+    return busiest
+
+
+def earliest_admission(earlier: list[float], limits: tuple[RateLimit, ...], asked_at: float) -> float:
+    """When a call asked for at ``asked_at`` could first go, given the admissions before it: for each
+    limit, not before its limit-th newest earlier admission has left the window."""
+    ordered = sorted(earlier)
+    earliest = asked_at
+    for rate_limit in limits:
+        if len(ordered) >= rate_limit.limit:
+            earliest = max(earliest, ordered[-rate_limit.limit] + rate_limit.window_seconds)
+    return earliest
