@@ -3,7 +3,8 @@
 - objects v3: ``batch/upsert`` (by a unique property), ``batch/update``, ``batch/read``,
   ``batch/archive`` and ``search`` (its own per-second budget: ``limit_group=HUBSPOT_SEARCH``);
 - associations v4: ``batch/associate/default`` (the unlabelled association; creating one that exists
-  changes nothing) and ``batch/read``;
+  changes nothing) and ``batch/read``; they count against the 10-second limit like every call but search
+  (HubSpot documents no exemption for them; docs/http-layer.md#rate-limits);
 - properties v3: groups and property definitions (``ledgerlink hubspot setup``), and the enabled
   currencies, read from the options of the deal property ``deal_currency_code``.
 
