@@ -189,6 +189,17 @@ class Functions(Construct):
                 secret.grant_read(function)
             if grant.access in (Access.WRITE, Access.READ_WRITE):
                 secret.grant_write(function)
+        elif grant.kind is ResourceKind.DEAD_LETTER_QUEUE:
+            if grant.access is not Access.WRITE:
+                raise ValueError(f"{function.node.id}: a dead-letter queue grant can only be {Access.WRITE}")
+            # SendMessage (which also covers SendMessageBatch) and the URL lookup by name, on this queue
+            # only; CDK's grant_send_messages would add GetQueueAttributes. SSE-SQS needs no KMS grant.
+            queue = self._eventing.dead_letter_queues[grant.key]
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage", "sqs:GetQueueUrl"], resources=[queue.queue_arn]
+                )
+            )
         elif grant.kind is ResourceKind.EVENT_BUS:
             if grant.access is not Access.WRITE:
                 raise ValueError(f"{function.node.id}: an event bus grant can only be {Access.WRITE}")

@@ -1,8 +1,11 @@
 """Monitoring: an encrypted SNS alarm topic, alarms on what must never go unnoticed, a dashboard.
 
 Alarms: any message in a dead-letter queue, the oldest message of a work queue older than its
-threshold (records "stuck in queue"), any Lambda error, any API 5xx. Each notifies the topic on
-ALARM and on OK; subscribe an e-mail with ``alarm_email`` in cdk.json or PagerDuty to the topic.
+threshold (records "stuck in queue"), any Lambda error, any API 5xx, and the functions' own metrics
+that mean a human must act (``MonitoringSpec.metric_alarms``: a permanently failed event, a revoked or
+rejected QBO connection, a refresh token not stored, a dead letter that could not be sent). Each
+notifies the topic on ALARM and on OK; subscribe an e-mail with ``alarm_email`` in cdk.json or
+PagerDuty to the topic.
 """
 
 from __future__ import annotations
@@ -19,7 +22,20 @@ from constructs import Construct
 from infra.api import WebhookApi
 from infra.compute import Functions
 from infra.eventing import Eventing
-from infra.topology import Topology, resource_name
+from infra.topology import METRICS_NAMESPACE, METRICS_SERVICE_DIMENSION, Topology, resource_name
+
+
+def function_metric(
+    topology: Topology, function_key: str, metric_name: str, period: Duration
+) -> cloudwatch.Metric:
+    """A count a function emits with Powertools (its namespace, the service dimension), summed per period."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={METRICS_SERVICE_DIMENSION: topology.function(function_key).service},
+        statistic="Sum",
+        period=period,
+    )
 
 
 class Monitoring(Construct):
@@ -110,6 +126,13 @@ class Monitoring(Construct):
                 spec.function_errors_threshold,
                 f"{topology.function(key).name} raised errors (uncaught exceptions or timeouts).",
             )
+        for metric_alarm in spec.metric_alarms:
+            alarm(
+                metric_alarm.key,
+                function_metric(topology, metric_alarm.function, metric_alarm.metric_name, period),
+                metric_alarm.threshold,
+                metric_alarm.description,
+            )
         alarm(
             "api-5xx",
             api.http_api.metric_server_error(period=period, statistic="Sum"),
@@ -167,3 +190,23 @@ class Monitoring(Construct):
                 for key, function in functions.functions.items()
             )
         )
+        watched = sorted({metric_alarm.function for metric_alarm in spec.metric_alarms})
+        if watched:
+            self.dashboard.add_widgets(
+                *(
+                    cloudwatch.GraphWidget(
+                        title=f"{topology.function(key).name}: events",
+                        left=[
+                            function_metric(topology, key, name, period)
+                            for name in ("EventsReceived", "EventsFailed", "EventsDeadLettered")
+                        ],
+                        right=[
+                            function_metric(topology, key, metric_alarm.metric_name, period)
+                            for metric_alarm in spec.metric_alarms
+                            if metric_alarm.function == key
+                        ],
+                        width=12,
+                    )
+                    for key in watched
+                )
+            )

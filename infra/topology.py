@@ -35,7 +35,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledgerlink import tables
-from ledgerlink.config import DEFAULTS, EnvVar
+from ledgerlink.config import DEFAULTS, OPTIONAL, EnvVar
 from ledgerlink.events import DetailType, EventSource
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -65,6 +65,11 @@ SQS_BATCH_MAX: Final = 10_000
 # customers become companies/contacts.
 DEAL_SYNC_ENTITIES: Final = ("Invoice", "Estimate", "Payment", "Customer")
 
+# Where the functions' Powertools metrics land (ledgerlink.observability.METRICS_NAMESPACE; a test
+# keeps the two equal) and the dimension Powertools adds: the function's service name.
+METRICS_NAMESPACE: Final = "LedgerLink"
+METRICS_SERVICE_DIMENSION: Final = "service"
+
 _STAGE_PATTERN: Final = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 _EMAIL_PATTERN: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -85,6 +90,8 @@ class ResourceKind(StrEnum):
     BUCKET = "bucket"
     SECRET = "secret"  # noqa: S105 (a resource kind, not a password)
     EVENT_BUS = "event_bus"
+    # The dead-letter queue of the work queue with this key (a function sends what cannot succeed there).
+    DEAD_LETTER_QUEUE = "dead_letter_queue"
 
 
 class Access(StrEnum):
@@ -396,12 +403,25 @@ class QueueSourceSpec:
 
 
 @dataclass(frozen=True)
+class MetricAlarmSpec:
+    """An alarm on a metric a function emits (Powertools EMF: :data:`METRICS_NAMESPACE`, dimension
+    ``service``): any datapoint at or above ``threshold`` in a period means a human must act."""
+
+    key: str
+    metric_name: str
+    function: str
+    description: str
+    threshold: int = 1
+
+
+@dataclass(frozen=True)
 class MonitoringSpec:
     """Where alarms go and what they watch for; every alarm notifies ``topic_name``."""
 
     topic_name: str
     dashboard_name: str
     alarm_email: str | None
+    metric_alarms: tuple[MetricAlarmSpec, ...] = ()
     dlq_depth_threshold: int = 1
     function_errors_threshold: int = 1
     api_5xx_threshold: int = 1
@@ -610,7 +630,15 @@ def build_topology(environment: EnvironmentConfig, *, account: str, region: str)
             # Concurrency is capped on the event source (max_concurrency) instead: a reservation would
             # take capacity from the account's unreserved pool and fails on small default quotas.
             reserved_concurrency=None,
-            environment=_function_environment(common_environment, "hubspot-deal-sync"),
+            environment=_function_environment(
+                common_environment,
+                "hubspot-deal-sync",
+                # The function dead-letters what cannot succeed itself, with the reason (docs/deal-sync.md).
+                {
+                    EnvVar.DEAD_LETTER_QUEUE_NAME: deal_sync_queue.dlq_name,
+                    EnvVar.MAX_RECEIVE_COUNT: str(deal_sync_queue.max_receive_count),
+                },
+            ),
             grants=(
                 # QBO refresh tokens rotate: the newest one must be written back.
                 Grant(ResourceKind.SECRET, "qbo-oauth", Access.READ_WRITE),
@@ -619,6 +647,7 @@ def build_topology(environment: EnvironmentConfig, *, account: str, region: str)
                 Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
                 Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
                 Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+                Grant(ResourceKind.DEAD_LETTER_QUEUE, deal_sync_queue.key, Access.WRITE),
             ),
         ),
     )
@@ -641,10 +670,12 @@ def build_topology(environment: EnvironmentConfig, *, account: str, region: str)
         routes=(ApiRouteSpec(method="POST", path="/v1/webhooks/qbo", function="qbo_ingest"),),
         access_log_group_name=f"/aws/apigateway/{resource_name(stage, 'api')}/access",
     )
+    oauth_secret = next(secret.name for secret in secret_specs if secret.key == "qbo-oauth")
     monitoring = MonitoringSpec(
         topic_name=resource_name(stage, "alarms"),
         dashboard_name=resource_name(stage, "dashboard"),
         alarm_email=environment.alarm_email,
+        metric_alarms=_deal_sync_alarms(oauth_secret, deal_sync_queue),
     )
     topology = Topology(
         environment=environment,
@@ -690,8 +721,58 @@ def _common_environment(
     return {str(name): value for name, value in values.items()}
 
 
-def _function_environment(common: Mapping[str, str], service: str) -> Mapping[str, str]:
-    return MappingProxyType({**common, "POWERTOOLS_SERVICE_NAME": service, "POWERTOOLS_LOG_LEVEL": "INFO"})
+def _function_environment(
+    common: Mapping[str, str], service: str, own: Mapping[EnvVar, str] | None = None
+) -> Mapping[str, str]:
+    return MappingProxyType(
+        {
+            **common,
+            **{str(name): value for name, value in (own or {}).items()},
+            "POWERTOOLS_SERVICE_NAME": service,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+    )
+
+
+def _deal_sync_alarms(oauth_secret: str, queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
+    """The deal sync's metrics that mean a human must act (names as the code emits them)."""
+
+    def alarm(key: str, metric_name: str, description: str) -> MetricAlarmSpec:
+        return MetricAlarmSpec(key, metric_name, "hubspot_deal_sync", description)
+
+    return (
+        alarm(
+            "deal-sync-failed-permanently",
+            "EventsFailedPermanently",
+            f"A QBO change cannot be synced to HubSpot and will not be retried (mapping error, currency "
+            f"the portal lacks, revoked connection, malformed event). It is in {queue.dlq_name} with "
+            "its reason: `ledgerlink dlq replay <queue> --dry-run` lists them; fix, then replay.",
+        ),
+        alarm(
+            "qbo-connection-revoked",
+            "QboConnectionRevoked",
+            f"QBO refused the refresh token (invalid_grant): re-authorise the app and put the new "
+            f"refresh token in secret {oauth_secret}, then `ledgerlink dlq replay` {queue.dlq_name}.",
+        ),
+        alarm(
+            "qbo-client-rejected",
+            "QboClientRejected",
+            f"QBO refused the app's client id/secret (invalid_client) in secret {oauth_secret}: "
+            "put the app's current credentials there, then replay the dead-letter queue.",
+        ),
+        alarm(
+            "qbo-refresh-token-not-stored",
+            "QboRefreshTokenNotStored",
+            f"A rotated QBO refresh token could not be written back to secret {oauth_secret} (it is "
+            "kept in the vendor-state table meanwhile): check the function's PutSecretValue grant.",
+        ),
+        alarm(
+            "deal-sync-dead-letter-send-failed",
+            "DeadLetterSendFailed",
+            f"The deal sync could not send a failed record to {queue.dlq_name} itself; SQS retries it "
+            "and its redrive dead-letters it without a reason: check sqs:SendMessage on the queue.",
+        ),
+    )
 
 
 def validate(topology: Topology) -> None:
@@ -701,6 +782,7 @@ def validate(topology: Topology) -> None:
         ResourceKind.SECRET: {secret.key for secret in topology.secrets},
         ResourceKind.BUCKET: {topology.bucket.key},
         ResourceKind.EVENT_BUS: {topology.event_bus.key},
+        ResourceKind.DEAD_LETTER_QUEUE: {queue.key for queue in topology.queues},
     }
     function_keys = {function.key for function in topology.functions}
     queue_keys = {queue.key for queue in topology.queues}
@@ -709,10 +791,15 @@ def validate(topology: Topology) -> None:
             if grant.key not in keys[grant.kind]:
                 raise TopologyError(f"function {function.key} is granted unknown {grant.kind} {grant.key!r}")
         # Variables without a default in ledgerlink.config: without them a function cannot load settings.
-        required = [name.value for name in EnvVar if name not in DEFAULTS]
+        required = [name.value for name in EnvVar if name not in DEFAULTS and name not in OPTIONAL]
         missing = [name for name in required if name not in function.environment]
         if missing:
             raise TopologyError(f"function {function.key} lacks environment variables {missing}")
+    for metric_alarm in topology.monitoring.metric_alarms:
+        if metric_alarm.function not in function_keys:
+            raise TopologyError(
+                f"alarm {metric_alarm.key} watches unknown function {metric_alarm.function!r}"
+            )
     for rule in topology.rules:
         if rule.target_queue not in queue_keys:
             raise TopologyError(f"rule {rule.key} targets unknown queue {rule.target_queue!r}")
@@ -733,6 +820,28 @@ def validate(topology: Topology) -> None:
                 f"queue source {source.queue}: a batch size above {SQS_BATCH_WITHOUT_WINDOW_MAX} "
                 "needs a batching window of at least 1 s"
             )
+        # A function that dead-letters itself must know the queue's last receive: a higher count would
+        # leave its last failures to the redrive (no reason), a lower one would give up too early.
+        own_dead_letters = {
+            EnvVar.DEAD_LETTER_QUEUE_NAME.value: queue.dlq_name,
+            EnvVar.MAX_RECEIVE_COUNT.value: str(queue.max_receive_count),
+        }
+        if any(name in function.environment for name in own_dead_letters):
+            wrong = {
+                name: function.environment.get(name)
+                for name, value in own_dead_letters.items()
+                if function.environment.get(name) != value
+            }
+            if wrong:
+                raise TopologyError(
+                    f"function {function.key} dead-letters records of queue {queue.key} itself: it needs "
+                    f"{own_dead_letters}, has {wrong}"
+                )
+            if Grant(ResourceKind.DEAD_LETTER_QUEUE, queue.key, Access.WRITE) not in function.grants:
+                raise TopologyError(
+                    f"function {function.key} dead-letters records of queue {queue.key} itself but is not "
+                    f"granted {Access.WRITE} on its dead-letter queue"
+                )
         needed = VISIBILITY_TIMEOUT_FACTOR * function.timeout_seconds + source.max_batching_window_seconds
         if queue.visibility_timeout_seconds < needed:
             raise TopologyError(

@@ -1,17 +1,18 @@
 """HubSpot deal sync Lambda, fed by the deal-sync SQS queue (``qbo.entity.changed`` for Invoice, Estimate,
-Payment and Customer, routed by an EventBridge rule; dead-letter queue after ``maxReceiveCount``).
+Payment and Customer, routed by an EventBridge rule).
 
-Thin on purpose: parse every record, hand the whole batch to
-:meth:`~ledgerlink.sync.service.DealSyncService.sync` (which batches the vendor calls across it), then
-let Powertools' :class:`BatchProcessor` report each record: a record whose outcome failed raises
-:class:`RecordFailed` with its reason, so exactly the failed records are returned in
-``batchItemFailures`` and retried by SQS; the others are deleted. One bad record never fails or repeats
-its neighbours.
+Thin on purpose: hand the batch to :func:`~ledgerlink.sync.batch.process_batch`, which parses every
+record, syncs them together (:meth:`~ledgerlink.sync.service.DealSyncService.sync` batches the vendor
+calls across the batch) and settles each record, then let Powertools' :class:`BatchProcessor` report
+them: a record to retry raises :class:`RecordFailed` with its reason, so exactly those records are
+returned in ``batchItemFailures`` and delivered again; the others are deleted. One bad record never
+fails or repeats its neighbours.
 
-Records that can never succeed (malformed, an unmappable document, an unsupported currency, a revoked
-QBO connection) are failed too: SQS counts their receives and moves them to the dead-letter queue after
-``maxReceiveCount``. Their redeliveries fail at once without vendor calls (the failure is recorded in
-the links table, where ``ledgerlink local status`` shows it, and logged at ERROR with the reason).
+A record that cannot succeed (malformed, an unmappable document, an unsupported currency, a revoked QBO
+connection) or that failed on the queue's last allowed receive (``LEDGERLINK_MAX_RECEIVE_COUNT``) is
+sent to the dead-letter queue (``LEDGERLINK_DEAD_LETTER_QUEUE_NAME``) by the function itself, with its
+reason in ``ledgerlink.*`` message attributes, and reported as handled; if that send fails it is
+reported failed, and the queue's redrive policy remains the backstop (docs/deal-sync.md).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from ledgerlink.config import get_settings
 from ledgerlink.observability import Service, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
+from ledgerlink.sync.batch import process_batch
+from ledgerlink.sync.deadletter import Disposition
 from ledgerlink.sync.factory import DealSyncParts, build_deal_sync
-from ledgerlink.sync.inbox import ChangeEvent, MalformedRecord, parse_record
-from ledgerlink.sync.service import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -41,7 +42,7 @@ metrics = get_metrics(Service.HUBSPOT_DEAL_SYNC)
 
 
 class RecordFailed(Exception):
-    """Raised for a record whose sync failed; the message is the reason (never a secret)."""
+    """Raised for a record SQS should deliver again; the message is the reason (never a secret)."""
 
 
 class _PowertoolsMetrics:
@@ -57,33 +58,19 @@ def _alarm(name: str, fields: Mapping[str, Any]) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = event.get("Records") or []
-    parsed: dict[str, ChangeEvent] = {}
-    malformed: dict[str, MalformedRecord] = {}
-    for record in records:
-        try:
-            change = parse_record(record)
-        except MalformedRecord as error:
-            malformed[str(record.get("messageId"))] = error
-            metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
-            logger.error(
-                "malformed event", extra={"message_id": record.get("messageId"), "reason": str(error)}
-            )
-            continue
-        parsed[change.message_id] = change
-    outcomes: dict[str, Outcome] = {}
-    if parsed:
-        outcomes = _parts().service.sync(
-            list(parsed.values()), remaining_ms=context.get_remaining_time_in_millis()
-        )
+    parts = _parts()
+    remaining_ms = context.get_remaining_time_in_millis()
+    routed = process_batch(
+        event.get("Records") or [],
+        sync=lambda changes: parts.service.sync(changes, remaining_ms=remaining_ms),
+        router=parts.dead_letters,
+    )
 
     def record_handler(record: SQSRecord) -> str:
-        if record.message_id in malformed:
-            raise malformed[record.message_id]
-        outcome = outcomes[record.message_id]
-        if not outcome.ok:
-            raise RecordFailed(outcome.reason or "sync failed")
-        return outcome.status.value
+        result = routed[record.message_id]
+        if result.disposition is Disposition.RETRY:
+            raise RecordFailed(result.reason or "sync failed")
+        return result.disposition.value
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]

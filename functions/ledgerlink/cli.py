@@ -14,7 +14,9 @@ is imported, so ``ledgerlink dlq replay`` never imports the local stack (moto, t
 nothing the Lambda asset ships imports this module.
 
 Built in here: ``ledgerlink dlq replay <queue>``, which moves dead-lettered messages back to the queue
-they came from, against AWS or the local stack (see :func:`resolve_endpoint`).
+they came from without LedgerLink's failure attributes (``ledgerlink.*``: the reason, kind, ...), so a
+replayed message starts clean, against AWS or the local stack (see :func:`resolve_endpoint`);
+``--dry-run`` lists each message with its failure reason and moves nothing.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ DEFAULT_STATE_DIR: Final = ".ledgerlink"
 # Long enough that a message being moved is not received twice by this command.
 REPLAY_VISIBILITY_SECONDS: Final = 60
 BATCH: Final = 10
+# How many messages --dry-run lists at most (unless --max-messages says otherwise).
+DRY_RUN_LIMIT: Final = 100
 # What the local stack's own clients use; moto accepts any value, it is no secret.
 LOCAL_DUMMY_CREDENTIAL: Final = "ledgerlink-local"
 
@@ -120,7 +124,8 @@ def register_dlq(parser: argparse.ArgumentParser) -> None:
         help="move dead-lettered messages back to their source queue",
         description=(
             "Move every message of a dead-letter queue back to the queue it came from, keeping its body "
-            "and message attributes. QUEUE is the dead-letter queue or its source queue (name or URL). "
+            "and message attributes except LedgerLink's failure attributes (ledgerlink.*), so that it "
+            "starts clean. QUEUE is the dead-letter queue or its source queue (name or URL). "
             "Endpoint: --endpoint-url, else AWS_ENDPOINT_URL / your AWS config, else the local stack "
             "of --state-dir (unless --aws), else AWS."
         ),
@@ -131,7 +136,9 @@ def register_dlq(parser: argparse.ArgumentParser) -> None:
     replay.add_argument("--aws", action="store_true", help="use AWS even when a local stack is running")
     replay.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="the local stack's state directory")
     replay.add_argument("--max-messages", type=int, default=None, help="move at most this many")
-    replay.add_argument("--dry-run", action="store_true", help="say how many would move; move nothing")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="list each message with its failure reason; move nothing"
+    )
     replay.set_defaults(func=run_dlq_replay)
 
 
@@ -242,9 +249,12 @@ class ReplayReport:
 
 
 def _send_entry(message: dict[str, Any], index: int, fifo: bool) -> dict[str, Any]:
+    """The message as it was before it failed: body, its own attributes (not ``ledgerlink.*``), trace."""
+    from ledgerlink.sync.deadletter import without_failure_attributes
+
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
     attributes = {}
-    for name, value in (message.get("MessageAttributes") or {}).items():
+    for name, value in without_failure_attributes(message.get("MessageAttributes") or {}).items():
         kept = {key: item for key, item in value.items() if key in ("DataType", "StringValue", "BinaryValue")}
         attributes[name] = kept
     if attributes:
@@ -302,6 +312,38 @@ def replay(sqs: Any, pair: QueuePair, max_messages: int | None = None) -> Replay
     return ReplayReport(moved, failed)
 
 
+def print_dead_letters(sqs: Any, pair: QueuePair, limit: int, out: TextIO) -> None:
+    """What ``--dry-run`` prints: each message (left in the queue) with why it is there."""
+    from ledgerlink.sync.deadletter import describe, peek
+
+    messages = peek(sqs, pair.dlq_url, limit)
+    waiting = sqs.get_queue_attributes(QueueUrl=pair.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ].get("ApproximateNumberOfMessages", "0")
+    shown = f" (showing {len(messages)} of about {waiting})" if int(waiting) > len(messages) else ""
+    plural = "s" if len(messages) != 1 else ""
+    print(
+        f"would move {len(messages)} message{plural} from {pair.dlq_name} to {pair.source_name}{shown}",
+        file=out,
+    )
+    for message in messages:
+        view = describe(message)
+        where = ", ".join(
+            part
+            for part in (
+                f"receive {view.receive_count}" if view.receive_count else "",
+                f"from {view.source_queue}" if view.source_queue else "",
+                view.failed_at or "",
+                f"correlation id {view.correlation_id}" if view.correlation_id else "",
+            )
+            if part
+        )
+        print(
+            f"  {view.message_id}  {view.kind}  {view.subject}" + (f"  ({where})" if where else ""), file=out
+        )
+        print(f"    reason: {view.reason}", file=out)
+
+
 def run_dlq_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
@@ -312,11 +354,7 @@ def run_dlq_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"endpoint: {endpoint.url or 'AWS'} (from {endpoint.source})", file=out)
         pair = find_pair(sqs, args.queue)
         if args.dry_run:
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=pair.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
-            count = attributes.get("ApproximateNumberOfMessages", "0")
-            print(f"would move about {count} messages from {pair.dlq_name} to {pair.source_name}", file=out)
+            print_dead_letters(sqs, pair, args.max_messages or DRY_RUN_LIMIT, out)
             return EXIT_OK
         report = replay(sqs, pair, args.max_messages)
     except ReplayError as error:

@@ -1,4 +1,5 @@
-"""Builds the deal sync from :class:`~ledgerlink.config.Settings`: clients, stores and the service.
+"""Builds the deal sync from :class:`~ledgerlink.config.Settings`: clients, stores, the service and the
+dead-letter router (``LEDGERLINK_DEAD_LETTER_QUEUE_NAME``, ``LEDGERLINK_MAX_RECEIVE_COUNT``).
 
 The Lambda handler, the local stack, the integration tests and the benchmark all build it here, so
 they run the same objects; only the AWS clients (moto or AWS), the secret store and the clock differ.
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -24,10 +26,11 @@ from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.qbo.client import QboClient
 from ledgerlink.qbo.oauth import AlarmHook, DynamoDBTokenStateStore, QboOAuth, token_endpoint, token_policy
 from ledgerlink.secrets import SecretStore
+from ledgerlink.sync.deadletter import DeadLetterRouter, SqsDeadLetterQueue
 from ledgerlink.sync.errors import StageMapError
 from ledgerlink.sync.ledger import EventLedger
 from ledgerlink.sync.links import LinkStore
-from ledgerlink.sync.service import DealSyncService, MetricsSink, SyncConfig
+from ledgerlink.sync.service import DealSyncService, MetricsSink, NoMetrics, SyncConfig
 from ledgerlink.sync.stages import (
     EstimateStatus,
     InvoiceStatus,
@@ -39,6 +42,7 @@ from ledgerlink.sync.stages import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs.client import SQSClient
 
 # The HubSpot rate-limit scope when the secret names no portal (one portal per deployment).
 DEFAULT_PORTAL_SCOPE = "portal"
@@ -76,6 +80,9 @@ class DealSyncParts:
     hubspot: HubSpotClient
     oauth: QboOAuth
     http_clients: tuple[VendorHttpClient, ...]
+    dead_letters: DeadLetterRouter = field(
+        default_factory=lambda: DeadLetterRouter(None, max_receive_count=None, metrics=NoMetrics())
+    )
 
     def close(self) -> None:
         for client in self.http_clients:
@@ -92,7 +99,9 @@ def build_deal_sync(
     metrics: MetricsSink | None = None,
     alarm: AlarmHook | None = None,
     publisher_sleep: Any = None,
+    sqs: SQSClient | None = None,
 ) -> DealSyncParts:
+    """``sqs`` is only used (and only created) when ``settings.dead_letter_queue_name`` is set."""
     dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
     events_client: EventBridgeClient = events if events is not None else boto3.client("events")
     table = settings.vendor_state_table_name
@@ -137,7 +146,22 @@ def build_deal_sync(
         metrics=metrics,
         realm_check=_realm_check(oauth),
     )
-    return DealSyncParts(service, qbo, hubspot, oauth, (token_http, qbo_http, hubspot_http))
+    dead_letter_queue = (
+        SqsDeadLetterQueue(settings.dead_letter_queue_name, sqs if sqs is not None else boto3.client("sqs"))
+        if settings.dead_letter_queue_name
+        else None
+    )
+    dead_letters = DeadLetterRouter(
+        dead_letter_queue,
+        max_receive_count=settings.max_receive_count,
+        metrics=metrics if metrics is not None else NoMetrics(),
+        now=(lambda: datetime.fromtimestamp(clock.now(), UTC))
+        if clock is not None
+        else lambda: datetime.now(UTC),
+    )
+    return DealSyncParts(
+        service, qbo, hubspot, oauth, (token_http, qbo_http, hubspot_http), dead_letters=dead_letters
+    )
 
 
 def _no_alarm(name: str, fields: Mapping[str, Any]) -> None:

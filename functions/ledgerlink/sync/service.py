@@ -26,7 +26,9 @@ batched across the whole SQS batch so the vendor call count does not grow with t
    publication is retried; then complete or release each idempotency claim and record failures.
 
 Failures are per document where the vendor says which input failed (HubSpot 207 errors by
-``objectWriteTraceId``), per realm where it does not (QBO down, the OAuth connection revoked).
+``objectWriteTraceId``), per realm where it does not (QBO down, the OAuth connection revoked). Each
+failed outcome says whether retrying can help; :mod:`ledgerlink.sync.deadletter` decides from that
+whether SQS retries the record or it goes to the dead-letter queue with its reason.
 """
 
 from __future__ import annotations
@@ -230,8 +232,12 @@ class DealSyncService:
         if duplicates:
             self.metrics.count("DuplicateEvents", duplicates)
 
+        known: dict[str, Failure] = {}
         try:
-            work = self._without_known_permanent_failures(claimed, outcomes)
+            # One read per 100 events: a redelivery that failed for good fails again at once, and a
+            # failure on record is cleared when its event succeeds (after a DLQ replay too).
+            known = self.links.failures(event.event_id for event in claimed) if claimed else {}
+            work = self._without_known_permanent_failures(claimed, known, outcomes)
             by_realm: dict[str, list[ChangeEvent]] = {}
             for event in work:
                 by_realm.setdefault(event.realm_id, []).append(event)
@@ -240,17 +246,14 @@ class DealSyncService:
         except Exception as error:  # noqa: BLE001 - the links table failed: every claimed event is retried
             for event in claimed:
                 outcomes.setdefault(event.event_id, Outcome.failure(error))
-        self._settle(claimed, outcomes)
+        self._settle(claimed, outcomes, known)
         return {event.message_id: outcomes[event.event_id] for event in events}
 
     def _without_known_permanent_failures(
-        self, claimed: list[ChangeEvent], outcomes: dict[str, Outcome]
+        self, claimed: list[ChangeEvent], known: Mapping[str, Failure], outcomes: dict[str, Outcome]
     ) -> list[ChangeEvent]:
-        """A redelivered message that failed for good fails again without calling any vendor."""
-        redelivered = [event for event in claimed if event.receive_count > 1]
-        if not redelivered:
-            return claimed
-        known = self.links.failures(event.event_id for event in redelivered)
+        """A redelivered message that failed for good fails again without calling any vendor (the same
+        message only: a replayed one has a new message id and is tried for real)."""
         work = []
         for event in claimed:
             failure = known.get(event.event_id)
@@ -287,7 +290,9 @@ class DealSyncService:
             )
             return {event.event_id: outcome for event in events}
 
-    def _settle(self, claimed: list[ChangeEvent], outcomes: Mapping[str, Outcome]) -> None:
+    def _settle(
+        self, claimed: list[ChangeEvent], outcomes: Mapping[str, Outcome], known: Mapping[str, Failure]
+    ) -> None:
         """Complete or release each claim; record failures where an operator (and a redelivery) sees them."""
         completed = {e.event_id: outcomes[e.event_id].result() for e in claimed if outcomes[e.event_id].ok}
         failed = [e for e in claimed if not outcomes[e.event_id].ok]
@@ -321,7 +326,7 @@ class DealSyncService:
             self.metrics.count("EventsFailed", len(failures))
             self.metrics.count("EventsFailedPermanently", sum(1 for f in failures if not f.retryable))
             self.links.record_failures(failures)
-        recovered = [e.event_id for e in claimed if outcomes[e.event_id].ok and e.receive_count > 1]
+        recovered = [e.event_id for e in claimed if outcomes[e.event_id].ok and e.event_id in known]
         if recovered:
             self.links.clear_failures(recovered)
 

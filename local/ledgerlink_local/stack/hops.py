@@ -3,7 +3,8 @@
 A hop is one step an event takes through the choreography: the webhook reaching the gateway, the
 raw delivery archived in S3, the event published on the bus, a rule matching it, its queue handing
 it to a function, the function's outcome, each vendor call the function made, a message going to a
-dead-letter queue. Each line carries the correlation id the event travels with (for the webhook
+dead-letter queue (sent by the function itself with its reason, or moved by SQS's redrive after its
+last receive). Each line carries the correlation id the event travels with (for the webhook
 itself, the gateway's request id, which the ingest function's logger also uses)::
 
     14:33:17.123  4f0c7b7e-…-a1  published   qbo.entity.changed Invoice/130 Update -> ledgerlink-local-events
@@ -72,6 +73,7 @@ class HopLog:
         account: str = "123456789012",
         region: str = "us-east-1",
         verbose: bool = False,
+        dead_letter_queues: Iterable[str] = (),
     ) -> None:
         from moto.events.models import EventPattern
 
@@ -87,6 +89,9 @@ class HopLog:
         self._lock = threading.Lock()
         # Lambda request id -> labels (correlation ids) of the records of the batch it processes.
         self._invocations: dict[str, list[str]] = {}
+        self._dead_letter_queues = frozenset(dead_letter_queues)
+        # Lambda request id -> labels of the records that invocation sent to a dead-letter queue.
+        self._sent_to_dead_letter: dict[str, set[str]] = {}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -193,6 +198,12 @@ class HopLog:
                 outcome="ok" if message.get("ok") else "failed",
                 function=runtime.key,
             )
+        elif (
+            service == "sqs"
+            and operation in ("SendMessage", "SendMessageBatch")
+            and message.get("resource") in self._dead_letter_queues
+        ):
+            self._dead_lettered(runtime, request_id, message, correlation)
         elif service == "events" and operation == "PutEvents":
             if message.get("phase") == "start":
                 self._published(runtime, message, correlation)
@@ -209,6 +220,43 @@ class HopLog:
         elif self.verbose:
             resource = f" {message['resource']}" if message.get("resource") else ""
             self.record("aws", f"{service} {operation}{resource}{failure}", correlation, function=runtime.key)
+
+    def _dead_lettered(
+        self, runtime: FunctionRuntime, request_id: str, message: Mapping[str, Any], fallback: str | None
+    ) -> None:
+        """A function sent records to a dead-letter queue itself (with their reasons), or failed to."""
+        queue = str(message.get("resource"))
+        refused = set(message.get("failed_ids") or [])
+        for entry in message.get("entries", []):
+            label = entry.get("correlation_id") or fallback
+            kind = entry.get("kind") or "?"
+            reason = entry.get("reason") or "no reason attached"
+            receive = f", receive {entry['receive_count']}" if entry.get("receive_count") else ""
+            if message.get("ok") and entry.get("id") not in refused:
+                with self._lock:
+                    self._sent_to_dead_letter.setdefault(request_id, set()).add(str(label))
+                self.record(
+                    "dead-letter",
+                    f"{runtime.key} sent it to {queue} ({kind}{receive}): {reason}",
+                    label,
+                    outcome="dead-letter",
+                    function=runtime.key,
+                    queue=queue,
+                    kind=kind,
+                    reason=reason,
+                )
+            else:
+                error = message.get("error") or "refused by SQS"
+                self.record(
+                    "dead-letter",
+                    f"{runtime.key} could not send it to {queue} ({error}); SQS delivers it again",
+                    label,
+                    outcome="failed",
+                    function=runtime.key,
+                    queue=queue,
+                    kind=kind,
+                    reason=reason,
+                )
 
     def _published(self, runtime: FunctionRuntime, message: Mapping[str, Any], fallback: str | None) -> None:
         for entry in message.get("entries", []):
@@ -263,6 +311,8 @@ class HopLog:
         records = list(records)
         batch = f"batch of {len(records)}, " if len(records) > 1 else ""
         timing = f"({batch}{result.duration_ms:.0f} ms)"
+        with self._lock:
+            sent_to_dead_letter = self._sent_to_dead_letter.pop(result.request_id, set())
         for correlation, outcome in records:
             if outcome == "failed":
                 text = (
@@ -273,6 +323,8 @@ class HopLog:
                 text = (
                     f"{function} reported this record failed {timing}; returns after the visibility timeout"
                 )
+            elif correlation in sent_to_dead_letter:
+                text = f"{function} ok {timing}: dead-lettered with its reason, so SQS deletes it here"
             else:
                 text = f"{function} ok {timing}"
             self.record(

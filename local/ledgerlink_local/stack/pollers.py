@@ -174,6 +174,10 @@ class QueuePoller:
         self.batches = 0
 
     def start(self) -> QueuePoller:
+        """Start polling (again, after :meth:`stop`: tests pause a poller to look at a queue)."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError(f"the poller of {self.config.queue_name} is already running")
+        self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, name=f"poller-{self.config.queue_name}", daemon=True
         )

@@ -121,6 +121,7 @@ class LocalStack:
             account=resources.account,
             region=resources.region,
             verbose=options.verbose,
+            dead_letter_queues=[queue.dlq_name for queue in topology.queues],
         )
         for function in topology.functions:
             self.pools[function.key] = FunctionPool(

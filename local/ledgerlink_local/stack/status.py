@@ -1,8 +1,10 @@
 """``ledgerlink local status``: what the running local stack holds and what happened to recent events.
 
 Reads ``<state dir>/local.json`` for the AWS endpoint, asks SQS (moto) for every queue's depth and its
-dead-letter queue's, and reads the hop log ``<state dir>/events.jsonl`` for the recent webhooks and
-events with their outcome. Prints readable tables; works (events only) when the stack is down.
+dead-letter queue's, reads the dead-lettered messages with their reasons (without consuming them:
+:func:`ledgerlink.sync.deadletter.peek`), the failures on record in the links table, and the hop log
+``<state dir>/events.jsonl`` for the recent webhooks and events with their outcome. Prints readable
+tables; works (events only) when the stack is down.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ledgerlink.sync.deadletter import DeadLetterView, describe, peek
+from ledgerlink.sync.links import Failure, LinkStore
 from ledgerlink_local.stack.hops import Hop, read_hops
 from ledgerlink_local.stack.settings import EVENT_LOG, LOCAL_JSON
+from ledgerlink_local.stack.wiring import VendorUrls, local_topology
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int = 48) -> str:
@@ -83,6 +88,31 @@ def queue_depths(sqs: Any) -> list[QueueDepth]:
             )
         )
     return depths
+
+
+def dead_letters(sqs: Any, depths: Iterable[QueueDepth], limit: int) -> list[tuple[str, DeadLetterView]]:
+    """(dead-letter queue, message explained) for up to ``limit`` messages of each non-empty DLQ, which
+    keep their place in the queue."""
+    found: list[tuple[str, DeadLetterView]] = []
+    for depth in depths:
+        if not depth.dlq_name or not depth.dlq_visible:
+            continue
+        url = sqs.get_queue_url(QueueName=depth.dlq_name)["QueueUrl"]
+        views = [describe(message) for message in peek(sqs, url, limit)]
+        found.extend((depth.dlq_name, view) for view in sorted(views, key=lambda v: v.failed_at or ""))
+    return found
+
+
+def links_table_name() -> str:
+    """The local stack's links table (names do not depend on where the vendors are)."""
+    nowhere = "http://127.0.0.1"
+    topology = local_topology(VendorUrls(nowhere, nowhere, nowhere, nowhere, nowhere))
+    return topology.table("links").name
+
+
+def recorded_failures(dynamodb: Any, limit: int) -> list[Failure]:
+    """The deal sync's failures on record in the links table, newest first (retrying ones too)."""
+    return LinkStore(links_table_name(), dynamodb).recent_failures(limit)
 
 
 @dataclass(frozen=True)
@@ -179,8 +209,11 @@ def _event_summary(correlation_id: str, group: list[Hop], vendor_calls: int) -> 
 
 
 def _outcome(group: list[Hop]) -> str:
+    last_receive = max((index for index, hop in enumerate(group) if hop.step == "queue"), default=-1)
+    if any(hop.step == "dead-letter" and hop.outcome == "dead-letter" for hop in group[last_receive + 1 :]):
+        return "dead-lettered"
     for hop in reversed(group):
-        if hop.step == "dead-letter":
+        if hop.step == "dead-letter" and hop.outcome == "dead-letter":
             return "dead-lettered"
         if hop.step == "handler":
             return {"ok": "done", "retry": "retrying", "failed": "failed, retrying"}.get(
@@ -208,7 +241,8 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
     try:
         from ledgerlink_local.stack.aws import client
 
-        depths = queue_depths(client("sqs", endpoint, region))
+        sqs = client("sqs", endpoint, region)
+        depths = queue_depths(sqs)
     except Exception as error:  # noqa: BLE001 - a stopped stack is a normal answer here
         print(
             f"\nno local stack answers at {endpoint} ({type(error).__name__}); is `make run` running?",
@@ -235,6 +269,12 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
             ),
             file=out,
         )
+        try:
+            print_dead_letters(dead_letters(sqs, depths, limit), out)
+            print_failures(recorded_failures(client("dynamodb", endpoint, region), limit), out)
+        except Exception as error:  # noqa: BLE001 - the tables above stand; say what is missing
+            print(f"\n(dead letters or failures unreadable: {type(error).__name__}: {error})", file=out)
+            status = 1
     webhooks, events = summarise(read_hops(state_dir / EVENT_LOG))
     print(f"\nRecent webhooks (last {min(limit, len(webhooks))} of {len(webhooks)})", file=out)
     print(
@@ -265,3 +305,55 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
         file=out,
     )
     return status
+
+
+def print_dead_letters(letters: Sequence[tuple[str, DeadLetterView]], out: TextIO) -> None:
+    print(
+        f"\nDead-lettered messages ({len(letters)}; `ledgerlink dlq replay <queue>` moves them back)",
+        file=out,
+    )
+    if not letters:
+        return
+    print(
+        table(
+            ("failed at", "queue", "kind", "receive", "what", "correlation id", "reason"),
+            (
+                (
+                    (view.failed_at or "-")[11:19] or "-",
+                    queue,
+                    view.kind,
+                    str(view.receive_count or "-"),
+                    view.subject,
+                    view.correlation_id or "-",
+                    view.reason,
+                )
+                for queue, view in letters
+            ),
+            max_width=100,
+        ),
+        file=out,
+    )
+
+
+def print_failures(failures: Sequence[Failure], out: TextIO) -> None:
+    print(f"\nFailures on record (links table, newest first: {len(failures)})", file=out)
+    if not failures:
+        return
+    print(
+        table(
+            ("failed at", "what", "event id", "retryable", "receive", "reason"),
+            (
+                (
+                    failure.failed_at[11:19],
+                    f"{failure.entity}/{failure.entity_id}",
+                    failure.event_id[:12],
+                    "yes" if failure.retryable else "no",
+                    str(failure.receive_count),
+                    failure.reason,
+                )
+                for failure in failures
+            ),
+            max_width=100,
+        ),
+        file=out,
+    )

@@ -6,9 +6,11 @@ environment and API route comes from :func:`infra.topology.build_topology`, call
 ``environments.dev`` (the shape a developer deploys first), with two differences:
 
 - the vendor base URLs are the sandboxes' (``http://127.0.0.1:<port>``, which ``cdk.json`` would refuse);
-- :data:`LOCAL_ONLY_VARIABLES`: the OAuth token URLs, which the topology leaves to the production
-  defaults of ``ledgerlink.config``, also point at the sandboxes, so nothing on this machine ever
-  talks to Intuit or Microsoft.
+- :data:`LOCAL_ONLY_VARIABLES`, which the topology leaves to the defaults of ``ledgerlink.config``:
+  the OAuth token URLs also point at the sandboxes, so nothing on this machine ever talks to Intuit
+  or Microsoft; and the invoice stage map names the HubSpot sandbox's "Invoices" pipeline
+  (:func:`local_invoice_stage_map`), so invoices move through invoice stages on ``make run``, as a
+  portal configured per docs/mapping.md does (the deployed default is HubSpot's default pipeline).
 
 The wiring test (``tests/e2e/test_wiring_matches_template.py``) proves that what this module yields
 matches the synthesised CloudFormation template, name for name.
@@ -37,7 +39,11 @@ BASE_STAGE: Final = "dev"
 LOCAL_ACCOUNT: Final = "123456789012"
 LOCAL_REGION: Final = "us-east-1"
 # Variables the local stack sets beyond the topology's (see the module docstring).
-LOCAL_ONLY_VARIABLES: Final = (EnvVar.QBO_TOKEN_URL.value, EnvVar.GRAPH_TOKEN_URL.value)
+LOCAL_ONLY_VARIABLES: Final = (
+    EnvVar.QBO_TOKEN_URL.value,
+    EnvVar.GRAPH_TOKEN_URL.value,
+    EnvVar.INVOICE_STAGE_MAP.value,
+)
 
 
 class WiringError(RuntimeError):
@@ -102,11 +108,20 @@ def local_topology(
     return topology
 
 
+def local_invoice_stage_map() -> str:
+    """``LEDGERLINK_INVOICE_STAGE_MAP`` for the HubSpot sandbox's demo portal: its "Invoices" pipeline,
+    one stage per invoice status (open, overdue, partially paid, paid, voided)."""
+    from ledgerlink_local.sandboxes.hubspot import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
+
+    return json.dumps({"pipeline": INVOICES_PIPELINE_ID, "stages": dict(INVOICE_STAGE_IDS)})
+
+
 def function_environment(function: FunctionSpec, vendors: VendorUrls) -> dict[str, str]:
     """The LedgerLink variables ``function`` gets locally: the topology's + :data:`LOCAL_ONLY_VARIABLES`."""
     environment = dict(function.environment)
     environment[EnvVar.QBO_TOKEN_URL.value] = vendors.qbo_token_url
     environment[EnvVar.GRAPH_TOKEN_URL.value] = vendors.graph_token_url
+    environment[EnvVar.INVOICE_STAGE_MAP.value] = local_invoice_stage_map()
     return environment
 
 

@@ -13,7 +13,9 @@ stdin; the worker answers on the file descriptor that was its stdout with ``{"ty
 the parent keeps as the function's log, like CloudWatch Logs.
 
 What a ``call`` carries is chosen so that no secret can leave: service, operation and resource names,
-status codes, URL paths without query strings, and from PutEvents the envelope's identifiers.
+status codes, URL paths without query strings, from PutEvents the envelope's identifiers, and from
+SendMessage(Batch) the event's identifiers and LedgerLink's failure attributes (a dead letter's reason
+and kind, written secret-free by ``ledgerlink.sync.deadletter``).
 """
 
 from __future__ import annotations
@@ -88,11 +90,43 @@ def _aws_call_message(service: str, operation: str, params: dict[str, Any]) -> d
         message["entries"] = [_event_summary(entry) for entry in params.get("Entries", [])]
     elif service == "sqs":
         message["resource"] = str(params.get("QueueUrl", "")).rsplit("/", 1)[-1]
+        if operation == "SendMessage":
+            message["entries"] = [_sent_message_summary(params)]
+        elif operation == "SendMessageBatch":
+            message["entries"] = [_sent_message_summary(entry) for entry in params.get("Entries", [])]
     elif service == "dynamodb":
         message["resource"] = str(params.get("TableName", ""))
     elif service == "secretsmanager":
         message["resource"] = str(params.get("SecretId", ""))
     return message
+
+
+# LedgerLink's failure attributes on a dead letter (ledgerlink.sync.deadletter), shown on its hop line.
+FAILURE_FIELDS: Final = {
+    "ledgerlink.failure_reason": "reason",
+    "ledgerlink.failure_kind": "kind",
+    "ledgerlink.receive_count": "receive_count",
+}
+
+
+def _sent_message_summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """An SQS message a function sends: its batch entry id, the event it carries, its failure fields."""
+    summary: dict[str, Any] = {"id": entry.get("Id")}
+    try:
+        body = json.loads(entry.get("MessageBody") or "")
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, dict):
+        summary["correlation_id"] = detail.get("correlation_id")
+        payload = detail.get("payload")
+        if isinstance(payload, dict):
+            summary["payload"] = {name: payload[name] for name in SUMMARY_FIELDS if name in payload}
+    for name, field_name in FAILURE_FIELDS.items():
+        value = (entry.get("MessageAttributes") or {}).get(name) or {}
+        if value.get("StringValue") is not None:
+            summary[field_name] = value["StringValue"]
+    return summary
 
 
 def _event_summary(entry: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +178,8 @@ def instrument(channel: _Channel) -> None:
         message.update(ok=True, ms=_elapsed(started))
         if operation_name == "PutEvents" and isinstance(result, dict):
             message["failed_entry_count"] = result.get("FailedEntryCount", 0)
+        if operation_name == "SendMessageBatch" and isinstance(result, dict):
+            message["failed_ids"] = [item.get("Id") for item in result.get("Failed", [])]
         channel.send(message)
         return result
 

@@ -1,0 +1,59 @@
+"""One SQS batch of the deal-sync queue: parse every record, sync them together, settle each one.
+
+:func:`process_batch` is what the Lambda handler calls. A record ends :class:`~ledgerlink.sync.deadletter.Disposition`
+``DONE`` (synced, stale, duplicate, ...), ``RETRY`` (a retryable failure with receives left: the handler
+reports it in ``batchItemFailures``) or ``DEAD_LETTERED`` (sent to the dead-letter queue with its reason
+by :class:`~ledgerlink.sync.deadletter.DeadLetterRouter`; SQS deletes it from the queue). A malformed
+record can never succeed: it is dead-lettered with the field at fault as its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from ledgerlink.sync.deadletter import DeadLetterRouter, RecordFailure, Routed
+from ledgerlink.sync.inbox import ChangeEvent, MalformedRecord, parse_record
+from ledgerlink.sync.service import Outcome
+
+logger = Logger(child=True)
+
+Sync = Callable[[list[ChangeEvent]], Mapping[str, Outcome]]
+"""The events of a batch -> an :class:`Outcome` per SQS message id (``DealSyncService.sync``)."""
+
+
+def process_batch(
+    records: Sequence[Mapping[str, Any]], *, sync: Sync, router: DeadLetterRouter
+) -> dict[str, Routed]:
+    """A :class:`Routed` per message id of ``records`` (see the module docstring); counts go to the
+    router's metrics sink."""
+    metrics = router.metrics
+    parsed: dict[str, ChangeEvent] = {}
+    failures: dict[str, RecordFailure] = {}
+    for record in records:
+        try:
+            change = parse_record(record)
+        except MalformedRecord as error:
+            message_id = str(record.get("messageId") or "")
+            metrics.count("MalformedEvents")
+            logger.error("malformed event", extra={"message_id": message_id, "reason": str(error)})
+            failures[message_id] = RecordFailure(
+                reason=str(error), retryable=False, error_type=type(error).__name__
+            )
+            continue
+        parsed[change.message_id] = change
+    if parsed:
+        for message_id, outcome in sync(list(parsed.values())).items():
+            if outcome.ok:
+                continue
+            change = parsed[message_id]
+            failures[message_id] = RecordFailure(
+                reason=outcome.reason or "sync failed",
+                retryable=outcome.retryable,
+                error_type=outcome.error_type or "",
+                event_id=change.event_id,
+                correlation_id=change.correlation_id,
+            )
+    return router.route(records, failures)
