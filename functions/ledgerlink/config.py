@@ -46,6 +46,8 @@ class EnvVar(StrEnum):
     GRAPH_TOKEN_URL = "LEDGERLINK_GRAPH_TOKEN_URL"
     GRAPH_SECRET_NAME = "LEDGERLINK_GRAPH_SECRET_NAME"
     GRAPH_REQUESTS_PER_10MIN = "LEDGERLINK_GRAPH_REQUESTS_PER_10MIN"
+    # Seconds added to every client-side rate-limit window (clock skew, send-latency spread; 0 allowed).
+    RATE_LIMIT_HEADROOM_SECONDS = "LEDGERLINK_RATE_LIMIT_HEADROOM_SECONDS"
 
     HTTP_TIMEOUT_SECONDS = "LEDGERLINK_HTTP_TIMEOUT_SECONDS"
     BREAKER_FAILURE_THRESHOLD = "LEDGERLINK_BREAKER_FAILURE_THRESHOLD"
@@ -86,6 +88,7 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.GRAPH_BASE_URL: "https://graph.microsoft.com/v1.0",
     EnvVar.GRAPH_TOKEN_URL: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
     EnvVar.GRAPH_REQUESTS_PER_10MIN: "10000",
+    EnvVar.RATE_LIMIT_HEADROOM_SECONDS: "0.2",
     EnvVar.HTTP_TIMEOUT_SECONDS: "10",
     EnvVar.BREAKER_FAILURE_THRESHOLD: "5",
     EnvVar.BREAKER_COOL_DOWN_SECONDS: "30",
@@ -107,6 +110,8 @@ class VendorLimits:
     hubspot_per_10s: int
     hubspot_search_per_second: int
     graph_per_10min: int
+    # Every admitted call counts for its window plus this (docs/http-layer.md#rate-limits).
+    headroom_seconds: float
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,7 @@ class Settings:
                 hubspot_per_10s=reader.integer(EnvVar.HUBSPOT_REQUESTS_PER_10S),
                 hubspot_search_per_second=reader.integer(EnvVar.HUBSPOT_SEARCH_PER_SECOND),
                 graph_per_10min=reader.integer(EnvVar.GRAPH_REQUESTS_PER_10MIN),
+                headroom_seconds=reader.non_negative_number(EnvVar.RATE_LIMIT_HEADROOM_SECONDS),
             ),
             invoice_stage_map=reader.text(EnvVar.INVOICE_STAGE_MAP),
             estimate_stage_map=reader.text(EnvVar.ESTIMATE_STAGE_MAP),
@@ -218,6 +224,16 @@ class _Reader:
             raise ConfigError(f"environment variable {name.value} must be a number, got {raw!r}") from None
         if value <= 0:
             raise ConfigError(f"environment variable {name.value} must be positive, got {value}")
+        return value
+
+    def non_negative_number(self, name: EnvVar) -> float:
+        raw = self.text(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {name.value} must be a number, got {raw!r}") from None
+        if not value >= 0:  # also refuses NaN
+            raise ConfigError(f"environment variable {name.value} must be zero or more, got {value}")
         return value
 
     def url(self, name: EnvVar) -> str:

@@ -15,7 +15,8 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # 10-second limit (../shared/api-notes.md §3f); calls to them pass ``limit_group=HUBSPOT_SEARCH``.
 HUBSPOT_SEARCH = "search"
 
-# The safety margin of the client-side rate limits: every admitted call counts for its window plus this
+# The safety margin of the client-side rate limits (LEDGERLINK_RATE_LIMIT_HEADROOM_SECONDS in Settings;
+# this constant is for policies built without Settings): every admitted call counts for its window plus this
 # much. The vendor stamps a call when it arrives, the limiter when it admits it; between the two lie a
 # connection set-up (a new TLS connection is a few round trips, ~100-200 ms across regions) and the
 # clock difference between Lambdas (Amazon Time Sync keeps it well under 1 ms). 0.2 s covers both, at
@@ -92,6 +93,7 @@ def _from_settings(
         vendor=vendor,
         base_url=base_url,
         rate_limits=rate_limits,
+        rate_limit_headroom_seconds=settings.limits.headroom_seconds,
         read_timeout_seconds=settings.http_timeout_seconds,
         connect_timeout_seconds=min(CONNECT_TIMEOUT_SECONDS, settings.http_timeout_seconds),
         breaker_failure_threshold=settings.breaker_failure_threshold,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from ledgerlink.clock import ManualClock
-from ledgerlink.config import Settings
+from ledgerlink.config import ConfigError, Settings
 from ledgerlink.http.errors import RateLimited
 from ledgerlink.http.policy import (
     DEFAULT_RATE_LIMIT_HEADROOM_SECONDS,
@@ -75,6 +75,17 @@ def test_limits_are_configurable_through_settings() -> None:
 
     assert limits[DEFAULT_GROUP] == (RateLimit(190, 10.0),)
     assert limits[HUBSPOT_SEARCH] == (RateLimit(4, 1.0),)
+
+
+def test_the_headroom_is_configurable_through_settings_and_may_be_zero() -> None:
+    for raw, expected in (("0.5", 0.5), ("0", 0.0)):
+        settings = Settings.from_env({**REQUIRED_ENV, "LEDGERLINK_RATE_LIMIT_HEADROOM_SECONDS": raw})
+        assert qbo_policy(settings).rate_limit_headroom_seconds == expected
+        assert hubspot_policy(settings).rate_limit_headroom_seconds == expected
+
+    for raw in ("-0.1", "nan", "soon"):
+        with pytest.raises(ConfigError, match="LEDGERLINK_RATE_LIMIT_HEADROOM_SECONDS"):
+            Settings.from_env({**REQUIRED_ENV, "LEDGERLINK_RATE_LIMIT_HEADROOM_SECONDS": raw})
 
 
 def test_a_burst_either_side_of_a_second_boundary_waits_for_the_rolling_window() -> None:
