@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from infra.topology import build_topology, environment_from_cdk_json
 from ledgerlink.clock import ManualClock
-from ledgerlink.config import reset_settings_cache
+from ledgerlink.config import EnvVar, reset_settings_cache
 from ledgerlink.hubspot.setup import setup_portal
 from ledgerlink.sync.factory import build_deal_sync
 from ledgerlink.sync.inbox import parse_record
@@ -306,19 +306,72 @@ def test_the_handler_fails_exactly_the_records_that_failed(world: DealSyncWorld,
     assert f"{DEMO_REALM_ID}:{ACME}" in world.deals()
 
 
-def test_a_record_that_cannot_succeed_lands_in_the_dead_letter_queue_with_its_reason(
-    world: DealSyncWorld, handler: Any
-) -> None:
-    # given the deal-sync queue as the stack declares it (dead-letter queue after maxReceiveCount)
+@dataclass
+class DealSyncQueues:
+    """The deal-sync queue and its dead-letter queue as the stack declares them, in moto."""
+
+    sqs: Any
+    url: str
+    arn: str
+    dlq_url: str
+    name: str
+    dlq_name: str
+    max_receive_count: int
+
+    def send(self, body: str) -> None:
+        self.sqs.send_message(QueueUrl=self.url, MessageBody=body)
+
+    def poll_until_empty(self, handler: Any) -> int:
+        """Lambda's event source mapping: receive, invoke, delete what the handler did not report;
+        failed messages come back at once (visibility 0). Returns the number of receives."""
+        receives = 0
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+            ).get("Messages", [])
+            if not messages:
+                return receives
+            receives += 1
+            assert receives < 20, "the queue never drained"
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m.get("Attributes", {}),
+                        "messageAttributes": {},
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": self.arn,
+                    }
+                    for m in messages
+                ]
+            }
+            failed = {
+                item["itemIdentifier"]
+                for item in handler.lambda_handler(event, FakeContext())["batchItemFailures"]
+            }
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+
+
+@pytest.fixture
+def queues(world: DealSyncWorld) -> DealSyncQueues:
     topology = build_topology(environment_from_cdk_json("dev"), account="123456789012", region="us-east-1")
     spec = topology.queue("deal-sync")
     sqs = boto3.client("sqs", region_name="us-east-1")
-    dlq_url = sqs.create_queue(QueueName="deal-sync-dlq")["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=spec.dlq_name)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    queue_url = sqs.create_queue(
-        QueueName="deal-sync",
+    url = sqs.create_queue(
+        QueueName=spec.name,
         Attributes={
             "VisibilityTimeout": "0",  # failed messages come back at once: the test needs no waiting
             "RedrivePolicy": json.dumps(
@@ -326,57 +379,110 @@ def test_a_record_that_cannot_succeed_lands_in_the_dead_letter_queue_with_its_re
             ),
         },
     )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return DealSyncQueues(sqs, url, arn, dlq_url, spec.name, spec.dlq_name, spec.max_receive_count)
+
+
+@pytest.fixture
+def dead_lettering(handler: Any, queues: DealSyncQueues, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The handler with the dead-letter variables the topology gives the deployed function."""
+    topology = build_topology(environment_from_cdk_json("dev"), account="123456789012", region="us-east-1")
+    function_environment = topology.function("hubspot_deal_sync").environment
+    for name in (EnvVar.DEAD_LETTER_QUEUE_NAME, EnvVar.MAX_RECEIVE_COUNT):
+        monkeypatch.setenv(name.value, function_environment[name.value])
+    reset_settings_cache()
+    handler.reset_for_tests()
+    yield handler
+    reset_settings_cache()
+
+
+def _attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+
+
+def test_a_record_that_cannot_succeed_is_dead_lettered_on_its_first_receive_with_its_reason(
+    world: DealSyncWorld, dead_lettering: Any, queues: DealSyncQueues
+) -> None:
+    # given a portal without EUR, and four invoice changes plus a malformed message on the queue
     world.hubspot_admin("PATCH", "config", {"exchange_rates": {}})
     bodies = {
         invoice_id: world.record("Invoice", invoice_id, "Create")["body"]
         for invoice_id in (ACME, CAFE, EUR, SUMMIT)
     }
     for body in bodies.values():
-        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+        queues.send(body)
+    queues.send('{"detail-type": "qbo.entity.changed", "detail": {}}')
 
-    # when Lambda polls the queue until it is empty, deleting what the handler did not report
-    receives = 0
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
-        ).get("Messages", [])
-        if not messages:
-            break
-        receives += 1
-        assert receives < 20, "the queue never drained"
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                }
-                for m in messages
-            ]
-        }
-        failed = {
-            item["itemIdentifier"]
-            for item in handler.lambda_handler(event, FakeContext())["batchItemFailures"]
-        }
-        for message in messages:
-            if message["MessageId"] not in failed:
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    # when Lambda polls the queue until it is empty
+    receives = queues.poll_until_empty(dead_lettering)
 
-    # then the EUR invoice's message is in the dead-letter queue, the other three are synced
-    dead = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10).get("Messages", [])
-    assert [json.loads(m["Body"])["detail"]["payload"]["entity_id"] for m in dead] == [EUR]
+    # then one receive was enough: nothing was given back to SQS
+    assert receives == 1
+    # and the EUR invoice and the malformed message are in the dead-letter queue, each saying why
+    dead = {m["Body"]: _attributes(m) for m in queues.dead_letters()}
+    assert set(dead) == {bodies[EUR], '{"detail-type": "qbo.entity.changed", "detail": {}}'}
+    eur = dead[bodies[EUR]]
+    assert "currency EUR is not enabled in the HubSpot portal" in eur["ledgerlink.failure_reason"]
+    assert (eur["ledgerlink.failure_kind"], eur["ledgerlink.receive_count"]) == ("permanent", "1")
+    assert eur["ledgerlink.source_queue"] == queues.name
+    malformed = dead['{"detail-type": "qbo.entity.changed", "detail": {}}']
+    assert malformed["ledgerlink.failure_kind"] == "permanent"
+    assert "'correlation_id' is a required property" in malformed["ledgerlink.failure_reason"]
+    # and the other three are synced
     assert {f"{DEMO_REALM_ID}:{i}" for i in (ACME, CAFE, SUMMIT)} <= set(world.deals())
-    # and its reason is on record for the operator (links table; `ledgerlink local status` reads it)
+    # and the reason is on record in the links table too (`ledgerlink local status` shows both)
     (failure,) = world.parts.service.links.recent_failures()
     assert failure.entity_id == EUR and not failure.retryable
-    assert "currency EUR is not enabled in the HubSpot portal" in failure.reason
-    # and QBO was asked for it once: its redeliveries failed without calling any vendor
+    # and QBO was asked for the EUR invoice once
     invoice_reads = [
         sent.body.decode()
         for sent in world.capture.to(world.qbo.url)
         if sent.path.endswith("/query") and sent.body and b"from Invoice" in sent.body
     ]
     assert sum(f"'{EUR}'" in statement for statement in invoice_reads) == 1
+
+
+def test_a_record_that_keeps_failing_is_dead_lettered_on_its_last_receive_as_exhausted(
+    world: DealSyncWorld, dead_lettering: Any, queues: DealSyncQueues
+) -> None:
+    # given an invoice change whose event another invocation holds (its claim outlives this test)
+    record = world.record("Invoice", ACME, "Create")
+    event = parse_record(record)
+    world.parts.service.ledger.claim(event.event_id, remaining_ms=600_000)
+    queues.send(record["body"])
+
+    # when Lambda polls the queue until it is empty
+    receives = queues.poll_until_empty(dead_lettering)
+
+    # then it was offered maxReceiveCount times, and on the last the function dead-lettered it itself
+    # (the queue's redrive, one receive later, would have moved it without a reason)
+    assert receives == queues.max_receive_count
+    (dead,) = queues.dead_letters()
+    attributes = _attributes(dead)
+    assert attributes["ledgerlink.failure_kind"] == "exhausted"
+    assert attributes["ledgerlink.receive_count"] == str(queues.max_receive_count)
+    assert "being processed by another invocation" in attributes["ledgerlink.failure_reason"]
+    assert dead["Body"] == record["body"]
+
+
+def test_when_a_dead_letter_cannot_be_sent_the_record_is_retried_and_the_redrive_still_catches_it(
+    world: DealSyncWorld, handler: Any, queues: DealSyncQueues, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a function whose dead-letter queue name does not resolve (a broken deployment)
+    monkeypatch.setenv(EnvVar.DEAD_LETTER_QUEUE_NAME.value, "ledgerlink-dev-no-such-dlq")
+    monkeypatch.setenv(EnvVar.MAX_RECEIVE_COUNT.value, str(queues.max_receive_count))
+    reset_settings_cache()
+    handler.reset_for_tests()
+    world.hubspot_admin("PATCH", "config", {"exchange_rates": {}})
+    body = world.record("Invoice", EUR, "Create")["body"]
+    queues.send(body)
+
+    # when Lambda polls the queue until it is empty
+    receives = queues.poll_until_empty(handler)
+
+    # then the record was never lost: given back on every receive, then moved by the queue's redrive
+    assert receives == queues.max_receive_count
+    (dead,) = queues.dead_letters()
+    assert dead["Body"] == body
+    assert _attributes(dead) == {}  # the redrive attaches no reason; the logs and links table have it
+    reset_settings_cache()

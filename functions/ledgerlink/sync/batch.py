@@ -37,7 +37,9 @@ def process_batch(
             change = parse_record(record)
         except MalformedRecord as error:
             message_id = str(record.get("messageId") or "")
-            metrics.count("MalformedEvents")
+            # Failed for good, like an event the sync cannot map (the operator alarm counts both).
+            for name in ("MalformedEvents", "EventsFailed", "EventsFailedPermanently"):
+                metrics.count(name)
             logger.error("malformed event", extra={"message_id": message_id, "reason": str(error)})
             failures[message_id] = RecordFailure(
                 reason=str(error), retryable=False, error_type=type(error).__name__

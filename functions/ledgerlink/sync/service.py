@@ -33,6 +33,7 @@ whether SQS retries the record or it goes to the dead-letter queue with its reas
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from ledgerlink.qbo.client import QboClient
 from ledgerlink.sync import properties as prop
 from ledgerlink.sync.customers import CustomerCounts, Resolved, resolve_customers
 from ledgerlink.sync.dates import epoch_ms, parse_qbo_date, parse_qbo_datetime, start_of_day
-from ledgerlink.sync.errors import MappingError
+from ledgerlink.sync.errors import MappingError, UnsupportedCurrency
 from ledgerlink.sync.inbox import SYNCED_ENTITIES, ChangeEvent
 from ledgerlink.sync.ledger import Claim, EventLedger
 from ledgerlink.sync.links import EntityKey, Failure, Link, LinkStore
@@ -347,6 +348,13 @@ class DealSyncService:
         self._contexts[realm_id] = _Cached(context, now + self.config.cache_seconds)
         return context
 
+    def refresh_portal_currencies(self, realm_id: str) -> CompanyContext:
+        """The realm's context with the portal's currencies read again (the rest as cached)."""
+        context = self.context(realm_id)
+        refreshed = dataclasses.replace(context, portal_currencies=self.hubspot.enabled_currencies())
+        self._contexts[realm_id] = _Cached(refreshed, self.clock.now() + self.config.cache_seconds)
+        return refreshed
+
     def item_skus(self, realm_id: str, item_ids: Iterable[str]) -> dict[str, str]:
         now = self.clock.now()
         cache = self._skus.setdefault(realm_id, {})
@@ -588,23 +596,34 @@ class _RealmSync:
     def _map(self, docs: list[_Doc], context: CompanyContext) -> None:
         item_ids = {item_id for doc in docs if doc.raw is not None for item_id in _item_ids(doc.raw)}
         skus = self.s.item_skus(self.realm_id, item_ids) if item_ids else {}
+        currencies_refreshed = False
+
+        def map_doc(doc: _Doc, raw: Mapping[str, Any], context: CompanyContext) -> DealMapping:
+            if doc.entity == "Invoice":
+                return map_invoice(
+                    raw,
+                    context,
+                    self.s.config.invoice_stages,
+                    now=self.now,
+                    item_skus=skus,
+                    void_operation_seen=any(e.operation == "Void" for e in doc.events),
+                )
+            return map_estimate(raw, context, self.s.config.estimate_stages, now=self.now, item_skus=skus)
+
         for doc in docs:
             if doc.raw is None:
                 continue
             try:
-                if doc.entity == "Invoice":
-                    doc.mapping = map_invoice(
-                        doc.raw,
-                        context,
-                        self.s.config.invoice_stages,
-                        now=self.now,
-                        item_skus=skus,
-                        void_operation_seen=any(e.operation == "Void" for e in doc.events),
-                    )
-                else:
-                    doc.mapping = map_estimate(
-                        doc.raw, context, self.s.config.estimate_stages, now=self.now, item_skus=skus
-                    )
+                try:
+                    doc.mapping = map_doc(doc, doc.raw, context)
+                except UnsupportedCurrency:
+                    if currencies_refreshed:
+                        raise
+                    # The portal's currencies are cached; someone may have just enabled this one (the
+                    # fix for a dead-lettered event before its replay): ask HubSpot once more.
+                    context = self.s.refresh_portal_currencies(self.realm_id)
+                    currencies_refreshed = True
+                    doc.mapping = map_doc(doc, doc.raw, context)
             except MappingError as error:
                 logger.warning(
                     "document cannot be mapped",

@@ -441,3 +441,27 @@ def test_the_deal_owner_set_in_hubspot_travels_in_deal_synced(world: DealSyncWor
     latest = world.published()[-1]["payload"]
     assert latest["owner_id"] == str(owner)
     assert latest["due_date"] == "2030-01-31T00:00:00-08:00"  # Pacific standard time in January
+
+
+def test_a_dead_lettered_event_replayed_after_the_fix_is_synced_and_its_failure_cleared(
+    world: DealSyncWorld,
+) -> None:
+    # given the EUR invoice failed for good (the portal lacked EUR) and its reason is on record
+    world.hubspot_admin("PATCH", "config", {"exchange_rates": {}})
+    record = world.record("Invoice", EUR_INVOICE, "Create")
+    from ledgerlink.sync.inbox import parse_record
+
+    first = world.sync([parse_record(record)])
+    assert not next(iter(first.values())).ok
+    assert [f.entity_id for f in world.parts.service.links.recent_failures()] == [EUR_INVOICE]
+
+    # when an administrator enables EUR in HubSpot and the message is replayed from the dead-letter
+    # queue (the same body as a new SQS message), within the service's 15-minute currency cache
+    world.hubspot_admin("PATCH", "config", {"exchange_rates": {"EUR": "1.08"}})
+    replayed = parse_record({**record, "messageId": "replayed-" + record["messageId"]})
+    outcomes = world.sync([replayed])
+
+    # then it is synced (the cached currencies were read again), and no failure is on record any more
+    assert outcomes[replayed.message_id].status is OutcomeStatus.SYNCED
+    assert world.deals()[key(EUR_INVOICE)]["properties"]["deal_currency_code"] == "EUR"
+    assert world.parts.service.links.recent_failures() == []

@@ -238,7 +238,12 @@ def test_a_malformed_record_is_dead_lettered_with_the_field_at_fault(lam: Lambda
     assert _strings(letter)["ledgerlink.failure_reason"] == "message m-bad: body is not JSON"
     assert _strings(letter)["ledgerlink.failure_kind"] == "permanent"
     assert lam.sync.received == []
-    assert lam.metrics.counts == {"MalformedEvents": 1, "EventsDeadLettered": 1}
+    assert lam.metrics.counts == {
+        "MalformedEvents": 1,
+        "EventsFailed": 1,
+        "EventsFailedPermanently": 1,
+        "EventsDeadLettered": 1,
+    }
 
 
 def test_a_dead_letter_that_cannot_be_sent_is_given_back_to_sqs_never_lost(
