@@ -331,6 +331,18 @@ def test_deal_sync_may_write_back_only_the_rotating_qbo_oauth_secret(dev: Synthe
     assert _resources_of(statements, "sqs:ReceiveMessage") == [json.dumps(_arn(queue_id))]
 
 
+def test_deal_sync_may_send_only_to_its_own_dead_letter_queue(dev: Synthesized) -> None:
+    # given the deal sync's and the ingest function's policies, and the deal-sync dead-letter queue
+    statements = _policy_statements(dev, "hubspot_deal_sync")
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("deal-sync").dlq_name)
+    # then the deal sync may send messages to that queue and nowhere else, and look its URL up
+    assert _resources_of(statements, "sqs:SendMessage") == [json.dumps(_arn(dlq_id))]
+    assert json.dumps(_arn(dlq_id)) in _resources_of(statements, "sqs:GetQueueUrl")
+    assert _resources_of(statements, "sqs:ReceiveMessage") != [json.dumps(_arn(dlq_id))]
+    # and the ingest function may send to no queue
+    assert _resources_of(_policy_statements(dev, "qbo_ingest"), "sqs:SendMessage") == []
+
+
 # --- secrets -----------------------------------------------------------------------------------------
 
 
@@ -415,6 +427,25 @@ def test_alarms_watch_dlq_depth_function_errors_and_api_5xx_and_notify_the_topic
         assert alarm["AlarmActions"] == [_ref(topic_id)]
         assert alarm["TreatMissingData"] == "notBreaching"
     dev.one("AWS::CloudWatch::Dashboard", DashboardName=dev.topology.monitoring.dashboard_name)
+
+
+def test_the_functions_own_metrics_that_need_a_human_are_alarmed(dev: Synthesized) -> None:
+    # given the alarms the topology declares on the functions' metrics
+    topic_id, _ = dev.one("AWS::SNS::Topic", TopicName=dev.topology.monitoring.topic_name)
+    assert dev.topology.monitoring.metric_alarms
+    for spec in dev.topology.monitoring.metric_alarms:
+        service = dev.topology.function(spec.function).service
+        # then each is one CloudWatch alarm on the metric where Powertools puts it, summed per period
+        alarm = _alarm_on(dev, spec.metric_name, service)
+        assert alarm["Namespace"] == topo.METRICS_NAMESPACE
+        assert alarm["Dimensions"] == [{"Name": topo.METRICS_SERVICE_DIMENSION, "Value": service}]
+        assert alarm["Statistic"] == "Sum" and alarm["Period"] == dev.topology.monitoring.period_seconds
+        assert alarm["Threshold"] == 1
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [_ref(topic_id)]
+        assert alarm["AlarmName"] == f"ledgerlink-dev-{spec.key}"
+        assert alarm["AlarmDescription"] == spec.description
 
 
 def test_alarm_email_is_subscribed_only_where_configured(dev: Synthesized, prod: Synthesized) -> None:

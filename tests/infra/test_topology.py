@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from typing import Any, cast
 
 import pytest
@@ -13,7 +14,7 @@ from moto.events.models import EventPattern
 from infra import topology as topo
 from ledgerlink.config import EnvVar, Settings
 from ledgerlink.events import validate_detail
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO_ROOT
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -168,6 +169,98 @@ def test_a_grant_on_a_resource_that_does_not_exist_is_refused() -> None:
     )
     with pytest.raises(topo.TopologyError, match="function qbo_ingest is granted unknown table 'link'"):
         topo.validate(dataclasses.replace(topology, functions=(typo, topology.function("hubspot_deal_sync"))))
+
+
+def test_the_deal_sync_knows_its_dead_letter_queue_and_last_receive_and_may_send_only_there() -> None:
+    # given the deal sync and the queue that feeds it
+    topology = _topology("prod")
+    queue = topology.queue("deal-sync")
+    function = topology.function("hubspot_deal_sync")
+    # then its environment names the queue's dead-letter queue and maxReceiveCount, which it parses
+    settings = Settings.from_env(function.environment)
+    assert settings.dead_letter_queue_name == queue.dlq_name == "ledgerlink-prod-deal-sync-dlq"
+    assert settings.max_receive_count == queue.max_receive_count == 5
+    assert topo.Grant(topo.ResourceKind.DEAD_LETTER_QUEUE, "deal-sync", topo.Access.WRITE) in function.grants
+    # and the ingest function, fed by no queue, gets neither
+    ingest = Settings.from_env(topology.function("qbo_ingest").environment)
+    assert (ingest.dead_letter_queue_name, ingest.max_receive_count) == (None, None)
+    assert not any(
+        g.kind is topo.ResourceKind.DEAD_LETTER_QUEUE for g in topology.function("qbo_ingest").grants
+    )
+
+
+def _with_deal_sync(topology: topo.Topology, **changes: Any) -> topo.Topology:
+    deal_sync = dataclasses.replace(topology.function("hubspot_deal_sync"), **changes)
+    return dataclasses.replace(topology, functions=(topology.function("qbo_ingest"), deal_sync))
+
+
+def test_a_dead_lettering_function_with_another_receive_count_than_its_queue_is_refused() -> None:
+    # given a function that would dead-letter on the 3rd receive of a queue that allows 5
+    topology = _topology("dev")
+    environment = {**topology.function("hubspot_deal_sync").environment, EnvVar.MAX_RECEIVE_COUNT.value: "3"}
+    # then the topology is refused, naming what it needs
+    with pytest.raises(topo.TopologyError, match=r"dead-letters records of queue deal-sync itself: it needs"):
+        topo.validate(_with_deal_sync(topology, environment=environment))
+
+
+def test_a_dead_lettering_function_without_the_grant_on_its_dead_letter_queue_is_refused() -> None:
+    topology = _topology("dev")
+    grants = tuple(
+        g
+        for g in topology.function("hubspot_deal_sync").grants
+        if g.kind is not topo.ResourceKind.DEAD_LETTER_QUEUE
+    )
+    with pytest.raises(topo.TopologyError, match="is not granted write on its dead-letter queue"):
+        topo.validate(_with_deal_sync(topology, grants=grants))
+
+
+# --- alarms on the functions' own metrics --------------------------------------------------------------
+
+
+def test_the_deal_sync_alarms_on_what_needs_a_human() -> None:
+    alarms = {alarm.metric_name: alarm for alarm in _topology("dev").monitoring.metric_alarms}
+    assert set(alarms) == {
+        "EventsFailedPermanently",
+        "QboConnectionRevoked",
+        "QboClientRejected",
+        "QboRefreshTokenNotStored",
+        "DeadLetterSendFailed",
+    }
+    assert {alarm.function for alarm in alarms.values()} == {"hubspot_deal_sync"}
+    assert all(alarm.threshold == 1 for alarm in alarms.values())
+    assert "ledgerlink/dev/qbo/oauth" in alarms["QboConnectionRevoked"].description
+    assert all(len(alarm.description) <= 1024 for alarm in alarms.values())  # CloudWatch's limit
+
+
+def test_every_alarmed_metric_is_one_the_functions_emit() -> None:
+    # given every metric name the function code emits (metrics sinks, alarm hooks, Powertools calls)
+    emitted = set()
+    for path in (REPO_ROOT / "functions").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        emitted |= set(re.findall(r'(?:count|_alarm|alarm)\(\s*"([A-Z][A-Za-z]+)"', text))
+        emitted |= set(re.findall(r'add_metric\(\s*name="([A-Z][A-Za-z]+)"', text))
+        for names in re.findall(r"for name in \(([^)]*)\):", text):  # count(name) over a literal tuple
+            emitted |= set(re.findall(r'"([A-Z][A-Za-z]+)"', names))
+    # then each alarm watches a name the code really emits (a rename would silence the alarm)
+    for alarm in _topology("dev").monitoring.metric_alarms:
+        assert alarm.metric_name in emitted, alarm.metric_name
+
+
+def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    # given the metrics object a function uses, emitting one count
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from ledgerlink.observability import METRICS_NAMESPACE, Service, get_metrics
+
+    metrics = get_metrics(Service.HUBSPOT_DEAL_SYNC)
+    metrics.add_metric(name="QboConnectionRevoked", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
+    # then the EMF record has the namespace and the one dimension the alarms use
+    emf = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == METRICS_NAMESPACE == topo.METRICS_NAMESPACE
+    assert directive["Dimensions"] == [[topo.METRICS_SERVICE_DIMENSION]]
+    assert emf[topo.METRICS_SERVICE_DIMENSION] == _topology("dev").function("hubspot_deal_sync").service
 
 
 def test_an_unknown_key_lookup_names_the_known_ones() -> None:
