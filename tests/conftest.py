@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,29 @@ import pytest
 pytest_plugins = ["tests.sandbox_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The vendors' own specs (HubSpot OpenAPI, Intuit XSD) sit beside the checkout, never inside it.
-SHARED_SPECS = REPO_ROOT.parent / "shared" / "specs"
+
+
+def _find_shared_specs() -> Path:
+    """The vendors' own specs (HubSpot OpenAPI, Intuit XSD) sit beside the checkout, never inside it.
+
+    Looked for in ``$LEDGERLINK_SHARED_SPECS``, then ``../shared/specs`` next to the checkout, then the
+    workplace's ``/work/shared/specs`` (a scratch clone elsewhere on the same machine still finds them).
+    """
+    candidates = [
+        Path(os.environ["LEDGERLINK_SHARED_SPECS"]) if os.environ.get("LEDGERLINK_SHARED_SPECS") else None,
+        REPO_ROOT.parent / "shared" / "specs",
+        Path("/work/shared/specs"),
+    ]
+    for candidate in candidates:
+        if candidate is not None and (candidate / "hubspot").is_dir():
+            return candidate
+    raise RuntimeError(
+        "The vendor specs (shared/specs with hubspot/ and quickbooks/xsd/) were not found beside the "
+        "checkout or in /work/shared/specs; set LEDGERLINK_SHARED_SPECS to their folder."
+    )
+
+
+SHARED_SPECS = _find_shared_specs()
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
