@@ -1,9 +1,10 @@
-"""End to end on the local stack: a consumer that keeps failing a message sends it to the dead-letter
-queue after maxReceiveCount, and ``ledgerlink dlq replay`` brings it back to its queue.
+"""End to end on the local stack: a record that cannot succeed is dead-lettered by the deal sync itself,
+on its first receive, with its reason; ``ledgerlink local status`` and ``ledgerlink dlq replay --dry-run``
+show the reason; ``ledgerlink dlq replay`` brings the message back without the failure attributes.
 
 The deal sync cannot work here by construction: the stack stores a QBO OAuth secret whose client
-secret the QBO sandbox does not know (the situation after a botched credential rotation), so every
-attempt to re-read the changed invoice fails and the poller leaves the message for another try.
+secret the QBO sandbox does not know (the situation after a botched credential rotation), so QBO
+refuses the app's credentials (``invalid_client``): a failure no retry can fix.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ledgerlink import cli
+from ledgerlink.sync.deadletter import describe, peek
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import (
     hop_steps,
@@ -48,11 +50,25 @@ def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
         yield environment
 
 
-def test_a_message_that_keeps_failing_is_dead_lettered_then_replay_brings_it_back(
+def _replay(environment: LocalEnvironment, queue: str, *flags: str) -> list[str]:
+    return [
+        "dlq",
+        "replay",
+        queue,
+        "--endpoint-url",
+        environment.stack.endpoint_url,
+        "--region",
+        "us-east-1",
+        *flags,
+    ]
+
+
+def test_a_message_that_cannot_succeed_is_dead_lettered_with_its_reason_and_replayed_clean(
     environment, state_dir, capsys
 ):
     assert environment.stack.resources is not None
     queue = environment.stack.resources.queue("deal-sync")
+    sqs = environment.stack.client("sqs")
     body = recorded_delivery(DELIVERY)
     correlation_id = json.loads(body)[0]["id"]
     token = environment.description["qbo"]["verifier_token"]
@@ -60,43 +76,60 @@ def test_a_message_that_keeps_failing_is_dead_lettered_then_replay_brings_it_bac
     # given a change announced by a signed webhook, which the deal sync cannot process
     assert post_webhook(environment, body, sign(token, body)).status_code == 200
 
-    # when the poller has offered it maxReceiveCount times
+    # when the deal sync has had it
     wait_for(
         lambda: queue_depth(environment, queue.dlq_url) == 1, "the message in the dead-letter queue", 120
     )
 
-    # then SQS moved it to the dead-letter queue, after exactly maxReceiveCount failed attempts
+    # then the function dead-lettered it itself on its first receive (no five receives, an hour apart
+    # in the cloud), and the message says why
     assert queue_depth(environment, queue.url) == 0
     steps = hop_steps(state_dir, correlation_id)
-    assert [step for step, _ in steps].count("queue") == queue.max_receive_count
-    handler_outcomes = [outcome for step, outcome in steps if step == "handler"]
-    assert len(handler_outcomes) == queue.max_receive_count
-    assert all(outcome in ("failed", "retry") for outcome in handler_outcomes)
+    assert [step for step, _ in steps].count("queue") == 1
     assert ("dead-letter", "dead-letter") in steps
+    assert [outcome for step, outcome in steps if step == "handler"] == ["ok"]  # handled: SQS deletes it
+    (letter,) = peek(sqs, queue.dlq_url)
+    view = describe(letter)
+    assert (view.kind, view.receive_count, view.source_queue) == ("permanent", 1, queue.name)
+    assert "invalid_client" in view.reason
+    assert view.correlation_id == correlation_id and view.subject.startswith("Invoice/")
 
-    # when the dead-letter queue is replayed with the CLI, as an operator would type it
+    # and `ledgerlink local status` shows it with its reason, and the failure on record
     capsys.readouterr()
-    code = cli.main(
-        [
-            "dlq",
-            "replay",
-            queue.dlq_name,
-            "--endpoint-url",
-            environment.stack.endpoint_url,
-            "--region",
-            "us-east-1",
-        ]
-    )
+    assert cli.main(["local", "status", "--state-dir", str(state_dir)]) == 0
+    status = capsys.readouterr().out
+    assert "Dead-lettered messages (1;" in status
+    assert queue.dlq_name in status and "invalid_client" in status
+    assert "Failures on record (links table, newest first: 1)" in status
+    assert "dead-lettered" in status  # the event's outcome in the recent events
 
-    # then the message is back on its queue and offered to the function afresh
+    # when an operator first asks what a replay would move
+    assert cli.main(_replay(environment, queue.dlq_name, "--dry-run")) == 0
+
+    # then the message is listed with its reason, and stays where it is
+    listing = capsys.readouterr().out
+    assert f"would move 1 message from {queue.dlq_name} to {queue.name}" in listing
+    assert "invalid_client" in listing and correlation_id in listing
+    assert queue_depth(environment, queue.dlq_url) == 1
+
+    # when the dead-letter queue is replayed (the poller paused, to see what arrives on the queue)
+    for poller in environment.stack.pollers:
+        poller.stop()
+    code = cli.main(_replay(environment, queue.dlq_name))
+
+    # then the message is back on its queue as it was before it failed: same body, no failure attributes
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert f"moved 1 message from {queue.dlq_name} to {queue.name}; 0 failed" in printed.out
     assert queue_depth(environment, queue.dlq_url) == 0
-    wait_for(
-        lambda: (
-            [step for step, _ in hop_steps(state_dir, correlation_id)].count("queue")
-            > queue.max_receive_count
-        ),
-        "the replayed message received again",
-    )
+    (back,) = peek(sqs, queue.url)
+    assert back["Body"] == letter["Body"]
+    assert not any(name.startswith("ledgerlink.") for name in back.get("MessageAttributes", {}))
+
+    # and, offered to the function afresh and still failing, it is dead-lettered again with its reason
+    for poller in environment.stack.pollers:
+        poller.start()
+    wait_for(lambda: queue_depth(environment, queue.dlq_url) == 1, "the replayed message dead-lettered again")
+    assert [step for step, _ in hop_steps(state_dir, correlation_id)].count("queue") == 2
+    (again,) = peek(sqs, queue.dlq_url)
+    assert describe(again).kind == "permanent" and "invalid_client" in describe(again).reason

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ import pytest
 from moto import mock_aws
 
 from ledgerlink import cli
+from ledgerlink.sync import deadletter
 from tests.conftest import REPO_ROOT
+
+FAILED_AT = datetime(2026, 11, 25, 14, 5, 13, 250_000, tzinfo=UTC)
 
 
 def test_the_dlq_group_never_imports_the_local_stack():
@@ -81,17 +85,36 @@ def queues(sqs: Any) -> dict[str, str]:
 
 
 def _dead_letter(sqs: Any, queues: dict[str, str], count: int) -> list[str]:
-    bodies = [json.dumps({"detail": {"correlation_id": f"c{index}"}}) for index in range(count)]
-    for index, body in enumerate(bodies):
-        sqs.send_message(
-            QueueUrl=queues["dlq"],
-            MessageBody=body,
-            MessageAttributes={
-                "origin": {"DataType": "String", "StringValue": "qbo"},
-                "attempt": {"DataType": "Number", "StringValue": str(index)},
-                "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
-            },
+    """``count`` messages dead-lettered as the deal sync does it (ledgerlink.sync.deadletter), each with
+    attributes of its own (string, number, binary) beside the failure's."""
+    bodies = [
+        json.dumps(
+            {
+                "detail": {
+                    "correlation_id": f"c{index}",
+                    "payload": {"entity": "Invoice", "entity_id": str(index)},
+                }
+            }
         )
+        for index in range(count)
+    ]
+    for index, body in enumerate(bodies):
+        record = {
+            "messageId": f"m{index}",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {
+                "origin": {"stringValue": "qbo", "dataType": "String"},
+                "attempt": {"stringValue": str(index), "dataType": "Number"},
+                "blob": {"binaryValue": "AAE=", "dataType": "Binary"},
+            },
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ledgerlink-local-deal-sync",
+        }
+        failure = deadletter.RecordFailure(
+            reason=f"currency EUR is not enabled (invoice {index})", retryable=False
+        )
+        letter = deadletter.dead_letter(record, failure, deadletter.FailureKind.PERMANENT, FAILED_AT)
+        sqs.send_message(QueueUrl=queues["dlq"], **letter.entry)
     return bodies
 
 
@@ -135,6 +158,11 @@ def test_replay_moves_every_dead_letter_back_with_its_body_and_attributes(sqs, q
     assert attributes[bodies[3]]["origin"] == {"DataType": "String", "StringValue": "qbo"}
     assert attributes[bodies[3]]["attempt"] == {"DataType": "Number", "StringValue": "3"}
     assert attributes[bodies[3]]["blob"] == {"DataType": "Binary", "BinaryValue": b"\x00\x01"}
+    # and none of LedgerLink's failure attributes: a replayed message starts clean
+    assert all(
+        not name.startswith("ledgerlink.") for message in moved for name in message["MessageAttributes"]
+    )
+    assert set(attributes[bodies[3]]) == {"origin", "attempt", "blob"}
     assert _drain(sqs, queues["dlq"]) == []
     assert (
         "moved 12 messages from ledgerlink-local-deal-sync-dlq to ledgerlink-local-deal-sync; 0 failed"
@@ -142,14 +170,52 @@ def test_replay_moves_every_dead_letter_back_with_its_body_and_attributes(sqs, q
     )
 
 
-def test_max_messages_and_dry_run_move_only_what_they_say(sqs, queues, tmp_path):
+def test_dry_run_lists_each_message_with_its_reason_and_moves_nothing(sqs, queues, tmp_path):
+    # given four dead-lettered messages
     _dead_letter(sqs, queues, 4)
     out = io.StringIO()
+
+    # when an operator asks what a replay would move
     assert cli.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, dry_run=True), out) == 0
-    assert "would move about 4 messages" in out.getvalue()
+
+    # then each message is listed with what it is and why it failed
+    text = out.getvalue()
+    assert "would move 4 messages from ledgerlink-local-deal-sync-dlq to ledgerlink-local-deal-sync" in text
+    for index in range(4):
+        assert f"reason: currency EUR is not enabled (invoice {index})" in text
+        assert f"permanent  Invoice/{index}" in text
+    assert (
+        "receive 1, from ledgerlink-local-deal-sync, 2026-11-25T14:05:13.250+00:00, correlation id c0" in text
+    )
+    # and nothing moved: the source is empty, every message is still (and at once) in the DLQ
     assert _drain(sqs, queues["source"]) == []
+    assert len(_drain(sqs, queues["dlq"])) == 4
+
+
+def test_max_messages_moves_only_that_many(sqs, queues, tmp_path):
+    _dead_letter(sqs, queues, 4)
+    out = io.StringIO()
     assert cli.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, max_messages=3), out) == 0
     assert len(_drain(sqs, queues["source"])) == 3
+    assert len(_drain(sqs, queues["dlq"])) == 1
+
+
+def test_dry_run_explains_messages_dead_lettered_without_a_reason(sqs, queues, tmp_path):
+    # given a message the queue's redrive moved (no LedgerLink attributes) and one EventBridge could not deliver
+    sqs.send_message(QueueUrl=queues["dlq"], MessageBody=json.dumps({"detail": {}}))
+    sqs.send_message(
+        QueueUrl=queues["dlq"],
+        MessageBody=json.dumps({"detail-type": "qbo.entity.changed", "detail": {}}),
+        MessageAttributes={
+            "ERROR_CODE": {"DataType": "String", "StringValue": "SDK_CLIENT_ERROR"},
+            "ERROR_MESSAGE": {"DataType": "String", "StringValue": "Unable to invoke the target"},
+        },
+    )
+    out = io.StringIO()
+    assert cli.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, dry_run=True), out) == 0
+    text = out.getvalue()
+    assert "redrive" in text and "no reason attached" in text
+    assert "EventBridge could not deliver the event to the queue: SDK_CLIENT_ERROR Unable to invoke" in text
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,3 +216,26 @@ def test_the_correlation_id_is_read_from_an_eventbridge_body():
     assert correlation_id_of(_event_body("abc")) == "abc"
     assert correlation_id_of("not json") is None
     assert correlation_id_of(json.dumps({"detail": json.dumps({"correlation_id": "x"})})) == "x"
+
+
+def test_a_stopped_poller_starts_again_and_takes_what_arrived_meanwhile(sqs, queues):
+    # given a poller that ran and was stopped (tests pause one to look at a queue)
+    invoke = FailFor()
+    poller = _poller(sqs, queues, invoke).start()
+    with pytest.raises(RuntimeError, match="already running"):
+        poller.start()
+    poller.stop()
+    sqs.send_message(QueueUrl=queues["source"], MessageBody="sent while paused")
+    assert invoke.batches == []
+
+    # when it is started again
+    poller.start()
+    try:
+        deadline = time.monotonic() + 30  # bounds a hang only; not a timing assertion
+        while not invoke.batches and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        poller.stop()
+
+    # then it delivered the message that waited
+    assert [record["body"] for batch in invoke.batches for record in batch] == ["sent while paused"]
