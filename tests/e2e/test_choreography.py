@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from ledgerlink_local.sandboxes.hubspot import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import hop_steps, local_environment, wait_for
 
@@ -35,7 +36,10 @@ def _deal_by_invoice_key(environment: LocalEnvironment, key: str) -> dict | None
     hubspot = environment.description["hubspot"]
     reply = requests.get(
         f"{hubspot['base_url']}/crm/v3/objects/deals/{quote(key, safe='')}",
-        params={"idProperty": "qbo_invoice_id", "properties": "qbo_invoice_id,dealname,amount"},
+        params={
+            "idProperty": "qbo_invoice_id",
+            "properties": "qbo_invoice_id,dealname,amount,pipeline,dealstage,qbo_status",
+        },
         headers={"Authorization": f"Bearer {hubspot['access_token']}"},
         timeout=10,
     )
@@ -55,6 +59,9 @@ def test_a_new_qbo_invoice_becomes_a_hubspot_deal(environment, state_dir):
     # then a deal keyed on that invoice appears in HubSpot
     deal = wait_for(lambda: _deal_by_invoice_key(environment, key), f"a HubSpot deal for invoice {key}")
     assert deal["properties"]["qbo_invoice_id"] == key
+    # in the sandbox portal's "Invoices" pipeline, at the stage of its status (the local stage map)
+    assert deal["properties"]["pipeline"] == INVOICES_PIPELINE_ID
+    assert deal["properties"]["dealstage"] == INVOICE_STAGE_IDS[deal["properties"]["qbo_status"]]
     # and the hop log shows the whole path, ending in a successful deal sync
     events = [json.loads(line) for line in (state_dir / "events.jsonl").read_text().splitlines()]
     published = [

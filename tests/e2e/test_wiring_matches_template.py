@@ -12,7 +12,8 @@ TTL), buckets (versioning, expiry), secrets, functions (handler, the names and v
 variables), the API (route keys, payload format, throttling) and the SQS event sources (batch size,
 batching window, partial batch responses). Differences that are the point of the local stack are
 spelled out: vendor URLs point at the sandboxes, the stage is called ``local``, and
-``LOCAL_ONLY_VARIABLES`` add the sandboxes' OAuth token URLs.
+``LOCAL_ONLY_VARIABLES`` add the sandboxes' OAuth token URLs and an invoice stage map for the HubSpot
+sandbox's "Invoices" pipeline (the template sets none of them; their values are checked too).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import pytest
 
 from infra import topology as topo
 from infra.asset import AssetTarget, build_lambda_asset
-from ledgerlink.config import EnvVar
+from ledgerlink.config import DEFAULTS, EnvVar
+from ledgerlink_local.sandboxes.hubspot import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
 from ledgerlink_local.stack.up import LocalEnvironment
 from ledgerlink_local.stack.wiring import LOCAL_ONLY_VARIABLES
 from tests.e2e.conftest import local_environment
@@ -299,3 +301,47 @@ def test_event_sources_match(cloud, environment):
         for poller in environment.stack.pollers
     }
     assert actual == expected
+
+
+def test_local_only_variables_are_the_documented_overrides_and_nothing_else(cloud, environment):
+    # given the deployed functions' variables and the local workers'
+    runtimes = {pool.runtime.key: pool.runtime for pool in environment.stack.pools.values()}
+    # then the template sets none of the local-only variables: deployed, ledgerlink.config's defaults apply
+    for function in cloud.of_type("AWS::Lambda::Function"):
+        assert not set(function["Environment"]["Variables"]) & set(LOCAL_ONLY_VARIABLES)
+    assert DEFAULTS[EnvVar.INVOICE_STAGE_MAP] == "default"  # HubSpot's default sales pipeline
+    # and locally they point at the sandboxes: OAuth token endpoints, and the HubSpot sandbox portal's
+    # "Invoices" pipeline for invoices (so `make run` shows invoices moving through invoice stages)
+    qbo, graph = environment.description["qbo"], environment.description["graph"]
+    for runtime in runtimes.values():
+        variables = runtime.function_variables
+        assert variables[EnvVar.QBO_TOKEN_URL.value] == qbo["token_url"]
+        assert variables[EnvVar.GRAPH_TOKEN_URL.value] == graph["token_url"].replace(
+            graph["tenant_id"], "{tenant}"
+        )
+        assert json.loads(variables[EnvVar.INVOICE_STAGE_MAP.value]) == {
+            "pipeline": INVOICES_PIPELINE_ID,
+            "stages": dict(INVOICE_STAGE_IDS),
+        }
+
+
+def test_the_deal_sync_dead_letters_into_its_queues_own_dead_letter_queue(environment):
+    # given the local deal sync's variables (the same as the template's, by test_functions_...)
+    variables = next(
+        pool.runtime.function_variables
+        for pool in environment.stack.pools.values()
+        if pool.runtime.key == "hubspot_deal_sync"
+    )
+    # then the dead-letter queue it names is the one its queue redrives to, with the same last receive
+    sqs = environment.stack.client("sqs")
+    assert environment.stack.resources is not None
+    queue = environment.stack.resources.queue("deal-sync")
+    redrive = json.loads(
+        sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["RedrivePolicy"])["Attributes"][
+            "RedrivePolicy"
+        ]
+    )
+    named = sqs.get_queue_url(QueueName=variables[EnvVar.DEAD_LETTER_QUEUE_NAME.value])["QueueUrl"]
+    assert named == queue.dlq_url
+    assert redrive["deadLetterTargetArn"].rsplit(":", 1)[-1] == variables[EnvVar.DEAD_LETTER_QUEUE_NAME.value]
+    assert int(redrive["maxReceiveCount"]) == int(variables[EnvVar.MAX_RECEIVE_COUNT.value])
