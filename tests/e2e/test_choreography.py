@@ -71,11 +71,10 @@ def test_a_new_qbo_invoice_becomes_a_hubspot_deal(environment, state_dir):
     ]
     assert published, "the change was published on the bus"
     correlation_id = published[0]["correlation_id"]
-    steps = wait_for(
-        lambda: (
-            [hop for hop in hop_steps(state_dir, correlation_id) if hop == ("handler", "ok")]
-            and hop_steps(state_dir, correlation_id)
-        ),
-        "the deal sync's outcome in the hop log",
-    )
+
+    def steps_once_synced() -> list[tuple[str, str | None]] | None:
+        steps = hop_steps(state_dir, correlation_id)
+        return steps if ("handler", "ok") in steps else None
+
+    steps = wait_for(steps_once_synced, "the deal sync's outcome in the hop log")
     assert [step for step, _ in steps][:4] == ["published", "rule", "queue", "vendor"]
