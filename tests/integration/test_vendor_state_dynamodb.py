@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -190,95 +190,137 @@ def test_a_full_log_refuses_with_the_exact_wait_and_records_nothing(table: None)
     assert admitted_on_record("graph#default#ap@example.com") == [T0 + 0.25, T0 + 0.25]
 
 
-class CountingConflicts:
-    """Counts the conditional writes a store lost (DynamoDB's ConditionalCheckFailedException)."""
+class CountingRequests:
+    """Counts a client's rate-limit reads and writes, and the writes DynamoDB refused (lost races)."""
 
     def __init__(self, client: Any) -> None:
-        self.lost = 0
-        client.meta.events.register("after-call.dynamodb.PutItem", self._after_call)
+        self.reads = self.writes = self.lost = 0
+        client.meta.events.register("after-call.dynamodb.GetItem", self._read)
+        client.meta.events.register("after-call.dynamodb.PutItem", self._written)
 
-    def _after_call(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+    def _read(self, **_: Any) -> None:
+        self.reads += 1
+
+    def _written(self, parsed: dict[str, Any], **_: Any) -> None:
+        self.writes += 1
         if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             self.lost += 1
 
 
-def test_a_lost_write_is_decided_again_on_the_winners_log(table: None) -> None:
-    # given two Lambdas that have each admitted a call under 2 per second, the first one before the second
-    limits = (RateLimit(2, 1.0),)
-    first_client = lambda_client()
-    conflicts = CountingConflicts(first_client)
-    first = DynamoDBRateLimitStore(TABLE, first_client)
-    second = DynamoDBRateLimitStore(TABLE, lambda_client())
-    assert first.try_acquire("qbo#default#realm-1", limits, T0, 0.0) == 0.0
-    assert second.try_acquire("qbo#default#realm-1", limits, T0 + 0.1, 0.0) == 0.0
+class SomethingHappensBeforeEachWrite:
+    """A Lambda's DynamoDB client on which ``interfere`` runs just before each of the first ``times`` of
+    its writes: another Lambda winning the race between this one's read and its write."""
 
-    # when the first, whose last view of the log (1 call) is stale, asks again at 0.2 s
-    outcome = first.try_acquire("qbo#default#realm-1", limits, T0 + 0.2, 0.0)
-
-    # then its write lost to the second's, and on the log it got back the second full: it waits until the
-    # call of 0 s leaves the window, and the table holds exactly the two admitted calls
-    assert conflicts.lost == 1
-    assert outcome == pytest.approx(0.8, abs=1e-6)
-    assert admitted_on_record("qbo#default#realm-1") == [T0, T0 + 0.1]
-
-    # and once there is room, a write after another lost race appends to the winner's log, losing nothing
-    # (the calls of 0 s and 0.1 s have left the only window, so they are dropped from the log)
-    assert second.try_acquire("qbo#default#realm-1", limits, T0 + 1.05, 0.0) == 0.0
-    assert first.try_acquire("qbo#default#realm-1", limits, T0 + 1.15, 0.0) == 0.0
-    assert conflicts.lost == 2
-    assert admitted_on_record("qbo#default#realm-1") == pytest.approx([T0 + 1.05, T0 + 1.15], abs=1e-6)
-
-
-def test_a_log_recreated_after_ttl_is_not_mistaken_for_the_one_read_before(table: None) -> None:
-    # given a Lambda that last saw the log with one call, then TTL removed the item
-    limits = (RateLimit(5, 1.0),)
-    first = DynamoDBRateLimitStore(TABLE, lambda_client())
-    first.try_acquire("qbo#default#realm-1", limits, T0, 0.0)
-    lambda_client().delete_item(
-        TableName=TABLE, Key={"pk": {"S": "ratelimit#qbo#default#realm-1"}, "sk": {"S": "rolling"}}
-    )
-
-    # when another Lambda creates the log afresh, and the first then admits a call
-    second = DynamoDBRateLimitStore(TABLE, lambda_client())
-    second.try_acquire("qbo#default#realm-1", limits, T0 + 400, 0.0)
-    first.try_acquire("qbo#default#realm-1", limits, T0 + 400.5, 0.0)
-
-    # then both calls are on record: the first's write did not overwrite the new item as if it were the old
-    assert admitted_on_record("qbo#default#realm-1") == [T0 + 400, T0 + 400.5]
-
-
-class RivalWinsEveryRace:
-    """A DynamoDB client on which another Lambda admits a call just before each of our writes."""
-
-    def __init__(self, rival: DynamoDBRateLimitStore, limits: tuple[RateLimit, ...]) -> None:
-        self._client = lambda_client()
-        self._rival = rival
-        self._limits = limits
+    def __init__(self, interfere: Callable[[], object], times: int | None = None) -> None:
+        self.client = lambda_client()
+        self._interfere = interfere
+        self._left = times
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        return getattr(self.client, name)
 
     def put_item(self, **kwargs: Any) -> Any:
-        self._rival.try_acquire("qbo#default#realm-1", self._limits, T0, 0.0)
-        return self._client.put_item(**kwargs)
+        if self._left is None or self._left > 0:
+            self._left = None if self._left is None else self._left - 1
+            self._interfere()
+        return self.client.put_item(**kwargs)
+
+
+def test_a_write_that_loses_the_race_is_decided_again_on_the_winners_log(table: None) -> None:
+    # given 2 calls per second, one call at 0 s, and a rival Lambda that admits one at 0.1 s between this
+    # Lambda's read and its write
+    limits = (RateLimit(2, 1.0),)
+    bucket = "qbo#default#realm-1"
+    rival = DynamoDBRateLimitStore(TABLE, lambda_client())
+    racing = SomethingHappensBeforeEachWrite(
+        lambda: rival.try_acquire(bucket, limits, T0 + 0.1, 0.0), times=1
+    )
+    requests = CountingRequests(racing.client)
+    store = DynamoDBRateLimitStore(TABLE, racing)  # type: ignore[arg-type]
+    rival.try_acquire(bucket, limits, T0, 0.0)
+
+    # when this Lambda asks for a slot at 0.2 s
+    outcome = store.try_acquire(bucket, limits, T0 + 0.2, 0.0)
+
+    # then its write lost, and on the log the failed write returned (no second read) the window is full:
+    # it waits until the call of 0 s leaves it, and the table holds exactly the rival's two calls
+    assert (requests.reads, requests.writes, requests.lost) == (1, 1, 1)
+    assert outcome == pytest.approx(0.8, abs=1e-6)
+    assert admitted_on_record(bucket) == [T0, T0 + 0.1]
+
+
+def test_after_a_lost_race_the_call_is_appended_to_the_winners_log(table: None) -> None:
+    # given 5 calls per second and a rival Lambda that admits a call between this one's read and write
+    limits = (RateLimit(5, 1.0),)
+    bucket = "qbo#default#realm-1"
+    rival = DynamoDBRateLimitStore(TABLE, lambda_client())
+    racing = SomethingHappensBeforeEachWrite(lambda: rival.try_acquire(bucket, limits, T0, 0.0), times=1)
+    requests = CountingRequests(racing.client)
+    store = DynamoDBRateLimitStore(TABLE, racing)  # type: ignore[arg-type]
+
+    # when this Lambda asks for a slot at 0.5 s
+    outcome = store.try_acquire(bucket, limits, T0 + 0.5, 0.0)
+
+    # then it was admitted on its second write, and neither call was lost
+    assert outcome == 0.0
+    assert (requests.reads, requests.writes, requests.lost) == (1, 2, 1)
+    assert admitted_on_record(bucket) == [T0, T0 + 0.5]
+
+
+def test_a_log_recreated_after_ttl_is_not_mistaken_for_the_one_read(table: None) -> None:
+    # given a log with one call, which TTL removes and another Lambda re-creates (with one call) between
+    # this Lambda's read and its write: same number of writes, so a counter version would match again
+    limits = (RateLimit(5, 1.0),)
+    bucket = "qbo#default#realm-1"
+    key = {"pk": {"S": f"ratelimit#{bucket}"}, "sk": {"S": "rolling"}}
+    rival = DynamoDBRateLimitStore(TABLE, lambda_client())
+    rival.try_acquire(bucket, limits, T0, 0.0)
+
+    def expire_and_recreate() -> None:
+        lambda_client().delete_item(TableName=TABLE, Key=key)
+        rival.try_acquire(bucket, limits, T0 + 400, 0.0)
+
+    store = DynamoDBRateLimitStore(TABLE, SomethingHappensBeforeEachWrite(expire_and_recreate, times=1))  # type: ignore[arg-type]
+
+    # when this Lambda admits a call
+    assert store.try_acquire(bucket, limits, T0 + 400.5, 0.0) == 0.0
+
+    # then both calls are on record: its write did not replace the new item as if it were the old one
+    assert admitted_on_record(bucket) == [T0 + 400, T0 + 400.5]
 
 
 def test_losing_every_race_gives_up_with_a_clear_error_and_records_nothing(table: None) -> None:
     # given a store that may lose 2 races in a row, and a rival Lambda that wins every one
     limits = (RateLimit(100, 1.0),)
+    bucket = "qbo#default#realm-1"
     rival = DynamoDBRateLimitStore(TABLE, lambda_client())
-    store = DynamoDBRateLimitStore(TABLE, RivalWinsEveryRace(rival, limits), max_conflicts=2)  # type: ignore[arg-type]
+    always_first = SomethingHappensBeforeEachWrite(lambda: rival.try_acquire(bucket, limits, T0, 0.0))
+    store = DynamoDBRateLimitStore(TABLE, always_first, max_conflicts=2)  # type: ignore[arg-type]
 
     # when it asks for a slot
     with pytest.raises(VendorStateStoreError) as raised:
-        store.try_acquire("qbo#default#realm-1", limits, T0, 0.0)
+        store.try_acquire(bucket, limits, T0, 0.0)
 
     # then it names the table and the log, and only the rival's three calls are on record
     assert str(raised.value) == (
         "vendor-state table ledgerlink-vendor-state: rate-limit log qbo#default#realm-1 changed under "
         "3 attempts in a row"
     )
-    assert admitted_on_record("qbo#default#realm-1") == [T0, T0, T0]
+    assert admitted_on_record(bucket) == [T0, T0, T0]
+
+
+def test_an_admission_costs_one_read_and_one_write_when_no_one_races(table: None) -> None:
+    # given one Lambda alone on a realm with the QBO limits
+    client = lambda_client()
+    requests = CountingRequests(client)
+    limiter = RateLimiter("qbo", QBO_LIMITS, DynamoDBRateLimitStore(TABLE, client), ManualClock(T0), 30.0)
+
+    # when it admits 10 calls and is refused the 11th (which then waits and goes)
+    for _ in range(11):
+        limiter.acquire("realm-1")
+
+    # then each admission read the log once and wrote it once; the refusal cost one read and no write
+    assert (requests.reads, requests.writes, requests.lost) == (12, 11, 0)
 
 
 def breaker(clock: ManualClock, threshold: int = 3) -> CircuitBreaker:
