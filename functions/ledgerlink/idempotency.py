@@ -50,11 +50,32 @@ __all__ = [
     "IdempotencyAlreadyInProgressError",
     "IdempotentRunner",
     "default_runner",
+    "idempotency_config",
+    "idempotency_persistence",
     "idempotent_on",
     "register_lambda_context",
     "reset_default_runner",
     "run_once",
 ]
+
+
+def idempotency_config(ttl_seconds: int) -> IdempotencyConfig:
+    """How long a record lives (``ttl_seconds``, positive); a missing key is an error, never a skip."""
+    if ttl_seconds <= 0:
+        raise ValueError(f"idempotency TTL must be positive, got {ttl_seconds}")
+    return IdempotencyConfig(expires_after_seconds=ttl_seconds, raise_on_no_idempotency_key=True)
+
+
+def idempotency_persistence(
+    table_name: str, dynamodb_client: DynamoDBClient | None = None
+) -> DynamoDBPersistenceLayer:
+    """The Powertools persistence layer on the idempotency table's key and TTL attributes."""
+    return DynamoDBPersistenceLayer(
+        table_name=table_name,
+        key_attr=IDEMPOTENCY.partition_key,
+        expiry_attr=IDEMPOTENCY.ttl_attribute or "expiration",
+        boto3_client=dynamodb_client,
+    )
 
 
 class IdempotentRunner:
@@ -68,16 +89,9 @@ class IdempotentRunner:
         dynamodb_client: DynamoDBClient | None = None,
         persistence: BasePersistenceLayer | None = None,
     ) -> None:
-        if ttl_seconds <= 0:
-            raise ValueError(f"idempotency TTL must be positive, got {ttl_seconds}")
         self.table_name = table_name
-        self.config = IdempotencyConfig(expires_after_seconds=ttl_seconds, raise_on_no_idempotency_key=True)
-        self.persistence = persistence or DynamoDBPersistenceLayer(
-            table_name=table_name,
-            key_attr=IDEMPOTENCY.partition_key,
-            expiry_attr=IDEMPOTENCY.ttl_attribute or "expiration",
-            boto3_client=dynamodb_client,
-        )
+        self.config = idempotency_config(ttl_seconds)
+        self.persistence = persistence or idempotency_persistence(table_name, dynamodb_client)
 
     def register_lambda_context(self, context: LambdaContext) -> None:
         self.config.register_lambda_context(context)

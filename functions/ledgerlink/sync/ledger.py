@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
     IdempotencyItemNotFoundError,
@@ -31,7 +30,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import (
     BasePersistenceLayer,
 )
 
-from ledgerlink.tables import IDEMPOTENCY
+from ledgerlink.idempotency import idempotency_config, idempotency_persistence
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -58,20 +57,11 @@ class EventLedger:
         dynamodb_client: DynamoDBClient | None = None,
         persistence: BasePersistenceLayer | None = None,
     ) -> None:
-        if ttl_seconds <= 0:
-            raise ValueError(f"idempotency TTL must be positive, got {ttl_seconds}")
-        self._persistence = persistence or DynamoDBPersistenceLayer(
-            table_name=table_name,
-            key_attr=IDEMPOTENCY.partition_key,
-            expiry_attr=IDEMPOTENCY.ttl_attribute or "expiration",
-            boto3_client=dynamodb_client,
-        )
+        config = idempotency_config(ttl_seconds)
+        self._persistence = persistence or idempotency_persistence(table_name, dynamodb_client)
         # Configured once with this namespace, never shared with run_once's persistence objects,
         # whose key prefix changes per call.
-        self._persistence.configure(
-            IdempotencyConfig(expires_after_seconds=ttl_seconds, raise_on_no_idempotency_key=True),
-            key_prefix=NAMESPACE,
-        )
+        self._persistence.configure(config, key_prefix=NAMESPACE)
 
     def claim_all(self, event_ids: list[str], remaining_ms: int | None) -> dict[str, Claim]:
         with ThreadPoolExecutor(max_workers=PARALLEL_CALLS) as pool:
