@@ -120,26 +120,10 @@ class LinkStore:
     def get_many(self, keys: Iterable[EntityKey]) -> dict[EntityKey, Link]:
         """The links that exist for ``keys`` (strongly consistent), by key."""
         wanted = {key.pk: key for key in keys}
-        pks = sorted(wanted)
         found: dict[EntityKey, Link] = {}
-        for start in range(0, len(pks), BATCH_GET_MAX):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [
-                        {PK: {"S": pk}, SK: {"S": LINK_SK}} for pk in pks[start : start + BATCH_GET_MAX]
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except ClientError as error:
-                    raise _failed(self.table_name, "BatchGetItem", error) from None
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    key = wanted[item[PK]["S"]]
-                    found[key] = _link(key, item)
-                request = dict(response.get("UnprocessedKeys") or {})
+        for item in self._read_batch([{PK: {"S": pk}, SK: {"S": LINK_SK}} for pk in sorted(wanted)]):
+            key = wanted[item[PK]["S"]]
+            found[key] = _link(key, item)
         return found
 
     def save(self, link: Link, *, event_id: str) -> bool:
@@ -228,8 +212,7 @@ class LinkStore:
     def record_failures(self, failures: Sequence[Failure]) -> None:
         items = [
             {
-                PK: {"S": f"event#{failure.event_id}"},
-                SK: {"S": FAILURE_SK},
+                **_failure_key(failure.event_id),
                 "reason": {"S": failure.reason[:2000]},
                 "error_type": {"S": failure.error_type},
                 "retryable": {"BOOL": failure.retryable},
@@ -246,33 +229,14 @@ class LinkStore:
 
     def clear_failures(self, event_ids: Iterable[str]) -> None:
         keys = sorted(set(event_ids))
-        self._write_batch(
-            [{"DeleteRequest": {"Key": {PK: {"S": f"event#{eid}"}, SK: {"S": FAILURE_SK}}}} for eid in keys]
-        )
+        self._write_batch([{"DeleteRequest": {"Key": _failure_key(eid)}} for eid in keys])
 
     def failures(self, event_ids: Iterable[str]) -> dict[str, Failure]:
         """The recorded failures of these events, by event id."""
-        wanted = sorted(set(event_ids))
         found: dict[str, Failure] = {}
-        for start in range(0, len(wanted), BATCH_GET_MAX):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [
-                        {PK: {"S": f"event#{eid}"}, SK: {"S": FAILURE_SK}}
-                        for eid in wanted[start : start + BATCH_GET_MAX]
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except ClientError as error:
-                    raise _failed(self.table_name, "BatchGetItem", error) from None
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    failure = _failure(item)
-                    found[failure.event_id] = failure
-                request = dict(response.get("UnprocessedKeys") or {})
+        for item in self._read_batch([_failure_key(eid) for eid in sorted(set(event_ids))]):
+            failure = _failure(item)
+            found[failure.event_id] = failure
         return found
 
     def recent_failures(self, limit: int = 20) -> list[Failure]:
@@ -288,6 +252,22 @@ class LinkStore:
             found.extend(_failure(item) for item in page.get("Items", []))
         return sorted(found, key=lambda failure: failure.failed_at, reverse=True)[:limit]
 
+    def _read_batch(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of ``keys`` that exist (strongly consistent), BATCH_GET_MAX keys a request."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.table_name: {"Keys": keys[start : start + BATCH_GET_MAX], "ConsistentRead": True}
+            }
+            while request:
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except ClientError as error:
+                    raise _failed(self.table_name, "BatchGetItem", error) from None
+                items.extend(response.get("Responses", {}).get(self.table_name, []))
+                request = dict(response.get("UnprocessedKeys") or {})
+        return items
+
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table_name: requests[start : start + 25]}
@@ -297,6 +277,10 @@ class LinkStore:
                 except ClientError as error:
                     raise _failed(self.table_name, "BatchWriteItem", error) from None
                 pending = dict(response.get("UnprocessedItems") or {})
+
+
+def _failure_key(event_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"event#{event_id}"}, SK: {"S": FAILURE_SK}}
 
 
 def _failed(table: str, operation: str, error: ClientError) -> LinkStoreError:
