@@ -131,8 +131,20 @@ def resolve_customers(
             counts,
         )
 
-    _write_companies(hubspot, company_upserts, company_updates, mapped, results)
-    _write_contacts(hubspot, contact_upserts, contact_updates, mapped, results)
+    # Upserts come back by their unique property (the identity key, the contact's email); updates by
+    # HubSpot id, traced to their customer through the qbo_customer_id property they carry.
+    key_owners = {mapping.identity.key: qbo_id for qbo_id, mapping in mapped.items()}
+    email_owners = {m.contact.id: qbo_id for qbo_id, m in mapped.items() if m.contact is not None}
+    companies_written = _write(
+        hubspot, "companies", company_upserts, company_updates, key_owners, key_owners, results
+    )
+    for qbo_id, company_id in companies_written.items():
+        results[qbo_id].company_id = company_id
+    contacts_written = _write(
+        hubspot, "contacts", contact_upserts, contact_updates, email_owners, key_owners, results
+    )
+    for qbo_id, contact_id in contacts_written.items():
+        results[qbo_id].contact_id = contact_id
 
     pairs = []
     for qbo_id, resolved in results.items():
@@ -207,51 +219,34 @@ def _realm(mapping: CustomerMapping) -> str:
     return str(mapping.company.properties[prop.QBO_REALM_ID])
 
 
-def _write_companies(
+def _write(
     hubspot: HubSpotClient,
+    object_type: str,
     upserts: list[Upsert],
     updates: list[Update],
-    mapped: Mapping[str, CustomerMapping],
+    upsert_owners: Mapping[str, str],
+    key_owners: Mapping[str, str],
     results: Mapping[str, Resolved],
-) -> None:
-    by_key = {mapping.identity.key: qbo_id for qbo_id, mapping in mapped.items()}
+) -> dict[str, str]:
+    """Send the writes of one object type; a failure lands on its customer's result.
+
+    Returns the upserted records' ids by QBO Id. ``upsert_owners`` maps each upsert id, ``key_owners``
+    each customer key (an update's qbo_customer_id property), to its QBO Id.
+    """
+    written: dict[str, str] = {}
     if upserts:
-        outcome = hubspot.batch_upsert("companies", upserts)
-        for key, record in outcome.written.items():
-            results[by_key[key]].company_id = record.id
-        for key, error in outcome.failed.items():
-            results[by_key[key]].error = error
+        outcome = hubspot.batch_upsert(object_type, upserts)
+        for upsert_id, record in outcome.written.items():
+            written[upsert_owners[upsert_id]] = record.id
+        for upsert_id, error in outcome.failed.items():
+            results[upsert_owners[upsert_id]].error = error
     if updates:
-        outcome = hubspot.batch_update("companies", updates)
+        outcome = hubspot.batch_update(object_type, updates)
         for update in updates:
             if update.id in outcome.failed:
-                qbo_id = by_key[update.properties[prop.QBO_CUSTOMER_ID]]
+                qbo_id = key_owners[update.properties[prop.QBO_CUSTOMER_ID]]
                 results[qbo_id].error = outcome.failed[update.id]
-
-
-def _write_contacts(
-    hubspot: HubSpotClient,
-    upserts: list[Upsert],
-    updates: list[Update],
-    mapped: Mapping[str, CustomerMapping],
-    results: Mapping[str, Resolved],
-) -> None:
-    by_email = {
-        mapping.contact.id: qbo_id for qbo_id, mapping in mapped.items() if mapping.contact is not None
-    }
-    by_key = {mapping.identity.key: qbo_id for qbo_id, mapping in mapped.items()}
-    if upserts:
-        outcome = hubspot.batch_upsert("contacts", upserts)
-        for email, record in outcome.written.items():
-            results[by_email[email]].contact_id = record.id
-        for email, error in outcome.failed.items():
-            results[by_email[email]].error = error
-    if updates:
-        outcome = hubspot.batch_update("contacts", updates)
-        for update in updates:
-            if update.id in outcome.failed:
-                qbo_id = by_key[update.properties[prop.QBO_CUSTOMER_ID]]
-                results[qbo_id].error = outcome.failed[update.id]
+    return written
 
 
 def _candidate_companies(
