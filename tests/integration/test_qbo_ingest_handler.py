@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from ledgerlink.config import reset_settings_cache
 from ledgerlink.events import DetailType, Envelope, EventSource
-from ledgerlink.ingest.archive import ArchivedDelivery
+from ledgerlink.ingest.archive import WebhookDelivery
 from tests.unit.ingest.signed_requests import (
     INGEST_ENVIRONMENT,
     OTHER_TOKEN,
@@ -70,8 +70,8 @@ class Aws:
     def archived_keys(self) -> list[str]:
         return [item["Key"] for item in self.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
-    def archived(self, key: str) -> ArchivedDelivery:
-        return ArchivedDelivery.from_json(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    def archived(self, key: str) -> WebhookDelivery:
+        return WebhookDelivery.from_json(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
 class RecordedSleeps:

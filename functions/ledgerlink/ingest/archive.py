@@ -18,7 +18,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,20 +42,21 @@ def raw_object_key(delivery_id: str, received_at: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class ArchivedDelivery:
-    """One delivery as stored; :meth:`to_json` / :meth:`from_json` are exact inverses."""
+class WebhookDelivery:
+    """One HTTP delivery from Intuit. Header names lower-case; ``body`` exactly the bytes sent.
+
+    :meth:`archived` is the delivery as stored (only :data:`ARCHIVED_HEADERS`); :meth:`to_json` /
+    :meth:`from_json` are exact inverses, so an archived delivery can be ingested again as it is.
+    """
 
     delivery_id: str
     received_at: datetime
     headers: Mapping[str, str]
     body: bytes
 
-    @classmethod
-    def of(
-        cls, delivery_id: str, received_at: datetime, headers: Mapping[str, str], body: bytes
-    ) -> ArchivedDelivery:
-        kept = {name: headers[name] for name in ARCHIVED_HEADERS if name in headers}
-        return cls(delivery_id=delivery_id, received_at=received_at, headers=kept, body=body)
+    def archived(self) -> WebhookDelivery:
+        kept = {name: self.headers[name] for name in ARCHIVED_HEADERS if name in self.headers}
+        return replace(self, headers=kept)
 
     def to_json(self) -> bytes:
         try:
@@ -74,7 +75,7 @@ class ArchivedDelivery:
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
     @classmethod
-    def from_json(cls, document: bytes) -> ArchivedDelivery:
+    def from_json(cls, document: bytes) -> WebhookDelivery:
         """For replay: the delivery back, body bytes identical to what was received."""
         parsed: dict[str, Any] = json.loads(document)
         text = parsed["body"]

@@ -15,7 +15,7 @@ not published, logged at WARNING, and returned in :attr:`IngestResult.unsupporte
 count it, while the rest of the delivery is accepted. Refusing the delivery instead would make
 Intuit retry it for hours and possibly hold back the company's later events. Nothing is lost: the
 raw delivery, skipped events included, is in the archive (step 3), and re-ingesting the archived
-document (``ArchivedDelivery.from_json`` then :func:`ingest_delivery`) once the type is supported
+document (``WebhookDelivery.from_json`` then :func:`ingest_delivery`) once the type is supported
 publishes them; the changes that had already gone out come again with the same event ids.
 
 Nothing here knows about Lambda or HTTP: errors are the domain's own (see ``ERRORS`` in the handler).
@@ -23,13 +23,11 @@ Nothing here knows about Lambda or HTTP: errors are the domain's own (see ``ERRO
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ledgerlink.events import DetailType, Envelope, EventSource
-from ledgerlink.ingest.archive import ArchivedDelivery, raw_object_key
+from ledgerlink.ingest.archive import WebhookDelivery, raw_object_key
 from ledgerlink.ingest.ports import ArchiveError, EventPublisher, RawArchive, VerifierTokenSource
 from ledgerlink.observability import Service, correlation_scope, get_logger
 from ledgerlink.qbo.webhooks import (
@@ -43,16 +41,6 @@ from ledgerlink.qbo.webhooks import (
 )
 
 logger = get_logger(Service.QBO_INGEST)
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """One HTTP delivery from Intuit. Header names lower-case; ``body`` exactly the bytes sent."""
-
-    delivery_id: str
-    received_at: datetime
-    headers: Mapping[str, str]
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -81,9 +69,7 @@ def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResu
     """
     verify_signature(ports.verifier_token(), delivery.body, delivery.headers.get(SIGNATURE_HEADER))
     key = raw_object_key(delivery.delivery_id, delivery.received_at)
-    document = ArchivedDelivery.of(
-        delivery.delivery_id, delivery.received_at, delivery.headers, delivery.body
-    )
+    document = delivery.archived()
     try:
         parsed = parse_delivery(delivery.body)
     except MalformedWebhook:
@@ -166,7 +152,7 @@ def change_event(change: EntityChange, delivery_id: str, raw_key: str) -> Envelo
     )
 
 
-def _archive_malformed(archive: RawArchive, key: str, document: ArchivedDelivery) -> None:
+def _archive_malformed(archive: RawArchive, key: str, document: WebhookDelivery) -> None:
     """Keep a signed but malformed delivery for inspection; the 400 stands whether or not this works."""
     try:
         archive.put(key, document.to_json())

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError
 
-from ledgerlink.ingest.archive import ArchivedDelivery, S3RawArchive, raw_object_key
+from ledgerlink.ingest.archive import S3RawArchive, WebhookDelivery, raw_object_key
 from ledgerlink.ingest.ports import ArchiveError
 from tests.unit.ingest.signed_requests import body_of, fixture_path
 
@@ -25,31 +25,31 @@ def test_characters_that_do_not_belong_in_a_key_are_replaced() -> None:
 
 def test_a_utf8_body_is_stored_as_text_and_comes_back_byte_for_byte() -> None:
     body = body_of("legacy_multi_realm.json")
-    archived = ArchivedDelivery.of(
+    archived = WebhookDelivery(
         "id-1",
         datetime(2026, 11, 25, 14, 2, 52, 123000, tzinfo=UTC),
         {"intuit-signature": "c2ln", "content-type": "application/json", "authorization": "Bearer x"},
         body,
-    )
+    ).archived()
     document = json.loads(archived.to_json())
     assert document["body_encoding"] == "utf-8"
     assert document["body"] == body.decode()
     assert document["received_at"] == "2026-11-25T14:02:52.123Z"
     assert document["headers"] == {"intuit-signature": "c2ln", "content-type": "application/json"}
-    assert ArchivedDelivery.from_json(archived.to_json()) == archived
+    assert WebhookDelivery.from_json(archived.to_json()) == archived
 
 
 def test_a_body_that_is_not_utf8_is_stored_as_base64_and_comes_back_byte_for_byte() -> None:
     body = fixture_path("malformed/not_utf8.bin").read_bytes()
-    archived = ArchivedDelivery.of("id-2", datetime(2026, 11, 25, tzinfo=UTC), {}, body)
+    archived = WebhookDelivery("id-2", datetime(2026, 11, 25, tzinfo=UTC), {}, body).archived()
     assert json.loads(archived.to_json())["body_encoding"] == "base64"
-    assert ArchivedDelivery.from_json(archived.to_json()).body == body
+    assert WebhookDelivery.from_json(archived.to_json()).body == body
 
 
 def test_non_ascii_text_survives_the_round_trip() -> None:
     body = '[{"note": "Café Müller, 東京", "escaped": "\\u00e9"}]'.encode()
-    archived = ArchivedDelivery.of("id-3", datetime(2026, 11, 25, tzinfo=UTC), {}, body)
-    assert ArchivedDelivery.from_json(archived.to_json()).body == body
+    archived = WebhookDelivery("id-3", datetime(2026, 11, 25, tzinfo=UTC), {}, body).archived()
+    assert WebhookDelivery.from_json(archived.to_json()).body == body
 
 
 class FailingS3:

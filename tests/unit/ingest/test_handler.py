@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledgerlink.ingest.archive import ArchivedDelivery
+from ledgerlink.ingest.archive import WebhookDelivery
 from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
 from ledgerlink.ingest.ports import VerifierUnavailable
 from ledgerlink.ingest.service import IngestPorts
@@ -81,7 +81,7 @@ def test_a_delivery_with_unknown_event_types_is_answered_200_with_both_counts(wo
     assert [d["payload"]["entity_id"] for d in world.publisher.details()] == ["145", "902"]
     # and the raw delivery, skipped events included, is archived as received
     archived = world.archive.objects["qbo/raw/2026/11/25/14/Bq9kTgYcIAMEbXw=.json"]
-    assert ArchivedDelivery.from_json(archived).body == body
+    assert WebhookDelivery.from_json(archived).body == body
 
 
 def test_a_base64_encoded_delivery_is_accepted(world: FakeWorld) -> None:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 
 from ledgerlink.events import DetailType, EventSource, validate_detail
-from ledgerlink.ingest.archive import ArchivedDelivery
 from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
 from ledgerlink.ingest.ports import ArchiveError
 from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
@@ -71,7 +70,7 @@ def test_a_signed_cloudevents_delivery_is_archived_and_published_one_event_per_c
 
     # then the raw delivery is stored under the hour it arrived, byte for byte
     assert list(world.archive.objects) == [EXPECTED_KEY]
-    stored = ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY])
+    stored = WebhookDelivery.from_json(world.archive.objects[EXPECTED_KEY])
     assert stored.body == body
     assert stored.delivery_id == DELIVERY_ID
     assert stored.received_at == RECEIVED_AT
@@ -174,7 +173,7 @@ def test_a_signed_but_malformed_delivery_is_archived_for_inspection_and_nothing_
     with pytest.raises(MalformedWebhook) as caught:
         ingest_delivery(delivery(body), world.ports())
     assert case["expect_in_message"] in str(caught.value)
-    assert ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
+    assert WebhookDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
     assert world.publisher.entries == []
 
 
@@ -230,7 +229,7 @@ def test_events_of_unknown_types_are_archived_but_not_published(world: Ports) ->
         "qbo.estimate.accepted.v1",
     ]
     # and the raw delivery, skipped events included, is archived byte for byte for a later replay
-    assert ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
+    assert WebhookDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
 
 
 def test_a_delivery_of_only_unknown_types_is_archived_and_publishes_nothing(world: Ports) -> None:
@@ -241,7 +240,7 @@ def test_a_delivery_of_only_unknown_types_is_archived_and_publishes_nothing(worl
 
     assert (result.events, len(result.unsupported)) == ((), 1)
     assert world.publisher.entries == []
-    assert ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
+    assert WebhookDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == body
 
 
 def test_replaying_the_archive_once_a_type_is_supported_publishes_the_skipped_event(
@@ -257,7 +256,7 @@ def test_replaying_the_archive_once_a_type_is_supported_publishes_the_skipped_ev
 
     # when LedgerLink learns version 2 and the archived document is ingested again
     monkeypatch.setattr(webhooks, "SUPPORTED_TYPE_VERSIONS", frozenset({1, 2}))
-    archived = ArchivedDelivery.from_json(world.archive.objects[EXPECTED_KEY])
+    archived = WebhookDelivery.from_json(world.archive.objects[EXPECTED_KEY])
     replayed = ingest_delivery(
         WebhookDelivery(
             delivery_id="replay-1",
