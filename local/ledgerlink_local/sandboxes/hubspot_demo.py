@@ -1,6 +1,6 @@
 """The demo portal's base data: a CRM with a few years of history.
 
-- 34 companies with domains (``*.example``), 56 contacts, 10 products, 12 deals (some won or
+- 36 companies with domains (``*.example``), 58 contacts, 10 products, 12 deals (some won or
   lost long ago), associated as HubSpot would (contact->company primary, deal->company primary,
   deal->contact).
 - 25 of the records carry the names of the customers in Intuit's public sample company (the
@@ -11,6 +11,9 @@
   contact has no email: matching must fall back to domain or name. Person customers (Diego
   Rodriguez, ...) are contacts without a company.
 - One company outside the US (Maple Leaf Outfitters, Toronto) and one deal in CAD.
+- 2 companies and 2 contacts the CRM already had for customers of the QBO sandbox's demo company
+  (qbo_data.py), without qbo_* properties, so the local demo's sync links to them instead of
+  creating duplicates (see EXISTING_QBO_DEMO_COMPANIES).
 
 Everything is deterministic: ids, names and dates (offsets from the sandbox clock at reset).
 """
@@ -84,6 +87,22 @@ CRM_ONLY_COMPANIES: tuple[tuple[str, str, str, str], ...] = (
     ("Ironbridge Logistics", "Oakland", "CA", "United States"),
     ("Maple Leaf Outfitters", "Toronto", "ON", "Canada"),
     ("Copperline Electric", "Tucson", "AZ", "United States"),
+)
+# Records the CRM already had for some of the QBO demo company's customers (qbo_data.py) before
+# LedgerLink was installed: no qbo_* properties, written by the sales team. They exist so the
+# local demo's deal sync shows matching (docs/mapping.md#matching) instead of creating every
+# customer anew: Summit Outdoor Supply links company by domain and contact by email; Acme
+# Robotics (QBO: "Acme Robotics Inc.") links by domain, its name differing only by a legal
+# suffix; the Bluebird contact carries the email two QBO customers share (Bluebird Café and
+# Bluebird Catering), so it links to one of them only and the other gets no contact link.
+# (company, domain, city, state) and (first name, last name, email, job title, company or None).
+EXISTING_QBO_DEMO_COMPANIES: tuple[tuple[str, str, str, str], ...] = (
+    ("Summit Outdoor Supply", "summitoutdoor.example", "Oakland", "CA"),
+    ("Acme Robotics", "acmerobotics.example", "San Francisco", "CA"),
+)
+EXISTING_QBO_DEMO_CONTACTS: tuple[tuple[str, str, str, str, str | None], ...] = (
+    ("Dana", "Whitfield", "payables@summitoutdoor.example", "Accounts Payable", "Summit Outdoor Supply"),
+    ("Rosa", "Lindqvist", "billing@bluebird.example", "Bookkeeper", None),
 )
 FIRST_NAMES = ("Alex", "Jordan", "Morgan", "Casey", "Riley", "Taylor", "Jamie", "Avery", "Quinn", "Parker")
 LAST_NAMES = ("Nguyen", "Patel", "Garcia", "Kim", "Schmidt", "Okafor", "Rossi", "Haddad", "Silva", "Novak")
@@ -201,6 +220,36 @@ def seed_demo_portal(portal: Portal) -> dict[str, Any]:
                 created_at=created(),
             )
             link_contact(contact.id, record.id)
+
+    for index, (name, domain, city, state) in enumerate(EXISTING_QBO_DEMO_COMPANIES):
+        record = portal.create(
+            companies,
+            {
+                "name": name,
+                "domain": domain,
+                "city": city,
+                "state": state,
+                "country": "United States",
+                "lifecyclestage": "customer",
+                "hubspot_owner_id": owners[index % len(owners)],
+            },
+            source=SOURCE_UI,
+            created_at=created(),
+        )
+        company_ids[name] = record.id
+    for first, last, email, job_title, company_name in EXISTING_QBO_DEMO_CONTACTS:
+        properties = {
+            "firstname": first,
+            "lastname": last,
+            "email": email,
+            "jobtitle": job_title,
+            "lifecyclestage": "customer",
+        }
+        if company_name:
+            properties["company"] = company_name
+        contact = portal.create(contacts, properties, source=SOURCE_UI, created_at=created())
+        if company_name:
+            link_contact(contact.id, company_ids[company_name])
 
     for name, sku, price in DEMO_PRODUCTS:
         portal.create(

@@ -34,7 +34,7 @@ def test_seed_creates_records_and_associations_then_reset_forgets_them(hubspot: 
         {"id": company, "type": "deal_to_company_unlabeled"}
     ]
     state = hubspot.admin("GET", "state")
-    assert state["counts"] == {"contacts": 56, "companies": 35, "deals": 13, "products": 10, "line_items": 0}
+    assert state["counts"] == {"contacts": 58, "companies": 37, "deals": 13, "products": 10, "line_items": 0}
     assert {
         "id": deal,
         "properties": state["objects"]["deals"][-1]["properties"],
