@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ledgerlink import tables
 from ledgerlink.config import DEFAULTS, OPTIONAL, EnvVar
 from ledgerlink.events import DetailType, EventSource
+from ledgerlink.redelivery import OUTAGE_SPAN_SECONDS, RedeliverySchedule
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CDK_JSON: Final = REPO_ROOT / "cdk.json"
@@ -314,6 +315,30 @@ class QueueSpec:
     retention_seconds: int
     dlq_retention_seconds: int
     max_receive_count: int
+    redelivery: RedeliveryPolicy = field(default_factory=lambda: RedeliveryPolicy())
+    """How the consumer delays the records it gives back; ``max_receive_count`` spans its outage."""
+
+
+@dataclass(frozen=True)
+class RedeliveryPolicy:
+    """A consumer's retry delays (ledgerlink.redelivery) and the vendor outage they must outlast.
+
+    ``maxReceiveCount`` is derived from the two (:meth:`max_receive_count`), so a record is never
+    dead-lettered as exhausted before ``outage_span_seconds`` of failures, whatever the jitter draws.
+    """
+
+    schedule: RedeliverySchedule = field(default_factory=RedeliverySchedule)
+    outage_span_seconds: float = OUTAGE_SPAN_SECONDS
+
+    def max_receive_count(self) -> int:
+        return self.schedule.receives_to_span(self.outage_span_seconds)
+
+    def environment(self) -> dict[EnvVar, str]:
+        """The consumer function's variables for the same delays."""
+        return {
+            EnvVar.RETRY_BASE_SECONDS: f"{self.schedule.base_seconds:g}",
+            EnvVar.RETRY_MAX_DELAY_SECONDS: f"{self.schedule.cap_seconds:g}",
+        }
 
 
 @dataclass(frozen=True)
@@ -490,13 +515,21 @@ def secret_name(stage: str, suffix: str) -> str:
     return f"{PREFIX}/{stage}/{suffix}"
 
 
-def build_topology(environment: EnvironmentConfig, *, account: str, region: str) -> Topology:
+def build_topology(
+    environment: EnvironmentConfig,
+    *,
+    account: str,
+    region: str,
+    redelivery: RedeliveryPolicy | None = None,
+) -> Topology:
     """The deployment of ``environment.stage`` in ``account``/``region``.
 
     ``account`` and ``region`` only go into globally unique names (S3 buckets). The CDK app passes the
     stack's account and region (CloudFormation tokens when the stack is environment-agnostic); the
-    local stack passes its emulator's values.
+    local stack passes its emulator's values. ``redelivery`` replaces the queues' retry delays and the
+    outage span their ``maxReceiveCount`` is sized for (the end-to-end tests use seconds, not an hour).
     """
+    redelivery = redelivery or RedeliveryPolicy()
     stage = environment.stage
     event_bus = EventBusSpec(
         key="events",
@@ -575,7 +608,10 @@ def build_topology(environment: EnvironmentConfig, *, account: str, region: str)
         ),
         retention_seconds=4 * 24 * 3600,
         dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
-        max_receive_count=5,
+        # Retries come back after their own delay (seconds, doubling, up to two minutes), so a record
+        # needs about 66 receives to outlast an hour-long vendor outage (ledgerlink.redelivery).
+        max_receive_count=redelivery.max_receive_count(),
+        redelivery=redelivery,
     )
     deal_sync_rule = RuleSpec(
         key="qbo-entity-to-deal-sync",
@@ -637,6 +673,7 @@ def build_topology(environment: EnvironmentConfig, *, account: str, region: str)
                 {
                     EnvVar.DEAD_LETTER_QUEUE_NAME: deal_sync_queue.dlq_name,
                     EnvVar.MAX_RECEIVE_COUNT: str(deal_sync_queue.max_receive_count),
+                    **deal_sync_queue.redelivery.environment(),
                 },
             ),
             grants=(
@@ -825,6 +862,7 @@ def validate(topology: Topology) -> None:
         own_dead_letters = {
             EnvVar.DEAD_LETTER_QUEUE_NAME.value: queue.dlq_name,
             EnvVar.MAX_RECEIVE_COUNT.value: str(queue.max_receive_count),
+            **{name.value: value for name, value in queue.redelivery.environment().items()},
         }
         if any(name in function.environment for name in own_dead_letters):
             wrong = {
@@ -842,6 +880,13 @@ def validate(topology: Topology) -> None:
                     f"function {function.key} dead-letters records of queue {queue.key} itself but is not "
                     f"granted {Access.WRITE} on its dead-letter queue"
                 )
+        # The receives must outlast the outage the delays were sized for (ledgerlink.redelivery).
+        spanning = queue.redelivery.max_receive_count()
+        if queue.max_receive_count < spanning:
+            raise TopologyError(
+                f"queue {queue.key}: maxReceiveCount {queue.max_receive_count} dead-letters before a "
+                f"{queue.redelivery.outage_span_seconds:g}s outage ends; its retry delays need {spanning}"
+            )
         needed = VISIBILITY_TIMEOUT_FACTOR * function.timeout_seconds + source.max_batching_window_seconds
         if queue.visibility_timeout_seconds < needed:
             raise TopologyError(

@@ -64,6 +64,10 @@ class EnvVar(StrEnum):
     # dead-letters, without a reason.
     DEAD_LETTER_QUEUE_NAME = "LEDGERLINK_DEAD_LETTER_QUEUE_NAME"
     MAX_RECEIVE_COUNT = "LEDGERLINK_MAX_RECEIVE_COUNT"
+    # A record given back to SQS returns after its own delay (ledgerlink.redelivery): exponential from
+    # the base to the cap, with equal jitter. The CDK app sizes maxReceiveCount from the same two values.
+    RETRY_BASE_SECONDS = "LEDGERLINK_RETRY_BASE_SECONDS"
+    RETRY_MAX_DELAY_SECONDS = "LEDGERLINK_RETRY_MAX_DELAY_SECONDS"
 
 
 class ConfigError(ValueError):
@@ -92,6 +96,8 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.HTTP_TIMEOUT_SECONDS: "10",
     EnvVar.BREAKER_FAILURE_THRESHOLD: "5",
     EnvVar.BREAKER_COOL_DOWN_SECONDS: "30",
+    EnvVar.RETRY_BASE_SECONDS: "2",
+    EnvVar.RETRY_MAX_DELAY_SECONDS: "120",
     EnvVar.INVOICE_STAGE_MAP: "default",
     EnvVar.ESTIMATE_STAGE_MAP: "default",
 }
@@ -144,6 +150,8 @@ class Settings:
     estimate_stage_map: str = "default"
     dead_letter_queue_name: str | None = None
     max_receive_count: int | None = None
+    retry_base_seconds: float = 2.0
+    retry_max_delay_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -184,6 +192,8 @@ class Settings:
             estimate_stage_map=reader.text(EnvVar.ESTIMATE_STAGE_MAP),
             dead_letter_queue_name=reader.optional_text(EnvVar.DEAD_LETTER_QUEUE_NAME),
             max_receive_count=reader.optional_integer(EnvVar.MAX_RECEIVE_COUNT),
+            retry_base_seconds=reader.number(EnvVar.RETRY_BASE_SECONDS),
+            retry_max_delay_seconds=reader.number(EnvVar.RETRY_MAX_DELAY_SECONDS),
         )
 
 

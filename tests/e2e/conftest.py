@@ -1,8 +1,9 @@
 """The local stack, started in-process for the end-to-end tests (what `make run` starts, on free ports).
 
 Each test module gets its own stack and state directory; starting one takes about a second. The
-stacks run with a 1 s visibility timeout and no batching window (the deployed values, 725 s and 5 s,
-would make a dead-letter test take an hour), and helpers to wait for what the tests look for.
+stacks run with a 1 s visibility timeout, no batching window and retry delays of 1 s over a few
+seconds (the deployed values, 725 s, 5 s and 2 s doubling to 2 minutes for an hour, would make a
+dead-letter test take an hour), and helpers to wait for what the tests look for.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from typing import Any, TypeVar
 
 import requests
 
+from infra.topology import RedeliveryPolicy
+from ledgerlink.redelivery import RedeliverySchedule
 from ledgerlink_local.stack.settings import LocalSettings, Ports
 from ledgerlink_local.stack.up import LocalEnvironment, Tuning, start_environment
 from tests.conftest import FIXTURES
 
 T = TypeVar("T")
 WEBHOOK_PATH = "/v1/webhooks/qbo"
+# Retries 1 s apart, dead-lettered as exhausted on the 9th receive (4 s of guaranteed delays).
+SHORT_REDELIVERY = RedeliveryPolicy(RedeliverySchedule(base_seconds=1, cap_seconds=1), outage_span_seconds=4)
 
 
 @contextmanager
@@ -32,7 +37,11 @@ def local_environment(state_dir: Path, **tuning: Any) -> Iterator[LocalEnvironme
     settings = LocalSettings(
         ports=Ports(gateway=0, aws=0, qbo=0, hubspot=0, graph=0), state_dir=state_dir, demo=False
     )
-    defaults: dict[str, Any] = {"visibility_timeout_seconds": 1, "batching_window_seconds": 0}
+    defaults: dict[str, Any] = {
+        "visibility_timeout_seconds": 1,
+        "batching_window_seconds": 0,
+        "redelivery": SHORT_REDELIVERY,
+    }
     environment = start_environment(settings, console=None, tuning=Tuning(**{**defaults, **tuning}))
     try:
         yield environment

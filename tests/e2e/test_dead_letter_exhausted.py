@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from ledgerlink.config import EnvVar
 from ledgerlink.sync.deadletter import describe, peek
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import hop_steps, local_environment, queue_depth, wait_for
@@ -30,7 +31,13 @@ def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
     # Each receive retries QBO's 503s with backoff inside the HTTP layer before giving the record back,
     # which under a loaded CI machine can outlast a 1 s visibility timeout and cause an extra receive:
     # give this module a visibility timeout longer than one handler run.
-    with local_environment(state_dir, visibility_timeout_seconds=4) as environment:
+    # Retries wait at least until QBO's circuit breaker lets its probe through: a 1 s cool-down (30 s
+    # deployed) keeps the queue's nine receives within a minute.
+    with local_environment(
+        state_dir,
+        visibility_timeout_seconds=4,
+        function_variables={EnvVar.BREAKER_COOL_DOWN_SECONDS.value: "1"},
+    ) as environment:
         yield environment
 
 

@@ -69,7 +69,11 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvir
     # exactly what `make run` creates: no test overrides of timeouts or windows
     state_dir = tmp_path_factory.mktemp("ledgerlink-state")
     with local_environment(
-        state_dir, visibility_timeout_seconds=None, batching_window_seconds=None, start_pollers=False
+        state_dir,
+        visibility_timeout_seconds=None,
+        batching_window_seconds=None,
+        redelivery=None,
+        start_pollers=False,
     ) as environment:
         yield environment
 

@@ -151,7 +151,10 @@ def test_deal_sync_queue_redrives_to_its_dlq_and_both_are_encrypted_and_tls_only
     queue_id, queue = dev.one("AWS::SQS::Queue", QueueName=spec.name)
     dlq_id, dlq = dev.one("AWS::SQS::Queue", QueueName=spec.dlq_name)
     assert queue["Properties"]["VisibilityTimeout"] == spec.visibility_timeout_seconds
-    assert queue["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": _arn(dlq_id), "maxReceiveCount": 5}
+    assert queue["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": _arn(dlq_id),
+        "maxReceiveCount": spec.max_receive_count,
+    }
     assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     for logical_id, properties in ((queue_id, queue["Properties"]), (dlq_id, dlq["Properties"])):
         assert properties["SqsManagedSseEnabled"] is True

@@ -131,7 +131,9 @@ def test_handlers_and_services_are_the_agreed_ones() -> None:
 # --- queues, sources, rules -----------------------------------------------------------------------
 
 
-def test_deal_sync_queue_outlasts_six_function_timeouts_and_dead_letters_after_five_receives() -> None:
+def test_deal_sync_queue_outlasts_six_function_timeouts_and_an_hour_of_retries_before_dead_lettering() -> (
+    None
+):
     topology = _topology("dev")
     queue = topology.queue("deal-sync")
     source = next(source for source in topology.queue_sources if source.queue == "deal-sync")
@@ -139,7 +141,11 @@ def test_deal_sync_queue_outlasts_six_function_timeouts_and_dead_letters_after_f
     assert (
         queue.visibility_timeout_seconds >= 6 * function.timeout_seconds + source.max_batching_window_seconds
     )
-    assert queue.max_receive_count == 5
+    # the retry delays double from 2 s to 2 minutes with equal jitter: at least half of each step is
+    # waited, so the last receive comes an hour or more after the first, whatever the jitter draws
+    delays = [min(120, 2 * 2**n) / 2 for n in range(queue.max_receive_count - 1)]
+    assert sum(delays) >= 3600 > sum(delays[:-1])
+    assert queue.max_receive_count == 66
     assert queue.dlq_retention_seconds == 14 * 24 * 3600
     assert source.batch_size == 100 and source.max_batching_window_seconds >= 1
     assert source.report_batch_item_failures is True
@@ -179,7 +185,9 @@ def test_the_deal_sync_knows_its_dead_letter_queue_and_last_receive_and_may_send
     # then its environment names the queue's dead-letter queue and maxReceiveCount, which it parses
     settings = Settings.from_env(function.environment)
     assert settings.dead_letter_queue_name == queue.dlq_name == "ledgerlink-prod-deal-sync-dlq"
-    assert settings.max_receive_count == queue.max_receive_count == 5
+    assert settings.max_receive_count == queue.max_receive_count == 66
+    # and the retry delays its queue's maxReceiveCount was sized for
+    assert (settings.retry_base_seconds, settings.retry_max_delay_seconds) == (2.0, 120.0)
     assert topo.Grant(topo.ResourceKind.DEAD_LETTER_QUEUE, "deal-sync", topo.Access.WRITE) in function.grants
     # and the ingest function, fed by no queue, gets neither
     ingest = Settings.from_env(topology.function("qbo_ingest").environment)

@@ -45,6 +45,9 @@ class VendorError(Exception):
     """Base of every error from a vendor call."""
 
     retryable: bool = False
+    # True when the failure is the connection's, not one request's (credentials refused, a scope
+    # missing): every record behind it fails the same way (ledgerlink.failures.FailureScope.SHARED).
+    connection_wide: bool = False
 
     def __init__(
         self,
@@ -94,6 +97,8 @@ class VendorHttpError(VendorError):
             retry_after=retry_after,
         )
         self.retryable = status in (408, 429) or status >= 500
+        # 401/403: the credentials or their scopes are refused, whatever the request was.
+        self.connection_wide = status in (401, 403)
 
 
 class RateLimited(VendorError):

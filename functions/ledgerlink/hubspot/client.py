@@ -59,6 +59,8 @@ class HubSpotError(VendorError):
         super().__init__(message, vendor="hubspot")
         self.retryable = retryable
         self.status = status
+        # 401/403: the token or its scopes are refused, whatever the request was.
+        self.connection_wide = status in (401, 403)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ SK = VENDOR_STATE.sort_key or "sk"
 class QboAuthError(VendorError):
     """The QBO connection cannot give an access token. ``retryable`` says whether waiting helps."""
 
+    connection_wide = True  # no token, no call: every record of the realm fails the same way
+
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message, vendor="qbo")
         self.retryable = retryable

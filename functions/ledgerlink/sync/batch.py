@@ -57,5 +57,7 @@ def process_batch(
                 error_type=outcome.error_type or "",
                 event_id=change.event_id,
                 correlation_id=change.correlation_id,
+                unexpected=outcome.unexpected,
+                retry_after=outcome.retry_after,
             )
     return router.route(records, failures)

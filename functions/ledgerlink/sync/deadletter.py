@@ -27,6 +27,7 @@ every ``ledgerlink.*`` attribute (:func:`without_failure_attributes`) so a repla
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
+
+from ledgerlink.redelivery import Delayed, Redelivery, RedeliverySchedule, Uniform
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -74,6 +77,7 @@ EVENTBRIDGE_ERROR_MESSAGE: Final = "ERROR_MESSAGE"
 class FailureKind(StrEnum):
     PERMANENT = "permanent"  # retrying cannot help
     EXHAUSTED = "exhausted"  # retryable, but this was the queue's last allowed receive
+    UNEXPECTED = "unexpected"  # an exception nobody classified: a bug, dead-lettered at once (failures.py)
 
 
 class Disposition(StrEnum):
@@ -82,12 +86,16 @@ class Disposition(StrEnum):
     DEAD_LETTERED = "dead_lettered"  # in the dead-letter queue with its reason: SQS deletes it here
 
 
-def failure_kind(*, retryable: bool, receive_count: int, max_receive_count: int | None) -> FailureKind | None:
+def failure_kind(
+    *, retryable: bool, receive_count: int, max_receive_count: int | None, unexpected: bool = False
+) -> FailureKind | None:
     """Whether a failed record goes to the dead-letter queue now, and why; None: let SQS retry it.
 
     SQS delivers a message at most ``maxReceiveCount`` times: the receive with that count is the last,
     so a retryable failure there would be redriven anyway, without its reason.
     """
+    if unexpected:
+        return FailureKind.UNEXPECTED
     if not retryable:
         return FailureKind.PERMANENT
     if max_receive_count is not None and receive_count >= max_receive_count:
@@ -130,6 +138,10 @@ class RecordFailure:
     error_type: str = ""
     event_id: str | None = None
     correlation_id: str | None = None
+    unexpected: bool = False
+    """Nobody classified the exception (a bug): dead-lettered at once as ``unexpected``."""
+    retry_after: float | None = None
+    """At least this many seconds before a retry can help (Retry-After, the breaker's probe)."""
 
 
 @dataclass(frozen=True)
@@ -308,14 +320,19 @@ class Counter(Protocol):
 class Routed:
     disposition: Disposition
     reason: str | None = None
+    delay_seconds: int | None = None
+    """RETRY: when SQS delivers it again (its visibility was changed), if it could be changed."""
 
 
 class DeadLetterRouter:
     """Decides what becomes of each failed record of a batch and sends the dead letters (module docstring).
 
     Without a queue (no ``LEDGERLINK_DEAD_LETTER_QUEUE_NAME``) every failure is left to SQS's redrive.
+    A record given back to SQS gets its own delay (:mod:`ledgerlink.redelivery`) when the router has a
+    ``redelivery``; without one it returns after the queue's visibility timeout.
     Metrics: ``EventsDeadLettered`` per record sent, ``EventsRetriesExhausted`` for the ``exhausted``
-    ones, ``DeadLetterSendFailed`` per record that could not be sent (then retried).
+    ones, ``DeadLetterSendFailed`` per record that could not be sent (then retried),
+    ``RetriesScheduled`` per record given back with its own delay.
     """
 
     def __init__(
@@ -325,6 +342,9 @@ class DeadLetterRouter:
         max_receive_count: int | None,
         metrics: Counter,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redelivery: Redelivery | None = None,
+        schedule: RedeliverySchedule | None = None,
+        rng: Uniform | None = None,
     ) -> None:
         if max_receive_count is not None and max_receive_count < 1:
             raise ValueError(f"max receive count must be at least 1, got {max_receive_count}")
@@ -332,6 +352,9 @@ class DeadLetterRouter:
         self.max_receive_count = max_receive_count
         self.metrics = metrics
         self._now = now
+        self.redelivery = redelivery
+        self.schedule = schedule or RedeliverySchedule()
+        self._rng = rng
 
     def route(
         self, records: Sequence[Mapping[str, Any]], failures: Mapping[str, RecordFailure]
@@ -350,13 +373,66 @@ class DeadLetterRouter:
                 retryable=failure.retryable,
                 receive_count=receive_count_of(record),
                 max_receive_count=self.max_receive_count,
+                unexpected=failure.unexpected,
             )
             if kind is None or self.queue is None:
                 routed[message_id] = Routed(Disposition.RETRY, failure.reason)
             else:
                 letters.append(dead_letter(record, failure, kind, failed_at))
-        if not letters or self.queue is None:
-            return routed
+        if letters and self.queue is not None:
+            self._send(letters, routed)
+        self._delay_retries(records, failures, routed)
+        return routed
+
+    def _delay_retries(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        failures: Mapping[str, RecordFailure],
+        routed: dict[str, Routed],
+    ) -> None:
+        """Give each record to retry its own visibility (module ledgerlink.redelivery)."""
+        if self.redelivery is None:
+            return
+        delayed: list[Delayed] = []
+        receives: dict[str, int] = {}
+        for record in records:
+            message_id = str(record.get("messageId") or "")
+            result = routed.get(message_id)
+            handle = record.get("receiptHandle")
+            if result is None or result.disposition is not Disposition.RETRY or not handle:
+                continue
+            failure = failures.get(message_id)
+            receives[message_id] = receive_count_of(record)
+            seconds = self.schedule.delay(
+                receives[message_id],
+                at_least=failure.retry_after if failure is not None else None,
+                rng=self._rng,
+            )
+            delayed.append(Delayed(message_id, str(record.get("eventSourceARN") or ""), str(handle), seconds))
+        if not delayed:
+            return
+        errors = self.redelivery.delay(delayed)
+        for item in delayed:
+            if item.message_id in errors:
+                # Harmless: the record returns after the queue's visibility timeout instead.
+                logger.warning(
+                    "retry delay not set; the record returns after the queue's visibility timeout",
+                    extra={"message_id": item.message_id, "error": errors[item.message_id]},
+                )
+                continue
+            routed[item.message_id] = dataclasses.replace(routed[item.message_id], delay_seconds=item.seconds)
+            self.metrics.count("RetriesScheduled")
+            logger.info(
+                "retry scheduled",
+                extra={
+                    "message_id": item.message_id,
+                    "delay_seconds": item.seconds,
+                    "receive_count": receives[item.message_id],
+                },
+            )
+
+    def _send(self, letters: list[DeadLetter], routed: dict[str, Routed]) -> None:
+        assert self.queue is not None
         result = self.queue.send(letters)
         for letter in letters:
             fields = {
@@ -375,6 +451,8 @@ class DeadLetterRouter:
                 self.metrics.count("EventsDeadLettered")
                 if letter.kind is FailureKind.EXHAUSTED:
                     self.metrics.count("EventsRetriesExhausted")
+                if letter.kind is FailureKind.UNEXPECTED:
+                    self.metrics.count("UnexpectedErrorsDeadLettered")
                 logger.error("event dead-lettered", extra=fields)
                 if letter.dropped_attributes:
                     logger.warning(
@@ -391,7 +469,6 @@ class DeadLetterRouter:
                     "event could not be dead-lettered; SQS delivers it again",
                     extra={**fields, "send_error": error},
                 )
-        return routed
 
 
 # ---- reading dead letters (operators: ledgerlink dlq replay --dry-run, ledgerlink local status)
@@ -407,7 +484,7 @@ class DeadLetterView:
     """What an operator needs to know about one message in a dead-letter queue."""
 
     message_id: str
-    kind: str  # permanent | exhausted | eventbridge (undeliverable event) | redrive (no reason attached)
+    kind: str  # permanent | exhausted | unexpected | eventbridge (undeliverable event) | redrive (no reason attached)
     reason: str
     source_queue: str | None
     receive_count: int | None

@@ -10,6 +10,8 @@ from __future__ import annotations
 class MappingError(ValueError):
     """A QBO entity cannot be mapped faithfully; the message names the entity and the field."""
 
+    retryable = False  # the same document maps the same way until someone changes it
+
     def __init__(self, entity: str, field: str, problem: str) -> None:
         self.entity = entity
         self.field = field

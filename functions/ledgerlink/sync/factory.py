@@ -25,6 +25,7 @@ from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
 from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.qbo.client import QboClient
 from ledgerlink.qbo.oauth import AlarmHook, DynamoDBTokenStateStore, QboOAuth, token_endpoint, token_policy
+from ledgerlink.redelivery import RedeliverySchedule, SqsRedelivery
 from ledgerlink.secrets import SecretStore
 from ledgerlink.sync.deadletter import DeadLetterRouter, SqsDeadLetterQueue
 from ledgerlink.sync.errors import StageMapError
@@ -101,7 +102,8 @@ def build_deal_sync(
     publisher_sleep: Any = None,
     sqs: SQSClient | None = None,
 ) -> DealSyncParts:
-    """``sqs`` is only used (and only created) when ``settings.dead_letter_queue_name`` is set."""
+    """``sqs`` is only used (and only created) when ``settings.dead_letter_queue_name`` or
+    ``settings.max_receive_count`` is set (the function consumes a queue)."""
     dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
     events_client: EventBridgeClient = events if events is not None else boto3.client("events")
     table = settings.vendor_state_table_name
@@ -146,14 +148,20 @@ def build_deal_sync(
         metrics=metrics,
         realm_check=_realm_check(oauth),
     )
+    # SQS is needed (and created) only by a function that dead-letters or delays its own records.
+    sqs_client: SQSClient | None = sqs
+    if sqs_client is None and (settings.dead_letter_queue_name or settings.max_receive_count):
+        sqs_client = boto3.client("sqs")
     dead_letter_queue = (
-        SqsDeadLetterQueue(settings.dead_letter_queue_name, sqs if sqs is not None else boto3.client("sqs"))
-        if settings.dead_letter_queue_name
+        SqsDeadLetterQueue(settings.dead_letter_queue_name, sqs_client)
+        if settings.dead_letter_queue_name and sqs_client is not None
         else None
     )
     dead_letters = DeadLetterRouter(
         dead_letter_queue,
         max_receive_count=settings.max_receive_count,
+        redelivery=SqsRedelivery(sqs_client) if sqs_client is not None else None,
+        schedule=redelivery_schedule(settings),
         metrics=metrics if metrics is not None else NoMetrics(),
         now=(lambda: datetime.fromtimestamp(clock.now(), UTC))
         if clock is not None
@@ -162,6 +170,16 @@ def build_deal_sync(
     return DealSyncParts(
         service, qbo, hubspot, oauth, (token_http, qbo_http, hubspot_http), dead_letters=dead_letters
     )
+
+
+def redelivery_schedule(settings: Settings) -> RedeliverySchedule:
+    """The retry delays of ``LEDGERLINK_RETRY_BASE_SECONDS`` / ``..._MAX_DELAY_SECONDS``; a bad pair names them."""
+    try:
+        return RedeliverySchedule(settings.retry_base_seconds, settings.retry_max_delay_seconds)
+    except ValueError as error:
+        raise ConfigError(
+            f"{EnvVar.RETRY_BASE_SECONDS.value} / {EnvVar.RETRY_MAX_DELAY_SECONDS.value}: {error}"
+        ) from None
 
 
 def _no_alarm(name: str, fields: Mapping[str, Any]) -> None:

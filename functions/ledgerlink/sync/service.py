@@ -46,6 +46,7 @@ from aws_lambda_powertools import Logger
 
 from ledgerlink.clock import Clock, SystemClock
 from ledgerlink.events import DetailType, Envelope, EventSource
+from ledgerlink.failures import Classified, FailureScope, classify
 from ledgerlink.hubspot.client import HubSpotClient, HubSpotError, Update, Upsert
 from ledgerlink.qbo.client import QboClient
 from ledgerlink.sync import properties as prop
@@ -75,6 +76,9 @@ OWNER_PROPERTY: Final = "hubspot_owner_id"
 # HubSpot calculates a line item's amount (price x quantity - discount x quantity) and refuses a
 # written value; the mapping chooses price, quantity and discount so its calculation gives QBO's amount.
 LINE_ITEM_CALCULATED: Final = frozenset({"amount"})
+# Time kept back from the invocation's budget when isolating a failing record: settling the batch
+# (idempotency records, failures, dead letters, visibility changes) must still fit.
+ISOLATION_RESERVE_SECONDS: Final = 15.0
 
 
 class OutcomeStatus(StrEnum):
@@ -93,31 +97,37 @@ class Outcome:
     retryable: bool = False
     error_type: str | None = None
     detail: Mapping[str, str] = field(default_factory=dict)
+    scope: FailureScope | None = None
+    """Whose failure it is (failed outcomes only; ledgerlink.failures)."""
+    retry_after: float | None = None
+    """At least this many seconds before a retry can help (Retry-After, breaker), when known."""
 
     @property
     def ok(self) -> bool:
         return self.status is not OutcomeStatus.FAILED
 
+    @property
+    def unexpected(self) -> bool:
+        return self.scope is FailureScope.UNEXPECTED
+
     @classmethod
     def failure(cls, error: BaseException) -> Outcome:
-        reason, retryable = classify(error)
-        return cls(OutcomeStatus.FAILED, reason=reason, retryable=retryable, error_type=type(error).__name__)
+        return cls.classified(classify(error))
+
+    @classmethod
+    def classified(cls, failure: Classified) -> Outcome:
+        return cls(
+            OutcomeStatus.FAILED,
+            reason=failure.reason,
+            retryable=failure.retryable,
+            error_type=failure.error_type,
+            scope=failure.scope,
+            retry_after=failure.retry_after,
+        )
 
     def result(self) -> dict[str, Any]:
         """What the idempotency record stores for a completed event."""
         return {"status": self.status.value, **dict(self.detail)}
-
-
-def classify(error: BaseException) -> tuple[str, bool]:
-    """(reason for the operator, whether retrying can help). Messages never carry secrets: every error
-    raised by LedgerLink's clients is built without them."""
-    retryable = getattr(error, "retryable", None)
-    if isinstance(error, MappingError):
-        return str(error), False
-    if isinstance(retryable, bool):
-        return str(error) or type(error).__name__, retryable
-    # Unknown errors may be a transient fault or a bug: let SQS retry, then dead-letter with this reason.
-    return f"unexpected {type(error).__name__}: {error}", True
 
 
 class MetricsSink(Protocol):
@@ -242,13 +252,20 @@ class DealSyncService:
             by_realm: dict[str, list[ChangeEvent]] = {}
             for event in work:
                 by_realm.setdefault(event.realm_id, []).append(event)
+            deadline = self._isolation_deadline(remaining_ms)
             for realm_id, realm_events in by_realm.items():
-                outcomes.update(self._sync_realm_safely(realm_id, realm_events))
+                outcomes.update(self._sync_realm_safely(realm_id, realm_events, deadline))
         except Exception as error:  # noqa: BLE001 - the links table failed: every claimed event is retried
             for event in claimed:
                 outcomes.setdefault(event.event_id, Outcome.failure(error))
         self._settle(claimed, outcomes, known)
         return {event.message_id: outcomes[event.event_id] for event in events}
+
+    def _isolation_deadline(self, remaining_ms: int | None) -> float | None:
+        """When isolating a failing record must stop, leaving time to settle the batch."""
+        if remaining_ms is None:
+            return None
+        return self.clock.now() + max(0.0, remaining_ms / 1000 - ISOLATION_RESERVE_SECONDS)
 
     def _without_known_permanent_failures(
         self, claimed: list[ChangeEvent], known: Mapping[str, Failure], outcomes: dict[str, Outcome]
@@ -269,27 +286,65 @@ class DealSyncService:
                 work.append(event)
         return work
 
-    def _sync_realm_safely(self, realm_id: str, events: list[ChangeEvent]) -> dict[str, Outcome]:
+    def _sync_realm_safely(
+        self, realm_id: str, events: list[ChangeEvent], deadline: float | None = None
+    ) -> dict[str, Outcome]:
+        """The realm's events synced together; a failure that is not the realm's is isolated.
+
+        A failure every event shares (QBO or HubSpot down, a 429, an open breaker, a revoked connection:
+        :attr:`~ledgerlink.failures.FailureScope.SHARED`) fails the realm's events together. Any other
+        failure that escapes the batch (a refused input, an id QBO could never have, an exception nobody
+        classified) belongs to some record: the events are split in halves and each half is synced
+        again, until the failing record is alone with its own reason and every other record has
+        succeeded. Re-syncing is safe (every write is an upsert or a conditional link save) and costs
+        about ``2 * log2(n)`` extra passes per failing record. Past ``deadline`` (the invocation's time
+        budget) the halves not yet tried are handed back to SQS as retryable.
+        """
         try:
             refusal = self.realm_check(realm_id)
             if refusal is not None:
                 outcome = Outcome(
-                    OutcomeStatus.FAILED, reason=refusal, retryable=False, error_type="RealmNotConnected"
+                    OutcomeStatus.FAILED,
+                    reason=refusal,
+                    retryable=False,
+                    error_type="RealmNotConnected",
+                    scope=FailureScope.SHARED,
                 )
                 return {event.event_id: outcome for event in events}
             return _RealmSync(self, realm_id, events).run()
-        except Exception as error:  # noqa: BLE001 - a realm-wide failure (QBO down, auth revoked) fails its events
+        except Exception as error:  # classified below: shared, one record's, or a bug
             outcome = Outcome.failure(error)
-            logger.warning(
-                "realm sync failed",
-                extra={
-                    "realm_id": realm_id,
-                    "events": len(events),
-                    "reason": outcome.reason,
-                    "retryable": outcome.retryable,
-                },
+            fields = {
+                "realm_id": realm_id,
+                "events": len(events),
+                "reason": outcome.reason,
+                "retryable": outcome.retryable,
+                "scope": outcome.scope,
+                "error_type": outcome.error_type,
+            }
+            if outcome.scope is FailureScope.SHARED or len(events) == 1:
+                if outcome.unexpected:
+                    # A bug: the traceback goes to the log once, where the alarm sends people.
+                    logger.exception("unexpected error syncing an event", extra=fields)
+                    self.metrics.count("UnexpectedErrors", len(events))
+                else:
+                    logger.warning("realm sync failed", extra=fields)
+                return {event.event_id: outcome for event in events}
+        if deadline is not None and self.clock.now() >= deadline:
+            late = Outcome(
+                OutcomeStatus.FAILED,
+                reason=f"not retried in isolation before the invocation's deadline (batch failed: {outcome.reason})",
+                retryable=True,
+                error_type="IsolationDeadline",
+                scope=FailureScope.RECORD,
             )
-            return {event.event_id: outcome for event in events}
+            return {event.event_id: late for event in events}
+        logger.warning("batch failed; isolating the failing record", extra=fields)
+        self.metrics.count("BatchIsolations")
+        middle = len(events) // 2
+        outcomes = self._sync_realm_safely(realm_id, events[:middle], deadline)
+        outcomes.update(self._sync_realm_safely(realm_id, events[middle:], deadline))
+        return outcomes
 
     def _settle(
         self, claimed: list[ChangeEvent], outcomes: Mapping[str, Outcome], known: Mapping[str, Failure]

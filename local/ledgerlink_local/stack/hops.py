@@ -320,9 +320,7 @@ class HopLog:
                     "returns after the visibility timeout"
                 )
             elif outcome == "retry":
-                text = (
-                    f"{function} reported this record failed {timing}; returns after the visibility timeout"
-                )
+                text = f"{function} reported this record failed {timing}; returns after its retry delay"
             elif correlation in sent_to_dead_letter:
                 text = f"{function} ok {timing}: dead-lettered with its reason, so SQS deletes it here"
             else:

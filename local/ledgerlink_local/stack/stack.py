@@ -38,7 +38,7 @@ from ledgerlink_local.stack.wiring import (
 )
 
 if TYPE_CHECKING:
-    from infra.topology import Topology
+    from infra.topology import RedeliveryPolicy, Topology
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class StackOptions:
     """Test override of every queue's visibility timeout (the stack's is minutes long)."""
     batching_window_seconds: float | None = None
     """Test override of every event source's batching window."""
+    redelivery: RedeliveryPolicy | None = None
+    """Test override of the queues' retry delays and outage span (their maxReceiveCount follows)."""
+    function_variables: Mapping[str, str] = field(default_factory=dict)
+    """Test overrides of LedgerLink variables in every function (e.g. a short breaker cool-down)."""
     start_pollers: bool = True
     """False leaves messages in their queues (tests that look at what reached a queue)."""
     clock: Callable[[], datetime] | None = None
@@ -93,7 +97,9 @@ class LocalStack:
     def _start(self) -> None:
         options = self.options
         self.moto.start()
-        topology = local_topology(options.vendors, account=LOCAL_ACCOUNT, region=LOCAL_REGION)
+        topology = local_topology(
+            options.vendors, account=LOCAL_ACCOUNT, region=LOCAL_REGION, redelivery=options.redelivery
+        )
         self.topology = topology
         resources = provision(
             topology,
@@ -224,7 +230,10 @@ class LocalStack:
         assert self.topology is not None
         function = self.topology.function(key)
         code_root = functions_root()
-        variables = function_environment(function, self.options.vendors)
+        variables = {
+            **function_environment(function, self.options.vendors),
+            **self.options.function_variables,
+        }
         environment = lambda_environment(
             function_name=function.name,
             handler=function.handler,

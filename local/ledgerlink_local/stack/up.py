@@ -31,12 +31,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ledgerlink_local.stack.aws import ensure_port_free
 from ledgerlink_local.stack.settings import EVENT_LOG, LOG_DIR, LocalSettings
 from ledgerlink_local.stack.stack import LocalStack, StackOptions
 from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls
+
+if TYPE_CHECKING:
+    from infra.topology import RedeliveryPolicy
 
 # The keys of .ledgerlink/local.json, exactly (issue 5); other tools read this file.
 LOCAL_JSON_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -275,6 +278,8 @@ class Tuning:
 
     visibility_timeout_seconds: int | None = None
     batching_window_seconds: float | None = None
+    redelivery: RedeliveryPolicy | None = None
+    function_variables: Mapping[str, str] = field(default_factory=dict)
     start_pollers: bool = True
     secret_overrides: Mapping[str, str] = field(default_factory=dict)
 
@@ -322,6 +327,8 @@ def start_environment(
             verbose=verbose,
             visibility_timeout_seconds=tuning.visibility_timeout_seconds,
             batching_window_seconds=tuning.batching_window_seconds,
+            redelivery=tuning.redelivery,
+            function_variables=tuning.function_variables,
             start_pollers=tuning.start_pollers,
         )
         stack = LocalStack(options).start()

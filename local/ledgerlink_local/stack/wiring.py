@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ledgerlink.config import EnvVar
 
 if TYPE_CHECKING:
-    from infra.topology import FunctionSpec, Topology
+    from infra.topology import FunctionSpec, RedeliveryPolicy, Topology
 
 LOCAL_STAGE: Final = "local"
 BASE_STAGE: Final = "dev"
@@ -86,9 +86,14 @@ def topology_module() -> ModuleType:
 
 
 def local_topology(
-    vendors: VendorUrls, *, account: str = LOCAL_ACCOUNT, region: str = LOCAL_REGION
+    vendors: VendorUrls,
+    *,
+    account: str = LOCAL_ACCOUNT,
+    region: str = LOCAL_REGION,
+    redelivery: RedeliveryPolicy | None = None,
 ) -> Topology:
-    """The topology of the ``local`` stage (see the module docstring)."""
+    """The topology of the ``local`` stage (see the module docstring); ``redelivery`` replaces the
+    queues' retry delays and outage span (tests: seconds instead of an hour)."""
     module = topology_module()
     document = json.loads((repo_root() / "cdk.json").read_text(encoding="utf-8"))
     environments: Mapping[str, Any] = document.get("context", {}).get("environments", {})
@@ -104,7 +109,9 @@ def local_topology(
         hubspot_base_url=vendors.hubspot_base_url,
         graph_base_url=vendors.graph_base_url,
     )
-    topology: Topology = module.build_topology(environment, account=account, region=region)
+    topology: Topology = module.build_topology(
+        environment, account=account, region=region, redelivery=redelivery
+    )
     return topology
 
 
