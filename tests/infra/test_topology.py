@@ -232,6 +232,7 @@ def test_the_deal_sync_alarms_on_what_needs_a_human() -> None:
         "QboConnectionRevoked",
         "QboClientRejected",
         "QboRefreshTokenNotStored",
+        "UnexpectedErrors",
         "DeadLetterSendFailed",
     }
     assert {alarm.function for alarm in alarms.values()} == {"hubspot_deal_sync"}
