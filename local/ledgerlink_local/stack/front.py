@@ -13,23 +13,50 @@ names lower-cased with duplicates joined by commas, ``queryStringParameters`` li
 ``{"message":"Not Found"}`` for an unknown route, 429 ``{"message":"Too Many Requests"}`` past the
 stage's throttle (a token bucket: ``rate_limit`` tokens a second, ``burst_limit`` deep), 413 past
 the 10 MB payload limit, 500 ``{"message":"Internal Server Error"}`` when the function fails.
+
+Request framing (:meth:`_Handler._read_body`), as HTTP/1.1 (RFC 9112 section 6) frames a request body,
+answered with the gateway's JSON bodies and the connection closed (its framing can no longer be
+trusted), never a traceback or a hung thread:
+
+- ``Content-Length`` must be one header holding a decimal number (``-1``, ``1e3``, ``5, 5``, two
+  headers, more than 19 digits: 400 ``{"message":"Bad Request"}``); past 10 MB it is 413 before any of
+  the body is read.
+- ``Transfer-Encoding: chunked`` is decoded (hex sizes, chunk extensions ignored, trailers read and
+  dropped), the 10 MB limit counted while reading (413); broken chunk framing is 400. AWS documents
+  nothing about chunked request bodies on HTTP APIs (searched: the developer guide, re:Post; no 411,
+  no refusal), and HTTP/1.1 requires a server to accept them, so the emulation decodes what real
+  clients send (``requests`` with a generator body, ``curl -H 'Transfer-Encoding: chunked'``).
+  Another coding before ``chunked`` is 501 ``{"message":"Not Implemented"}``; ``chunked`` not last,
+  twice, or on an HTTP/1.0 request is 400.
+- Both headers on one request is 400 (the request-smuggling guard: RFC 9112 lets a server reject it).
+- Neither header: the body is empty, as HTTP/1.1 defines it (no 411: nothing documents one).
+- Each read from the client waits at most ``read_timeout`` seconds (``ApiFront(read_timeout=...)``,
+  30 s by default: a bound of the emulation, AWS documents no number): a client that stops sending
+  its body gets 408 ``{"message":"Request Timeout"}``; one that sends no request (an idle keep-alive
+  connection, headers never finished) is closed without an answer.
+
+A request line or headers the standard library cannot parse get its status (400, 414, 431, 501)
+with the same JSON body instead of its HTML page.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ledgerlink_local.stack.runtime import InvocationResult
 
@@ -38,6 +65,31 @@ NOT_FOUND: Final = (404, {"message": "Not Found"})
 TOO_MANY_REQUESTS: Final = (429, {"message": "Too Many Requests"})
 TOO_LARGE: Final = (413, {"message": "Request Entity Too Large"})
 INTERNAL_ERROR: Final = (500, {"message": "Internal Server Error"})
+BAD_REQUEST: Final = (400, {"message": "Bad Request"})
+REQUEST_TIMEOUT: Final = (408, {"message": "Request Timeout"})
+NOT_IMPLEMENTED: Final = (501, {"message": "Not Implemented"})
+DEFAULT_READ_TIMEOUT_SECONDS: Final = 30.0
+# 1*DIGIT, and no more digits than a 64-bit length has: a longer number is no real body's length.
+_CONTENT_LENGTH: Final = re.compile(r"[0-9]{1,19}")
+# chunk-size [chunk-ext] CRLF (RFC 9112 section 7.1.1), extensions as tokens or quoted strings.
+_TOKEN: Final = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED: Final = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_LINE: Final = re.compile(
+    rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*"
+    + _TOKEN
+    + rb"(?:[ \t]*=[ \t]*(?:"
+    + _TOKEN
+    + rb"|"
+    + _QUOTED
+    + rb"))?)*)\r\n"
+)
+_FIELD_LINE: Final = re.compile(rb"" + _TOKEN + rb":[^\r\n]*\r\n")
+# The standard library's own header limits, applied to the lines of a chunked body too.
+_MAX_LINE: Final = 65536
+_MAX_TRAILERS: Final = 100
+# After refusing a request: how long and how much of the rest of it to read before closing.
+_DRAIN_SECONDS: Final = 2.0
+_DRAIN_BYTES: Final = 2 * MAX_PAYLOAD_BYTES
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Content types an HTTP API passes as text; every other body (no content type included) is base64.
 _TEXT_TYPES: Final = frozenset(
@@ -272,6 +324,100 @@ def integration_response(result: InvocationResult) -> HttpResponseOut:
     return HttpResponseOut(status, tuple(headers), body)
 
 
+class FramingError(Exception):
+    """The request's body cannot be framed; ``answer`` is the gateway's (status, JSON body)."""
+
+    def __init__(self, answer: tuple[int, Mapping[str, Any]], reason: str) -> None:
+        super().__init__(reason)
+        self.answer = answer
+        self.reason = reason
+
+
+class _Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def _line(stream: _Reader, what: str) -> bytes:
+    line = stream.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise FramingError(BAD_REQUEST, f"{what} longer than {_MAX_LINE} bytes")
+    if not line.endswith(b"\r\n"):
+        # No CRLF: the client closed mid-line, or ended it with a bare LF (lenient parsers differ on
+        # that, which is what smuggling exploits, so it is refused).
+        raise FramingError(BAD_REQUEST, f"{what} not ended by CRLF")
+    return line
+
+
+def read_chunked(stream: _Reader, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body (RFC 9112 section 7.1), read from ``stream`` up to its end.
+
+    Chunk extensions are checked and ignored; trailer fields are read and dropped (the event has no
+    place for them). More than ``limit`` bytes of data is 413, found from the chunk sizes before the
+    data is read; anything out of the grammar is 400. Read timeouts propagate (:class:`TimeoutError`).
+    """
+    body = bytearray()
+    while True:
+        line = _line(stream, "chunk size line")
+        found = _CHUNK_LINE.fullmatch(line)
+        if found is None:
+            raise FramingError(BAD_REQUEST, "malformed chunk size line")
+        digits = found.group(1).lstrip(b"0")
+        # Compare digit counts first: a size of many hex digits is never parsed into a huge number.
+        if len(digits) > 16 or len(body) + int(digits or b"0", 16) > limit:
+            raise FramingError(TOO_LARGE, f"chunked body over {limit} bytes")
+        size = int(digits or b"0", 16)
+        if size == 0:
+            break
+        data = stream.read(size)
+        if len(data) < size:
+            raise FramingError(BAD_REQUEST, "connection closed inside a chunk")
+        body += data
+        if stream.read(2) != b"\r\n":
+            raise FramingError(BAD_REQUEST, "chunk data not followed by CRLF")
+    for _ in range(_MAX_TRAILERS + 1):
+        line = _line(stream, "trailer field")
+        if line == b"\r\n":
+            return bytes(body)
+        if _FIELD_LINE.fullmatch(line) is None:
+            raise FramingError(BAD_REQUEST, "malformed trailer field")
+    raise FramingError(BAD_REQUEST, f"more than {_MAX_TRAILERS} trailer fields")
+
+
+def body_framing(content_lengths: list[str], transfer_codings: list[str], protocol: str) -> int | None:
+    """How the request's body is framed: its length, or None for chunked. :class:`FramingError` if
+    the headers frame it badly (see the module docstring)."""
+    if content_lengths and transfer_codings:
+        raise FramingError(BAD_REQUEST, "both Content-Length and Transfer-Encoding")
+    if transfer_codings:
+        if protocol == "HTTP/1.0":
+            # RFC 9112 section 6.1: an HTTP/1.0 message with Transfer-Encoding is faulty framing.
+            raise FramingError(BAD_REQUEST, "Transfer-Encoding on an HTTP/1.0 request")
+        codings = [
+            coding.strip(" \t").lower()
+            for value in transfer_codings
+            for coding in value.split(",")
+            if coding.strip(" \t")
+        ]
+        if not codings or codings[-1] != "chunked" or codings.count("chunked") > 1:
+            raise FramingError(BAD_REQUEST, "Transfer-Encoding does not end with chunked once")
+        if len(codings) > 1:
+            raise FramingError(NOT_IMPLEMENTED, "a transfer coding other than chunked")
+        return None
+    if not content_lengths:
+        return 0
+    if len(content_lengths) > 1:
+        raise FramingError(BAD_REQUEST, "more than one Content-Length")
+    raw = content_lengths[0].strip(" \t")
+    if _CONTENT_LENGTH.fullmatch(raw) is None:
+        raise FramingError(BAD_REQUEST, "Content-Length is not a decimal length")
+    length = int(raw)
+    if length > MAX_PAYLOAD_BYTES:
+        raise FramingError(TOO_LARGE, f"Content-Length over {MAX_PAYLOAD_BYTES} bytes")
+    return length
+
+
 Invoker = Callable[[str, dict[str, Any], str], InvocationResult]
 """(function key, event, request id) -> result."""
 RequestListener = Callable[["RequestRecord"], None]
@@ -308,8 +454,12 @@ class ApiFront:
         host: str = "127.0.0.1",
         port: int = 0,
         on_request: RequestListener | None = None,
+        read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS,
     ) -> None:
+        if read_timeout <= 0:
+            raise ValueError("the read timeout must be positive")
         self.routes = tuple(routes)
+        self.read_timeout = read_timeout
         self.invoke = invoke
         self.throttle = throttle
         self.account_id = account_id
@@ -333,6 +483,25 @@ class ApiFront:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def reject(self, method: str, target: str, answer: tuple[int, Mapping[str, Any]]) -> HttpResponseOut:
+        """The gateway's answer to a request it could not read (framing, timeout), in the hop log too."""
+        request_id = new_request_id()
+        status, body = answer
+        response = gateway_response(status, body)
+        if self.on_request is not None:
+            self.on_request(
+                RequestRecord(
+                    request_id=request_id,
+                    method=method,
+                    path=target.partition("?")[0],
+                    route_key=None,
+                    function=None,
+                    status=status,
+                    duration_ms=0.0,
+                )
+            )
+        return HttpResponseOut(status, (*response.headers, ("apigw-requestid", request_id)), response.body)
 
     def handle(self, request: HttpRequestIn) -> HttpResponseOut:
         started = time.perf_counter()
@@ -403,16 +572,20 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        # Every read from the client (request line, headers, body) waits at most this long.
+        self.connection.settimeout(self.server.front.read_timeout)
+
     def log_message(self, format: str, *args: Any) -> None:  # the hop log says what happened
         return
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_PAYLOAD_BYTES:
-            self._send(gateway_response(*TOO_LARGE))
-            self.close_connection = True
+        try:
+            body = self._read_body()
+        except FramingError as error:
+            self._refuse(error.answer)
             return
-        body = self.rfile.read(length) if length else b""
         request = HttpRequestIn(
             method=self.command.upper(),
             target=self.path,
@@ -423,13 +596,76 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(self.server.front.handle(request))
 
-    def _send(self, response: HttpResponseOut) -> None:
+    def _read_body(self) -> bytes:
+        length = body_framing(
+            self.headers.get_all("Content-Length") or [],
+            self.headers.get_all("Transfer-Encoding") or [],
+            self.request_version,
+        )
+        try:
+            if length is None:
+                return read_chunked(self.rfile)
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            raise FramingError(REQUEST_TIMEOUT, "the client stopped sending its body") from None
+        if len(body) < length:
+            raise FramingError(BAD_REQUEST, "connection closed before Content-Length bytes")
+        return body
+
+    def _refuse(self, answer: tuple[int, Mapping[str, Any]]) -> None:
+        """Answer, then close: what is left of the request cannot be told from a next request."""
+        self.close_connection = True
+        response = self.server.front.reject(self.command.upper(), self.path, answer)
+        try:
+            self._send(response, close=True)
+            self.wfile.flush()
+        except OSError:
+            return  # the client is gone; nothing left to tell it
+        self._drain()
+
+    def _drain(self) -> None:
+        """Read and drop what the client still sends before the socket closes: closing with unread
+        data makes the kernel send a reset, which can destroy the answer before the client reads it.
+        Bounded in time and bytes, so a client that keeps sending cannot keep the thread."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + min(self.server.front.read_timeout, _DRAIN_SECONDS)
+            drained = 0
+            while drained <= _DRAIN_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.connection.settimeout(remaining)
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    return
+                drained += len(chunk)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (bad request line, headers too long, unknown method),
+        with the gateway's JSON body instead of an HTML page."""
+        self.close_connection = True
+        if not str(getattr(self, "request_version", "")).startswith("HTTP/1."):
+            # An unreadable request line leaves the HTTP/0.9 default, which answers without a status
+            # line; the gateway speaks HTTP/1.1 to whatever arrives.
+            self.request_version = "HTTP/1.1"
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        command = getattr(self, "command", "") or ""
+        path = getattr(self, "path", "") or ""
+        self._send(self.server.front.reject(command.upper(), path, (code, {"message": phrase})), close=True)
+
+    def _send(self, response: HttpResponseOut, *, close: bool = False) -> None:
         self.send_response(response.status)
         for name, value in response.headers:
             if name.lower() in ("content-length", "connection", "transfer-encoding"):
                 continue
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
+        if close:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)

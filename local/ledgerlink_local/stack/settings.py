@@ -1,4 +1,4 @@
-"""The local stack's own options: ports, the state directory and the demo switch.
+"""The local stack's own options: ports, the state directory, the demo switch, how many runs' logs to keep.
 
 These are options of the developer's machine, not of a deployed function, so they do not belong in
 ``ledgerlink.config`` (whose every variable a Lambda must be able to get). Each option has a command
@@ -13,8 +13,11 @@ line flag and an environment variable; the flag wins. Nothing is read at import 
 | ``LEDGERLINK_LOCAL_GRAPH_PORT`` | ``--graph-port`` | 4013 |
 | ``LEDGERLINK_LOCAL_STATE_DIR`` | ``--state-dir`` | ``.ledgerlink`` |
 | ``LEDGERLINK_DEMO`` | ``--demo`` / ``--no-demo`` | ``1`` (on) |
+| ``LEDGERLINK_LOCAL_KEEP_RUNS`` | (none) | 5 |
 
-Port 0 picks a free port (the tests do that).
+Port 0 picks a free port (the tests do that). ``LEDGERLINK_LOCAL_KEEP_RUNS`` is how many earlier runs'
+hop logs and function logs ``<state dir>/previous/`` keeps (0: none, as before runs were kept); it has
+no flag yet (``resolve(keep_runs=...)`` takes one).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class LocalEnv(StrEnum):
     GRAPH_PORT = "LEDGERLINK_LOCAL_GRAPH_PORT"
     STATE_DIR = "LEDGERLINK_LOCAL_STATE_DIR"
     DEMO = "LEDGERLINK_DEMO"
+    KEEP_RUNS = "LEDGERLINK_LOCAL_KEEP_RUNS"
 
 
 DEFAULT_PORTS: Final[Mapping[LocalEnv, int]] = {
@@ -48,6 +52,12 @@ DEFAULT_STATE_DIR: Final = ".ledgerlink"
 LOCAL_JSON: Final = "local.json"
 EVENT_LOG: Final = "events.jsonl"
 LOG_DIR: Final = "logs"
+# Earlier runs' event logs and function logs, one directory per run named by its start (UTC).
+PREVIOUS_DIR: Final = "previous"
+# When the current run started (UTC, RUN_STAMP_FORMAT): the name its logs get once rotated.
+RUN_STARTED: Final = "run-started"
+RUN_STAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
+DEFAULT_KEEP_RUNS: Final = 5
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
@@ -72,6 +82,7 @@ class LocalSettings:
     state_dir: Path
     demo: bool
     host: str = "127.0.0.1"
+    keep_runs: int = DEFAULT_KEEP_RUNS
 
     @property
     def local_json(self) -> Path:
@@ -85,6 +96,10 @@ class LocalSettings:
     def log_dir(self) -> Path:
         return self.state_dir / LOG_DIR
 
+    @property
+    def previous_dir(self) -> Path:
+        return self.state_dir / PREVIOUS_DIR
+
 
 def parse_port(name: str, raw: str) -> int:
     try:
@@ -94,6 +109,16 @@ def parse_port(name: str, raw: str) -> int:
     if not 0 <= port <= 65535:
         raise LocalSettingsError(f"{name} must be between 0 and 65535, got {port}")
     return port
+
+
+def parse_count(name: str, raw: str) -> int:
+    try:
+        count = int(raw)
+    except ValueError:
+        raise LocalSettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if count < 0:
+        raise LocalSettingsError(f"{name} must be 0 or more, got {count}")
+    return count
 
 
 def parse_flag(name: str, raw: str) -> bool:
@@ -120,6 +145,7 @@ def resolve(
     graph_port: int | None = None,
     state_dir: str | None = None,
     demo: bool | None = None,
+    keep_runs: int | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> LocalSettings:
     """Flags (non-None arguments) over environment variables over defaults."""
@@ -133,6 +159,13 @@ def resolve(
 
     raw_demo = env.get(LocalEnv.DEMO.value)
     demo_on = demo if demo is not None else (True if not raw_demo else parse_flag(LocalEnv.DEMO, raw_demo))
+    raw_keep = env.get(LocalEnv.KEEP_RUNS.value)
+    if keep_runs is not None:
+        kept = parse_count("--keep-runs", str(keep_runs))
+    elif raw_keep is None or raw_keep.strip() == "":
+        kept = DEFAULT_KEEP_RUNS
+    else:
+        kept = parse_count(LocalEnv.KEEP_RUNS.value, raw_keep)
     return LocalSettings(
         ports=Ports(
             gateway=port(gateway_port, LocalEnv.GATEWAY_PORT),
@@ -143,4 +176,5 @@ def resolve(
         ),
         state_dir=state_dir_from(state_dir, env),
         demo=demo_on,
+        keep_runs=kept,
     )

@@ -21,6 +21,8 @@ import errno
 import importlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
@@ -29,12 +31,20 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ledgerlink_local.stack.aws import ensure_port_free
-from ledgerlink_local.stack.settings import EVENT_LOG, LOG_DIR, LocalSettings
+from ledgerlink_local.stack.settings import (
+    EVENT_LOG,
+    LOG_DIR,
+    PREVIOUS_DIR,
+    RUN_STAMP_FORMAT,
+    RUN_STARTED,
+    LocalSettings,
+)
 from ledgerlink_local.stack.stack import LocalStack, StackOptions
 from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls
 
@@ -57,6 +67,8 @@ LOCAL_JSON_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "aws": ("endpoint_url", "region"),
 }
 WEBHOOK_PATH: Final = "/v1/webhooks/qbo"
+# A rotated run's directory: its start, and "-2", "-3" ... for runs started within the same second.
+_RUN_DIR: Final = re.compile(r"(\d{8}T\d{6}Z)(?:-(\d+))?")
 
 
 @dataclass(frozen=True)
@@ -244,14 +256,77 @@ def refuse_if_running(local_json: Path) -> None:
         )
 
 
-def fresh_state_dir(settings: LocalSettings) -> None:
-    """Each run starts from nothing (moto keeps nothing), so last run's event log and logs go."""
+def fresh_state_dir(settings: LocalSettings, now: datetime | None = None) -> Path | None:
+    """Each run starts from nothing (moto keeps nothing): the previous run's hop log and function logs
+    move to ``previous/`` (:func:`rotate_previous_run`), and this run's start is noted for its own
+    rotation. Returns where the previous run's logs went (None: there were none, or none are kept)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    (settings.state_dir / EVENT_LOG).unlink(missing_ok=True)
-    log_dir = settings.state_dir / LOG_DIR
+    rotated = rotate_previous_run(settings.state_dir, settings.keep_runs)
+    started = (now or datetime.now(UTC)).astimezone(UTC)
+    (settings.state_dir / RUN_STARTED).write_text(started.strftime(RUN_STAMP_FORMAT) + "\n", "utf-8")
+    return rotated
+
+
+def rotate_previous_run(state_dir: Path, keep: int) -> Path | None:
+    """Move the previous run's ``events.jsonl`` and ``logs/`` to ``previous/<its start, UTC>/`` (so a
+    crash leaves its evidence), then keep only the newest ``keep`` runs there. Returns the previous
+    run's directory, or None when it left nothing or ``keep`` is 0."""
+    event_log, log_dir = state_dir / EVENT_LOG, state_dir / LOG_DIR
+    left = [path for path in (event_log, log_dir) if path.exists()]
+    files = [event_log] if event_log.is_file() else []
     if log_dir.is_dir():
-        for log in log_dir.glob("*.log"):
-            log.unlink()
+        files += [path for path in log_dir.rglob("*") if path.is_file()]
+    destination: Path | None = None
+    if files:
+        destination = _new_run_dir(state_dir / PREVIOUS_DIR, _run_stamp(state_dir / RUN_STARTED, files))
+        for path in left:
+            path.rename(destination / path.name)
+    elif log_dir.is_dir():
+        shutil.rmtree(log_dir)  # an empty logs/ is no evidence
+    kept = prune_previous_runs(state_dir / PREVIOUS_DIR, keep)
+    return destination if destination in kept else None
+
+
+def prune_previous_runs(previous: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` run directories (only those named as rotation names them);
+    returns the ones kept, oldest first."""
+    if not previous.is_dir():
+        return []
+    runs = []
+    for path in previous.iterdir():
+        found = _RUN_DIR.fullmatch(path.name)
+        if found is not None and path.is_dir():
+            runs.append(((found.group(1), int(found.group(2) or 1)), path))
+    runs.sort()
+    cut = max(len(runs) - keep, 0)
+    for _, path in runs[:cut]:
+        shutil.rmtree(path)
+    return [path for _, path in runs[cut:]]
+
+
+def _run_stamp(marker: Path, files: list[Path]) -> str:
+    """The run's start as noted by :func:`fresh_state_dir`; for a state directory from before runs
+    were noted, the last time the run wrote a log."""
+    with contextlib.suppress(OSError, ValueError):
+        noted = marker.read_text(encoding="utf-8").strip()
+        found = _RUN_DIR.fullmatch(noted)
+        if found is not None and found.group(2) is None:
+            datetime.strptime(noted, RUN_STAMP_FORMAT)  # a real date, or ValueError
+            return noted
+    last = max(path.stat().st_mtime for path in files)
+    return datetime.fromtimestamp(last, UTC).strftime(RUN_STAMP_FORMAT)
+
+
+def _new_run_dir(previous: Path, stamp: str) -> Path:
+    number = 1
+    while True:
+        candidate = previous / (stamp if number == 1 else f"{stamp}-{number}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            number += 1
+            continue
+        return candidate
 
 
 def start_demo(sandbox: Any, out: TextIO, stop: threading.Event) -> threading.Thread | None:
@@ -357,9 +432,9 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> in
     environment: LocalEnvironment | None = None
     try:
         refuse_if_running(settings.local_json)
-        fresh_state_dir(settings)
+        previous_run = fresh_state_dir(settings)
         environment = start_environment(settings, out, verbose=verbose)
-        _print_summary(out, settings, environment, time.perf_counter() - started)
+        _print_summary(out, settings, environment, time.perf_counter() - started, previous_run)
         if settings.demo:
             start_demo(environment.sandboxes.sandbox("qbo"), out, stop)
         else:
@@ -379,7 +454,11 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> in
 
 
 def _print_summary(
-    out: TextIO, settings: LocalSettings, environment: LocalEnvironment, seconds: float
+    out: TextIO,
+    settings: LocalSettings,
+    environment: LocalEnvironment,
+    seconds: float,
+    previous_run: Path | None = None,
 ) -> None:
     stack, sandboxes = environment.stack, environment.sandboxes
     assert stack.topology is not None
@@ -411,11 +490,22 @@ def _print_summary(
     lines += [
         f"  state      {settings.local_json} (endpoints, local credentials), "
         f"{settings.event_log} (hops), {settings.log_dir}/ (function logs)",
+        f"  previous   {previous_run_line(settings, previous_run)}",
         "  inspect    ledgerlink local status   |   replay: ledgerlink dlq replay <queue>",
         "",
         f"{'time':<12}  {'correlation id':<36}  {'hop':<11} what",
     ]
     print("\n".join(lines), file=out, flush=True)
+
+
+def previous_run_line(settings: LocalSettings, previous_run: Path | None) -> str:
+    """Where the previous run's logs went, for the summary."""
+    if settings.keep_runs == 0:
+        return "earlier runs' logs are not kept (LEDGERLINK_LOCAL_KEEP_RUNS=0)"
+    kept = f"the last {settings.keep_runs} runs are kept" if settings.keep_runs > 1 else "one run is kept"
+    if previous_run is None:
+        return f"{settings.previous_dir}/ (no logs from a previous run; {kept})"
+    return f"{previous_run}/ (the previous run's hops and function logs; {kept})"
 
 
 def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:

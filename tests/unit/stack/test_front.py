@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -292,3 +294,253 @@ def test_past_the_burst_the_gateway_answers_429_without_invoking(served):
     assert len(invoker.events) == 2
     reply = requests.post(front.url + "/v1/webhooks/qbo", data=b"[]", timeout=5)
     assert reply.json() == {"message": "Too Many Requests"}
+
+
+# --- request framing, over raw sockets (a hang is the client socket's timeout, a failure)
+
+WEBHOOK_HEAD = b"POST /v1/webhooks/qbo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+CLIENT_TIMEOUT = 5.0
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    closed: bool
+    """The server closed the connection after its answer."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _read_answer(client: socket.socket) -> RawAnswer:
+    """One HTTP response read off ``client``; then whether the server closed the connection."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = client.recv(65536)
+        if not chunk:
+            raise AssertionError(f"the server dropped the connection without an answer: {received!r}")
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = client.recv(65536)
+        if not chunk:
+            raise AssertionError("the server closed the connection inside its answer")
+        rest += chunk
+    closed = False
+    if headers.get("connection", "").lower() == "close":
+        closed = client.recv(65536) == b""  # waits for the close (or the client's timeout)
+    return RawAnswer(int(status_line.split(" ")[1]), headers, rest[:length], closed)
+
+
+def _exchange(front: ApiFront, raw: bytes) -> RawAnswer:
+    with socket.create_connection((front.host, front.port), timeout=CLIENT_TIMEOUT) as client:
+        client.sendall(raw)
+        return _read_answer(client)
+
+
+def _still_serves(front: ApiFront) -> bool:
+    reply = requests.post(front.url + "/v1/webhooks/qbo", data=b"[]", timeout=CLIENT_TIMEOUT)
+    return reply.status_code == 200 and reply.json() == {"accepted": 0}
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        pytest.param(b"Content-Length: abc\r\n", id="letters"),
+        pytest.param(b"Content-Length: -1\r\n", id="negative"),
+        pytest.param(b"Content-Length: 1e3\r\n", id="exponent"),
+        pytest.param(b"Content-Length: +2\r\n", id="signed"),
+        pytest.param(b"Content-Length: 2, 2\r\n", id="a list"),
+        pytest.param(b"Content-Length: 2\r\nContent-Length: 5\r\n", id="two conflicting headers"),
+        pytest.param(b"Content-Length: 99999999999999999999999999\r\n", id="absurdly large"),
+        pytest.param(b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", id="both headers"),
+        pytest.param(b"Transfer-Encoding: chunked, gzip\r\n", id="chunked not last"),
+        pytest.param(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", id="chunked twice"),
+    ],
+)
+def test_a_badly_framed_request_is_the_gateways_400_and_the_server_goes_on(served, framing):
+    front, invoker, records = served
+    # given a request whose headers frame its body badly
+    answer = _exchange(front, WEBHOOK_HEAD + framing + b"\r\n[]")
+    # then the gateway answers 400 with its JSON body and closes the connection cleanly
+    assert (answer.status, answer.json()) == (400, {"message": "Bad Request"})
+    assert answer.headers["content-type"] == "application/json" and "apigw-requestid" in answer.headers
+    assert answer.closed
+    # and no function saw it, the hop log has the answer, and the next request is served
+    assert invoker.events == []
+    assert [(record.status, record.function) for record in records] == [(400, None)]
+    assert _still_serves(front)
+
+
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        pytest.param(b"zz\r\n[]\r\n0\r\n\r\n", id="size not hex"),
+        pytest.param(b"0x2\r\n[]\r\n0\r\n\r\n", id="size with 0x"),
+        pytest.param(b"-2\r\n[]\r\n0\r\n\r\n", id="negative size"),
+        pytest.param(b"\r\n[]\r\n0\r\n\r\n", id="no size"),
+        pytest.param(b"2\n[]\r\n0\r\n\r\n", id="bare LF"),
+        pytest.param(b"2;\r\n[]\r\n0\r\n\r\n", id="empty extension"),
+        pytest.param(b'2;a="b\r\n[]\r\n0\r\n\r\n', id="unterminated quoted extension"),
+        pytest.param(b"2\r\n[]xx\r\n0\r\n\r\n", id="data longer than its size"),
+        pytest.param(b"2\r\n[]\r\n0\r\nno colon here\r\n\r\n", id="malformed trailer"),
+        pytest.param(b"4\r\n[]", id="closed inside a chunk"),
+    ],
+)
+def test_a_malformed_chunked_body_is_the_gateways_400(served, chunked):
+    front, invoker, _records = served
+    raw = WEBHOOK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+    with socket.create_connection((front.host, front.port), timeout=CLIENT_TIMEOUT) as client:
+        client.sendall(raw)
+        client.shutdown(socket.SHUT_WR)  # all of it was sent: a short chunk is the end of the stream
+        answer = _read_answer(client)
+    assert (answer.status, answer.json()) == (400, {"message": "Bad Request"}) and answer.closed
+    assert invoker.events == []
+    assert _still_serves(front)
+
+
+def test_a_chunked_body_is_decoded_with_its_extensions_and_trailers(served):
+    front, invoker, _records = served
+    # given a webhook sent in chunks: hex sizes, an extension, a trailer field
+    chunked = b'A;name=value;q="x y"\r\n{"eventNot\r\n000a\r\nifications\r\n3\r\n":1\r\n1\r\n}\r\n'
+    chunked += b"0\r\nX-Checksum: abc\r\n\r\n"
+    with socket.create_connection((front.host, front.port), timeout=CLIENT_TIMEOUT) as client:
+        client.sendall(WEBHOOK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+        answer = _read_answer(client)
+        # then the function gets the body, whole, and the connection stays open for the next request
+        assert answer.status == 200 and not answer.closed
+        assert invoker.events[0]["body"] == '{"eventNotifications":1}'
+        assert "transfer-encoding" not in invoker.events[0]["headers"]
+        client.sendall(WEBHOOK_HEAD + b"Content-Length: 2\r\n\r\n[]")
+        assert _read_answer(client).status == 200
+    assert invoker.events[1]["body"] == "[]"
+
+
+def test_a_chunked_body_sent_by_requests_reaches_the_function(served):
+    front, invoker, _records = served
+    # requests sends a generator body chunked, without Content-Length
+    reply = requests.post(
+        front.url + "/v1/webhooks/qbo",
+        data=iter([b'{"a":', b"1}"]),
+        headers={"Content-Type": "application/json"},
+        timeout=CLIENT_TIMEOUT,
+    )
+    assert reply.status_code == 200
+    assert invoker.events[0]["body"] == '{"a":1}'
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        pytest.param(b"Content-Length: 10485761\r\n\r\n", id="content-length past 10 MB"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\nA00001\r\n", id="one chunk past 10 MB"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nA00000\r\n", id="chunks add up past"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\n" + b"F" * 40 + b"\r\n", id="forty hex digits"),
+    ],
+)
+def test_a_body_past_the_payload_limit_is_413_before_it_is_read(served, framing):
+    front, invoker, _records = served
+    # the client sends only the framing: an answer that waited for the body would be a timeout here
+    answer = _exchange(front, WEBHOOK_HEAD + framing)
+    assert (answer.status, answer.json()) == (413, {"message": "Request Entity Too Large"})
+    assert answer.closed and invoker.events == []
+    assert _still_serves(front)
+
+
+@pytest.mark.parametrize(
+    ("framing", "status", "message"),
+    [
+        (b"Transfer-Encoding: gzip, chunked\r\n", 501, "Not Implemented"),
+        (b"Transfer-Encoding: identity\r\n", 400, "Bad Request"),
+    ],
+)
+def test_a_transfer_coding_other_than_chunked_is_refused(served, framing, status, message):
+    front, invoker, _records = served
+    answer = _exchange(front, WEBHOOK_HEAD + framing + b"\r\n2\r\n[]\r\n0\r\n\r\n")
+    assert (answer.status, answer.json()) == (status, {"message": message}) and answer.closed
+    assert invoker.events == []
+    assert _still_serves(front)
+
+
+def test_transfer_encoding_on_an_http_1_0_request_is_refused(served):
+    front, _invoker, _records = served
+    raw = b"POST /v1/webhooks/qbo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n"
+    answer = _exchange(front, raw)
+    assert (answer.status, answer.json()) == (400, {"message": "Bad Request"}) and answer.closed
+    assert _still_serves(front)
+
+
+def test_a_post_without_content_length_or_transfer_encoding_has_an_empty_body(served):
+    front, invoker, _records = served
+    answer = _exchange(front, WEBHOOK_HEAD + b"Connection: close\r\n\r\n")
+    assert answer.status == 200
+    assert "body" not in invoker.events[0] and invoker.events[0]["isBase64Encoded"] is False
+
+
+def test_an_unreadable_request_line_gets_the_gateways_json_not_an_html_page(served):
+    front, _invoker, _records = served
+    answer = _exchange(front, b"GARBAGE\r\n\r\n")
+    assert (answer.status, answer.json()) == (400, {"message": "Bad Request"}) and answer.closed
+    assert _still_serves(front)
+
+
+@pytest.fixture
+def impatient():
+    """A gateway that waits only 0.2 s for each read from a client."""
+    invoker = _RecordingInvoker(_ok({"statusCode": 200, "body": '{"accepted":0}'}))
+    front = ApiFront(
+        [WEBHOOK_ROUTE],
+        invoker,
+        throttle=TokenBucket(1.0, 2, clock=lambda: 0.0),
+        account_id="123456789012",
+        api_name="ledgerlink-local-api",
+        read_timeout=0.2,
+    ).start()
+    yield front, invoker
+    front.stop()
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        pytest.param(b"Content-Length: 10\r\n\r\n[1,", id="content-length"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\n8\r\n[1,", id="inside a chunk"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n", id="between chunks"),
+    ],
+)
+def test_a_client_that_stalls_inside_its_body_gets_408_and_frees_the_thread(impatient, partial):
+    front, invoker = impatient
+    # given a client that sends part of its body and then nothing, without closing
+    answer = _exchange(front, WEBHOOK_HEAD + partial)
+    # then once the read timeout passes the gateway answers 408 and closes
+    assert (answer.status, answer.json()) == (408, {"message": "Request Timeout"}) and answer.closed
+    assert invoker.events == []
+    assert _still_serves(front)
+
+
+def test_an_idle_connection_is_closed_after_the_read_timeout(impatient):
+    front, _invoker = impatient
+    with socket.create_connection((front.host, front.port), timeout=CLIENT_TIMEOUT) as client:
+        client.sendall(b"POST /v1/webhooks/qbo HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
+        assert client.recv(65536) == b""  # closed, without an answer to a request never made
+    assert _still_serves(front)
+
+
+def test_the_read_timeout_must_be_positive():
+    with pytest.raises(ValueError, match="read timeout"):
+        ApiFront(
+            [WEBHOOK_ROUTE],
+            _RecordingInvoker(_ok(None)),
+            throttle=TokenBucket(1.0, 1),
+            account_id="123456789012",
+            api_name="x",
+            read_timeout=0,
+        )

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from ledgerlink_local.stack.settings import LocalSettingsError, resolve
+from ledgerlink_local.stack.hops import read_hops
+from ledgerlink_local.stack.settings import LocalSettings, LocalSettingsError, Ports, resolve
+from ledgerlink_local.stack.status import summarise
 from ledgerlink_local.stack.up import (
     LOCAL_JSON_KEYS,
     UpError,
+    fresh_state_dir,
     local_description,
+    previous_run_line,
     refuse_if_running,
     secret_values,
     vendor_urls,
     write_local_json,
 )
+from tests.conftest import FIXTURES
+
+RECORDED_EVENT_LOG = FIXTURES / "stack" / "events.jsonl"
 
 CREDENTIALS = {
     "qbo": {
@@ -67,6 +76,8 @@ def test_flags_win_over_environment_which_wins_over_defaults():
         ({"LEDGERLINK_LOCAL_QBO_PORT": "http"}, "LEDGERLINK_LOCAL_QBO_PORT must be a port number"),
         ({"LEDGERLINK_LOCAL_AWS_PORT": "70000"}, "between 0 and 65535"),
         ({"LEDGERLINK_DEMO": "maybe"}, "LEDGERLINK_DEMO must be 1/0"),
+        ({"LEDGERLINK_LOCAL_KEEP_RUNS": "all"}, "LEDGERLINK_LOCAL_KEEP_RUNS must be a whole number"),
+        ({"LEDGERLINK_LOCAL_KEEP_RUNS": "-1"}, "LEDGERLINK_LOCAL_KEEP_RUNS must be 0 or more"),
     ],
 )
 def test_a_bad_option_names_the_variable(environ, message):
@@ -121,3 +132,100 @@ def test_a_second_stack_on_the_same_state_directory_is_refused(tmp_path):
         listener.close()
     # once that stack is gone, its leftover description is no obstacle
     refuse_if_running(tmp_path / "local.json")
+
+
+# --- the previous runs' logs
+
+
+def _settings(state_dir: Path, keep_runs: int) -> LocalSettings:
+    return LocalSettings(
+        ports=Ports(gateway=0, aws=0, qbo=0, hubspot=0, graph=0),
+        state_dir=state_dir,
+        demo=False,
+        keep_runs=keep_runs,
+    )
+
+
+def _run_writes_logs(settings: LocalSettings, name: str) -> None:
+    """What a run leaves behind: its hop log and a function's log (named after the run)."""
+    shutil.copy(RECORDED_EVENT_LOG, settings.event_log)
+    settings.log_dir.mkdir(exist_ok=True)
+    (settings.log_dir / "qbo_ingest.log").write_text(f"{name}\n")
+
+
+def _start(settings: LocalSettings, hour: int) -> Path | None:
+    return fresh_state_dir(settings, now=datetime(2026, 3, 10, hour, 0, 0, tzinfo=UTC))
+
+
+def test_a_restart_moves_the_previous_runs_logs_aside_and_keeps_the_newest_runs(tmp_path):
+    settings = _settings(tmp_path, keep_runs=2)
+    # given three runs, started at 09:00, 10:00 and 11:00, each leaving its logs
+    assert _start(settings, 9) is None  # a fresh state directory: nothing to move
+    _run_writes_logs(settings, "run at 9")
+    first = _start(settings, 10)
+    _run_writes_logs(settings, "run at 10")
+    second = _start(settings, 11)
+    _run_writes_logs(settings, "run at 11")
+    # when the stack starts a fourth time
+    third = _start(settings, 12)
+    # then each start moved the run before it to previous/<its start>, and only the newest 2 are left
+    assert (first, second, third) == (
+        tmp_path / "previous" / "20260310T090000Z",
+        tmp_path / "previous" / "20260310T100000Z",
+        tmp_path / "previous" / "20260310T110000Z",
+    )
+    assert sorted(path.name for path in (tmp_path / "previous").iterdir()) == [
+        "20260310T100000Z",
+        "20260310T110000Z",
+    ]
+    assert second is not None and third is not None
+    assert (second / "logs" / "qbo_ingest.log").read_text() == "run at 10\n"
+    assert (third / "logs" / "qbo_ingest.log").read_text() == "run at 11\n"
+    assert (third / "events.jsonl").read_bytes() == RECORDED_EVENT_LOG.read_bytes()
+    # and the current run starts with no hop log and no function logs: status sees only this run
+    assert not settings.event_log.exists() and not settings.log_dir.exists()
+    assert summarise(read_hops(settings.event_log)) == ([], [])
+    assert summarise(read_hops(third / "events.jsonl")) == summarise(read_hops(RECORDED_EVENT_LOG))
+
+
+def test_a_run_that_left_no_start_note_is_named_by_its_last_log_and_same_second_runs_both_stay(tmp_path):
+    settings = _settings(tmp_path, keep_runs=5)
+    # given logs from before runs noted their start, last written at 2026-03-10 08:30:00 UTC
+    _run_writes_logs(settings, "old run")
+    last_write = datetime(2026, 3, 10, 8, 30, 0, tzinfo=UTC).timestamp()
+    for path in (settings.event_log, settings.log_dir / "qbo_ingest.log"):
+        os.utime(path, (last_write, last_write))
+    # and a directory in previous/ that rotation did not make
+    (tmp_path / "previous" / "notes").mkdir(parents=True)
+    assert _start(settings, 9) == tmp_path / "previous" / "20260310T083000Z"
+    # when two runs start within the same second
+    _run_writes_logs(settings, "run at 9")
+    assert _start(settings, 9) == tmp_path / "previous" / "20260310T090000Z"
+    _run_writes_logs(settings, "run at 9 again")
+    assert _start(settings, 9) == tmp_path / "previous" / "20260310T090000Z-2"
+    # then nothing is lost and what rotation did not make is left alone
+    assert (tmp_path / "previous" / "notes").is_dir()
+    assert (tmp_path / "previous" / "20260310T090000Z-2" / "logs" / "qbo_ingest.log").read_text() == (
+        "run at 9 again\n"
+    )
+
+
+def test_with_no_runs_kept_a_restart_deletes_the_previous_runs_logs(tmp_path):
+    settings = _settings(tmp_path, keep_runs=0)
+    _start(settings, 9)
+    _run_writes_logs(settings, "run at 9")
+    assert _start(settings, 10) is None
+    assert not settings.event_log.exists() and not settings.log_dir.exists()
+    assert list((tmp_path / "previous").iterdir()) == []
+
+
+def test_the_summary_says_where_the_previous_runs_logs_went(tmp_path):
+    settings = _settings(tmp_path / ".ledgerlink", keep_runs=5)
+    moved = tmp_path / ".ledgerlink" / "previous" / "20260310T090000Z"
+    assert previous_run_line(settings, moved) == (
+        f"{moved}/ (the previous run's hops and function logs; the last 5 runs are kept)"
+    )
+    assert "no logs from a previous run" in previous_run_line(settings, None)
+    assert "not kept" in previous_run_line(_settings(tmp_path, keep_runs=0), None)
+    assert resolve(environ={}).keep_runs == 5
+    assert resolve(environ={"LEDGERLINK_LOCAL_KEEP_RUNS": "2"}).keep_runs == 2
