@@ -120,7 +120,8 @@ def test_a_message_that_cannot_succeed_is_dead_lettered_with_its_reason_and_repl
     # then the message is back on its queue as it was before it failed: same body, no failure attributes
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    assert f"moved 1 message from {queue.dlq_name} to {queue.name}; 0 failed" in printed.out
+    assert f"{queue.dlq_name}: about 1 message waiting; moving at most 1" in printed.out
+    assert f"replayed {queue.dlq_name} to {queue.name}: moved 1, skipped 0, failed 0" in printed.out
     assert queue_depth(environment, queue.dlq_url) == 0
     (back,) = peek(sqs, queue.url)
     assert back["Body"] == letter["Body"]
