@@ -67,6 +67,9 @@ def classify(error: BaseException) -> Classified:
     if any(klass.__name__ in _SHARED_INFRASTRUCTURE for klass in type(error).__mro__):
         return Classified(text, True, FailureScope.SHARED, error_type, retry_after)
     if isinstance(retryable, bool):
+        if retryable and getattr(error, "record_scoped", False):
+            # e.g. HubSpot records deleted under a link: retrying helps, but only these records.
+            return Classified(text, True, FailureScope.RECORD, error_type, retry_after)
         if retryable:
             return Classified(text, True, FailureScope.SHARED, error_type, retry_after)
         # A refused connection (QBO's invalid_grant) is the connection's, not one record's.

@@ -11,7 +11,12 @@
 Every upsert input carries an ``objectWriteTraceId`` (HubSpot's opt-in to partial success): a batch in
 which some inputs are invalid writes the valid ones and answers 207 with the failed ones' trace ids, so
 one bad record never fails its neighbours. Results and errors come back per input id
-(:class:`BatchOutcome`). Every call goes through the vendor HTTP layer (portal-wide limits, retries,
+(:class:`BatchOutcome`), association failures per pair (:class:`AssociationsFailed`).
+
+A record a user deleted (archived) in HubSpot, or merged away, is an :class:`ObjectsNotFound` naming
+the object type and the ids: HubSpot reports them as ``OBJECT_NOT_FOUND`` errors whose ``context.ids``
+list the ids (batch read and update answer 207, v4 association creates 200 with ``errors[]``), so the
+ids are taken from there, never parsed out of the message. Every call goes through the vendor HTTP layer (portal-wide limits, retries,
 breaker); upserts and association creates are safe to repeat, so they are retried like reads.
 """
 
@@ -50,6 +55,9 @@ def chunked(items: Sequence[T], size: int = MAX_BATCH_INPUTS) -> Iterator[list[T
         yield list(items[start : start + size])
 
 
+NOT_FOUND_CATEGORY: Final = "OBJECT_NOT_FOUND"
+
+
 class HubSpotError(VendorError):
     """HubSpot refused a request or a batch input; the message carries HubSpot's category and message."""
 
@@ -61,6 +69,48 @@ class HubSpotError(VendorError):
         self.status = status
         # 401/403: the token or its scopes are refused, whatever the request was.
         self.connection_wide = status in (401, 403)
+
+
+class ObjectsNotFound(HubSpotError):
+    """HubSpot has no live record of ``object_type`` with these ``ids``: a user deleted (archived) or
+    merged it, or it never existed.
+
+    Retryable: the same write fails again only as long as something still names those ids; the deal
+    sync drops such links and resolves the records again (docs/deal-sync.md#records-deleted-in-hubspot).
+    """
+
+    # Retryable (the sync heals the stale link and a later attempt can succeed) but about these
+    # records only: never a reason to fail the rest of a batch (ledgerlink.failures).
+    record_scoped = True
+
+    reason = "hubspot_objects_not_found"
+
+    def __init__(self, object_type: str, ids: Iterable[str], detail: str | None = None) -> None:
+        self.object_type = object_type
+        self.ids = frozenset(ids)
+        message = (
+            f"HubSpot has no {object_type} {', '.join(sorted(self.ids))} (deleted, merged or never created)"
+        )
+        super().__init__(f"{message}: {detail}" if detail else message, retryable=True, status=404)
+
+
+class AssociationsFailed(HubSpotError):
+    """Some pairs of an association batch were refused: ``failed[(from id, to id)]`` says why (an
+    :class:`ObjectsNotFound` where HubSpot named a missing record of the pair). The others were made."""
+
+    record_scoped = True  # the refused pairs' deals only (ledgerlink.failures)
+
+    def __init__(self, from_type: str, to_type: str, failed: Mapping[tuple[str, str], HubSpotError]) -> None:
+        self.from_type = from_type
+        self.to_type = to_type
+        self.failed = dict(failed)
+        first = next(iter(self.failed.values()))
+        retryable = all(error.retryable for error in self.failed.values())
+        super().__init__(
+            f"HubSpot refused {len(self.failed)} {from_type}→{to_type} associations: {first}",
+            retryable=retryable,
+            status=first.status,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,7 +188,9 @@ class HubSpotClient:
             }
             response = self._post(f"/crm/v3/objects/{_path(object_type)}/batch/upsert", body, accept=(207,))
             outcome.merge(
-                self._batch_outcome(response, [item.id for item in chunk], key="objectWriteTraceId")
+                self._batch_outcome(
+                    response, [item.id for item in chunk], key="objectWriteTraceId", object_type=object_type
+                )
             )
         return outcome
 
@@ -149,7 +201,9 @@ class HubSpotClient:
             body = {"inputs": [{"id": item.id, "properties": dict(item.properties)} for item in chunk]}
             # Setting the same values again has the same effect: safe to retry.
             response = self._post(f"/crm/v3/objects/{_path(object_type)}/batch/update", body, accept=(207,))
-            outcome.merge(self._batch_outcome(response, [item.id for item in chunk], key="id"))
+            outcome.merge(
+                self._batch_outcome(response, [item.id for item in chunk], key="id", object_type=object_type)
+            )
         return outcome
 
     def batch_read(
@@ -220,19 +274,20 @@ class HubSpotClient:
     # ---- associations v4
 
     def associate_default(self, from_type: str, to_type: str, pairs: Iterable[tuple[str, str]]) -> None:
-        """The default (unlabelled) association for each (from id, to id); existing ones are unchanged."""
+        """The default (unlabelled) association for each (from id, to id); existing ones are unchanged.
+
+        Every chunk is sent; then, if HubSpot refused some pairs, :class:`AssociationsFailed` says which.
+        """
         unique = sorted(set(pairs))
+        failed: dict[tuple[str, str], HubSpotError] = {}
         for chunk in chunked(unique):
             body = {"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]}
             response = self._post(
                 f"/crm/v4/associations/{from_type}/{to_type}/batch/associate/default", body, accept=(207,)
             )
-            errors = _json(response).get("errors") or []
-            if errors:
-                raise HubSpotError(
-                    f"HubSpot refused {len(errors)} of {len(chunk)} {from_type}→{to_type} associations: "
-                    f"{_error_text(errors[0])}"
-                )
+            failed.update(_association_failures(_json(response), chunk, from_type, to_type))
+        if failed:
+            raise AssociationsFailed(from_type, to_type, failed)
 
     def associations(self, from_type: str, to_type: str, ids: Iterable[str]) -> dict[str, list[str]]:
         """The ids each record is associated with (every page)."""
@@ -313,7 +368,9 @@ class HubSpotClient:
             _json(response)  # a non-JSON success body is a protocol error worth failing loudly
         return response
 
-    def _batch_outcome(self, response: requests.Response, ids: Sequence[str], *, key: str) -> BatchOutcome:
+    def _batch_outcome(
+        self, response: requests.Response, ids: Sequence[str], *, key: str, object_type: str
+    ) -> BatchOutcome:
         body = _json(response)
         outcome = BatchOutcome()
         for raw in body.get("results") or []:
@@ -322,15 +379,13 @@ class HubSpotClient:
             if marker:
                 outcome.written[marker] = record
         for error in body.get("errors") or []:
-            reason = HubSpotError(
-                f"HubSpot {error.get('category', 'ERROR')}: {_error_text(error)}", status=response.status_code
-            )
             context = error.get("context") or {}
             named = [str(value) for value in (context.get(key) or context.get("ids") or []) if value]
             if not named and error.get(key):
                 named = [str(error[key])]
             if not named and error.get("id"):
                 named = [str(error["id"])]
+            reason = _error(error, object_type, named, status=response.status_code)
             for value in named or [value for value in ids if value not in outcome.written]:
                 outcome.failed[value] = reason
         # An input neither written nor named in an error: HubSpot said nothing about it, so it failed.
@@ -361,6 +416,69 @@ def _json(response: requests.Response) -> dict[str, Any]:
 
 def _error_text(error: Mapping[str, Any]) -> str:
     return body_excerpt(str(error.get("message") or "no message"))
+
+
+def _not_found_ids(error: Mapping[str, Any]) -> list[str]:
+    """The ids an ``OBJECT_NOT_FOUND`` error names in its structured ``context.ids``; [] for any other."""
+    if str(error.get("category") or "") != NOT_FOUND_CATEGORY:
+        return []
+    context = error.get("context") or {}
+    values = context.get("ids") if isinstance(context, Mapping) else None
+    return [str(value) for value in values or [] if value not in (None, "")]
+
+
+def _error(
+    error: Mapping[str, Any], object_type: str, named: Sequence[str], *, status: int | None
+) -> HubSpotError:
+    """One entry of a batch answer's ``errors[]`` as an exception: :class:`ObjectsNotFound` when HubSpot
+    says the records it names do not exist."""
+    missing = _not_found_ids(error)
+    if missing and set(named) <= set(missing):
+        return ObjectsNotFound(object_type, missing, _error_text(error))
+    return HubSpotError(f"HubSpot {error.get('category', 'ERROR')}: {_error_text(error)}", status=status)
+
+
+def _association_failures(
+    body: Mapping[str, Any], chunk: Sequence[tuple[str, str]], from_type: str, to_type: str
+) -> dict[tuple[str, str], HubSpotError]:
+    """The pairs of one associate call HubSpot did not make, each with its reason.
+
+    HubSpot lists the associations it made in ``results`` and the problems in ``errors[]`` (not per
+    input). A pair is failed when errors came back and the pair is not among the results; its reason is
+    the not-found error naming one of its ids (the missing record, typed by the side it is on), else the
+    first other error.
+    """
+    errors = [error for error in body.get("errors") or [] if isinstance(error, Mapping)]
+    if not errors:
+        return {}
+    made = {
+        (str((item.get("from") or {}).get("id")), str((item.get("to") or {}).get("id")))
+        for item in body.get("results") or []
+        if isinstance(item, Mapping)
+    }
+    missing: dict[str, str] = {}  # id -> HubSpot's message about it
+    for error in errors:
+        missing.update(dict.fromkeys(_not_found_ids(error), _error_text(error)))
+    others = [error for error in errors if not _not_found_ids(error)]
+    general = (
+        HubSpotError(f"HubSpot {others[0].get('category', 'ERROR')}: {_error_text(others[0])}")
+        if others
+        else None
+    )
+    failed: dict[tuple[str, str], HubSpotError] = {}
+    for pair in chunk:
+        if pair in made:
+            continue
+        from_id, to_id = pair
+        if to_id in missing:
+            failed[pair] = ObjectsNotFound(to_type, [to_id], missing[to_id])
+        elif from_id in missing:
+            failed[pair] = ObjectsNotFound(from_type, [from_id], missing[from_id])
+        else:
+            failed[pair] = general or HubSpotError(
+                f"HubSpot did not make the {from_type}→{to_type} association and gave no reason for it"
+            )
+    return failed
 
 
 class HubSpotAuth:

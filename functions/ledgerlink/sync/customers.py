@@ -28,6 +28,7 @@ from aws_lambda_powertools import Logger
 from ledgerlink.hubspot.client import (
     MAX_FILTER_GROUPS,
     MAX_IN_VALUES,
+    AssociationsFailed,
     HubSpotClient,
     HubSpotError,
     Update,
@@ -146,15 +147,21 @@ def resolve_customers(
     for qbo_id, contact_id in contacts_written.items():
         results[qbo_id].contact_id = contact_id
 
-    pairs = []
+    pairs: dict[tuple[str, str], str] = {}  # (contact id, company id) -> QBO Id
     for qbo_id, resolved in results.items():
         link = links.get(qbo_id)
         known = (link.hubspot_id, link.contact_id) if link is not None else None
         pair = (resolved.company_id, resolved.contact_id)
         if resolved.error is None and resolved.company_id and resolved.contact_id and known != pair:
-            pairs.append((resolved.contact_id, resolved.company_id))
+            pairs[(resolved.contact_id, resolved.company_id)] = qbo_id
     if pairs:
-        hubspot.associate_default("contacts", "companies", pairs)
+        try:
+            hubspot.associate_default("contacts", "companies", pairs)
+        except AssociationsFailed as error:
+            # A refused pair fails its own customer (e.g. a record deleted in HubSpot meanwhile).
+            for pair, reason in error.failed.items():
+                if pair in pairs:
+                    results[pairs[pair]].error = reason
     return results, counts
 
 

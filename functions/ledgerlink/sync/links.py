@@ -196,6 +196,33 @@ class LinkStore:
         with ThreadPoolExecutor(max_workers=PARALLEL_WRITES) as pool:
             return list(pool.map(lambda item: self.save(item[0], event_id=item[1]), links))
 
+    def forget(self, link: Link) -> bool:
+        """Drop a link whose HubSpot records are gone (a user deleted them in HubSpot), so the entity is
+        resolved again like a new one. Conditional: only while the link still names the same records,
+        so a link another worker already repaired stays. True when this call dropped it."""
+        names = {"#h": "hubspot_id", "#c": "contact_id"}
+        values: dict[str, Any] = {}
+        conditions = []
+        for placeholder, value in (("#h", link.hubspot_id), ("#c", link.contact_id)):
+            if value is None:
+                conditions.append(f"attribute_not_exists({placeholder})")
+            else:
+                values[":" + placeholder[1:]] = {"S": value}
+                conditions.append(f"{placeholder} = :{placeholder[1:]}")
+        try:
+            self._client.delete_item(
+                TableName=self.table_name,
+                Key={PK: {"S": link.key.pk}, SK: {"S": LINK_SK}},
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise _failed(self.table_name, "DeleteItem", error) from None
+            return False
+        return True
+
     def mark_dirty(self, key: EntityKey) -> None:
         try:
             self._client.update_item(

@@ -19,7 +19,10 @@ batched across the whole SQS batch so the vendor call count does not grow with t
    deals (upsert by ``qbo_invoice_id`` / ``qbo_estimate_id``), line items (upsert by ``qbo_line_id``),
    archive the line items LedgerLink wrote earlier that the document no longer has, and v4
    associations only where new. Deletes move the deal to the voided stage and set
-   ``qbo_status=deleted`` (nothing is deleted in the CRM). Then the deals' owners (one batch read);
+   ``qbo_status=deleted`` (nothing is deleted in the CRM). Then the deals' owners (one batch read).
+   A record a user deleted in HubSpot heals in the same invocation: the links naming it are dropped, the
+   customer is resolved again and the documents concerned are written once more
+   (docs/deal-sync.md#records-deleted-in-hubspot);
 6. **publish** ``ledgerlink.deal.synced`` for each invoice deal written, carrying the correlation id of
    the event that caused it;
 7. **record** the links (conditional: versions only move forward) after the publication, so a failed
@@ -47,7 +50,14 @@ from aws_lambda_powertools import Logger
 from ledgerlink.clock import Clock, SystemClock
 from ledgerlink.events import DetailType, Envelope, EventSource
 from ledgerlink.failures import Classified, FailureScope, classify
-from ledgerlink.hubspot.client import HubSpotClient, HubSpotError, Update, Upsert
+from ledgerlink.hubspot.client import (
+    AssociationsFailed,
+    HubSpotClient,
+    HubSpotError,
+    ObjectsNotFound,
+    Update,
+    Upsert,
+)
 from ledgerlink.qbo.client import QboClient
 from ledgerlink.sync import properties as prop
 from ledgerlink.sync.customers import CustomerCounts, Resolved, resolve_customers
@@ -172,14 +182,24 @@ class _Doc:
     contact_id: str | None = None
     owner_id: str | None = None
     status: str | None = None
+    gone: list[ObjectsNotFound] = field(default_factory=list)  # records HubSpot refused as deleted
 
     @property
     def deleted(self) -> bool:
         return self.raw is None
 
     def fail(self, error: BaseException) -> None:
+        if isinstance(error, ObjectsNotFound):
+            self.gone.append(error)
         if self.outcome is None or self.outcome.ok:
             self.outcome = Outcome.failure(error)
+
+    def write_again(self) -> None:
+        """Forget what the last write attempt produced (the mapping and version stay)."""
+        self.outcome = None
+        self.gone = []
+        self.deal_id = self.company_id = self.contact_id = self.owner_id = self.status = None
+        self.line_item_ids = frozenset()
 
 
 @dataclass
@@ -508,6 +528,7 @@ class _RealmSync:
             live, [d for d in to_write if d.outcome is None], links, context
         )
         self._write_deals([d for d in to_write if d.outcome is None], customer_results)
+        self._write_again_where_gone(to_write, links, context, customer_results, customer_outcomes)
         self._publish([d for d in to_write if d.outcome is None and d.entity == "Invoice"], context)
         self._save_doc_links([d for d in to_write if d.outcome is None])
         self._save_payment_links(live, payments, payment_invoices, docs, context)
@@ -549,8 +570,15 @@ class _RealmSync:
         docs: list[_Doc],
         links: dict[EntityKey, Link],
         context: CompanyContext,
+        *,
+        gone: Mapping[str, set[str]] | None = None,
     ) -> tuple[dict[str, Resolved], dict[str, Outcome]]:
-        """Resolve the customers that changed and the unlinked customers of the deals to write."""
+        """Resolve the customers that changed and the unlinked customers of the deals to write.
+
+        A customer whose link names a company or contact HubSpot no longer has (in ``gone``, by object
+        type, when HubSpot refused a write naming it; else found by :meth:`_stale_customer_links`) has
+        its link dropped and is resolved like a new customer.
+        """
         s = self.s
         changed_ids = {e.entity_id for e in live if e.entity == "Customer"}
         doc_customers = {
@@ -564,6 +592,11 @@ class _RealmSync:
         customer_links = {
             cid: links[self.key("Customer", cid)] for cid in wanted if self.key("Customer", cid) in links
         }
+        stale = self._stale_customer_links(docs, customer_links, changed_ids, gone)
+        for cid, stale_link in stale.items():
+            s.links.forget(stale_link)
+            del customer_links[cid]
+            links.pop(stale_link.key, None)
         unlinked = {
             cid for cid in doc_customers if cid not in customer_links or not customer_links[cid].hubspot_id
         }
@@ -626,6 +659,7 @@ class _RealmSync:
                 )
             else:
                 outcomes[cid] = _lost_race()
+        self._report_healed(stale, results)
         # Deals of customers whose link was known and unchanged use the link.
         for cid, link in customer_links.items():
             if cid not in results and link.hubspot_id:
@@ -633,6 +667,101 @@ class _RealmSync:
                     customer_key=context.key(cid), company_id=link.hubspot_id, contact_id=link.contact_id
                 )
         return results, outcomes
+
+    def _stale_customer_links(
+        self,
+        docs: list[_Doc],
+        customer_links: Mapping[str, Link],
+        changed_ids: set[str],
+        gone: Mapping[str, set[str]] | None,
+    ) -> dict[str, Link]:
+        """The customer links that name a company or contact HubSpot no longer has (a user deleted it).
+
+        Known from ``gone`` when HubSpot refused a write naming it. Otherwise checked only where no write
+        would tell: a deal already associated with the customer's recorded company/contact gets no
+        association call (they are made only where new), so those ids are batch-read, one call per
+        object type and batch. Deals still to be associated, and changed customers (written again
+        anyway), need no read: their writes name the records and HubSpot's refusal says which are gone.
+        """
+        missing: dict[str, set[str]] = {t: set(ids) for t, ids in (gone or {}).items()}
+        if gone is None:
+            to_check: dict[str, set[str]] = {"companies": set(), "contacts": set()}
+            for doc in docs:
+                cid = _customer_id(doc)
+                link = customer_links.get(cid) if cid is not None else None
+                deal = doc.link
+                # Changed and company-less customers are resolved (searched, written) again anyway.
+                if link is None or not link.hubspot_id or cid in changed_ids:
+                    continue
+                if deal is None or not deal.hubspot_id:
+                    continue
+                if link.hubspot_id == deal.company_id:
+                    to_check["companies"].add(link.hubspot_id)
+                if link.contact_id and link.contact_id == deal.contact_id:
+                    to_check["contacts"].add(link.contact_id)
+            for object_type, ids in to_check.items():
+                if ids:
+                    found = self.s.hubspot.batch_read(object_type, ids, ["hs_object_id"])
+                    missing.setdefault(object_type, set()).update(ids - set(found))
+        companies, contacts = missing.get("companies", set()), missing.get("contacts", set())
+        return {
+            cid: link
+            for cid, link in customer_links.items()
+            if (link.hubspot_id and link.hubspot_id in companies)
+            or (link.contact_id and link.contact_id in contacts)
+        }
+
+    def _report_healed(self, stale: Mapping[str, Link], results: Mapping[str, Resolved]) -> None:
+        for cid, old in stale.items():
+            resolved = results.get(cid)
+            fields = {
+                "realm_id": self.realm_id,
+                "entity": "Customer",
+                "entity_id": cid,
+                "old_company_id": old.hubspot_id,
+                "old_contact_id": old.contact_id,
+                "new_company_id": resolved.company_id if resolved is not None else None,
+                "new_contact_id": resolved.contact_id if resolved is not None else None,
+            }
+            if resolved is None or resolved.error is not None:
+                logger.warning("stale link dropped, customer not resolved again", extra=fields)
+                continue
+            logger.info("stale link healed", extra=fields)
+            self.s.metrics.count("StaleLinksHealed")
+
+    def _write_again_where_gone(
+        self,
+        docs: list[_Doc],
+        links: dict[EntityKey, Link],
+        context: CompanyContext,
+        customers: dict[str, Resolved],
+        customer_outcomes: dict[str, Outcome],
+    ) -> None:
+        """One more pass, in this invocation, for the documents HubSpot refused because a record they
+        name was deleted there: the customer links naming it are dropped, those customers resolved again
+        (matching may find another existing company, else they are created) and the documents written
+        once more. Bounded: a document refused again keeps its failure, and SQS retries it."""
+        again = [doc for doc in docs if doc.gone]
+        if not again:
+            return
+        gone: dict[str, set[str]] = {}
+        for doc in again:
+            for error in doc.gone:
+                gone.setdefault(error.object_type, set()).update(error.ids)
+        logger.info(
+            "records deleted in HubSpot, writing again",
+            extra={
+                "realm_id": self.realm_id,
+                "documents": [f"{doc.entity} {doc.entity_id}" for doc in again],
+                "gone": {object_type: sorted(ids) for object_type, ids in gone.items()},
+            },
+        )
+        for doc in again:
+            doc.write_again()
+        results, outcomes = self._customers([], again, links, context, gone=gone)
+        customers.update(results)
+        customer_outcomes.update(outcomes)
+        self._write_deals(again, customers)
 
     def _count_customers(self, counts: CustomerCounts) -> None:
         metrics = self.s.metrics
@@ -717,6 +846,20 @@ class _RealmSync:
             doc.status = doc.mapping.status.value
             if written.new:
                 self.s.metrics.count("DealsCreated")
+                if doc.link is not None and doc.link.hubspot_id and doc.link.hubspot_id != written.id:
+                    # The deal written before is gone (a user deleted it in HubSpot): the upsert by the
+                    # QBO key made a new one, which gets the line items and associations below.
+                    logger.info(
+                        "stale link healed",
+                        extra={
+                            "realm_id": self.realm_id,
+                            "entity": doc.entity,
+                            "entity_id": doc.entity_id,
+                            "old_deal_id": doc.link.hubspot_id,
+                            "new_deal_id": written.id,
+                        },
+                    )
+                    self.s.metrics.count("StaleLinksHealed")
         if deletes:
             self._mark_deleted(deletes)
 
@@ -778,6 +921,12 @@ class _RealmSync:
         for (from_type, to_type), type_pairs in pairs.items():
             try:
                 hubspot.associate_default(from_type, to_type, type_pairs)
+            except AssociationsFailed as error:
+                # Only the deals of the refused pairs fail (a deleted company fails its own deals).
+                for doc in written_docs:
+                    for (deal_id, _), reason in error.failed.items():
+                        if deal_id == doc.deal_id:
+                            doc.fail(reason)
             except HubSpotError as error:
                 failed_deals = {deal for deal, _ in type_pairs}
                 for doc in written_docs:
@@ -809,13 +958,21 @@ class _RealmSync:
         outcome = self.s.hubspot.batch_update("deals", updates)
         for doc in docs:
             assert doc.link is not None and doc.link.hubspot_id is not None
-            if doc.link.hubspot_id in outcome.failed:
-                doc.fail(outcome.failed[doc.link.hubspot_id])
+            failure = outcome.failed.get(doc.link.hubspot_id)
+            if failure is not None and not isinstance(failure, ObjectsNotFound):
+                doc.fail(failure)
                 continue
             doc.deal_id = doc.link.hubspot_id
             doc.status = DELETED_STATUS
             doc.line_item_ids = doc.link.line_item_ids  # kept: QBO's lines are gone, the CRM's history is not
             doc.company_id, doc.contact_id = doc.link.company_id, doc.link.contact_id
+            if failure is not None:
+                # A user deleted the deal in HubSpot too: nothing is left to mark; the link records it.
+                logger.info(
+                    "deal already deleted in HubSpot",
+                    extra={"realm_id": self.realm_id, "entity": doc.entity, "entity_id": doc.entity_id},
+                )
+                continue
             self.s.metrics.count("DealsMarkedDeleted")
 
     # ---- publication and links
@@ -892,6 +1049,12 @@ class _RealmSync:
             OutcomeStatus.SYNCED,
             detail={"invoices": ",".join(sorted(payment_invoices.get(event.entity_id, set())))},
         )
+
+
+def _customer_id(doc: _Doc) -> str | None:
+    """The QBO Id of the customer a document names, if it has one."""
+    value = ((doc.raw or {}).get("CustomerRef") or {}).get("value")
+    return str(value) if value is not None else None
 
 
 def _lost_race() -> Outcome:

@@ -113,3 +113,21 @@ def test_a_released_claim_can_be_claimed_again(dynamodb: Any) -> None:
     assert ledger.claim_all(["a", "b"], remaining_ms=60_000) == {"a": Claim.NEW, "b": Claim.NEW}
     ledger.release_all(["a"])
     assert ledger.claim_all(["a", "b"], remaining_ms=60_000) == {"a": Claim.NEW, "b": Claim.IN_PROGRESS}
+
+
+def test_a_stale_customer_link_is_forgotten_only_while_it_names_the_deleted_records(dynamodb: Any) -> None:
+    # given a customer linked to company 21 and contact 51, which a HubSpot user then deleted
+    store = LinkStore(TABLES["links"], dynamodb)
+    customer = EntityKey("9341453908059321", "Customer", "1")
+    stale = Link(customer, hubspot_id="21", contact_id="51", synced_ms=1000, status="linked")
+    store.save(stale, event_id="e1")
+
+    # when another worker already re-linked the customer, the stale view of it cannot drop that link
+    store.save(Link(customer, hubspot_id="22", contact_id="52", synced_ms=1000), event_id="e2")
+    assert store.forget(stale) is False
+    assert store.get_many([customer])[customer].hubspot_id == "22"
+
+    # and a link still naming the deleted records is dropped, so the customer is resolved like a new one
+    current = store.get_many([customer])[customer]
+    assert store.forget(current) is True
+    assert store.get_many([customer]) == {}
