@@ -92,7 +92,11 @@ class HttpRequest:
             # UTF-8 takes at least one byte per character: too many characters is too many bytes.
             if len(self.raw_body) > max_bytes:
                 raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
-            data = self.raw_body.encode("utf-8")
+            try:
+                data = self.raw_body.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate ("\ud800" in the event's JSON) has no UTF-8 bytes: no client sent it.
+                raise BadRequest("the body is not UTF-8 text") from None
         if len(data) > max_bytes:
             raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
         return data

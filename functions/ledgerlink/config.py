@@ -27,6 +27,9 @@ class EnvVar(StrEnum):
     IDEMPOTENCY_TTL_SECONDS = "LEDGERLINK_IDEMPOTENCY_TTL_SECONDS"
     COMPANY_TIME_ZONE = "LEDGERLINK_COMPANY_TIME_ZONE"
     MAX_WEBHOOK_BYTES = "LEDGERLINK_MAX_WEBHOOK_BYTES"
+    # Events (CloudEvents, or legacy entities) one webhook delivery may carry; more is refused with 400
+    # before the schema is applied. ~3,100 real CloudEvents fit in 1 MiB, so the default leaves room.
+    MAX_WEBHOOK_EVENTS = "LEDGERLINK_MAX_WEBHOOK_EVENTS"
     SECRETS_MAX_AGE_SECONDS = "LEDGERLINK_SECRETS_MAX_AGE_SECONDS"
 
     QBO_BASE_URL = "LEDGERLINK_QBO_BASE_URL"
@@ -80,6 +83,7 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.IDEMPOTENCY_TTL_SECONDS: str(7 * 24 * 3600),
     EnvVar.COMPANY_TIME_ZONE: "America/New_York",
     EnvVar.MAX_WEBHOOK_BYTES: str(1024 * 1024),
+    EnvVar.MAX_WEBHOOK_EVENTS: "5000",
     EnvVar.SECRETS_MAX_AGE_SECONDS: "300",
     EnvVar.QBO_BASE_URL: "https://quickbooks.api.intuit.com",
     EnvVar.QBO_TOKEN_URL: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
@@ -131,6 +135,7 @@ class Settings:
     idempotency_ttl_seconds: int
     company_time_zone: ZoneInfo
     max_webhook_bytes: int
+    max_webhook_events: int
     secrets_max_age_seconds: int
     qbo_base_url: str
     qbo_token_url: str
@@ -166,6 +171,7 @@ class Settings:
             idempotency_ttl_seconds=reader.integer(EnvVar.IDEMPOTENCY_TTL_SECONDS),
             company_time_zone=reader.zone(EnvVar.COMPANY_TIME_ZONE),
             max_webhook_bytes=reader.integer(EnvVar.MAX_WEBHOOK_BYTES),
+            max_webhook_events=reader.integer(EnvVar.MAX_WEBHOOK_EVENTS),
             secrets_max_age_seconds=reader.integer(EnvVar.SECRETS_MAX_AGE_SECONDS),
             qbo_base_url=reader.url(EnvVar.QBO_BASE_URL),
             qbo_token_url=reader.url(EnvVar.QBO_TOKEN_URL),

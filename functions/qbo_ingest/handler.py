@@ -4,8 +4,9 @@ Thin on purpose: parse the event into an :class:`~ledgerlink.apigw.HttpRequest`,
 (413 past ``Settings.max_webhook_bytes``, before anything else), call
 :func:`~ledgerlink.ingest.service.ingest_delivery`, and map every error to a response in one place
 (:data:`ERROR_STATUS`). Answers 200 ``{"accepted": <events published>, "skipped": <events of a
-type LedgerLink does not know yet>, "delivery_id": ...}`` with no call to Intuit, well inside
-Intuit's 3 s deadline. Skipped events stay in the archived raw delivery, for replay once supported.
+type LedgerLink does not know yet, or with an entity id QBO could not have issued>, "delivery_id":
+...}`` with no call to Intuit, well inside Intuit's 3 s deadline. Skipped events stay in the
+archived raw delivery (those of an unknown type can be replayed once it is supported).
 
 AWS clients and the ports are built on first use and reused by later invocations of the same
 container; :func:`reset_for_tests` forgets them.
@@ -74,19 +75,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             headers=request.headers,
             body=body,
         )
-        result = ingest_delivery(delivery, _ports())
+        result = ingest_delivery(delivery, _ports(), max_events=get_settings().max_webhook_events)
     except Exception as error:  # noqa: BLE001 - every error becomes a response here, unmapped ones are logged
         _count_rejection(error)
         return error_response(error, ERROR_STATUS, logger)
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(result.events))
-    # No per-type dimension: types come from Intuit, and a new version rolled out across entities
-    # would make one billed metric per type. The WARNING log line of each skipped event has its type.
-    metrics.add_metric(name="UnsupportedEventsSkipped", unit=MetricUnit.Count, value=len(result.unsupported))
+    # No per-type or per-id dimension: both come from Intuit, and a new version rolled out across
+    # entities would make one billed metric per type. The WARNING log line of each skipped event
+    # has its type, id and reason.
+    metrics.add_metric(
+        name="UnsupportedEventsSkipped", unit=MetricUnit.Count, value=result.skipped("unsupported_type")
+    )
+    metrics.add_metric(
+        name="InvalidEventsSkipped", unit=MetricUnit.Count, value=result.skipped("invalid_entity_id")
+    )
     logger.info(
         "delivery accepted",
         extra={
             "events": len(result.events),
             "skipped": len(result.unsupported),
+            "invalid_skipped": result.skipped("invalid_entity_id"),
             "source_format": result.source_format,
             "raw_object_key": result.raw_object_key,
         },

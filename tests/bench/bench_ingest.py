@@ -16,6 +16,12 @@ PYTHONPATH=functions: the cumulative microseconds of the top-level imports the s
   still builds its centralized-sampling poller, two botocore X-Ray clients (about 100 ms here),
   which it never builds inside Lambda.
 
+Adversarial (``adversarial``): the whole handler (API Gateway event in, response out, in-memory
+S3/EventBridge, one core) on ``FUZZ_CASES`` mutated recorded deliveries from the seeded generator in
+tests/webhook_cases.py (three in four signed), then on each named adversarial body there, signed:
+the count of each status, the slowest generated case, and the time of each adversarial body. An
+earlier version answered several of them 500, and took over 10 s (the function's timeout) on one.
+
 Cold start (``cold_start``) is a fresh interpreter in the Lambda environment that imports the
 handler and then invokes it twice with a signed delivery, its AWS clients pointed at a moto server
 on 127.0.0.1 in this process (``AWS_ENDPOINT_URL``): import, first invocation (which creates the
@@ -25,6 +31,9 @@ handling is included; the network to AWS is not.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
 import json
 import logging
 import os
@@ -49,6 +58,8 @@ IMPORT_TARGET_MS = 250
 IMPORT_RUNS = 7
 COLD_START_RUNS = 7
 MAX_DELIVERY_BYTES = 1024 * 1024
+FUZZ_CASES = 2000
+FUZZ_SEED = 20261125
 INGEST_ENVIRONMENT = {
     "LEDGERLINK_EVENT_BUS_NAME": "ledgerlink-bench",
     "LEDGERLINK_RAW_BUCKET_NAME": "ledgerlink-bench-raw",
@@ -69,6 +80,7 @@ def main() -> dict[str, Any]:
     with _one_core():
         results["throughput"] = _throughput()
         results["max_size_delivery"] = _max_size_delivery()
+        results["adversarial"] = _adversarial()
     results["import_time"] = {name: _import_time(name) for name in _handler_modules()}
     results["cold_start"] = {"qbo_ingest": _cold_start()}
     return results
@@ -126,6 +138,90 @@ def _max_size_delivery() -> dict[str, Any]:
         "max_ms": round(max(timings) * 1e3, 1),
         "note": "CPU only; the real Lambda adds one S3 PUT and ceil(events/10) PutEvents calls",
     }
+
+
+def _adversarial() -> dict[str, Any]:
+    """Generated and named adversarial bodies through the handler: statuses, slowest, per-case times."""
+    from ledgerlink.qbo.webhooks import compute_signature
+    from tests.webhook_cases import ADVERSARIAL, generated_bodies
+
+    invoke = _handler_with_fakes()
+    statuses: dict[str, int] = {}
+    timings: list[float] = []
+    slowest: dict[str, Any] = {"ms": 0.0}
+    for number, body in enumerate(generated_bodies(FUZZ_CASES, FUZZ_SEED)):
+        signature = compute_signature(VERIFIER_TOKEN, body) if number % 4 else None
+        status, seconds = invoke(body, signature, f"fuzz-{number}")
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        timings.append(seconds)
+        if seconds * 1e3 > slowest["ms"]:
+            slowest = {
+                "ms": round(seconds * 1e3, 2),
+                "case": number,
+                "body_bytes": len(body),
+                "status": status,
+            }
+    named: dict[str, Any] = {}
+    for case in ADVERSARIAL:
+        body = case.body
+        signature = compute_signature(VERIFIER_TOKEN, body)
+        # The first run of a large body also pays for the allocator and a garbage collection.
+        runs = [invoke(body, signature, "adversarial") for _ in range(3)]
+        named[case.name] = {
+            "statuses": sorted({status for status, _ in runs}),
+            "first_ms": round(runs[0][1] * 1e3, 1),
+            "best_ms": round(min(seconds for _, seconds in runs) * 1e3, 1),
+            "body_bytes": len(body),
+        }
+    return {
+        "generated": {
+            "cases": FUZZ_CASES,
+            "seed": FUZZ_SEED,
+            "statuses": dict(sorted(statuses.items())),
+            "p50_us": round(statistics.median(timings) * 1e6),
+            "p99_us": round(statistics.quantiles(timings, n=100)[98] * 1e6),
+            "slowest": slowest,
+        },
+        "named": named,
+        "note": "whole handler, in-memory S3/EventBridge; signed named cases; >=500 would be a bug",
+    }
+
+
+def _handler_with_fakes() -> Callable[[bytes, str | None, str], tuple[int, float]]:
+    """The Lambda handler with in-memory ports; a function that invokes it once: (status, seconds)."""
+    from ledgerlink.config import reset_settings_cache
+    from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
+    from ledgerlink.ingest.service import IngestPorts
+    from ledgerlink.observability import Service, get_logger
+
+    os.environ.update(INGEST_ENVIRONMENT)
+    reset_settings_cache()
+    from qbo_ingest import handler
+
+    get_logger(Service.QBO_INGEST).registered_handler.setStream(open(os.devnull, "w"))  # type: ignore[attr-defined]  # noqa: SIM115 - lives as long as the bench
+
+    class Context:
+        function_name = "ledgerlink-bench-qbo-ingest"
+        memory_limit_in_mb = 256
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ledgerlink-bench-qbo-ingest"
+        aws_request_id = "5b9e3c1a-0d7f-4e2b-8a64-1f3c5d7e9b20"
+
+    def invoke(body: bytes, signature: str | None, request_id: str) -> tuple[int, float]:
+        ports = IngestPorts(
+            verifier_token=lambda: VERIFIER_TOKEN,
+            archive=InMemoryRawArchive(),
+            publisher=InMemoryEventPublisher(),
+        )
+        handler._ports = lambda: ports  # type: ignore[assignment]  # fresh fakes per delivery
+        event = _apigw_event(body, signature, request_id)
+        # Powertools prints every metric line on stdout: keep the benchmark's own output readable.
+        with contextlib.redirect_stdout(io.StringIO()):
+            started = time.perf_counter()
+            response = handler.lambda_handler(event, Context())
+            seconds = time.perf_counter() - started
+        return response["statusCode"], seconds
+
+    return invoke
 
 
 def _ingestor(body: bytes, signature: str) -> tuple[Callable[[], None], Callable[[], int]]:
@@ -350,11 +446,20 @@ def _cold_start(functions_dir: Path = FUNCTIONS, runs: int = COLD_START_RUNS) ->
     }
 
 
-def _apigw_event(body: bytes, signature: str, request_id: str) -> dict[str, Any]:
-    """The recorded API Gateway v2 event for ``POST /v1/webhooks/qbo``, carrying ``body``."""
+def _apigw_event(body: bytes, signature: str | None, request_id: str) -> dict[str, Any]:
+    """The recorded API Gateway v2 event for ``POST /v1/webhooks/qbo``, carrying ``body``.
+
+    No ``intuit-signature`` header when ``signature`` is None; a body that is not UTF-8 goes
+    base64-encoded, as API Gateway sends it.
+    """
     event: dict[str, Any] = json.loads((WEBHOOKS / "apigw_v2_event.json").read_text(encoding="utf-8"))
-    event["headers"].update({"content-length": str(len(body)), "intuit-signature": signature})
-    event["body"] = body.decode("utf-8")
+    event["headers"]["content-length"] = str(len(body))
+    if signature is not None:
+        event["headers"]["intuit-signature"] = signature
+    try:
+        event["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
     event["requestContext"]["requestId"] = request_id
     return event
 

@@ -171,6 +171,25 @@ def test_events_of_unknown_types_are_archived_in_s3_but_never_reach_the_bus(aws:
     ]
 
 
+def test_an_event_whose_id_qbo_could_not_have_issued_never_reaches_the_bus_and_costs_the_others_nothing(
+    aws: Aws,
+) -> None:
+    # given a signed delivery of 21 invoice events, one with intuitentityid "INV-0001/A" (the deal
+    # sync's QBO query cannot carry it, and used to fail the whole batch of 21 on it)
+    body = body_of("cloudevents_invalid_entity_id.json")
+
+    # when API Gateway invokes the Lambda with it
+    status, answer = invoke(apigw_event(body))
+
+    # then Intuit gets a 200, the raw delivery is in the bucket, and the 20 others reach the rule
+    assert (status, answer) == (200, {"accepted": 20, "skipped": 1, "delivery_id": "Bq9kTgYcIAMEbXw="})
+    assert aws.archived(EXPECTED_KEY).body == body
+    delivered = [Envelope.from_eventbridge(event) for event in aws.bus_events()]
+    assert sorted(int(e.payload["entity_id"]) for e in delivered) == [
+        n for n in range(1201, 1222) if n != 1214
+    ]
+
+
 def test_a_badly_signed_delivery_is_401_and_leaves_nothing_behind(aws: Aws) -> None:
     status, answer = invoke(apigw_event(body_of("cloudevents_multi_realm.json"), token=OTHER_TOKEN))
     assert (status, answer["error"]) == (401, "invalid_signature")

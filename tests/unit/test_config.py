@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ledgerlink.config import ConfigError, EnvVar, Settings, get_settings, reset_settings_cache
+from ledgerlink.qbo.webhooks import MAX_EVENTS_PER_DELIVERY
 from tests.conftest import REPO_ROOT
 
 REQUIRED = {
@@ -31,6 +32,8 @@ def test_defaults_are_the_vendors_production_hosts_and_documented_limits() -> No
     assert (settings.limits.qbo_per_minute, settings.limits.qbo_per_second) == (500, 10)
     assert settings.company_time_zone == ZoneInfo("America/New_York")
     assert settings.max_webhook_bytes == 1024 * 1024
+    # the parser's own default, so a caller that passes no limit gets the deployed one
+    assert settings.max_webhook_events == MAX_EVENTS_PER_DELIVERY == 5000
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,9 @@
 The order is what makes the answer to Intuit honest:
 
 1. verify the signature first: an unsigned or wrongly signed delivery is neither stored nor published;
-2. parse (pure, fast); a signed but malformed delivery is still archived (best effort) so it can be
-   inspected, then refused with the offending field named;
+2. parse (pure, fast, bounded: at most ``max_events`` events, see ``ledgerlink.qbo.webhooks``); a
+   signed but malformed delivery is still archived (best effort) so it can be inspected, then
+   refused with the offending field named. A parser bug (any other exception) archives it too;
 3. archive the raw delivery; if that fails, nothing is published and the caller answers "retry";
 4. publish one ``qbo.entity.changed`` event per change; if any is refused after the publisher's
    retries, the caller answers "retry". Intuit then redelivers; the events that did go out are
@@ -17,6 +18,10 @@ Intuit retry it for hours and possibly hold back the company's later events. Not
 raw delivery, skipped events included, is in the archive (step 3), and re-ingesting the archived
 document (``WebhookDelivery.from_json`` then :func:`ingest_delivery`) once the type is supported
 publishes them; the changes that had already gone out come again with the same event ids.
+
+An event, in either format, whose entity id (or merged-away id) QBO could not have issued
+(``ledgerlink.qbo.ids``) is skipped the same way, with reason ``invalid_entity_id``: publishing it
+would only make the deal sync fail on it, and refusing the delivery would cost its other events.
 
 Nothing here knows about Lambda or HTTP: errors are the domain's own (see ``ERRORS`` in the handler).
 """
@@ -31,9 +36,10 @@ from ledgerlink.ingest.archive import WebhookDelivery, raw_object_key
 from ledgerlink.ingest.ports import ArchiveError, EventPublisher, RawArchive, VerifierTokenSource
 from ledgerlink.observability import Service, correlation_scope, get_logger
 from ledgerlink.qbo.webhooks import (
+    MAX_EVENTS_PER_DELIVERY,
     SIGNATURE_HEADER,
     EntityChange,
-    MalformedWebhook,
+    SkipReason,
     SourceFormat,
     UnsupportedEvent,
     parse_delivery,
@@ -58,10 +64,15 @@ class IngestResult:
     events: tuple[Envelope, ...]
     """One per change, all published."""
     unsupported: tuple[UnsupportedEvent, ...] = ()
-    """Well-formed CloudEvents of a type LedgerLink does not know: archived, not published."""
+    """Every skipped event (an unknown type, an invalid id): archived, not published."""
+
+    def skipped(self, reason: SkipReason) -> int:
+        return sum(1 for event in self.unsupported if event.reason == reason)
 
 
-def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResult:
+def ingest_delivery(
+    delivery: WebhookDelivery, ports: IngestPorts, *, max_events: int = MAX_EVENTS_PER_DELIVERY
+) -> IngestResult:
     """Verify, parse, archive and publish one delivery (see the module docstring for the order).
 
     Raises ``MissingSignature``/``InvalidSignature``/``MalformedWebhook`` (the sender's fault),
@@ -71,8 +82,10 @@ def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResu
     key = raw_object_key(delivery.delivery_id, delivery.received_at)
     document = delivery.archived()
     try:
-        parsed = parse_delivery(delivery.body)
-    except MalformedWebhook:
+        parsed = parse_delivery(delivery.body, max_events=max_events)
+    except Exception:
+        # Malformed (400) or a parser bug (500, logged by the caller): either way the signed delivery
+        # is kept, so it can be inspected and replayed instead of lost while Intuit retries it.
         _archive_malformed(ports.archive, key, document)
         raise
     ports.archive.put(key, document.to_json())
@@ -101,12 +114,15 @@ def ingest_delivery(delivery: WebhookDelivery, ports: IngestPorts) -> IngestResu
                 },
             )
     for skipped in parsed.unsupported:
-        with correlation_scope(logger, skipped.cloudevent_id):
+        with correlation_scope(logger, skipped.correlation_id):
             logger.warning(
-                "unsupported event type skipped",
+                _SKIPPED_MESSAGE[skipped.reason],
                 extra={
+                    "reason": skipped.reason,
+                    "detail": skipped.detail,
                     "cloudevent_type": skipped.type,
                     "cloudevent_id": skipped.cloudevent_id,
+                    "source_format": skipped.source_format,
                     "realm_id": skipped.realm_id,
                     "entity_id": skipped.entity_id,
                     "raw_object_key": key,
@@ -152,8 +168,14 @@ def change_event(change: EntityChange, delivery_id: str, raw_key: str) -> Envelo
     )
 
 
+_SKIPPED_MESSAGE: dict[SkipReason, str] = {
+    "unsupported_type": "unsupported event type skipped",
+    "invalid_entity_id": "event with an invalid entity id skipped",
+}
+
+
 def _archive_malformed(archive: RawArchive, key: str, document: WebhookDelivery) -> None:
-    """Keep a signed but malformed delivery for inspection; the 400 stands whether or not this works."""
+    """Keep a signed delivery that could not be parsed; the refusal stands whether or not this works."""
     try:
         archive.put(key, document.to_json())
     except ArchiveError as error:

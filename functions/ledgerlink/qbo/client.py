@@ -22,12 +22,11 @@ import requests
 
 from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.errors import VendorError, body_excerpt
+from ledgerlink.qbo.ids import checked_entity_id, is_realm_id
 
 MAX_RESULTS: Final = 1000  # QBO's largest page
 # Entities the deal sync reads; the query endpoint names them exactly like this.
 QUERYABLE: Final = frozenset({"Invoice", "Estimate", "Payment", "Customer", "Item", "Preferences"})
-_REALM = re.compile(r"^[0-9]{1,32}$")
-_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 # Fault codes that will not go away by retrying the same read (bad query, missing object, no access).
 PERMANENT_FAULT_CODES: Final = frozenset({"610", "4000", "4001", "2010", "2020", "2030", "6190"})
@@ -122,7 +121,7 @@ class QboClient:
         for start in range(0, len(wanted), MAX_RESULTS):
             chunk = wanted[start : start + MAX_RESULTS]
             in_list = ", ".join(quote(value) for value in chunk)
-            # Every id is checked against _ID and quoted: the statement carries no free text.
+            # Every id is checked against ids.ENTITY_ID_PATTERN and quoted: the statement carries no free text.
             statement = f"select * from {entity} where {_active_filter(entity)}Id in ({in_list})"  # noqa: S608
             for row in self.query(realm_id, statement):
                 found[str(row.get("Id"))] = row
@@ -177,13 +176,12 @@ def _entity_of(statement: str) -> str:
 
 
 def _checked_realm(realm_id: str) -> str:
-    if not _REALM.match(realm_id):
+    # Whole match: "123\n" is not a realm (a pattern ending in ``$`` would let the newline through).
+    if not is_realm_id(realm_id):
         raise ValueError(f"QBO realm id must be digits, got {realm_id!r}")
     return realm_id
 
 
 def _checked_id(entity_id: str) -> str:
-    value = str(entity_id).strip()
-    if not _ID.match(value):
-        raise ValueError(f"QBO entity id must be 1-64 letters, digits, '-' or '_', got {entity_id!r}")
-    return value
+    """The id to quote in a query; :class:`~ledgerlink.qbo.ids.InvalidEntityId` (not retryable) otherwise."""
+    return checked_entity_id(str(entity_id).strip())

@@ -70,6 +70,13 @@ def test_a_body_marked_base64_that_is_not_is_a_bad_request() -> None:
         request.body(1000)
 
 
+def test_a_text_body_that_has_no_utf8_bytes_is_a_bad_request_not_a_crash() -> None:
+    event = apigw_event(b"[]")
+    event["body"] = "[\ud800]"  # what json.loads makes of an event carrying a lone surrogate escape
+    with pytest.raises(BadRequest, match="not UTF-8"):
+        HttpRequest.from_event(event).body(1024)
+
+
 def test_json_response_shape() -> None:
     response = json_response(200, {"accepted": 3})
     assert response == {

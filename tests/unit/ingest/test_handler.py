@@ -19,6 +19,9 @@ from tests.unit.ingest.signed_requests import (
     body_of,
     malformed_cases,
 )
+from tests.webhook_cases import ADVERSARIAL, AdversarialCase
+
+ARCHIVE_KEY = "qbo/raw/2026/11/25/14/Bq9kTgYcIAMEbXw=.json"
 
 
 @dataclass
@@ -211,3 +214,70 @@ def test_skipped_events_are_counted_in_one_metric_without_a_per_type_dimension(
     assert skipped[0]["UnsupportedEventsSkipped"] == [3.0]
     assert skipped[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert [m["EventsPublished"] for m in metric_lines if "EventsPublished" in m] == [[2.0]]
+
+
+def test_an_event_whose_id_qbo_could_not_have_issued_is_skipped_and_the_other_20_are_published(
+    world: FakeWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a signed delivery of 21 invoice events, one with intuitentityid "INV-0001/A"
+    body = body_of("cloudevents_invalid_entity_id.json")
+
+    # when it comes in
+    status, answer = invoke(apigw_event(body))
+
+    # then Intuit gets a 200 reporting it skipped, and the 20 others are on the bus
+    assert (status, answer) == (200, {"accepted": 20, "skipped": 1, "delivery_id": "Bq9kTgYcIAMEbXw="})
+    published = [detail["payload"]["entity_id"] for detail in world.publisher.details()]
+    assert len(published) == 20
+    assert "INV-0001/A" not in published
+    # and the raw delivery, the skipped event included, is archived
+    assert WebhookDelivery.from_json(world.archive.objects[ARCHIVE_KEY]).body == body
+    # and it is counted in its own metric, without a per-id dimension
+    metric_lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    counted = [m for m in metric_lines if "InvalidEventsSkipped" in m]
+    assert [(m["InvalidEventsSkipped"], m["UnsupportedEventsSkipped"]) for m in counted] == [([1.0], [0.0])]
+    assert counted[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+
+
+@pytest.mark.parametrize("case", ADVERSARIAL, ids=lambda case: case.name)
+def test_a_body_that_used_to_crash_or_stall_ingest_is_answered_400_and_archived(
+    world: FakeWorld, case: AdversarialCase
+) -> None:
+    # given a signed body an adversarial run answered with a 500 (never archived) or a timeout
+    # when it comes in
+    status, answer = invoke(apigw_event(case.body))
+
+    # then it is refused as malformed, naming the problem, and kept for inspection
+    assert (status, answer["error"]) == (400, "malformed")
+    assert case.expect_in_message in answer["message"]
+    assert WebhookDelivery.from_json(world.archive.objects[ARCHIVE_KEY]).body == case.body
+    assert world.publisher.entries == []
+
+
+def test_the_event_cap_comes_from_the_configuration(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerlink.config import EnvVar, reset_settings_cache
+
+    monkeypatch.setenv(EnvVar.MAX_WEBHOOK_EVENTS, "6")
+    reset_settings_cache()
+    status, answer = invoke(apigw_event(body_of("cloudevents_multi_realm.json")))
+    assert (status, answer["message"]) == (
+        400,
+        "$: 7 events, more than the 6 LedgerLink accepts in one delivery",
+    )
+    assert len(world.archive.objects) == 1
+
+
+def test_a_parser_bug_is_a_500_but_the_signed_delivery_is_archived(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerlink.ingest import service
+
+    def broken_parser(body: bytes, *, max_events: int) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "parse_delivery", broken_parser)
+    status, _ = invoke(apigw_event(body_of("cloudevents_invoice_created.json")))
+    assert status == 500
+    assert list(world.archive.objects) == [ARCHIVE_KEY]

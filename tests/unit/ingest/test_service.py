@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -22,6 +23,7 @@ from ledgerlink.qbo.webhooks import (
     parse_delivery,
 )
 from tests.unit.ingest.signed_requests import OTHER_TOKEN, VERIFIER_TOKEN, body_of, malformed_cases
+from tests.webhook_cases import ADVERSARIAL, AdversarialCase
 
 RECEIVED_AT = datetime(2026, 11, 25, 14, 2, 52, 123000, tzinfo=UTC)
 DELIVERY_ID = "Bq9kTgYcIAMEbXw="
@@ -338,3 +340,55 @@ def test_each_published_change_is_logged_under_its_own_correlation_id(world: Por
 def _event_ids_of(body: bytes) -> tuple[str, list[str]]:
     parsed = parse_delivery(body)
     return parsed.source_format, [change.change_id for change in parsed.changes]
+
+
+def test_an_event_whose_id_qbo_could_not_have_issued_costs_its_delivery_nothing(world: Ports) -> None:
+    # given a signed delivery of 21 invoice events, one with intuitentityid "INV-0001/A"
+    records: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    capture = Capture()
+    logging.getLogger(Service.QBO_INGEST).addHandler(capture)
+    try:
+        # when it is ingested
+        result = ingest_delivery(delivery(body_of("cloudevents_invalid_entity_id.json")), world.ports())
+    finally:
+        logging.getLogger(Service.QBO_INGEST).removeHandler(capture)
+
+    # then the 20 others are published and the delivery is archived whole
+    assert len(world.publisher.entries) == 20
+    assert "INV-0001/A" not in {detail["payload"]["entity_id"] for detail in world.publisher.details()}
+    assert EXPECTED_KEY in world.archive.objects
+    # and the skipped event is returned with its reason and logged at WARNING saying why
+    assert [(s.entity_id, s.reason) for s in result.unsupported] == [("INV-0001/A", "invalid_entity_id")]
+    assert (result.skipped("invalid_entity_id"), result.skipped("unsupported_type")) == (1, 0)
+    warned = [r for r in records if r.getMessage() == "event with an invalid entity id skipped"]
+    assert [(r.levelno, r.__dict__["entity_id"], r.__dict__["reason"]) for r in warned] == [
+        (logging.WARNING, "INV-0001/A", "invalid_entity_id")
+    ]
+    assert (
+        warned[0].__dict__["detail"].startswith("$[13].intuitentityid: 'INV-0001/A' is not a QBO entity id")
+    )
+
+
+def test_legacy_entities_with_impossible_ids_are_skipped_and_the_others_published(world: Ports) -> None:
+    result = ingest_delivery(delivery(body_of("legacy_invalid_entity_id.json")), world.ports())
+    assert sorted(detail["payload"]["entity_id"] for detail in world.publisher.details()) == ["1201", "1202"]
+    assert [(s.entity_id, s.source_format) for s in result.unsupported] == [
+        ("INV-0001/A", "legacy"),
+        ("58", "legacy"),
+    ]
+    assert EXPECTED_KEY in world.archive.objects
+
+
+@pytest.mark.parametrize("case", ADVERSARIAL, ids=lambda case: case.name)
+def test_a_signed_body_that_used_to_crash_ingest_is_refused_and_archived(
+    world: Ports, case: AdversarialCase
+) -> None:
+    with pytest.raises(MalformedWebhook, match=re.escape(case.expect_in_message)):
+        ingest_delivery(delivery(case.body), world.ports())
+    assert WebhookDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == case.body
+    assert world.publisher.entries == []

@@ -15,6 +15,7 @@ from ledgerlink.http.policy import VendorPolicy
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit
 from ledgerlink.qbo import client as qbo_client_module
 from ledgerlink.qbo.client import QboClient, QboFault
+from ledgerlink.qbo.ids import InvalidEntityId
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.qbo import (
     DEMO_CLIENT_ID,
@@ -138,12 +139,14 @@ def test_a_query_fault_names_the_code_and_is_not_retried(
     )
 
 
-@pytest.mark.parametrize("bad_id", ["1') or ('1'='1", "1 2", "", "x" * 65, "1;2"])
+@pytest.mark.parametrize("bad_id", ["1') or ('1'='1", "1 2", "", "x" * 65, "1;2", "1\n2", "INV-0001/A"])
 def test_an_id_that_could_change_the_statement_is_refused_before_any_call(
     client: QboClient, qbo_sandbox: SandboxServer, capture: Capture, bad_id: str
 ) -> None:
-    with pytest.raises(ValueError, match="QBO entity id"):
+    with pytest.raises(InvalidEntityId, match="QBO entity id") as caught:
         client.read_many(DEMO_REALM_ID, "Invoice", ["1", bad_id])
+    # the sync dead-letters it at once: no retry can make the id valid
+    assert caught.value.retryable is False
     assert capture.to(qbo_sandbox.url) == []
 
 
