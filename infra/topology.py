@@ -790,7 +790,7 @@ def _deal_sync_alarms(oauth_secret: str, queue: QueueSpec) -> tuple[MetricAlarmS
             "UnexpectedErrors",
             f"An exception nobody classified (a LedgerLink bug) failed a record; it was dead-lettered at "
             f"once to {queue.dlq_name} as 'unexpected' with the error as its reason, and the function's "
-            "log has the traceback (\"unexpected error syncing an event\"). Report it; after the fix, "
+            'log has the traceback ("unexpected error syncing an event"). Report it; after the fix, '
             "`ledgerlink dlq replay` brings the record back.",
         ),
         alarm(

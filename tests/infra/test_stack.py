@@ -368,7 +368,7 @@ def test_secrets_exist_by_name_with_generated_placeholders_never_values(
 
 
 @pytest.mark.parametrize(
-    ("stage", "rate", "burst"), [("dev", 10, 20), ("staging", 20, 40), ("prod", 50, 100)]
+    ("stage", "rate", "burst"), [("dev", 100, 200), ("staging", 100, 200), ("prod", 200, 400)]
 )
 def test_webhook_route_reaches_ingest_with_payload_v2_throttled_and_logged(
     stages: dict[str, Synthesized], stage: str, rate: int, burst: int
