@@ -608,8 +608,8 @@ def build_topology(
         ),
         retention_seconds=4 * 24 * 3600,
         dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
-        # Retries come back after their own delay (seconds, doubling, up to two minutes), so a record
-        # needs about 66 receives to outlast an hour-long vendor outage (ledgerlink.redelivery).
+        # Retries come back after their own delay (seconds, growing by a quarter, up to two minutes), so a
+        # record needs 76 receives to outlast an hour-long vendor outage (ledgerlink.redelivery).
         max_receive_count=redelivery.max_receive_count(),
         redelivery=redelivery,
     )

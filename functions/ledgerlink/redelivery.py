@@ -9,7 +9,11 @@ visibility can be changed while it is in flight, and that a failed message reapp
 visibility ends): :meth:`RedeliverySchedule.delay`.
 
 The delay grows with the record's receive count, exponentially from ``base_seconds`` to
-``cap_seconds``, with *equal* jitter (uniformly between half the step and the whole step): the half
+``cap_seconds`` by :data:`GROWTH` a receive, with *equal* jitter (uniformly between half the step and
+the whole step). The growth is 1.25, not the usual doubling, because the step in force when an outage
+ends is what the records wait after it: doubling makes each step about as long as all the failing
+time before it (a two-minute outage could leave records waiting 60-120 s more), while 1.25 keeps it
+near a quarter of it (about 30 s after two minutes), and the cap bounds it after long outages. The half
 that is fixed is what lets :meth:`RedeliverySchedule.receives_to_span` guarantee how long a record
 keeps being retried before its last receive, which sizes the queue's ``maxReceiveCount`` so a vendor
 outage of :data:`OUTAGE_SPAN_SECONDS` (an hour) never dead-letters anything; the half that is random
@@ -41,6 +45,8 @@ SQS_BATCH_MAX: Final = 10
 OUTAGE_SPAN_SECONDS: Final = 3600.0
 DEFAULT_BASE_SECONDS: Final = 2.0
 DEFAULT_CAP_SECONDS: Final = 120.0
+# Each receive's step is this many times the previous one (module docstring: why not 2).
+GROWTH: Final = 1.25
 
 
 class Uniform(Protocol):
@@ -64,9 +70,9 @@ class RedeliverySchedule:
     def step(self, receive_count: int) -> float:
         """The whole step after the ``receive_count``-th receive (1 for the first)."""
         exponent = max(0, receive_count - 1)
-        if exponent >= 64:  # compare exponents first: a huge count cannot overflow
+        if exponent >= 400:  # 1.25**400 is past any cap: a huge count cannot overflow
             return self.cap_seconds
-        return min(self.cap_seconds, self.base_seconds * 2**exponent)
+        return min(self.cap_seconds, self.base_seconds * GROWTH**exponent)
 
     def delay(self, receive_count: int, *, at_least: float | None = None, rng: Uniform | None = None) -> int:
         """Whole seconds before the record is received again (SQS counts visibility in seconds)."""

@@ -2,7 +2,7 @@
 
 Each test module gets its own stack and state directory; starting one takes about a second. The
 stacks run with a 1 s visibility timeout, no batching window and retry delays of 1 s over a few
-seconds (the deployed values, 725 s, 5 s and 2 s doubling to 2 minutes for an hour, would make a
+seconds (the deployed values, 725 s, 5 s and 2 s growing to 2 minutes for an hour, would make a
 dead-letter test take an hour), and helpers to wait for what the tests look for.
 """
 

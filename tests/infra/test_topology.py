@@ -141,11 +141,11 @@ def test_deal_sync_queue_outlasts_six_function_timeouts_and_an_hour_of_retries_b
     assert (
         queue.visibility_timeout_seconds >= 6 * function.timeout_seconds + source.max_batching_window_seconds
     )
-    # the retry delays double from 2 s to 2 minutes with equal jitter: at least half of each step is
-    # waited, so the last receive comes an hour or more after the first, whatever the jitter draws
-    delays = [min(120, 2 * 2**n) / 2 for n in range(queue.max_receive_count - 1)]
+    # the retry delays grow by a quarter a receive from 2 s to 2 minutes with equal jitter: at least
+    # half of each step is waited, so the last receive comes an hour or more after the first
+    delays = [min(120, 2 * 1.25**n) / 2 for n in range(queue.max_receive_count - 1)]
     assert sum(delays) >= 3600 > sum(delays[:-1])
-    assert queue.max_receive_count == 66
+    assert queue.max_receive_count == 76
     assert queue.dlq_retention_seconds == 14 * 24 * 3600
     assert source.batch_size == 100 and source.max_batching_window_seconds >= 1
     assert source.report_batch_item_failures is True
@@ -185,7 +185,7 @@ def test_the_deal_sync_knows_its_dead_letter_queue_and_last_receive_and_may_send
     # then its environment names the queue's dead-letter queue and maxReceiveCount, which it parses
     settings = Settings.from_env(function.environment)
     assert settings.dead_letter_queue_name == queue.dlq_name == "ledgerlink-prod-deal-sync-dlq"
-    assert settings.max_receive_count == queue.max_receive_count == 66
+    assert settings.max_receive_count == queue.max_receive_count == 76
     # and the retry delays its queue's maxReceiveCount was sized for
     assert (settings.retry_base_seconds, settings.retry_max_delay_seconds) == (2.0, 120.0)
     assert topo.Grant(topo.ResourceKind.DEAD_LETTER_QUEUE, "deal-sync", topo.Access.WRITE) in function.grants

@@ -6,6 +6,7 @@ timeout is 0 so that a record the function did not delay would be received again
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterator
@@ -42,12 +43,30 @@ class Counts:
         self.counts[name] = self.counts.get(name, 0) + value
 
 
-def test_delays_double_from_seconds_to_the_cap_with_equal_jitter() -> None:
+def test_delays_grow_by_a_quarter_a_receive_from_seconds_to_the_cap_with_equal_jitter() -> None:
     schedule = RedeliverySchedule(base_seconds=2, cap_seconds=120)
-    assert [schedule.delay(n, rng=Highest()) for n in range(1, 9)] == [2, 4, 8, 16, 32, 64, 120, 120]
-    assert [schedule.delay(n, rng=Lowest()) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
-    drawn = [schedule.delay(5, rng=random.Random(seed)) for seed in range(200)]
-    assert min(drawn) >= 16 and max(drawn) <= 32 and len(set(drawn)) > 5
+    steps = [schedule.step(n) for n in range(1, 40)]
+    assert steps[:3] == [2.0, 2.5, 3.125]
+    assert all(
+        later == pytest.approx(min(120.0, earlier * 1.25)) for earlier, later in itertools.pairwise(steps)
+    )
+    assert steps[-1] == 120.0
+    # whole seconds (SQS's unit), rounded up, between half the step and the step
+    assert [schedule.delay(n, rng=Highest()) for n in (1, 2, 3, 13, 30)] == [2, 3, 4, 30, 120]
+    assert [schedule.delay(n, rng=Lowest()) for n in (1, 2, 3, 13, 30)] == [1, 2, 2, 15, 60]
+    drawn = [schedule.delay(20, rng=random.Random(seed)) for seed in range(200)]
+    assert min(drawn) >= 60 and max(drawn) <= 120 and len(set(drawn)) > 20
+
+
+def test_the_step_in_force_when_a_two_minute_outage_ends_is_about_half_a_minute() -> None:
+    # given a record that first failed when the outage began, drawing the longest delays
+    schedule = RedeliverySchedule(base_seconds=2, cap_seconds=120)
+    failing_for, receive = 0.0, 1
+    while failing_for + schedule.step(receive) <= 120:
+        failing_for += schedule.step(receive)
+        receive += 1
+    # then the delay it waits out past the end is under 30 s (doubling would leave up to 64 s)
+    assert schedule.step(receive) < 30
 
 
 def test_a_delay_is_never_shorter_than_what_the_vendor_or_the_breaker_asked_for() -> None:
@@ -65,7 +84,7 @@ def test_the_receives_needed_to_outlast_an_hour_follow_from_the_guaranteed_half_
     assert sum(lowest) >= 3600
     # ... and one receive fewer would not
     assert sum(lowest[:-1]) < 3600
-    assert receives == 66
+    assert receives == 76
 
 
 def test_a_schedule_sqs_cannot_honour_is_refused() -> None:
