@@ -224,7 +224,7 @@ def write_local_json(path: Path, description: Mapping[str, Any]) -> None:
 def prepare_hubspot_portal(credentials: Mapping[str, str]) -> list[str]:
     """What ``ledgerlink hubspot setup`` does for a real portal, done for the demo portal: LedgerLink's
     property group and custom properties (the deal sync upserts on them). Returns the report's lines."""
-    from ledgerlink.cli_hubspot import Target, client_for
+    from ledgerlink.cli.hubspot import Target, client_for
     from ledgerlink.hubspot.setup import setup_portal
 
     report = setup_portal(

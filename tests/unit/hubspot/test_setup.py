@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ledgerlink.cli import main
-from ledgerlink.cli_hubspot import run_setup
+from ledgerlink.cli.hubspot import run_setup
 from ledgerlink.hubspot.setup import setup_portal
 from ledgerlink.sync.properties import CUSTOM_PROPERTIES, PROPERTY_GROUP
 from ledgerlink_local.sandboxes.core import SandboxServer

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from ledgerlink import cli
+from ledgerlink.cli import dlq
 from ledgerlink.sync import deadletter
 from tests.conftest import FIXTURES, REPO_ROOT
 
@@ -151,7 +152,7 @@ def test_replay_moves_every_dead_letter_back_with_its_body_and_attributes(sqs, q
     bodies = _dead_letter(sqs, queues, 12)
     out = io.StringIO()
     # when the dead-letter queue (or its source queue) is replayed
-    code = cli.run_dlq_replay(_args(named, tmp_path), out)
+    code = dlq.run_dlq_replay(_args(named, tmp_path), out)
     # then every message is back on the source queue, unchanged, and the DLQ is empty
     assert code == 0
     moved = _drain(sqs, queues["source"])
@@ -178,7 +179,7 @@ def test_dry_run_lists_each_message_with_its_reason_and_moves_nothing(sqs, queue
     out = io.StringIO()
 
     # when an operator asks what a replay would move
-    assert cli.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, dry_run=True), out) == 0
+    assert dlq.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, dry_run=True), out) == 0
 
     # then each message is listed with what it is and why it failed
     text = out.getvalue()
@@ -197,7 +198,7 @@ def test_dry_run_lists_each_message_with_its_reason_and_moves_nothing(sqs, queue
 def test_max_messages_moves_only_that_many(sqs, queues, tmp_path):
     _dead_letter(sqs, queues, 4)
     out = io.StringIO()
-    assert cli.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, max_messages=3), out) == 0
+    assert dlq.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, max_messages=3), out) == 0
     assert "about 4 messages waiting; moving at most 3 (--max-messages)" in out.getvalue()
     assert "moved 3, skipped 0, failed 0" in out.getvalue()
     assert len(_drain(sqs, queues["source"])) == 3
@@ -216,7 +217,7 @@ def test_dry_run_explains_messages_dead_lettered_without_a_reason(sqs, queues, t
         },
     )
     out = io.StringIO()
-    assert cli.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, dry_run=True), out) == 0
+    assert dlq.run_dlq_replay(_args("ledgerlink-local-deal-sync-dlq", tmp_path, dry_run=True), out) == 0
     text = out.getvalue()
     assert "redrive" in text and "no reason attached" in text
     assert "EventBridge could not deliver the event to the queue: SDK_CLIENT_ERROR Unable to invoke" in text
@@ -232,7 +233,7 @@ def test_dry_run_explains_messages_dead_lettered_without_a_reason(sqs, queues, t
 def test_a_queue_without_dead_letters_is_refused_with_the_reason(
     sqs, queues, tmp_path, capsys, queue, message
 ):
-    assert cli.run_dlq_replay(_args(queue, tmp_path), io.StringIO()) == 1
+    assert dlq.run_dlq_replay(_args(queue, tmp_path), io.StringIO()) == 1
     assert message in capsys.readouterr().err
 
 
@@ -241,14 +242,14 @@ def test_the_endpoint_comes_from_the_flag_then_the_local_stack_then_aws(tmp_path
     (tmp_path / "local.json").write_text(
         json.dumps({"aws": {"endpoint_url": "http://127.0.0.1:4566", "region": "us-east-1"}})
     )
-    flag = cli.resolve_endpoint("http://127.0.0.1:9999", None, False, tmp_path)
+    flag = dlq.resolve_endpoint("http://127.0.0.1:9999", None, False, tmp_path)
     assert (flag.url, flag.source) == ("http://127.0.0.1:9999", "--endpoint-url")
-    local = cli.resolve_endpoint(None, None, False, tmp_path)
+    local = dlq.resolve_endpoint(None, None, False, tmp_path)
     assert (local.url, local.region, local.local) == ("http://127.0.0.1:4566", "us-east-1", True)
-    aws = cli.resolve_endpoint(None, None, True, tmp_path)
+    aws = dlq.resolve_endpoint(None, None, True, tmp_path)
     assert (aws.url, aws.source) == (None, "AWS")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
-    configured = cli.resolve_endpoint(None, None, False, tmp_path)
+    configured = dlq.resolve_endpoint(None, None, False, tmp_path)
     assert configured.url is None and "AWS_ENDPOINT_URL" in configured.source  # boto3 uses it itself
 
 
@@ -379,11 +380,11 @@ def test_replay_moves_each_message_once_while_the_function_dead_letters_them_aga
     function = FunctionBehindTheQueue(
         sqs, queues, lambda sent: [body for body in sent if _invoice_of(body) % 2], newest_first=newest_first
     )
-    monkeypatch.setattr(cli, "sqs_client", lambda endpoint: function)
+    monkeypatch.setattr(dlq, "sqs_client", lambda endpoint: function)
     out = io.StringIO()
 
     # when the dead-letter queue is replayed while the function runs
-    code = cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
+    code = dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
 
     # then each of the 25 events went back to its queue exactly once, and the run stopped there
     assert code == 0
@@ -407,11 +408,11 @@ def test_replay_stops_at_the_depth_it_started_with(sqs, queues, tmp_path, monkey
     _dead_letter_bodies(sqs, queues["dlq"], [_event(index) for index in range(12)])
     newcomers = iter(range(100, 200))
     function = FunctionBehindTheQueue(sqs, queues, lambda sent: [_event(next(newcomers))])
-    monkeypatch.setattr(cli, "sqs_client", lambda endpoint: function)
+    monkeypatch.setattr(dlq, "sqs_client", lambda endpoint: function)
     out = io.StringIO()
 
     # when the dead-letter queue is replayed
-    code = cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
+    code = dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
 
     # then it moved the 12 it found at the start and left the newcomers in the DLQ
     assert code == 0
@@ -431,11 +432,11 @@ def test_a_run_longer_than_the_hold_holds_what_comes_back_and_goes_on(sqs, queue
     others = [_event(index) for index in range(1, 6)]
     _dead_letter_bodies(sqs, queues["dlq"], copies + others)
     function = FunctionBehindTheQueue(sqs, queues, lambda sent: [], hold_expires_before=frozenset({3}))
-    monkeypatch.setattr(cli, "sqs_client", lambda endpoint: function)
+    monkeypatch.setattr(dlq, "sqs_client", lambda endpoint: function)
     out = io.StringIO()
 
     # when the dead-letter queue is replayed
-    assert cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
+    assert dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
 
     # then it held the returning copies again and went on to the other events: each event moved once
     assert "moved 6, skipped 19, failed 0" in out.getvalue()
@@ -453,7 +454,7 @@ def test_two_dead_letters_of_one_event_are_moved_once_and_the_copy_is_left(sqs, 
     out = io.StringIO()
 
     # when the dead-letter queue is replayed
-    code = cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
+    code = dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
 
     # then each event went back once, the copy stays in the DLQ (visible at once), and the output says so
     assert code == 0
@@ -483,11 +484,11 @@ def test_a_message_that_cannot_be_sent_stays_in_the_dlq_and_the_run_exits_1(
                 ],
             }
 
-    monkeypatch.setattr(cli, "sqs_client", lambda endpoint: Refusing(sqs, queues, lambda sent: []))
+    monkeypatch.setattr(dlq, "sqs_client", lambda endpoint: Refusing(sqs, queues, lambda sent: []))
     out = io.StringIO()
 
     # when the dead-letter queue is replayed
-    code = cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
+    code = dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
 
     # then the run says it failed, and the refused message is still in the DLQ, visible at once
     assert code == 1
@@ -511,11 +512,11 @@ def test_a_source_queue_that_refuses_every_send_stops_the_run_and_leaves_the_dlq
             }
             raise ClientError(error, "SendMessageBatch")
 
-    monkeypatch.setattr(cli, "sqs_client", lambda endpoint: Denied(sqs, queues, lambda sent: []))
+    monkeypatch.setattr(dlq, "sqs_client", lambda endpoint: Denied(sqs, queues, lambda sent: []))
     out = io.StringIO()
 
     # when the dead-letter queue is replayed
-    code = cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
+    code = dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out)
 
     # then the first batch failed, the run stopped there and says why, and every message is still in
     # the DLQ, visible at once
@@ -535,11 +536,11 @@ class Terminal(io.StringIO):
 def test_a_long_replay_prints_its_progress_as_plain_lines(sqs, queues, tmp_path, monkeypatch):
     # given 25 dead letters (three batches), progress every 10 messages, output to a file
     _dead_letter_bodies(sqs, queues["dlq"], [_event(index) for index in range(25)])
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 10)
+    monkeypatch.setattr(dlq, "PROGRESS_EVERY", 10)
     out = io.StringIO()
 
     # when replayed
-    assert cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
+    assert dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
 
     # then it printed how far it was after the first and second batch, then the report
     lines = out.getvalue().splitlines()
@@ -558,7 +559,7 @@ def test_on_a_terminal_the_progress_is_one_line_rewritten(sqs, queues, tmp_path)
     out = Terminal()
 
     # when replayed
-    assert cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
+    assert dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
 
     # then the progress line was rewritten in place after each batch, and cleared before the report
     text = out.getvalue()
@@ -571,5 +572,5 @@ def test_on_a_terminal_the_progress_is_one_line_rewritten(sqs, queues, tmp_path)
 def test_a_replay_of_one_batch_prints_no_progress(sqs, queues, tmp_path):
     _dead_letter_bodies(sqs, queues["dlq"], [_event(index) for index in range(4)])
     out = Terminal()
-    assert cli.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
+    assert dlq.run_dlq_replay(_args(DLQ_NAME, tmp_path), out) == 0
     assert "progress" not in out.getvalue()

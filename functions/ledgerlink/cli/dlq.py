@@ -1,114 +1,36 @@
-"""The ``ledgerlink`` command: groups of subcommands, each group in its own module, imported only when used.
+"""``ledgerlink dlq replay <queue>``: dead-lettered messages back to the queue they came from.
 
-``ledgerlink <group> <command> ...``. A group is one entry of :data:`COMMAND_GROUPS`: a name, a help
-line and ``"<module>:<function>"``, a function that receives the group's ``argparse`` parser and
-adds the group's commands to it, each setting ``func`` (``args -> exit code``) as its default::
-
-    def register(parser: argparse.ArgumentParser) -> None:
-        commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-        setup = commands.add_parser("setup", help="create the HubSpot properties LedgerLink needs")
-        setup.set_defaults(func=run_setup)
-
-Adding a group is that module plus one line in :data:`COMMAND_GROUPS`. Only the chosen group's module
-is imported, so ``ledgerlink dlq replay`` never imports the local stack (moto, the sandboxes), and
-nothing the Lambda asset ships imports this module.
-
-Built in here: ``ledgerlink dlq replay <queue>``, which moves dead-lettered messages back to the queue
-they came from without LedgerLink's failure attributes (``ledgerlink.*``: the reason, kind, ...), so a
-replayed message starts clean, against AWS or the local stack (see :func:`resolve_endpoint`). It moves
-each message once per run, at most as many as the dead-letter queue held at the start, skips another
-copy of an event it moved (the function may dead-letter a replayed event again while the run goes on),
-and reports moved / skipped / failed (see :func:`replay`); ``--dry-run`` lists each message with its
-failure reason and moves nothing.
+It moves them without LedgerLink's failure attributes (``ledgerlink.*``: the reason, kind, ...), so a
+replayed message starts clean, against AWS or the local stack (:mod:`ledgerlink.cli.endpoints`). It
+moves each message once per run, at most as many as the dead-letter queue held at the start, skips
+another copy of an event it moved (the function may dead-letter a replayed event again while the run
+goes on), and reports moved / skipped / failed (see :func:`replay`); ``--dry-run`` lists each message
+with its failure reason and moves nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-
-@dataclass(frozen=True)
-class CommandGroup:
-    name: str
-    register: str
-    """``"<module>:<function>"``; the function takes the group's parser (see the module docstring)."""
-    help: str
-
-
-COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
-    CommandGroup(
-        "local",
-        "ledgerlink_local.stack.commands:register",
-        "run the whole choreography on this machine (make run) and inspect it",
-    ),
-    CommandGroup(
-        "dlq", "ledgerlink.cli:register_dlq", "dead-letter queues: move messages back to their queue"
-    ),
-    CommandGroup(
-        "hubspot", "ledgerlink.cli_hubspot:register", "HubSpot portal: create LedgerLink's properties"
-    ),
+from ledgerlink.cli import EXIT_FAILED, EXIT_OK
+from ledgerlink.cli.endpoints import (
+    DEFAULT_STATE_DIR,
+    Endpoint,
+    EndpointError,
+    resolve_endpoint,
+    sqs_client,
 )
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
+__all__ = ["Endpoint", "ReplayError", "register", "replay", "resolve_endpoint", "run_dlq_replay"]
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="ledgerlink",
-        description="LedgerLink: keeps QuickBooks Online and HubSpot in step.",
-    )
-    groups = parser.add_subparsers(dest="group", metavar="<group>")
-    group_parsers = {
-        group.name: groups.add_parser(group.name, help=group.help, description=group.help)
-        for group in COMMAND_GROUPS
-    }
-    chosen = next((group for group in COMMAND_GROUPS if arguments[:1] == [group.name]), None)
-    if chosen is not None:
-        try:
-            _load(chosen.register)(group_parsers[chosen.name])
-        except ImportError as error:
-            print(
-                f"ledgerlink {chosen.name}: cannot load its commands ({error}); "
-                "install the development dependencies with `pip install -e '.[dev]'`",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-    args = parser.parse_args(arguments)
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-    if func is None:
-        (group_parsers[chosen.name] if chosen else parser).print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        return func(args)
-    except KeyboardInterrupt:
-        return 130
-
-
-def _load(reference: str) -> Callable[[argparse.ArgumentParser], None]:
-    module_name, _, function_name = reference.partition(":")
-    function: Callable[[argparse.ArgumentParser], None] = getattr(
-        importlib.import_module(module_name), function_name
-    )
-    return function
-
-
-# --------------------------------------------------------------------------------------------------
-# ledgerlink dlq replay
-# --------------------------------------------------------------------------------------------------
-
-DEFAULT_STATE_DIR: Final = ".ledgerlink"
 # How long a replay holds what it received: longer than a batch takes to move, so a message being
 # moved is not received twice; what the run leaves in the queue is released when it ends.
 REPLAY_VISIBILITY_SECONDS: Final = 60
@@ -120,15 +42,13 @@ PROGRESS_EVERY: Final = 100
 LEDGERLINK_SOURCE_PREFIX: Final = "ledgerlink."
 # How many messages --dry-run lists at most (unless --max-messages says otherwise).
 DRY_RUN_LIMIT: Final = 100
-# What the local stack's own clients use; moto accepts any value, it is no secret.
-LOCAL_DUMMY_CREDENTIAL: Final = "ledgerlink-local"
 
 
-class ReplayError(RuntimeError):
+class ReplayError(EndpointError):
     """The queue cannot be replayed (unknown, not a dead-letter queue, ambiguous); the message says why."""
 
 
-def register_dlq(parser: argparse.ArgumentParser) -> None:
+def register(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     replay = commands.add_parser(
         "replay",
@@ -151,62 +71,6 @@ def register_dlq(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="list each message with its failure reason; move nothing"
     )
     replay.set_defaults(func=run_dlq_replay)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    url: str | None
-    region: str | None
-    source: str
-    local: bool
-
-
-def resolve_endpoint(
-    endpoint_url: str | None, region: str | None, use_aws: bool, state_dir: Path
-) -> Endpoint:
-    """Where to send SQS calls: the flag, then boto3's own ``AWS_ENDPOINT_URL``/config, then the local
-    stack described by ``<state_dir>/local.json`` (unless ``use_aws``), then AWS itself."""
-    if endpoint_url:
-        return Endpoint(endpoint_url, region, "--endpoint-url", local=False)
-    import botocore.session
-    from botocore.configprovider import ConfiguredEndpointProvider
-
-    session = botocore.session.Session()
-    configured = ConfiguredEndpointProvider(
-        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name="sqs"
-    ).provide()
-    if configured:
-        # boto3 applies it by itself (AWS_ENDPOINT_URL[_SQS] or the profile's endpoint_url).
-        return Endpoint(None, region, f"AWS_ENDPOINT_URL / AWS config ({configured})", local=False)
-    local_json = state_dir / "local.json"
-    if not use_aws and local_json.is_file():
-        try:
-            aws = json.loads(local_json.read_text(encoding="utf-8"))["aws"]
-            return Endpoint(str(aws["endpoint_url"]), region or str(aws["region"]), str(local_json), True)
-        except (ValueError, KeyError, TypeError):
-            raise ReplayError(
-                f"{local_json} is not a local stack description (no aws.endpoint_url)"
-            ) from None
-    return Endpoint(None, region, "AWS", local=False)
-
-
-def sqs_client(endpoint: Endpoint) -> Any:
-    import boto3
-
-    session = boto3.session.Session()
-    if not (endpoint.region or session.region_name):
-        raise ReplayError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
-    key_id = secret = None
-    if endpoint.local and session.get_credentials() is None:
-        # moto takes any credentials; a developer without an AWS profile still gets to replay locally.
-        key_id = secret = LOCAL_DUMMY_CREDENTIAL
-    return session.client(
-        "sqs",
-        endpoint_url=endpoint.url,
-        region_name=endpoint.region,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-    )
 
 
 @dataclass(frozen=True)
@@ -635,7 +499,7 @@ def run_dlq_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
         limit = depth.waiting if args.max_messages is None else min(depth.waiting, args.max_messages)
         print_start(pair, depth, limit, out)
         report = replay(sqs, pair, args.max_messages, depth=depth, progress=Progress(out))
-    except ReplayError as error:
+    except EndpointError as error:  # ReplayError included
         print(f"ledgerlink dlq replay: {error}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as error:  # noqa: BLE001 - botocore errors: say what failed, never a traceback
@@ -643,7 +507,3 @@ def run_dlq_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return EXIT_FAILED
     print_report(pair, report, out)
     return EXIT_OK if report.failed == 0 and report.stopped is None else EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

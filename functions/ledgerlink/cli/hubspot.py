@@ -21,17 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ledgerlink.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ledgerlink.cli.endpoints import DEFAULT_STATE_DIR
 from ledgerlink.http.errors import VendorError
 from ledgerlink.http.factory import in_process_client
 from ledgerlink.http.policy import HUBSPOT_SEARCH, VendorPolicy
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit
 from ledgerlink.hubspot.client import HubSpotClient
 from ledgerlink.hubspot.setup import setup_portal
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-DEFAULT_STATE_DIR = ".ledgerlink"
 
 
 class TargetError(ValueError):

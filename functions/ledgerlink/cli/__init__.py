@@ -1,0 +1,100 @@
+"""The ``ledgerlink`` command: groups of subcommands, each group in its own module, imported only when used.
+
+``ledgerlink <group> <command> ...``. A group is one entry of :data:`COMMAND_GROUPS`: a name, a help
+line and ``"<module>:<function>"``, a function that receives the group's ``argparse`` parser and
+adds the group's commands to it, each setting ``func`` (``args -> exit code``) as its default::
+
+    def register(parser: argparse.ArgumentParser) -> None:
+        commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+        setup = commands.add_parser("setup", help="create the HubSpot properties LedgerLink needs")
+        setup.set_defaults(func=run_setup)
+
+Adding a group is that module plus one line in :data:`COMMAND_GROUPS`. Only the chosen group's module
+is imported, so ``ledgerlink dlq replay`` never imports the local stack (moto, the sandboxes), and
+nothing the Lambda asset ships imports this module.
+
+The package has a module per group (``dlq``, ``hubspot``; ``local`` lives with the local stack in
+``local/``) and :mod:`ledgerlink.cli.endpoints`, which finds AWS or the local stack the same way for
+every command that talks to AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class CommandGroup:
+    name: str
+    register: str
+    """``"<module>:<function>"``; the function takes the group's parser (see the module docstring)."""
+    help: str
+
+
+COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
+    CommandGroup(
+        "local",
+        "ledgerlink_local.stack.commands:register",
+        "run the whole choreography on this machine (make run) and inspect it",
+    ),
+    CommandGroup(
+        "dlq", "ledgerlink.cli.dlq:register", "dead-letter queues: move messages back to their queue"
+    ),
+    CommandGroup(
+        "hubspot", "ledgerlink.cli.hubspot:register", "HubSpot portal: create LedgerLink's properties"
+    ),
+)
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="ledgerlink",
+        description="LedgerLink: keeps QuickBooks Online and HubSpot in step.",
+    )
+    groups = parser.add_subparsers(dest="group", metavar="<group>")
+    group_parsers = {
+        group.name: groups.add_parser(group.name, help=group.help, description=group.help)
+        for group in COMMAND_GROUPS
+    }
+    chosen = next((group for group in COMMAND_GROUPS if arguments[:1] == [group.name]), None)
+    if chosen is not None:
+        try:
+            _load(chosen.register)(group_parsers[chosen.name])
+        except ImportError as error:
+            print(
+                f"ledgerlink {chosen.name}: cannot load its commands ({error}); "
+                "install the development dependencies with `pip install -e '.[dev]'`",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    args = parser.parse_args(arguments)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        (group_parsers[chosen.name] if chosen else parser).print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(reference: str) -> Callable[[argparse.ArgumentParser], None]:
+    module_name, _, function_name = reference.partition(":")
+    function: Callable[[argparse.ArgumentParser], None] = getattr(
+        importlib.import_module(module_name), function_name
+    )
+    return function
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Where an operator command's AWS calls go: AWS itself or the local stack, found the same way by every
+command (``ledgerlink dlq replay`` today; status, backfill and catch-up next).
+
+Order: ``--endpoint-url``; then boto3's own ``AWS_ENDPOINT_URL`` / AWS config; then the local stack
+described by ``<state dir>/local.json`` (unless ``--aws``); then AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+DEFAULT_STATE_DIR: Final = ".ledgerlink"
+# What the local stack's own clients use; moto accepts any value, it is no secret.
+LOCAL_DUMMY_CREDENTIAL: Final = "ledgerlink-local"
+
+
+class EndpointError(RuntimeError):
+    """No usable endpoint (a broken local.json, no region); the message says what to pass."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str | None
+    region: str | None
+    source: str
+    local: bool
+
+
+def resolve_endpoint(
+    endpoint_url: str | None, region: str | None, use_aws: bool, state_dir: Path
+) -> Endpoint:
+    """Where to send SQS calls: the flag, then boto3's own ``AWS_ENDPOINT_URL``/config, then the local
+    stack described by ``<state_dir>/local.json`` (unless ``use_aws``), then AWS itself."""
+    if endpoint_url:
+        return Endpoint(endpoint_url, region, "--endpoint-url", local=False)
+    import botocore.session
+    from botocore.configprovider import ConfiguredEndpointProvider
+
+    session = botocore.session.Session()
+    configured = ConfiguredEndpointProvider(
+        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name="sqs"
+    ).provide()
+    if configured:
+        # boto3 applies it by itself (AWS_ENDPOINT_URL[_SQS] or the profile's endpoint_url).
+        return Endpoint(None, region, f"AWS_ENDPOINT_URL / AWS config ({configured})", local=False)
+    local_json = state_dir / "local.json"
+    if not use_aws and local_json.is_file():
+        try:
+            aws = json.loads(local_json.read_text(encoding="utf-8"))["aws"]
+            return Endpoint(str(aws["endpoint_url"]), region or str(aws["region"]), str(local_json), True)
+        except (ValueError, KeyError, TypeError):
+            raise EndpointError(
+                f"{local_json} is not a local stack description (no aws.endpoint_url)"
+            ) from None
+    return Endpoint(None, region, "AWS", local=False)
+
+
+def sqs_client(endpoint: Endpoint) -> Any:
+    import boto3
+
+    session = boto3.session.Session()
+    if not (endpoint.region or session.region_name):
+        raise EndpointError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
+    key_id = secret = None
+    if endpoint.local and session.get_credentials() is None:
+        # moto takes any credentials; a developer without an AWS profile still gets to replay locally.
+        key_id = secret = LOCAL_DUMMY_CREDENTIAL
+    return session.client(
+        "sqs",
+        endpoint_url=endpoint.url,
+        region_name=endpoint.region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
