@@ -69,6 +69,9 @@ class EnvVar(StrEnum):
     MAX_RECEIVE_COUNT = "LEDGERLINK_MAX_RECEIVE_COUNT"
     # A record given back to SQS returns after its own delay (ledgerlink.redelivery): exponential from
     # the base to the cap, with equal jitter. The CDK app sizes maxReceiveCount from the same two values.
+    # The configuration file (ledgerlink.configfile): connections, stage and property maps, tax tables,
+    # calendar and follow-up settings. Relative paths start at the code root (the Lambda task root).
+    CONFIG_FILE = "LEDGERLINK_CONFIG_FILE"
     RETRY_BASE_SECONDS = "LEDGERLINK_RETRY_BASE_SECONDS"
     RETRY_MAX_DELAY_SECONDS = "LEDGERLINK_RETRY_MAX_DELAY_SECONDS"
 
@@ -100,6 +103,7 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.HTTP_TIMEOUT_SECONDS: "10",
     EnvVar.BREAKER_FAILURE_THRESHOLD: "5",
     EnvVar.BREAKER_COOL_DOWN_SECONDS: "30",
+    EnvVar.CONFIG_FILE: "ledgerlink-config.toml",
     EnvVar.RETRY_BASE_SECONDS: "2",
     EnvVar.RETRY_MAX_DELAY_SECONDS: "120",
     EnvVar.INVOICE_STAGE_MAP: "default",
@@ -277,3 +281,9 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """For tests and the local stack, which change the environment between handler runs."""
     get_settings.cache_clear()
+
+
+def config_file_setting(environ: Mapping[str, str] | None = None) -> str:
+    """``LEDGERLINK_CONFIG_FILE`` alone: the CLI reads the configuration file without a deployment's
+    other variables."""
+    return _Reader(os.environ if environ is None else environ).text(EnvVar.CONFIG_FILE)
