@@ -31,6 +31,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from ledgerlink.apigw import HttpRequest, error_reason, error_response, error_status, json_response
 from ledgerlink.config import get_settings
+from ledgerlink.configfile import deployment_config
+from ledgerlink.configfile import reset_for_tests as reset_deployment_config
 from ledgerlink.ingest.archive import S3RawArchive
 from ledgerlink.ingest.ports import ArchiveError, VerifierUnavailable
 from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
@@ -89,12 +91,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(
         name="InvalidEventsSkipped", unit=MetricUnit.Count, value=result.skipped("invalid_entity_id")
     )
+    metrics.add_metric(
+        name="UnservedRealmEventsSkipped", unit=MetricUnit.Count, value=result.skipped("unserved_realm")
+    )
     logger.info(
         "delivery accepted",
         extra={
             "events": len(result.events),
             "skipped": len(result.unsupported),
             "invalid_skipped": result.skipped("invalid_entity_id"),
+            "unserved_skipped": result.skipped("unserved_realm"),
+            "config_version": _ports().served.version,
             "source_format": result.source_format,
             "raw_object_key": result.raw_object_key,
         },
@@ -152,6 +159,7 @@ def _ports() -> IngestPorts:
         verifier_token=SecretStoreVerifierToken(default_secret_store(), settings.qbo_webhook_secret_name),
         archive=S3RawArchive(_s3(), settings.raw_bucket_name),
         publisher=EventBridgePublisher(_events(), settings.event_bus_name, sleep=_backoff_sleep),
+        served=deployment_config(),
     )
 
 
@@ -163,4 +171,5 @@ def reset_for_tests() -> None:
     """Forget the cached clients, ports and secret store (tests change the environment between runs)."""
     for cached in _CACHED_FACTORIES:
         cached.cache_clear()
+    reset_deployment_config()
     reset_default_secret_store()

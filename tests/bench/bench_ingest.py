@@ -70,7 +70,10 @@ INGEST_ENVIRONMENT = {
     "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "ledgerlink/bench/qbo-oauth",
     "LEDGERLINK_HUBSPOT_SECRET_NAME": "ledgerlink/bench/hubspot",
     "LEDGERLINK_GRAPH_SECRET_NAME": "ledgerlink/bench/graph",
+    "LEDGERLINK_CONFIG_FILE": str(REPO_ROOT / "tests" / "fixtures" / "config" / "recorded-realms.toml"),
 }
+# The realms of the recorded deliveries (tests/fixtures/config/recorded-realms.toml).
+RECORDED_REALMS = {"9341455130122367": "sample", "4620816365215648290": "second"}
 
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
 
@@ -190,7 +193,9 @@ def _adversarial() -> dict[str, Any]:
 def _handler_with_fakes() -> Callable[[bytes, str | None, str], tuple[int, float]]:
     """The Lambda handler with in-memory ports; a function that invokes it once: (status, seconds)."""
     from ledgerlink.config import reset_settings_cache
-    from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
+    from ledgerlink.ingest.fakes import FakeServedRealms, InMemoryEventPublisher, InMemoryRawArchive
+
+    SERVED = FakeServedRealms(RECORDED_REALMS)
     from ledgerlink.ingest.service import IngestPorts
     from ledgerlink.observability import Service, get_logger
 
@@ -211,6 +216,7 @@ def _handler_with_fakes() -> Callable[[bytes, str | None, str], tuple[int, float
             verifier_token=lambda: VERIFIER_TOKEN,
             archive=InMemoryRawArchive(),
             publisher=InMemoryEventPublisher(),
+            served=SERVED,
         )
         handler._ports = lambda: ports  # type: ignore[assignment]  # fresh fakes per delivery
         event = _apigw_event(body, signature, request_id)
@@ -226,7 +232,9 @@ def _handler_with_fakes() -> Callable[[bytes, str | None, str], tuple[int, float
 
 def _ingestor(body: bytes, signature: str) -> tuple[Callable[[], None], Callable[[], int]]:
     """A function that ingests ``body`` once with fresh in-memory ports, and the event count it saw."""
-    from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
+    from ledgerlink.ingest.fakes import FakeServedRealms, InMemoryEventPublisher, InMemoryRawArchive
+
+    SERVED = FakeServedRealms(RECORDED_REALMS)
     from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
     from ledgerlink.observability import Service, get_logger
 
@@ -243,7 +251,10 @@ def _ingestor(body: bytes, signature: str) -> tuple[Callable[[], None], Callable
     def ingest() -> None:
         publisher = InMemoryEventPublisher()
         ports = IngestPorts(
-            verifier_token=lambda: VERIFIER_TOKEN, archive=InMemoryRawArchive(), publisher=publisher
+            verifier_token=lambda: VERIFIER_TOKEN,
+            archive=InMemoryRawArchive(),
+            publisher=publisher,
+            served=SERVED,
         )
         ingest_delivery(delivery, ports)
         last_count[0] = len(publisher.entries)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ledgerlink.events import Envelope
@@ -48,3 +49,20 @@ class InMemoryEventPublisher:
     def details(self) -> list[dict[str, Any]]:
         """The Detail of every published entry, parsed."""
         return [json.loads(entry["Detail"]) for entry in self.entries]
+
+
+@dataclass(frozen=True)
+class FakeConnection:
+    name: str
+
+
+class FakeServedRealms:
+    """Realm id -> connection name, as a configuration file would list them."""
+
+    def __init__(self, realms: dict[str, str], version: str = "test-config") -> None:
+        self.realms = dict(realms)
+        self.version = version
+
+    def by_realm(self, realm_id: str) -> FakeConnection | None:
+        name = self.realms.get(realm_id)
+        return FakeConnection(name) if name is not None else None

@@ -41,3 +41,21 @@ class EventPublisher(Protocol):
     """Publishes envelopes; raises ``ledgerlink.publisher.PublishError`` if any was not accepted."""
 
     def publish(self, envelopes: Sequence[Envelope]) -> None: ...
+
+
+class Served(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class ServedRealms(Protocol):
+    """Which QBO companies this deployment serves (``ledgerlink.configfile.DeploymentConfig``)."""
+
+    @property
+    def version(self) -> str:
+        """The configuration's version (its content hash), named by every published event."""
+        ...
+
+    def by_realm(self, realm_id: str) -> Served | None:
+        """The connection serving the realm, or None."""
+        ...

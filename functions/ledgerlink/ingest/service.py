@@ -33,7 +33,13 @@ from typing import Any
 
 from ledgerlink.events import DetailType, Envelope, EventSource
 from ledgerlink.ingest.archive import WebhookDelivery, raw_object_key
-from ledgerlink.ingest.ports import ArchiveError, EventPublisher, RawArchive, VerifierTokenSource
+from ledgerlink.ingest.ports import (
+    ArchiveError,
+    EventPublisher,
+    RawArchive,
+    ServedRealms,
+    VerifierTokenSource,
+)
 from ledgerlink.observability import Service, correlation_scope, get_logger
 from ledgerlink.qbo.webhooks import (
     MAX_EVENTS_PER_DELIVERY,
@@ -54,6 +60,7 @@ class IngestPorts:
     verifier_token: VerifierTokenSource
     archive: RawArchive
     publisher: EventPublisher
+    served: ServedRealms
 
 
 @dataclass(frozen=True)
@@ -98,10 +105,22 @@ def ingest_delivery(
             "unsupported": len(parsed.unsupported),
         },
     )
-    envelopes = tuple(change_event(change, delivery.delivery_id, key) for change in parsed.changes)
+    served: list[tuple[EntityChange, str]] = []
+    unserved: list[UnsupportedEvent] = []
+    for change in parsed.changes:
+        connection = ports.served.by_realm(change.realm_id)
+        if connection is None:
+            unserved.append(_unserved(change, ports.served.version))
+        else:
+            served.append((change, connection.name))
+    envelopes = tuple(
+        change_event(change, delivery.delivery_id, key, connection=name, config_version=ports.served.version)
+        for change, name in served
+    )
     if envelopes:
         ports.publisher.publish(envelopes)
-    for change, envelope in zip(parsed.changes, envelopes, strict=True):
+    skipped_events = (*parsed.unsupported, *unserved)
+    for (change, _), envelope in zip(served, envelopes, strict=True):
         with correlation_scope(logger, envelope.correlation_id):
             logger.info(
                 "event published",
@@ -113,7 +132,7 @@ def ingest_delivery(
                     "operation": change.operation,
                 },
             )
-    for skipped in parsed.unsupported:
+    for skipped in skipped_events:
         with correlation_scope(logger, skipped.correlation_id):
             logger.warning(
                 _SKIPPED_MESSAGE[skipped.reason],
@@ -133,11 +152,34 @@ def ingest_delivery(
         source_format=parsed.source_format,
         raw_object_key=key,
         events=envelopes,
-        unsupported=parsed.unsupported,
+        unsupported=skipped_events,
     )
 
 
-def change_event(change: EntityChange, delivery_id: str, raw_key: str) -> Envelope:
+def _unserved(change: EntityChange, config_version: str) -> UnsupportedEvent:
+    return UnsupportedEvent(
+        type=f"{change.entity}.{change.operation}",
+        cloudevent_id=change.cloudevent_id,
+        realm_id=change.realm_id,
+        entity_id=change.entity_id,
+        time=change.last_updated,
+        reason="unserved_realm",
+        detail=(
+            f"no connection of this deployment serves realm {change.realm_id} "
+            f"(configuration {config_version}); add one, then replay the archived delivery"
+        ),
+        source_format=change.source_format,
+    )
+
+
+def change_event(
+    change: EntityChange,
+    delivery_id: str,
+    raw_key: str,
+    *,
+    connection: str | None = None,
+    config_version: str | None = None,
+) -> Envelope:
     """The ``qbo.entity.changed`` envelope for one change.
 
     ``event_id`` and ``occurred_at`` depend only on the change, so every delivery of it (a retry, the
@@ -158,6 +200,10 @@ def change_event(change: EntityChange, delivery_id: str, raw_key: str) -> Envelo
         payload["cloudevent_id"] = change.cloudevent_id
     if change.deleted_id is not None:
         payload["deleted_id"] = change.deleted_id
+    if connection is not None:
+        payload["connection"] = connection
+    if config_version is not None:
+        payload["config_version"] = config_version
     return Envelope(
         source=EventSource.QBO_INGEST,
         detail_type=DetailType.QBO_ENTITY_CHANGED,
@@ -171,6 +217,7 @@ def change_event(change: EntityChange, delivery_id: str, raw_key: str) -> Envelo
 _SKIPPED_MESSAGE: dict[SkipReason, str] = {
     "unsupported_type": "unsupported event type skipped",
     "invalid_entity_id": "event with an invalid entity id skipped",
+    "unserved_realm": "event of a company no connection serves skipped",
 }
 
 

@@ -54,7 +54,7 @@ MAX_NESTING_DEPTH: Final = 64
 message quoting a value) far from Python's recursion limit."""
 
 SourceFormat = Literal["cloudevents", "legacy"]
-SkipReason = Literal["unsupported_type", "invalid_entity_id"]
+SkipReason = Literal["unsupported_type", "invalid_entity_id", "unserved_realm"]
 
 # The CloudEvents ``type`` versions whose meaning LedgerLink knows; another version of a known verb
 # may mean something else, so it is skipped like an unknown verb.
@@ -212,6 +212,9 @@ class UnsupportedEvent:
     - ``invalid_entity_id``: its entity id (or merged-away id) is not one LedgerLink can read from
       QBO (:mod:`ledgerlink.qbo.ids`), in either format. Publishing it would only make the deal sync
       fail on it; no replay can change that.
+    - ``unserved_realm``: its company (realm) is not one of this deployment's connections
+      (ledgerlink.configfile). Answered 200 all the same, so Intuit stops retrying; once a
+      connection for the realm is configured, the archived delivery can be replayed.
     """
 
     type: str

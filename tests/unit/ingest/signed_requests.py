@@ -73,4 +73,10 @@ INGEST_ENVIRONMENT = {
     "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "ledgerlink/test/qbo-oauth",
     "LEDGERLINK_HUBSPOT_SECRET_NAME": "ledgerlink/test/hubspot",
     "LEDGERLINK_GRAPH_SECRET_NAME": "ledgerlink/test/graph",
+    # serves the realms of the recorded deliveries
+    "LEDGERLINK_CONFIG_FILE": str(
+        Path(__file__).resolve().parents[2] / "fixtures" / "config" / "recorded-realms.toml"
+    ),
 }
+# The connections of that file, for tests that build the ingest ports themselves.
+RECORDED_REALMS = {"9341455130122367": "sample", "4620816365215648290": "second"}

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from ledgerlink.ingest.archive import WebhookDelivery
-from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
+from ledgerlink.ingest.fakes import FakeServedRealms, InMemoryEventPublisher, InMemoryRawArchive
 from ledgerlink.ingest.ports import VerifierUnavailable
 from ledgerlink.ingest.service import IngestPorts
 from tests.unit.ingest.signed_requests import (
     OTHER_TOKEN,
+    RECORDED_REALMS,
     VERIFIER_TOKEN,
     apigw_event,
     body_of,
@@ -51,7 +52,12 @@ def world(ingest_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
     from qbo_ingest import handler
 
     fake = FakeWorld()
-    ports = IngestPorts(verifier_token=fake.token, archive=fake.archive, publisher=fake.publisher)
+    ports = IngestPorts(
+        verifier_token=fake.token,
+        archive=fake.archive,
+        publisher=fake.publisher,
+        served=FakeServedRealms(RECORDED_REALMS),
+    )
     monkeypatch.setattr(handler, "_ports", lambda: ports)
     return fake
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ledgerlink.events import DetailType, EventSource, validate_detail
-from ledgerlink.ingest.fakes import InMemoryEventPublisher, InMemoryRawArchive
+from ledgerlink.ingest.fakes import FakeServedRealms, InMemoryEventPublisher, InMemoryRawArchive
 from ledgerlink.ingest.ports import ArchiveError
 from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
 from ledgerlink.observability import Service, get_logger
@@ -22,7 +22,13 @@ from ledgerlink.qbo.webhooks import (
     compute_signature,
     parse_delivery,
 )
-from tests.unit.ingest.signed_requests import OTHER_TOKEN, VERIFIER_TOKEN, body_of, malformed_cases
+from tests.unit.ingest.signed_requests import (
+    OTHER_TOKEN,
+    RECORDED_REALMS,
+    VERIFIER_TOKEN,
+    body_of,
+    malformed_cases,
+)
 from tests.webhook_cases import ADVERSARIAL, AdversarialCase
 
 RECEIVED_AT = datetime(2026, 11, 25, 14, 2, 52, 123000, tzinfo=UTC)
@@ -41,7 +47,12 @@ class Ports:
         return VERIFIER_TOKEN
 
     def ports(self) -> IngestPorts:
-        return IngestPorts(verifier_token=self.token, archive=self.archive, publisher=self.publisher)
+        return IngestPorts(
+            verifier_token=self.token,
+            archive=self.archive,
+            publisher=self.publisher,
+            served=FakeServedRealms(RECORDED_REALMS),
+        )
 
 
 @pytest.fixture
@@ -98,6 +109,9 @@ def test_a_signed_cloudevents_delivery_is_archived_and_published_one_event_per_c
         "cloudevent_id": "7c31d9e0-2f4a-4b6d-8e15-c0a9b7d3e4f2-Customer-58",
         "deleted_id": "27",
         "raw_object_key": EXPECTED_KEY,
+        # the connection serving the realm, and the configuration it was published under
+        "connection": "sample",
+        "config_version": "test-config",
     }
     # the correlation id of a CloudEvents change is Intuit's event id
     assert merged["correlation_id"] == "7c31d9e0-2f4a-4b6d-8e15-c0a9b7d3e4f2-Customer-58"
@@ -392,3 +406,34 @@ def test_a_signed_body_that_used_to_crash_ingest_is_refused_and_archived(
         ingest_delivery(delivery(case.body), world.ports())
     assert WebhookDelivery.from_json(world.archive.objects[EXPECTED_KEY]).body == case.body
     assert world.publisher.entries == []
+
+
+def test_a_company_no_connection_serves_is_archived_and_skipped_while_the_served_one_is_published(
+    world: Ports,
+) -> None:
+    # given a deployment serving only Intuit's sample company, and a delivery naming two companies
+    ports = IngestPorts(
+        verifier_token=world.token,
+        archive=world.archive,
+        publisher=world.publisher,
+        served=FakeServedRealms({"9341455130122367": "sample"}, version="cfg-1"),
+    )
+    body = body_of("cloudevents_multi_realm.json")
+    every_realm = {event["intuitaccountid"] for event in json.loads(body)}
+    assert every_realm == {"9341455130122367", "4620816365215648290"}
+
+    # when it is ingested
+    result = ingest_delivery(delivery(body), ports)
+
+    # then only the served company's changes are published, each naming its connection and config
+    published = world.publisher.details()
+    assert published and {d["payload"]["realm_id"] for d in published} == {"9341455130122367"}
+    assert {(d["payload"]["connection"], d["payload"]["config_version"]) for d in published} == {
+        ("sample", "cfg-1")
+    }
+    # and the other company's are skipped with the reason, the delivery archived whole (so a replay
+    # after adding its connection publishes them)
+    unserved = [s for s in result.unsupported if s.reason == "unserved_realm"]
+    assert unserved and {s.realm_id for s in unserved} == {"4620816365215648290"}
+    assert "no connection of this deployment serves realm 4620816365215648290" in unserved[0].detail
+    assert EXPECTED_KEY in world.archive.objects
