@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
-from ledgerlink_local.sandboxes.hubspot_errors import HubSpotError, validation_error
-from ledgerlink_local.sandboxes.hubspot_model import instant
-from ledgerlink_local.sandboxes.hubspot_store import Portal
+from ledgerlink_local.sandboxes.hubspot.errors import HubSpotError, validation_error
+from ledgerlink_local.sandboxes.hubspot.model import instant
+from ledgerlink_local.sandboxes.hubspot.store import Portal
 
 if TYPE_CHECKING:
-    from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
+    from ledgerlink_local.sandboxes.hubspot.sandbox import HubSpotSandbox
 
 MAX_BATCH_INPUTS = 100  # CRM object and property batch endpoints
 MAX_HISTORY_BATCH_INPUTS = 50  # batch read with propertiesWithHistory
