@@ -32,7 +32,7 @@ from ledgerlink.sync.service import Outcome
 from ledgerlink.tables import IDEMPOTENCY, LINKS, VENDOR_STATE
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN, DEMO_PORTAL_ID
-from ledgerlink_local.sandboxes.hubspot_model import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
+from ledgerlink_local.sandboxes.hubspot.model import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
 from ledgerlink_local.sandboxes.qbo import (
     COMPANY_TIME_ZONE,
     DEMO_CLIENT_ID,

@@ -9,7 +9,7 @@ summary of where everything is, and one line per hop of every event until Ctrl-C
 everything in the reverse order. With the demo on, the QBO sandbox makes a few realistic changes
 over the first minute.
 
-Each vendor module ``ledgerlink_local.sandboxes.<vendor>`` provides the sandbox class and a
+Each vendor package ``ledgerlink_local.sandboxes.<vendor>`` provides the sandbox class and a
 ``DemoCredentials`` built by ``for_sandbox(url)`` (or ``DemoCredentials(base_url=url)``) with an
 ``as_dict()`` holding at least the keys of the vendor's section of ``local.json``.
 """

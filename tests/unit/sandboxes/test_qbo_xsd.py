@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ledgerlink_local.sandboxes.core import SandboxServer
-from ledgerlink_local.sandboxes.qbo_model import ENTITIES
+from ledgerlink_local.sandboxes.qbo.model import ENTITIES
 from tests.qbo_xsd import allowed_fields, assert_fields_conform, field_violations
 from tests.unit.sandboxes.qbo_support import QboApi, payload
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ledgerlink.sync.service import OutcomeStatus
-from ledgerlink_local.sandboxes.hubspot_model import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
+from ledgerlink_local.sandboxes.hubspot.model import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
 from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from tests.integration import test_deal_sync_support as support
 from tests.integration.test_deal_sync_support import DealSyncWorld

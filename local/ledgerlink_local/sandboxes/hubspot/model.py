@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ledgerlink_local.sandboxes.hubspot_errors import (
+from ledgerlink_local.sandboxes.hubspot.errors import (
     PropertyProblem,
     PropertyValidationError,
     validation_error,

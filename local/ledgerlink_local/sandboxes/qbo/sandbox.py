@@ -5,7 +5,7 @@ Run it alone with ``python -m ledgerlink_local.sandboxes.qbo --port 4011``; the 
 and the OAuth host (token URL ``<base>/oauth2/v1/tokens/bearer``); :class:`DemoCredentials` holds the
 demo app's credentials and realm. Facts come from ../shared/api-notes.md §1-2 and Intuit's XSD
 (../shared/specs/quickbooks/xsd/); error bodies were checked against bodies quoted in public issue
-threads (see qbo_faults.py).
+threads (see faults.py).
 
 Endpoints (15, on 13 routes: the POST /{entity} route serves create/update, delete and void):
 
@@ -22,7 +22,7 @@ Endpoints (15, on 13 routes: the POST /{entity} route serves create/update, dele
 | POST | /v3/company/{realmId}/{entity} | create; full update (Id + SyncToken); sparse update (``"sparse": true``) |
 | POST | /v3/company/{realmId}/{entity}?operation=delete | delete (Invoice, Estimate, Payment, TimeActivity) |
 | POST | /v3/company/{realmId}/{entity}?operation=void | void (Invoice, Payment; also ``operation=update&include=void``) |
-| GET | /v3/company/{realmId}/query?query=... | query language (qbo_query.py) |
+| GET | /v3/company/{realmId}/query?query=... | query language (query.py) |
 | POST | /v3/company/{realmId}/query | the same, statement as an ``application/text`` body |
 | GET | /v3/company/{realmId}/cdc?entities=...&changedSince=... | change data capture (30 days, 1000 objects) |
 | POST | /v3/company/{realmId}/batch | batch: up to 30 create/update/delete/void/query items, per-item faults |
@@ -61,7 +61,7 @@ remembers successful answers only, so a refused write can be retried under the s
 payment is applied to gets a new SyncToken and an ``Update`` webhook; a customer's Balance changes without
 one; a voided payment keeps no lines; CDC answers ``{}`` for a requested entity without changes; the
 ``detail`` of expired/revoked-token 401s; the fault codes for an over-long CDC window (500) and an
-oversized batch (6000). More in qbo_faults.py, qbo_model.py and qbo_query.py.
+oversized batch (6000). More in faults.py, model.py and query.py.
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
-from ledgerlink_local.sandboxes import qbo_faults as faults
 from ledgerlink_local.sandboxes.core import (
     HttpError,
     JsonBody,
@@ -92,16 +91,17 @@ from ledgerlink_local.sandboxes.core import (
     WebhookDispatcher,
     run_from_command_line,
 )
-from ledgerlink_local.sandboxes.qbo_data import demo_activity_step, seed_demo_company
-from ledgerlink_local.sandboxes.qbo_faults import QboFault
-from ledgerlink_local.sandboxes.qbo_model import (
+from ledgerlink_local.sandboxes.qbo import faults
+from ledgerlink_local.sandboxes.qbo.demo import demo_activity_step, seed_demo_company
+from ledgerlink_local.sandboxes.qbo.faults import QboFault
+from ledgerlink_local.sandboxes.qbo.model import (
     ENTITIES,
     ENTITY_BY_LOWER,
     Change,
     Company,
     parse_changed_since,
 )
-from ledgerlink_local.sandboxes.qbo_query import MAX_RESULTS_LIMIT, execute, parse
+from ledgerlink_local.sandboxes.qbo.query import MAX_RESULTS_LIMIT, execute, parse
 
 # ---------------------------------------------------------------------------- demo credentials
 
@@ -931,7 +931,3 @@ def main(argv: list[str] | None = None) -> None:
         DEFAULT_PORT,
         argv,
     )
-
-
-if __name__ == "__main__":
-    main()

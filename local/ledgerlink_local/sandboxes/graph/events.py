@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from ledgerlink_local.sandboxes.graph_time import (
+from ledgerlink_local.sandboxes.graph.datetimes import (
     TimeValueError,
     UnknownTimeZoneError,
     ZonedTime,

@@ -14,23 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
-from ledgerlink_local.sandboxes.hubspot_errors import (
+from ledgerlink_local.sandboxes.hubspot.errors import (
     HubSpotError,
     not_found,
     standard_error,
     standard_error_from,
     validation_error,
 )
-from ledgerlink_local.sandboxes.hubspot_http import (
-    RouteGroup,
-    batch_inputs,
-    batch_response,
-    bool_arg,
-    int_arg,
-    json_object,
-    no_content,
-)
-from ledgerlink_local.sandboxes.hubspot_model import (
+from ledgerlink_local.sandboxes.hubspot.model import (
     FIELD_TYPES,
     FIELD_TYPES_BY_TYPE,
     PROPERTY_NAME,
@@ -45,6 +36,15 @@ from ledgerlink_local.sandboxes.hubspot_model import (
     PropertyOption,
     instant,
     object_type,
+)
+from ledgerlink_local.sandboxes.hubspot.routing import (
+    RouteGroup,
+    batch_inputs,
+    batch_response,
+    bool_arg,
+    int_arg,
+    json_object,
+    no_content,
 )
 
 

@@ -23,8 +23,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ledgerlink_local.sandboxes.hubspot_errors import validation_error
-from ledgerlink_local.sandboxes.hubspot_model import (
+from ledgerlink_local.sandboxes.hubspot.errors import validation_error
+from ledgerlink_local.sandboxes.hubspot.model import (
     ObjectType,
     PropertyCatalog,
     find_object_type,
@@ -32,7 +32,7 @@ from ledgerlink_local.sandboxes.hubspot_model import (
     parse_number,
     stringify,
 )
-from ledgerlink_local.sandboxes.hubspot_store import CrmObject
+from ledgerlink_local.sandboxes.hubspot.store import CrmObject
 
 OPERATORS = (
     "BETWEEN", "CONTAINS_TOKEN", "EQ", "GT", "GTE", "HAS_PROPERTY", "IN", "LT", "LTE", "NEQ",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ledgerlink_local.sandboxes.graph_time import TimeValueError, parse_instant
+from ledgerlink_local.sandboxes.graph.datetimes import TimeValueError, parse_instant
 
 Predicate = Callable[[Any], bool]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
-from ledgerlink_local.sandboxes.hubspot_associations import AssociationType
-from ledgerlink_local.sandboxes.hubspot_errors import (
+from ledgerlink_local.sandboxes.hubspot.associations import AssociationType
+from ledgerlink_local.sandboxes.hubspot.errors import (
     HubSpotError,
     PropertyValidationError,
     not_found,
@@ -26,7 +26,8 @@ from ledgerlink_local.sandboxes.hubspot_errors import (
     standard_error_from,
     validation_error,
 )
-from ledgerlink_local.sandboxes.hubspot_http import (
+from ledgerlink_local.sandboxes.hubspot.model import OBJECT_TYPES, ObjectType, find_object_type, object_type
+from ledgerlink_local.sandboxes.hubspot.routing import (
     MAX_BATCH_INPUTS,
     MAX_HISTORY_BATCH_INPUTS,
     RouteGroup,
@@ -39,9 +40,8 @@ from ledgerlink_local.sandboxes.hubspot_http import (
     list_arg,
     no_content,
 )
-from ledgerlink_local.sandboxes.hubspot_model import OBJECT_TYPES, ObjectType, find_object_type, object_type
-from ledgerlink_local.sandboxes.hubspot_search import parse_search, run_search
-from ledgerlink_local.sandboxes.hubspot_store import CrmObject, fold_unique
+from ledgerlink_local.sandboxes.hubspot.search import parse_search, run_search
+from ledgerlink_local.sandboxes.hubspot.store import CrmObject, fold_unique
 
 LIST_DEFAULT_LIMIT = 10
 LIST_MAX_LIMIT = 100

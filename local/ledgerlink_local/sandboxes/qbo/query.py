@@ -31,8 +31,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledgerlink_local.sandboxes.qbo_faults import QboFault, query_parse_error, query_validation_error
-from ledgerlink_local.sandboxes.qbo_model import ENTITIES, ENTITY_BY_LOWER, json_copy
+from ledgerlink_local.sandboxes.qbo.faults import QboFault, query_parse_error, query_validation_error
+from ledgerlink_local.sandboxes.qbo.model import ENTITIES, ENTITY_BY_LOWER, json_copy
 
 JsonObject = dict[str, Any]
 DEFAULT_MAX_RESULTS = 100

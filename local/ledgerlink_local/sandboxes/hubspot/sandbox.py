@@ -45,7 +45,7 @@ their singular, or the type id ``0-3|0-1|0-2|0-8|0-7``):
 | DELETE | /crm/v4/associations/{from}/{to}/labels/{typeId} (also /crm/associations/v4/...) | delete a label |
 
 Demo portal (``reset``): portal ``DEMO_PORTAL_ID``, owners, 34 companies, 56 contacts,
-10 products, 12 deals (see hubspot_demo); pipelines ``default`` (HubSpot's sales stages) and
+10 products, 12 deals (see demo.py); pipelines ``default`` (HubSpot's sales stages) and
 "Invoices" (``INVOICES_PIPELINE_ID``, stages ``INVOICE_STAGE_IDS``: open, overdue, partially
 paid, paid, voided); company currency USD, EUR and CAD enabled, GBP not (a deal in GBP -> 400
 INVALID_OPTION). Deal writes validate ``dealstage`` against the deal's pipeline, numbers,
@@ -69,7 +69,7 @@ API rate limits (its SDKs back off by ``policyName``: 10 s, 1 s), so none is inv
 
 Webhooks: deal creation, deletion and changes of the subscribed properties
 (``webhook_subscriptions``) are POSTed to ``webhook_url`` as HubSpot does; see
-hubspot_webhooks for payload, signatures and retries. API writes report ``changeSource``
+webhooks.py for payload, signatures and retries. API writes report ``changeSource``
 ``INTEGRATION`` (``sourceId`` = the app id); ``POST /_admin/ui_update`` simulates a user's edit
 in HubSpot (``CRM_UI``).
 
@@ -119,9 +119,9 @@ from ledgerlink_local.sandboxes.core import (
     WebhookDispatcher,
     run_from_command_line,
 )
-from ledgerlink_local.sandboxes.hubspot_association_routes import AssociationsApi
-from ledgerlink_local.sandboxes.hubspot_demo import seed_demo_portal
-from ledgerlink_local.sandboxes.hubspot_errors import (
+from ledgerlink_local.sandboxes.hubspot.associations_api import AssociationsApi
+from ledgerlink_local.sandboxes.hubspot.demo import seed_demo_portal
+from ledgerlink_local.sandboxes.hubspot.errors import (
     AUTHENTICATION_MESSAGE,
     CORRELATION_HEADER,
     HubSpotError,
@@ -130,7 +130,7 @@ from ledgerlink_local.sandboxes.hubspot_errors import (
     new_correlation_id,
     validation_error,
 )
-from ledgerlink_local.sandboxes.hubspot_model import (
+from ledgerlink_local.sandboxes.hubspot.model import (
     INVOICE_STAGE_IDS,
     INVOICES_PIPELINE_ID,
     OBJECT_TYPES,
@@ -138,10 +138,10 @@ from ledgerlink_local.sandboxes.hubspot_model import (
     millis,
     object_type,
 )
-from ledgerlink_local.sandboxes.hubspot_objects import CrmObjectsApi
-from ledgerlink_local.sandboxes.hubspot_setup import PortalSetupApi
-from ledgerlink_local.sandboxes.hubspot_store import SOURCE_API, SOURCE_UI, ObjectChange, Portal
-from ledgerlink_local.sandboxes.hubspot_webhooks import (
+from ledgerlink_local.sandboxes.hubspot.objects_api import CrmObjectsApi
+from ledgerlink_local.sandboxes.hubspot.setup_api import PortalSetupApi
+from ledgerlink_local.sandboxes.hubspot.store import SOURCE_API, SOURCE_UI, ObjectChange, Portal
+from ledgerlink_local.sandboxes.hubspot.webhooks import (
     BATCH_WINDOW_SECONDS,
     MAX_EVENTS_PER_REQUEST,
     RETRY_SCHEDULE_SECONDS,
@@ -600,7 +600,3 @@ def main(argv: list[str] | None = None) -> None:
     run_from_command_line(
         factory, "Local HubSpot sandbox (CRM v3/v4, properties, pipelines)", DEFAULT_PORT, argv, arguments
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledgerlink_local.sandboxes.qbo_model import Company, JsonObject
+from ledgerlink_local.sandboxes.qbo.model import Company, JsonObject
 
 COMPANY_NAME = "Bayside Garden Design LLC"
 SEED_AGE_DAYS = 45  # the demo history is older than the 30-day CDC window

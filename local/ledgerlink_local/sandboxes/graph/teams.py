@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledgerlink_local.sandboxes.graph_events import GraphProblem
-from ledgerlink_local.sandboxes.graph_identity import TenantUser
-from ledgerlink_local.sandboxes.graph_time import TimeValueError, format_timestamp, parse_instant
+from ledgerlink_local.sandboxes.graph.datetimes import TimeValueError, format_timestamp, parse_instant
+from ledgerlink_local.sandboxes.graph.events import GraphProblem
+from ledgerlink_local.sandboxes.graph.identity import TenantUser
 
 ONLINE_MEETING_TYPE = "microsoft.graph.onlineMeeting"
 PARTICIPANT_ROLES = ("attendee", "presenter", "coorganizer", "producer")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ledgerlink_local.sandboxes.hubspot_errors import validation_error
+from ledgerlink_local.sandboxes.hubspot.errors import validation_error
 
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 USER_DEFINED = "USER_DEFINED"

@@ -128,7 +128,15 @@ from ledgerlink_local.sandboxes.core import (
     SandboxClock,
     run_from_command_line,
 )
-from ledgerlink_local.sandboxes.graph_events import (
+from ledgerlink_local.sandboxes.graph.datetimes import (
+    TimeValueError,
+    UnknownTimeZoneError,
+    format_error_date,
+    format_timestamp,
+    parse_instant,
+    resolve_zone,
+)
+from ledgerlink_local.sandboxes.graph.events import (
     MEETING_FIELDS,
     OUTLOOK_EVENT_TYPE,
     SELECTABLE,
@@ -141,7 +149,7 @@ from ledgerlink_local.sandboxes.graph_events import (
     parse_event_changes,
     render_event,
 )
-from ledgerlink_local.sandboxes.graph_identity import (
+from ledgerlink_local.sandboxes.graph.identity import (
     ROLE_CALENDARS_READ,
     ROLE_CALENDARS_READWRITE,
     ROLE_ONLINE_MEETINGS_READWRITE,
@@ -154,7 +162,7 @@ from ledgerlink_local.sandboxes.graph_identity import (
     TokenService,
     entra_error,
 )
-from ledgerlink_local.sandboxes.graph_odata import (
+from ledgerlink_local.sandboxes.graph.odata import (
     EntitySchema,
     Field,
     QueryError,
@@ -164,21 +172,13 @@ from ledgerlink_local.sandboxes.graph_odata import (
     parse_select,
     sort_entities,
 )
-from ledgerlink_local.sandboxes.graph_teams import (
+from ledgerlink_local.sandboxes.graph.teams import (
     OnlineMeeting,
     event_online_meeting,
     new_online_meeting,
     parse_online_meeting,
     render_online_meeting,
     teams_join_html,
-)
-from ledgerlink_local.sandboxes.graph_time import (
-    TimeValueError,
-    UnknownTimeZoneError,
-    format_error_date,
-    format_timestamp,
-    parse_instant,
-    resolve_zone,
 )
 
 # --------------------------------------------------------------------------- demo tenant
@@ -1417,7 +1417,3 @@ def main(argv: list[str] | None = None) -> None:
     run_from_command_line(
         lambda _arguments: GraphSandbox(), "Local Microsoft Graph + Entra ID sandbox", DEFAULT_PORT, argv
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 pipelines, owners, currencies and associations, with change notifications for webhooks.
 
 Every write goes through :meth:`Portal.create` / :meth:`Portal.update`, which validate property
-values like HubSpot (see hubspot_model), enforce unique values (a contact's email, custom
+values like HubSpot (see model.py), enforce unique values (a contact's email, custom
 ``hasUniqueValue`` properties), fill HubSpot's system properties and recompute calculated ones.
 """
 
@@ -15,14 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from ledgerlink_local.sandboxes.core import SandboxClock
-from ledgerlink_local.sandboxes.hubspot_associations import AssociationStore, AssociationTypes
-from ledgerlink_local.sandboxes.hubspot_errors import (
+from ledgerlink_local.sandboxes.hubspot.associations import AssociationStore, AssociationTypes
+from ledgerlink_local.sandboxes.hubspot.errors import (
     HubSpotError,
     PropertyProblem,
     PropertyValidationError,
     validation_error,
 )
-from ledgerlink_local.sandboxes.hubspot_model import (
+from ledgerlink_local.sandboxes.hubspot.model import (
     DEFAULT_PIPELINE_ID,
     OBJECT_TYPES,
     CurrencySettings,

@@ -12,7 +12,7 @@
   Rodriguez, ...) are contacts without a company.
 - One company outside the US (Maple Leaf Outfitters, Toronto) and one deal in CAD.
 - 2 companies and 2 contacts the CRM already had for customers of the QBO sandbox's demo company
-  (qbo_data.py), without qbo_* properties, so the local demo's sync links to them instead of
+  (sandboxes/qbo/demo.py), without qbo_* properties, so the local demo's sync links to them instead of
   creating duplicates (see EXISTING_QBO_DEMO_COMPANIES).
 
 Everything is deterministic: ids, names and dates (offsets from the sandbox clock at reset).
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from ledgerlink_local.sandboxes.hubspot_model import OBJECT_TYPES, ObjectType, instant
-from ledgerlink_local.sandboxes.hubspot_store import SOURCE_UI, Portal
+from ledgerlink_local.sandboxes.hubspot.model import OBJECT_TYPES, ObjectType, instant
+from ledgerlink_local.sandboxes.hubspot.store import SOURCE_UI, Portal
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ CRM_ONLY_COMPANIES: tuple[tuple[str, str, str, str], ...] = (
     ("Maple Leaf Outfitters", "Toronto", "ON", "Canada"),
     ("Copperline Electric", "Tucson", "AZ", "United States"),
 )
-# Records the CRM already had for some of the QBO demo company's customers (qbo_data.py) before
+# Records the CRM already had for some of the QBO demo company's customers (sandboxes/qbo/demo.py) before
 # LedgerLink was installed: no qbo_* properties, written by the sales team. They exist so the
 # local demo's deal sync shows matching (docs/mapping.md#matching) instead of creating every
 # customer anew: Summit Outdoor Supply links company by domain and contact by email; Acme

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledgerlink_local.sandboxes.core import Request, Response
-from ledgerlink_local.sandboxes.hubspot_associations import USER_DEFINED, AssociationType
-from ledgerlink_local.sandboxes.hubspot_errors import HubSpotError, standard_error, validation_error
-from ledgerlink_local.sandboxes.hubspot_http import (
+from ledgerlink_local.sandboxes.hubspot.associations import USER_DEFINED, AssociationType
+from ledgerlink_local.sandboxes.hubspot.errors import HubSpotError, standard_error, validation_error
+from ledgerlink_local.sandboxes.hubspot.model import ObjectType, object_type
+from ledgerlink_local.sandboxes.hubspot.routing import (
     MAX_ASSOCIATION_BATCH_INPUTS,
     RouteGroup,
     batch_inputs,
@@ -24,7 +25,6 @@ from ledgerlink_local.sandboxes.hubspot_http import (
     json_object,
     no_content,
 )
-from ledgerlink_local.sandboxes.hubspot_model import ObjectType, object_type
 
 READ_DEFAULT_LIMIT = 500
 

@@ -6,26 +6,38 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ledgerlink_local.sandboxes.core import Request, Response
-from ledgerlink_local.sandboxes.hubspot_errors import HubSpotError, validation_error
-from ledgerlink_local.sandboxes.hubspot_model import instant
-from ledgerlink_local.sandboxes.hubspot_store import Portal
-
-if TYPE_CHECKING:
-    from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
+from ledgerlink_local.sandboxes.core import Handler, Request, Response, SandboxClock
+from ledgerlink_local.sandboxes.hubspot.errors import HubSpotError, validation_error
+from ledgerlink_local.sandboxes.hubspot.model import instant
+from ledgerlink_local.sandboxes.hubspot.store import Portal
 
 MAX_BATCH_INPUTS = 100  # CRM object and property batch endpoints
 MAX_HISTORY_BATCH_INPUTS = 50  # batch read with propertiesWithHistory
 MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch endpoints
 
 
+class PortalHost(Protocol):
+    """What a route group uses of the sandbox that serves it (``HubSpotSandbox`` is one).
+
+    Declared here rather than naming ``HubSpotSandbox``, so the route groups do not import the
+    module that imports them."""
+
+    clock: SandboxClock
+    base_url: str
+    portal: Portal
+
+    def add_route(
+        self, method: str, path_pattern: str, handler: Handler, *, authenticated: bool = True
+    ) -> None: ...
+
+
 class RouteGroup:
     """One family of HubSpot endpoints (objects, portal set-up, associations): its handlers and
     the routes that lead to them, registered on the sandbox that serves them."""
 
-    def __init__(self, sandbox: HubSpotSandbox) -> None:
+    def __init__(self, sandbox: PortalHost) -> None:
         self.sandbox = sandbox
 
     @property

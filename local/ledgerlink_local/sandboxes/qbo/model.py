@@ -35,7 +35,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledgerlink_local.sandboxes.qbo_faults import (
+from ledgerlink_local.sandboxes.qbo.faults import (
     amount_mismatch,
     business_error,
     duplicate_document_number,
