@@ -5,6 +5,8 @@ The asset folder holds, side by side::
     ledgerlink/            the shared package (functions/ledgerlink)
     qbo_ingest/ ...        every functions/<lambda>/ folder that exists
     schemas/               the JSON schemas (ledgerlink.schemas looks for schemas/ beside the package)
+    config/                every environment's configuration file (infra/config/<stage>.toml); each
+                           function's LEDGERLINK_CONFIG_FILE names its stage's (ledgerlink.configfile)
     requests/ jsonschema/ aws_lambda_powertools/ ...   the runtime dependencies
 
 The dependencies are ``pyproject.toml`` ``[project.dependencies]`` less what the Lambda runtime
@@ -112,9 +114,14 @@ def code_folders(repo_root: Path) -> list[Path]:
     return sorted(path for path in functions.iterdir() if path.is_dir() and path.name not in _IGNORED_NAMES)
 
 
+def asset_roots(repo_root: Path) -> list[Path]:
+    """Every folder whose files go into the asset, each landing at the asset's top under its own name."""
+    return [*code_folders(repo_root), repo_root / "schemas", repo_root / "infra" / "config"]
+
+
 def inputs_hash(target: AssetTarget, *, repo_root: Path = REPO_ROOT) -> str:
     """A digest of everything that goes into the asset; equal digests mean interchangeable assets."""
-    folders = [*code_folders(repo_root), repo_root / "schemas"]
+    folders = asset_roots(repo_root)
     digest = hashlib.sha256()
     manifest = {
         "builder": BUILDER_VERSION,
@@ -164,11 +171,11 @@ def build_lambda_asset(
 
 
 def _copy_sources(repo_root: Path, destination: Path) -> None:
-    for root in [*code_folders(repo_root), repo_root / "schemas"]:
+    for root in asset_roots(repo_root):
         if not root.is_dir():
             raise AssetBuildError(f"{root} is missing; the asset needs it")
         for path in _source_files(root):
-            # functions/<name>/... and schemas/... both land at the top of the asset.
+            # functions/<name>/..., schemas/... and infra/config/... all land at the top of the asset.
             target = destination / path.relative_to(root.parent)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)

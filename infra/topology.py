@@ -749,6 +749,8 @@ def _common_environment(
         event_bus.env_var: event_bus.name,
         bucket.env_var: bucket.name,
         EnvVar.COMPANY_TIME_ZONE: environment.company_time_zone,
+        # The stage's configuration file, deployed in the code asset (infra/asset.py: config/).
+        EnvVar.CONFIG_FILE: f"config/{environment.stage}.toml",
         EnvVar.QBO_BASE_URL: environment.qbo_base_url,
         EnvVar.HUBSPOT_BASE_URL: environment.hubspot_base_url,
         EnvVar.GRAPH_BASE_URL: environment.graph_base_url,

@@ -22,6 +22,7 @@ import requests
 
 from infra.topology import RedeliveryPolicy
 from ledgerlink.redelivery import RedeliverySchedule
+from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from ledgerlink_local.stack.settings import LocalSettings, Ports
 from ledgerlink_local.stack.up import LocalEnvironment, Tuning, start_environment
 from tests.conftest import FIXTURES
@@ -49,9 +50,16 @@ def local_environment(state_dir: Path, **tuning: Any) -> Iterator[LocalEnvironme
         environment.stop()
 
 
+# The company of Intuit's recorded sample deliveries, and the local stack's connection ("demo" in
+# local/config/local.toml: the QBO sandbox's demo company).
+RECORDED_REALM_ID = "9341455130122367"
+
+
 def recorded_delivery(name: str) -> bytes:
-    """A recorded QBO webhook body, byte for byte."""
-    return (FIXTURES / "qbo_webhooks" / name).read_bytes()
+    """A recorded QBO webhook body, as the demo company's: the local stack serves that company only
+    (another company's events are archived and skipped), so the recorded realm id is swapped for it."""
+    body = (FIXTURES / "qbo_webhooks" / name).read_bytes()
+    return body.replace(RECORDED_REALM_ID.encode(), DEMO_REALM_ID.encode())
 
 
 def sign(verifier_token: str, body: bytes) -> str:

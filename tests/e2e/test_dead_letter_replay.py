@@ -17,6 +17,7 @@ import pytest
 
 from ledgerlink import cli
 from ledgerlink.sync.deadletter import describe, peek
+from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import (
     hop_steps,
@@ -34,7 +35,7 @@ WRONG_OAUTH_SECRET = json.dumps(
         "client_id": "not-a-client-the-sandbox-knows",
         "client_secret": "wrong",
         "refresh_token": "wrong",
-        "realm_id": "9341455130122367",
+        "realm_id": DEMO_REALM_ID,
     }
 )
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from ledgerlink_local.stack.up import LOCAL_JSON_KEYS, LocalEnvironment
+from tests.conftest import FIXTURES
 from tests.e2e.conftest import (
+    RECORDED_REALM_ID,
     local_environment,
     post_webhook,
     queue_depth,
@@ -100,6 +102,25 @@ def test_a_signed_cloudevents_webhook_reaches_the_bus_and_the_deal_sync_queue(en
     assert payload["delivery_id"] == delivery_id
     # and nothing was dead-lettered
     assert queue_depth(environment, queue.dlq_url) == 0
+
+
+def test_a_delivery_for_a_company_no_connection_serves_is_answered_200_archived_and_not_queued(
+    environment, state_dir
+):
+    # given Intuit's recorded delivery as it was, for a company the local stack has no connection for
+    body = (FIXTURES / "qbo_webhooks" / DELIVERY).read_bytes()
+    assert RECORDED_REALM_ID.encode() in body
+    queue = _deal_sync_queue(environment)
+    objects_before = set(raw_objects(environment))
+    depth_before = queue_depth(environment, queue.url)
+    # when Intuit's POST reaches the gateway
+    reply = post_webhook(environment, body, sign(_verifier_token(state_dir), body))
+    # then it is accepted (so Intuit stops retrying), with its event skipped, not published ...
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["accepted"], reply.json()["skipped"]) == (0, 1)
+    # ... and archived, for a replay once a connection serves the company
+    assert len(set(raw_objects(environment)) - objects_before) == 1
+    assert queue_depth(environment, queue.url) == depth_before
 
 
 def test_a_bad_signature_gets_401_and_nothing_moves(environment):

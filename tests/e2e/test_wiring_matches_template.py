@@ -35,9 +35,11 @@ from tests.infra.conftest import synthesize
 
 pytestmark = pytest.mark.slow  # one CDK synthesis (about 10 s)
 
-# Variables whose values differ on purpose: the stage's name and the vendor hosts (the sandboxes).
+# Variables whose values differ on purpose: the stage's name, the vendor hosts (the sandboxes) and the
+# configuration file (the local stack's connections are the sandboxes' demo companies).
 DIFFERENT_BY_DESIGN = {
     EnvVar.STAGE.value,
+    EnvVar.CONFIG_FILE.value,
     EnvVar.QBO_BASE_URL.value,
     EnvVar.HUBSPOT_BASE_URL.value,
     EnvVar.GRAPH_BASE_URL.value,

@@ -116,6 +116,8 @@ def test_the_asset_holds_sources_schemas_and_dependencies_but_not_the_runtimes_b
     } <= names
     assert not names & {"boto3", "botocore", "s3transfer", "bin"}
     assert (host_asset / "schemas" / "events" / "qbo.entity.changed.v1.json").is_file()
+    # and every environment's configuration file, where LEDGERLINK_CONFIG_FILE finds it
+    assert (host_asset / "config" / "prod.toml").is_file()
     assert not list(host_asset.glob("ledgerlink/**/__pycache__"))
 
 
@@ -149,6 +151,8 @@ def _tiny_project(root: Path, dependencies: list[str] | None = None) -> Path:
     (root / "functions" / "hubspot_deal_sync").mkdir()
     (root / "schemas" / "events").mkdir(parents=True)
     (root / "schemas" / "events" / "a.json").write_text("{}")
+    (root / "infra" / "config").mkdir(parents=True)
+    (root / "infra" / "config" / "dev.toml").write_text("version = 1\n")
     (root / "pyproject.toml").write_text(
         "[project]\nname='tiny'\ndependencies = " + json.dumps(dependencies or ["boto3>=1.40"]) + "\n"
     )

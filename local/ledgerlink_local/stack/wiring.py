@@ -11,6 +11,8 @@ environment and API route comes from :func:`infra.topology.build_topology`, call
   or Microsoft; and the invoice stage map names the HubSpot sandbox's "Invoices" pipeline
   (:func:`local_invoice_stage_map`), so invoices move through invoice stages on ``make run``, as a
   portal configured per docs/mapping.md does (the deployed default is HubSpot's default pipeline).
+- ``LEDGERLINK_CONFIG_FILE`` names ``local/config/local.toml`` (the sandboxes' demo connections)
+  instead of the stage's file in the code asset.
 
 The wiring test (``tests/e2e/test_wiring_matches_template.py``) proves that what this module yields
 matches the synthesised CloudFormation template, name for name.
@@ -115,6 +117,11 @@ def local_topology(
     return topology
 
 
+def local_config_file() -> Path:
+    """``local/config/local.toml``: the connections of the local stack."""
+    return repo_root() / "local" / "config" / "local.toml"
+
+
 def local_invoice_stage_map() -> str:
     """``LEDGERLINK_INVOICE_STAGE_MAP`` for the HubSpot sandbox's demo portal: its "Invoices" pipeline,
     one stage per invoice status (open, overdue, partially paid, paid, voided)."""
@@ -129,6 +136,8 @@ def function_environment(function: FunctionSpec, vendors: VendorUrls) -> dict[st
     environment[EnvVar.QBO_TOKEN_URL.value] = vendors.qbo_token_url
     environment[EnvVar.GRAPH_TOKEN_URL.value] = vendors.graph_token_url
     environment[EnvVar.INVOICE_STAGE_MAP.value] = local_invoice_stage_map()
+    # The local stack's own configuration file (its connections are the sandboxes' demo companies).
+    environment[EnvVar.CONFIG_FILE.value] = str(local_config_file())
     return environment
 
 
