@@ -46,6 +46,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "dlq", "ledgerlink.cli.dlq:register", "dead-letter queues: move messages back to their queue"
     ),
     CommandGroup(
+        "config",
+        "ledgerlink.cli.config:register",
+        "the configuration file: validate it, and its secrets and stages where reachable",
+    ),
+    CommandGroup(
         "hubspot", "ledgerlink.cli.hubspot:register", "HubSpot portal: create LedgerLink's properties"
     ),
 )

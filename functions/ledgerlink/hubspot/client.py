@@ -342,6 +342,15 @@ class HubSpotClient:
         options = _json(response).get("options") or []
         return frozenset(str(option["value"]).upper() for option in options if option.get("value"))
 
+    def deal_pipelines(self) -> dict[str, frozenset[str]]:
+        """Every deal pipeline's id -> the ids of its stages (``GET /crm/v3/pipelines/deals``)."""
+        results = _json(self._get("/crm/v3/pipelines/deals")).get("results") or []
+        return {
+            str(pipeline["id"]): frozenset(str(stage["id"]) for stage in pipeline.get("stages") or ())
+            for pipeline in results
+            if pipeline.get("id") is not None
+        }
+
     # ---- plumbing
 
     def _get(self, path: str) -> requests.Response:
