@@ -43,6 +43,28 @@ from ledgerlink_local.sandboxes.qbo import (
 from tests.integration.test_deal_sync_support import QBO_SECRET, TABLES, create_aws_resources, environment
 
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
+# moto evaluates a conditional write in the caller's thread without a lock, so two threads can both
+# pass the same condition; DynamoDB never lets that happen. One lock around every call of the workers'
+# clients gives the fake the atomicity of the real table (the code under test is unchanged).
+_MOTO_LOCK = threading.Lock()
+
+
+class AtomicCalls:
+    """A boto3 client whose API calls run one at a time, as DynamoDB's conditional writes are atomic."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _MOTO_LOCK:
+                return attribute(*args, **kwargs)
+
+        return call
 
 
 @dataclass
@@ -69,7 +91,7 @@ class OAuthWorld:
             secret_name=QBO_SECRET,
             secrets=store,
             state=DynamoDBTokenStateStore(
-                TABLES["vendor-state"], boto3.client("dynamodb", region_name="us-east-1")
+                TABLES["vendor-state"], AtomicCalls(boto3.client("dynamodb", region_name="us-east-1"))
             ),
             token_http=in_process_client(token_policy(self.settings)),
             token_path=path,
