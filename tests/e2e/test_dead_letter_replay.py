@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ledgerlink import cli
-from ledgerlink.sync.deadletter import describe, peek
+from ledgerlink.consumer.deadletter import describe, peek
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import (
     hop_steps,
