@@ -36,8 +36,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledgerlink import tables
 from ledgerlink.config import DEFAULTS, OPTIONAL, EnvVar
+from ledgerlink.consumer.redelivery import OUTAGE_SPAN_SECONDS, RedeliverySchedule
 from ledgerlink.events import DetailType, EventSource
-from ledgerlink.redelivery import OUTAGE_SPAN_SECONDS, RedeliverySchedule
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CDK_JSON: Final = REPO_ROOT / "cdk.json"
@@ -321,7 +321,7 @@ class QueueSpec:
 
 @dataclass(frozen=True)
 class RedeliveryPolicy:
-    """A consumer's retry delays (ledgerlink.redelivery) and the vendor outage they must outlast.
+    """A consumer's retry delays (ledgerlink.consumer.redelivery) and the vendor outage they must outlast.
 
     ``maxReceiveCount`` is derived from the two (:meth:`max_receive_count`), so a record is never
     dead-lettered as exhausted before ``outage_span_seconds`` of failures, whatever the jitter draws.
@@ -609,7 +609,7 @@ def build_topology(
         retention_seconds=4 * 24 * 3600,
         dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
         # Retries come back after their own delay (seconds, growing by a quarter, up to two minutes), so a
-        # record needs 76 receives to outlast an hour-long vendor outage (ledgerlink.redelivery).
+        # record needs 76 receives to outlast an hour-long vendor outage (ledgerlink.consumer.redelivery).
         max_receive_count=redelivery.max_receive_count(),
         redelivery=redelivery,
     )
@@ -890,7 +890,7 @@ def validate(topology: Topology) -> None:
                     f"function {function.key} dead-letters records of queue {queue.key} itself but is not "
                     f"granted {Access.WRITE} on its dead-letter queue"
                 )
-        # The receives must outlast the outage the delays were sized for (ledgerlink.redelivery).
+        # The receives must outlast the outage the delays were sized for (ledgerlink.consumer.redelivery).
         spanning = queue.redelivery.max_receive_count()
         if queue.max_receive_count < spanning:
             raise TopologyError(

@@ -1,10 +1,10 @@
 """HubSpot deal sync Lambda, fed by the deal-sync SQS queue (``qbo.entity.changed`` for Invoice, Estimate,
 Payment and Customer, routed by an EventBridge rule).
 
-Thin on purpose: hand the batch to :func:`~ledgerlink.sync.batch.process_batch`, which parses every
-record, syncs them together (:meth:`~ledgerlink.sync.service.DealSyncService.sync` batches the vendor
-calls across the batch) and settles each record, then let Powertools' :class:`BatchProcessor` report
-them: a record to retry raises :class:`RecordFailed` with its reason, so exactly those records are
+Thin on purpose: hand the batch to :func:`~ledgerlink.consumer.batch.process_batch`, which parses every
+record (:func:`~ledgerlink.deal_sync.inbox.parse_record`), syncs them together
+(:meth:`~ledgerlink.deal_sync.service.DealSyncService.sync` batches the vendor calls across the batch)
+and settles each record, then let Powertools' :class:`BatchProcessor` report them: a record to retry raises :class:`RecordFailed` with its reason, so exactly those records are
 returned in ``batchItemFailures`` and delivered again; the others are deleted. One bad record never
 fails or repeats its neighbours.
 
@@ -25,11 +25,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ledgerlink.config import get_settings
+from ledgerlink.consumer.batch import process_batch
+from ledgerlink.consumer.deadletter import Disposition
+from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
+from ledgerlink.deal_sync.inbox import parse_record
 from ledgerlink.observability import Service, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
-from ledgerlink.sync.batch import process_batch
-from ledgerlink.sync.deadletter import Disposition
-from ledgerlink.sync.factory import DealSyncParts, build_deal_sync
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,6 +63,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     remaining_ms = context.get_remaining_time_in_millis()
     routed = process_batch(
         event.get("Records") or [],
+        parse=parse_record,
         sync=lambda changes: parts.service.sync(changes, remaining_ms=remaining_ms),
         router=parts.dead_letters,
     )

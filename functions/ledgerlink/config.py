@@ -67,7 +67,7 @@ class EnvVar(StrEnum):
     # dead-letters, without a reason.
     DEAD_LETTER_QUEUE_NAME = "LEDGERLINK_DEAD_LETTER_QUEUE_NAME"
     MAX_RECEIVE_COUNT = "LEDGERLINK_MAX_RECEIVE_COUNT"
-    # A record given back to SQS returns after its own delay (ledgerlink.redelivery): exponential from
+    # A record given back to SQS returns after its own delay (ledgerlink.consumer.redelivery): exponential from
     # the base to the cap, with equal jitter. The CDK app sizes maxReceiveCount from the same two values.
     # The configuration file (ledgerlink.configfile): connections, stage and property maps, tax tables,
     # calendar and follow-up settings. Relative paths start at the code root (the Lambda task root).

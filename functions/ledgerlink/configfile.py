@@ -37,8 +37,8 @@ from jsonschema.exceptions import ValidationError
 
 from ledgerlink import schemas
 from ledgerlink.config import ConfigError, config_file_setting
-from ledgerlink.sync.errors import StageMapError
-from ledgerlink.sync.stages import (
+from ledgerlink.mapping.errors import StageMapError
+from ledgerlink.mapping.stages import (
     DEFAULT_ESTIMATE_STAGE_CONFIG,
     DEFAULT_INVOICE_STAGE_CONFIG,
     EstimateStatus,
@@ -189,7 +189,7 @@ def _reason(error: ValidationError) -> str:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             where = list(error.absolute_path)
             if len(where) >= 2 and where[-1] == "stages" and where[-2] in ("invoice", "estimate"):
-                # A stage map's keys are the document's statuses (ledgerlink.sync.stages).
+                # A stage map's keys are the document's statuses (ledgerlink.mapping.stages).
                 return f"{key!r} is not an {where[-2]} status (statuses: {', '.join(allowed)}{hint})"
             return f"unknown key {key!r} (expected one of: {', '.join(allowed)}{hint})"
     if error.validator == "required":

@@ -9,7 +9,7 @@ per rolling second) and the request logs are cleared.
 
 Measured: the 1,000 ``qbo.entity.changed`` events, in SQS batches of the topology's batch size (100),
 processed by as many concurrent "Lambdas" as the event source allows (``max_concurrency``, 5), each
-built by ``ledgerlink.sync.factory`` like the real handler, sharing rate limits, breaker, OAuth token
+built by ``ledgerlink.deal_sync.factory`` like the real handler, sharing rate limits, breaker, OAuth token
 and tables through moto. Reported:
 
 - vendor calls, from the sandboxes' request logs, per vendor and per endpoint, against 3 calls per
@@ -203,10 +203,10 @@ def run(overrides: dict[str, str]) -> dict[str, Any]:
 
     from infra.topology import build_topology, environment_from_cdk_json
     from ledgerlink.config import Settings
+    from ledgerlink.deal_sync.factory import build_deal_sync
+    from ledgerlink.deal_sync.inbox import parse_record
     from ledgerlink.hubspot.setup import setup_portal
     from ledgerlink.secrets import PowertoolsSecretStore
-    from ledgerlink.sync.factory import build_deal_sync
-    from ledgerlink.sync.inbox import parse_record
     from ledgerlink_local.sandboxes.core import SandboxServer
     from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
     from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID, QboSandbox

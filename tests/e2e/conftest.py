@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import requests
 
 from infra.topology import RedeliveryPolicy
-from ledgerlink.redelivery import RedeliverySchedule
+from ledgerlink.consumer.redelivery import RedeliverySchedule
 from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from ledgerlink_local.stack.settings import LocalSettings, Ports
 from ledgerlink_local.stack.up import LocalEnvironment, Tuning, start_environment

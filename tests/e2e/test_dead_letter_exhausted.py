@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from ledgerlink.config import EnvVar
-from ledgerlink.sync.deadletter import describe, peek
+from ledgerlink.consumer.deadletter import describe, peek
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import hop_steps, local_environment, queue_depth, wait_for
 

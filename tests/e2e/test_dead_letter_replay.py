@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ledgerlink import cli
-from ledgerlink.sync.deadletter import describe, peek
+from ledgerlink.consumer.deadletter import describe, peek
 from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import (

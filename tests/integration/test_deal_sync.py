@@ -19,10 +19,10 @@ from moto import mock_aws
 from infra.topology import build_topology, environment_from_cdk_json
 from ledgerlink.clock import ManualClock
 from ledgerlink.config import EnvVar, reset_settings_cache
+from ledgerlink.consumer.outcome import OutcomeStatus
+from ledgerlink.deal_sync.factory import build_deal_sync
+from ledgerlink.deal_sync.inbox import parse_record
 from ledgerlink.hubspot.setup import setup_portal
-from ledgerlink.sync.factory import build_deal_sync
-from ledgerlink.sync.inbox import parse_record
-from ledgerlink.sync.service import OutcomeStatus
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from tests.integration import test_deal_sync_support as support

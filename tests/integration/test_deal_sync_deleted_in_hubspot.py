@@ -13,9 +13,9 @@ from typing import Any
 
 import requests
 
-from ledgerlink.sync.inbox import ChangeEvent, parse_record
-from ledgerlink.sync.links import EntityKey, Failure, Link
-from ledgerlink.sync.service import OutcomeStatus
+from ledgerlink.consumer.outcome import OutcomeStatus
+from ledgerlink.crosswalk import EntityKey, Failure, Link
+from ledgerlink.deal_sync.inbox import ChangeEvent, parse_record
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN
 from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from tests.integration import test_deal_sync_support as support

@@ -1,5 +1,5 @@
 """The deal sync's test world: moto (DynamoDB, EventBridge, SQS, Secrets Manager), the QBO and HubSpot
-sandboxes, the service built by ``ledgerlink.sync.factory`` exactly as the Lambda builds it, and every
+sandboxes, the service built by ``ledgerlink.deal_sync.factory`` exactly as the Lambda builds it, and every
 HTTP request the code sends captured at the transport (``HTTPAdapter.send``) so tests can validate the
 bodies against the vendors' specs. Shared by the deal-sync tests and the benchmark; holds no tests.
 """
@@ -24,11 +24,11 @@ from moto import mock_aws
 from requests.adapters import HTTPAdapter
 
 from ledgerlink.config import EnvVar, Settings
+from ledgerlink.consumer.outcome import Outcome
+from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
+from ledgerlink.deal_sync.inbox import ChangeEvent, parse_record
 from ledgerlink.hubspot.setup import setup_portal
 from ledgerlink.secrets import PowertoolsSecretStore
-from ledgerlink.sync.factory import DealSyncParts, build_deal_sync
-from ledgerlink.sync.inbox import ChangeEvent, parse_record
-from ledgerlink.sync.service import Outcome
 from ledgerlink.tables import IDEMPOTENCY, LINKS, VENDOR_STATE
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN, DEMO_PORTAL_ID

@@ -204,7 +204,7 @@ class Progress:
 
 def _send_entry(message: dict[str, Any], index: int, fifo: bool) -> dict[str, Any]:
     """The message as it was before it failed: body, its own attributes (not ``ledgerlink.*``), trace."""
-    from ledgerlink.sync.deadletter import without_failure_attributes
+    from ledgerlink.consumer.deadletter import without_failure_attributes
 
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
     attributes = {}
@@ -411,7 +411,7 @@ def replay(
 
 def print_dead_letters(sqs: Any, pair: QueuePair, limit: int, out: TextIO) -> None:
     """What ``--dry-run`` prints: each message (left in the queue) with why it is there."""
-    from ledgerlink.sync.deadletter import describe, peek
+    from ledgerlink.consumer.deadletter import describe, peek
 
     messages = peek(sqs, pair.dlq_url, limit)
     waiting = sqs.get_queue_attributes(QueueUrl=pair.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[

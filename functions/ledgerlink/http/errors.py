@@ -46,7 +46,7 @@ class VendorError(Exception):
 
     retryable: bool = False
     # True when the failure is the connection's, not one request's (credentials refused, a scope
-    # missing): every record behind it fails the same way (ledgerlink.failures.FailureScope.SHARED).
+    # missing): every record behind it fails the same way (ledgerlink.consumer.failures.FailureScope.SHARED).
     connection_wide: bool = False
 
     def __init__(

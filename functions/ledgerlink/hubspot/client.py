@@ -80,7 +80,7 @@ class ObjectsNotFound(HubSpotError):
     """
 
     # Retryable (the sync heals the stale link and a later attempt can succeed) but about these
-    # records only: never a reason to fail the rest of a batch (ledgerlink.failures).
+    # records only: never a reason to fail the rest of a batch (ledgerlink.consumer.failures).
     record_scoped = True
 
     reason = "hubspot_objects_not_found"
@@ -98,7 +98,7 @@ class AssociationsFailed(HubSpotError):
     """Some pairs of an association batch were refused: ``failed[(from id, to id)]`` says why (an
     :class:`ObjectsNotFound` where HubSpot named a missing record of the pair). The others were made."""
 
-    record_scoped = True  # the refused pairs' deals only (ledgerlink.failures)
+    record_scoped = True  # the refused pairs' deals only (ledgerlink.consumer.failures)
 
     def __init__(self, from_type: str, to_type: str, failed: Mapping[tuple[str, str], HubSpotError]) -> None:
         self.from_type = from_type

@@ -2,7 +2,7 @@
 
 :func:`setup_portal` is idempotent: it reads what exists (one call per object type for the groups, one
 for the properties) and creates only what is missing, so a second run creates nothing. The catalogue
-is :data:`ledgerlink.sync.properties.CUSTOM_PROPERTIES`; the unique properties (``hasUniqueValue``) are
+is :data:`ledgerlink.mapping.properties.CUSTOM_PROPERTIES`; the unique properties (``hasUniqueValue``) are
 what the sync's batch upserts key on.
 
 An existing property that disagrees with the catalogue (another type, or not unique where LedgerLink
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledgerlink.hubspot.client import HubSpotClient
-from ledgerlink.sync.properties import CUSTOM_PROPERTIES, PROPERTY_GROUP, PropertySpec
+from ledgerlink.mapping.properties import CUSTOM_PROPERTIES, PROPERTY_GROUP, PropertySpec
 
 GROUP_LABEL = "LedgerLink (QuickBooks Online)"
 

@@ -2,7 +2,7 @@
 
 Reads ``<state dir>/local.json`` for the AWS endpoint, asks SQS (moto) for every queue's depth and its
 dead-letter queue's, reads the dead-lettered messages with their reasons (without consuming them:
-:func:`ledgerlink.sync.deadletter.peek`), the failures on record in the links table, and the hop log
+:func:`ledgerlink.consumer.deadletter.peek`), the failures on record in the links table, and the hop log
 ``<state dir>/events.jsonl`` for the recent webhooks and events with their outcome. Prints readable
 tables; works (events only) when the stack is down.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ledgerlink.sync.deadletter import DeadLetterView, describe, peek
-from ledgerlink.sync.links import Failure, LinkStore
+from ledgerlink.consumer.deadletter import DeadLetterView, describe, peek
+from ledgerlink.crosswalk import Failure, LinkStore
 from ledgerlink_local.stack.hops import Hop, read_hops
 from ledgerlink_local.stack.settings import EVENT_LOG, LOCAL_JSON
 from ledgerlink_local.stack.wiring import VendorUrls, local_topology

@@ -15,7 +15,7 @@ the parent keeps as the function's log, like CloudWatch Logs.
 What a ``call`` carries is chosen so that no secret can leave: service, operation and resource names,
 status codes, URL paths without query strings, from PutEvents the envelope's identifiers, and from
 SendMessage(Batch) the event's identifiers and LedgerLink's failure attributes (a dead letter's reason
-and kind, written secret-free by ``ledgerlink.sync.deadletter``).
+and kind, written secret-free by ``ledgerlink.consumer.deadletter``).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _aws_call_message(service: str, operation: str, params: dict[str, Any]) -> d
     return message
 
 
-# LedgerLink's failure attributes on a dead letter (ledgerlink.sync.deadletter), shown on its hop line.
+# LedgerLink's failure attributes on a dead letter (ledgerlink.consumer.deadletter), shown on its hop line.
 FAILURE_FIELDS: Final = {
     "ledgerlink.failure_reason": "reason",
     "ledgerlink.failure_kind": "kind",

@@ -24,8 +24,8 @@ from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN
 from tests.conftest import FIXTURES
 from tests.integration.test_deal_sync_support import Capture, assert_hubspot_request_conforms
+from tests.unit.deal_sync.helpers import hubspot_schema_errors
 from tests.unit.hubspot.test_client import deal, hubspot_client
-from tests.unit.sync.helpers import hubspot_schema_errors
 
 
 def recorded(name: str) -> dict[str, Any]:

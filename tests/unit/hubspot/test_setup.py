@@ -14,7 +14,7 @@ import requests
 from ledgerlink.cli import main
 from ledgerlink.cli.hubspot import run_setup
 from ledgerlink.hubspot.setup import setup_portal
-from ledgerlink.sync.properties import CUSTOM_PROPERTIES, PROPERTY_GROUP
+from ledgerlink.mapping.properties import CUSTOM_PROPERTIES, PROPERTY_GROUP
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN
 from tests.integration.test_deal_sync_support import Capture, assert_hubspot_request_conforms

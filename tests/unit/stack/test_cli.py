@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from ledgerlink import cli
 from ledgerlink.cli import dlq
-from ledgerlink.sync import deadletter
+from ledgerlink.consumer import deadletter
 from tests.conftest import FIXTURES, REPO_ROOT
 
 FAILED_AT = datetime(2026, 11, 25, 14, 5, 13, 250_000, tzinfo=UTC)
@@ -88,7 +88,7 @@ def queues(sqs: Any) -> dict[str, str]:
 
 
 def _dead_letter(sqs: Any, queues: dict[str, str], count: int) -> list[str]:
-    """``count`` messages dead-lettered as the deal sync does it (ledgerlink.sync.deadletter), each with
+    """``count`` messages dead-lettered as the deal sync does it (ledgerlink.consumer.deadletter), each with
     attributes of its own (string, number, binary) beside the failure's."""
     bodies = [
         json.dumps(

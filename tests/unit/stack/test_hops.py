@@ -16,7 +16,7 @@ import requests
 from botocore.client import BaseClient
 from moto import mock_aws
 
-from ledgerlink.sync.deadletter import DeadLetterRouter, RecordFailure, SqsDeadLetterQueue
+from ledgerlink.consumer.deadletter import DeadLetterRouter, RecordFailure, SqsDeadLetterQueue
 from ledgerlink_local.stack import worker
 from ledgerlink_local.stack.hops import HopLog, read_hops
 from ledgerlink_local.stack.runtime import FunctionRuntime, InvocationResult

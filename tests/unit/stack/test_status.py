@@ -121,7 +121,7 @@ def test_dead_letters_are_read_with_their_reasons_and_stay_in_the_queue(sqs):
     # given a dead-letter queue holding one message the deal sync dead-lettered, with its reason
     from datetime import UTC, datetime
 
-    from ledgerlink.sync.deadletter import FailureKind, RecordFailure, dead_letter
+    from ledgerlink.consumer.deadletter import FailureKind, RecordFailure, dead_letter
 
     dlq = sqs.create_queue(QueueName="deal-sync-dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -159,7 +159,7 @@ def test_dead_letters_are_read_with_their_reasons_and_stay_in_the_queue(sqs):
 
 def test_failures_on_record_in_the_local_links_table_are_listed_newest_first():
     # given the local stack's links table with two failures on record
-    from ledgerlink.sync.links import Failure, LinkStore
+    from ledgerlink.crosswalk import Failure, LinkStore
     from ledgerlink.tables import LINKS
 
     with mock_aws():

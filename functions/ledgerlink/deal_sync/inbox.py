@@ -1,0 +1,92 @@
+"""SQS records of the deal-sync queue → typed :class:`ChangeEvent` s.
+
+The EventBridge rule delivers the whole EventBridge event as the message body; its ``detail`` is a
+``qbo.entity.changed`` v1 envelope, validated against its schema here. A record that does not parse
+raises :class:`~ledgerlink.consumer.batch.MalformedRecord` naming the field: it can never succeed, so it goes to the dead-letter
+queue with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from ledgerlink.consumer.batch import MalformedRecord
+from ledgerlink.dates import epoch_ms
+from ledgerlink.events import DetailType, Envelope, EnvelopeError
+
+# The QBO entities this Lambda syncs (infra/topology.py DEAL_SYNC_ENTITIES routes exactly these).
+SYNCED_ENTITIES: Final = frozenset({"Invoice", "Estimate", "Payment", "Customer"})
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    message_id: str
+    receive_count: int
+    event_id: str
+    correlation_id: str
+    realm_id: str
+    entity: str
+    entity_id: str
+    operation: str
+    last_updated_ms: int
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "correlation_id": self.correlation_id,
+            "realm_id": self.realm_id,
+            "entity": self.entity,
+            "entity_id": self.entity_id,
+            "operation": self.operation,
+            "message_id": self.message_id,
+            "receive_count": self.receive_count,
+        }
+
+
+def parse_record(record: Mapping[str, Any]) -> ChangeEvent:
+    """One SQS record (Lambda's SQS event shape) → :class:`ChangeEvent`, or :class:`MalformedRecord`."""
+    message_id = str(record.get("messageId") or "")
+    if not message_id:
+        raise MalformedRecord("SQS record has no messageId")
+    try:
+        event = json.loads(record.get("body") or "")
+    except ValueError:
+        raise MalformedRecord(f"message {message_id}: body is not JSON") from None
+    if not isinstance(event, dict):
+        raise MalformedRecord(f"message {message_id}: body is not a JSON object")
+    if event.get("detail-type") != DetailType.QBO_ENTITY_CHANGED:
+        raise MalformedRecord(
+            f"message {message_id}: detail-type is {event.get('detail-type')!r}, "
+            f"expected {DetailType.QBO_ENTITY_CHANGED!r}"
+        )
+    try:
+        envelope = Envelope.from_eventbridge(event)
+    except EnvelopeError as error:
+        raise MalformedRecord(f"message {message_id}: {error}") from None
+    payload = envelope.payload
+    try:
+        last_updated = datetime.fromisoformat(str(payload["last_updated"]).replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedRecord(
+            f"message {message_id}: $.detail.payload.last_updated is not a date-time"
+        ) from None
+    attributes = record.get("attributes") or {}
+    try:
+        receive_count = int(attributes.get("ApproximateReceiveCount", "1"))
+    except (TypeError, ValueError):
+        receive_count = 1
+    return ChangeEvent(
+        message_id=message_id,
+        receive_count=receive_count,
+        event_id=envelope.event_id,
+        correlation_id=envelope.correlation_id,
+        realm_id=str(payload["realm_id"]),
+        entity=str(payload["entity"]),
+        entity_id=str(payload["entity_id"]),
+        operation=str(payload["operation"]),
+        last_updated_ms=epoch_ms(last_updated),
+    )

@@ -1,0 +1,58 @@
+"""What the deal flow's steps are given: its ports (metrics, publication), its configuration, and the
+service as one realm's pass sees it (:class:`SyncServices`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from ledgerlink.clock import Clock
+from ledgerlink.crosswalk import LinkStore
+from ledgerlink.deal_sync.mapping import CompanyContext
+from ledgerlink.events import Envelope
+from ledgerlink.hubspot.client import HubSpotClient
+from ledgerlink.mapping.stages import StageMap
+from ledgerlink.qbo.client import QboClient
+
+
+class MetricsSink(Protocol):
+    def count(self, name: str, value: int = 1) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, envelopes: Sequence[Envelope]) -> None: ...
+
+
+class NoMetrics:
+    def count(self, name: str, value: int = 1) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    time_zone: ZoneInfo
+    invoice_stages: StageMap
+    estimate_stages: StageMap
+    # How long a process trusts what it read about a realm (home currency, portal currencies, SKUs).
+    cache_seconds: float = 900.0
+
+
+class SyncServices(Protocol):
+    """What one realm's pass uses of :class:`~ledgerlink.deal_sync.service.DealSyncService`: its
+    collaborators and the per-realm caches it keeps across invocations."""
+
+    qbo: QboClient
+    hubspot: HubSpotClient
+    links: LinkStore
+    publisher: EventPublisher
+    config: SyncConfig
+    clock: Clock
+    metrics: MetricsSink
+
+    def context(self, realm_id: str) -> CompanyContext: ...
+
+    def refresh_portal_currencies(self, realm_id: str) -> CompanyContext: ...
+
+    def item_skus(self, realm_id: str, item_ids: Iterable[str]) -> dict[str, str]: ...

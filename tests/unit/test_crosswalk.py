@@ -1,0 +1,98 @@
+"""The crosswalk (the links table and the failures on record), against moto's DynamoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ledgerlink.crosswalk import EntityKey, Failure, Link, LinkStore
+from tests.integration.test_deal_sync_support import TABLES, create_aws_resources
+
+INVOICE = EntityKey("9341453908059321", "Invoice", "130")
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        create_aws_resources()
+        yield boto3.client("dynamodb", region_name="us-east-1")
+
+
+def test_a_link_only_moves_forward_and_a_lost_race_marks_it_dirty(dynamodb: Any) -> None:
+    # given worker B recorded version (t=2000, SyncToken 3) of an invoice
+    store = LinkStore(TABLES["links"], dynamodb)
+    assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=2000, sync_token=3), event_id="b")
+
+    # when slower worker A, which read the older version (t=1000), tries to record it
+    recorded = store.save(Link(INVOICE, hubspot_id="91", synced_ms=1000, sync_token=2), event_id="a")
+
+    # then A is refused, the newer version stays, and the link is dirty: the newest version must be
+    # written again because A's HubSpot write may have landed after B's
+    assert recorded is False
+    link = store.get_many([INVOICE])[INVOICE]
+    assert (link.synced_ms, link.sync_token) == (2000, 3)
+    assert link.dirty is True
+    assert link.already_synced(2000, 3) is False
+
+    # and the next write of that version clears it
+    assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=2000, sync_token=3), event_id="c")
+    assert store.get_many([INVOICE])[INVOICE].already_synced(2000, 3) is True
+
+
+def test_two_edits_within_one_second_differ_by_their_sync_token(dynamodb: Any) -> None:
+    store = LinkStore(TABLES["links"], dynamodb)
+    store.save(Link(INVOICE, hubspot_id="91", synced_ms=5000, sync_token=4), event_id="e1")
+    link = store.get_many([INVOICE])[INVOICE]
+    assert link.already_synced(5000, 4) and not link.already_synced(5000, 5)
+    assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=5000, sync_token=5), event_id="e2")
+
+
+def test_line_items_and_invoices_are_remembered_and_forgotten(dynamodb: Any) -> None:
+    store = LinkStore(TABLES["links"], dynamodb)
+    store.save(Link(INVOICE, hubspot_id="91", synced_ms=1, line_item_ids=frozenset({"7", "8"})), event_id="e")
+    assert store.get_many([INVOICE])[INVOICE].line_item_ids == {"7", "8"}
+    store.save(Link(INVOICE, hubspot_id="91", synced_ms=2), event_id="f")  # voided: no line items left
+    assert store.get_many([INVOICE])[INVOICE].line_item_ids == frozenset()
+
+
+def test_failures_are_recorded_listed_and_cleared(dynamodb: Any) -> None:
+    store = LinkStore(TABLES["links"], dynamodb)
+    failure = Failure(
+        "ev-1",
+        "currency EUR is not enabled",
+        "UnsupportedCurrency",
+        False,
+        "m-1",
+        2,
+        "1",
+        "Invoice",
+        "5",
+        "2026-01-01T00:00:00.000+00:00",
+    )
+    store.record_failures([failure])
+    assert store.failures(["ev-1", "ev-2"]) == {"ev-1": failure}
+    assert store.recent_failures() == [failure]
+    store.clear_failures(["ev-1"])
+    assert store.recent_failures() == []
+
+
+def test_a_stale_customer_link_is_forgotten_only_while_it_names_the_deleted_records(dynamodb: Any) -> None:
+    # given a customer linked to company 21 and contact 51, which a HubSpot user then deleted
+    store = LinkStore(TABLES["links"], dynamodb)
+    customer = EntityKey("9341453908059321", "Customer", "1")
+    stale = Link(customer, hubspot_id="21", contact_id="51", synced_ms=1000, status="linked")
+    store.save(stale, event_id="e1")
+
+    # when another worker already re-linked the customer, the stale view of it cannot drop that link
+    store.save(Link(customer, hubspot_id="22", contact_id="52", synced_ms=1000), event_id="e2")
+    assert store.forget(stale) is False
+    assert store.get_many([customer])[customer].hubspot_id == "22"
+
+    # and a link still naming the deleted records is dropped, so the customer is resolved like a new one
+    current = store.get_many([customer])[customer]
+    assert store.forget(current) is True
+    assert store.get_many([customer]) == {}
