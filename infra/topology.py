@@ -32,15 +32,18 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledgerlink import tables
 from ledgerlink.config import DEFAULTS, OPTIONAL, EnvVar
+from ledgerlink.configfile import ConfigFileError, DeploymentConfig
+from ledgerlink.configfile import load as load_config
 from ledgerlink.consumer.redelivery import OUTAGE_SPAN_SECONDS, RedeliverySchedule
 from ledgerlink.events import DetailType, EventSource
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CDK_JSON: Final = REPO_ROOT / "cdk.json"
+# One configuration file per environment (ledgerlink.configfile), deployed in the code asset.
+CONFIG_DIR: Final = REPO_ROOT / "infra" / "config"
 
 PREFIX: Final = "ledgerlink"
 STAGES: Final = ("dev", "staging", "prod")
@@ -117,7 +120,6 @@ class EnvironmentConfig:
     qbo_base_url: str
     hubspot_base_url: str
     graph_base_url: str
-    company_time_zone: str
     api_throttle: ApiThrottle
     log_retention_days: int
     raw_delivery_retention_days: int
@@ -140,7 +142,6 @@ class EnvironmentConfig:
             qbo_base_url=reader.url("qbo_base_url"),
             hubspot_base_url=reader.url("hubspot_base_url"),
             graph_base_url=reader.url("graph_base_url"),
-            company_time_zone=reader.time_zone("company_time_zone"),
             api_throttle=ApiThrottle(
                 rate_limit=throttle_reader.positive_number("rate_limit"),
                 burst_limit=throttle_reader.positive_integer("burst_limit"),
@@ -203,14 +204,6 @@ class _ContextReader:
         if not isinstance(value, str) or not re.match(r"^https://[^\s/]+(/\S*)?$", value):
             raise self._fail(key, "an https:// URL", value)
         return value.rstrip("/")
-
-    def time_zone(self, key: str) -> str:
-        value = self._required(key)
-        try:
-            ZoneInfo(str(value))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise self._fail(key, "an IANA time zone such as America/New_York", value) from None
-        return str(value)
 
     def positive_integer(self, key: str) -> int:
         value = self._required(key)
@@ -292,7 +285,10 @@ class SecretSpec:
     key: str
     name: str
     description: str
-    env_var: EnvVar
+    env_var: EnvVar | None = None
+    """The variable naming it, for a deployment-wide secret; a connection's secret is found by its
+    name (``ledgerlink.configfile.Connection.secret_name``) instead."""
+    connection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -510,6 +506,41 @@ def resource_name(stage: str, suffix: str) -> str:
     return f"{PREFIX}-{stage}-{suffix}"
 
 
+def stage_config(stage: str) -> DeploymentConfig:
+    """The stage's configuration file, ``infra/config/<stage>.toml``; an invalid one names the file,
+    the field's path and why (so ``make synth`` fails with that message)."""
+    try:
+        return load_config(CONFIG_DIR / f"{stage}.toml")
+    except ConfigFileError as error:
+        raise TopologyError(str(error)) from None
+
+
+def connection_secrets(config: DeploymentConfig, stage: str) -> tuple[SecretSpec, ...]:
+    """Each connection's secrets: its QBO OAuth client and rotating refresh token, its HubSpot private
+    app, and its Microsoft Graph app when it has a Microsoft tenant."""
+    specs: list[SecretSpec] = []
+    for connection in config.connections:
+        kinds = [
+            (
+                "qbo-oauth",
+                f"Intuit OAuth client id/secret and the newest refresh token of realm {connection.realm_id}",
+            ),
+            ("hubspot", f"HubSpot private-app token and client secret of portal {connection.portal_id}"),
+        ]
+        if connection.tenant_id:
+            kinds.append(("graph", f"Microsoft Graph app of tenant {connection.tenant_id}"))
+        specs.extend(
+            SecretSpec(
+                key=f"{connection.name}:{kind}",
+                name=connection.secret_name(stage, kind),
+                description=f"connection {connection.name}: {description}",
+                connection=connection.name,
+            )
+            for kind, description in kinds
+        )
+    return tuple(specs)
+
+
 def secret_name(stage: str, suffix: str) -> str:
     """``ledgerlink/<stage>/<suffix>``: Secrets Manager names use slashes, so IAM can scope by path."""
     return f"{PREFIX}/{stage}/{suffix}"
@@ -521,6 +552,7 @@ def build_topology(
     account: str,
     region: str,
     redelivery: RedeliveryPolicy | None = None,
+    config: DeploymentConfig | None = None,
 ) -> Topology:
     """The deployment of ``environment.stage`` in ``account``/``region``.
 
@@ -530,6 +562,7 @@ def build_topology(
     outage span their ``maxReceiveCount`` is sized for (the end-to-end tests use seconds, not an hour).
     """
     redelivery = redelivery or RedeliveryPolicy()
+    config = config if config is not None else stage_config(environment.stage)
     stage = environment.stage
     event_bus = EventBusSpec(
         key="events",
@@ -570,6 +603,7 @@ def build_topology(
             purpose="rate-limit windows, circuit breakers, OAuth token and refresh lease",
         ),
     )
+    # One Intuit app (its webhook verifier token) for the deployment; each connection its own secrets.
     secret_specs = (
         SecretSpec(
             key="qbo-webhook",
@@ -577,24 +611,7 @@ def build_topology(
             description="Intuit webhook Verifier Token (signs intuit-signature)",
             env_var=EnvVar.QBO_WEBHOOK_SECRET_NAME,
         ),
-        SecretSpec(
-            key="qbo-oauth",
-            name=secret_name(stage, "qbo/oauth"),
-            description="Intuit OAuth 2.0 client id/secret and the newest refresh token per realm",
-            env_var=EnvVar.QBO_OAUTH_SECRET_NAME,
-        ),
-        SecretSpec(
-            key="hubspot",
-            name=secret_name(stage, "hubspot/app"),
-            description="HubSpot private-app access token and client secret (webhook signatures)",
-            env_var=EnvVar.HUBSPOT_SECRET_NAME,
-        ),
-        SecretSpec(
-            key="graph",
-            name=secret_name(stage, "graph/app"),
-            description="Microsoft Graph app registration: tenant id, client id, client secret",
-            env_var=EnvVar.GRAPH_SECRET_NAME,
-        ),
+        *connection_secrets(config, stage),
     )
 
     deal_sync_timeout_seconds = 120
@@ -677,9 +694,16 @@ def build_topology(
                 },
             ),
             grants=(
-                # QBO refresh tokens rotate: the newest one must be written back.
-                Grant(ResourceKind.SECRET, "qbo-oauth", Access.READ_WRITE),
-                Grant(ResourceKind.SECRET, "hubspot", Access.READ),
+                # Each connection's secrets; QBO refresh tokens rotate: the newest one is written back.
+                *(
+                    Grant(
+                        ResourceKind.SECRET,
+                        secret.key,
+                        Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
+                    )
+                    for secret in secret_specs
+                    if secret.connection is not None and not secret.key.endswith(":graph")
+                ),
                 Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
                 Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
                 Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
@@ -707,7 +731,7 @@ def build_topology(
         routes=(ApiRouteSpec(method="POST", path="/v1/webhooks/qbo", function="qbo_ingest"),),
         access_log_group_name=f"/aws/apigateway/{resource_name(stage, 'api')}/access",
     )
-    oauth_secret = next(secret.name for secret in secret_specs if secret.key == "qbo-oauth")
+    oauth_secret = secret_name(stage, "connections/<connection>/qbo/oauth")
     monitoring = MonitoringSpec(
         topic_name=resource_name(stage, "alarms"),
         dashboard_name=resource_name(stage, "dashboard"),
@@ -748,7 +772,6 @@ def _common_environment(
         EnvVar.STAGE: environment.stage,
         event_bus.env_var: event_bus.name,
         bucket.env_var: bucket.name,
-        EnvVar.COMPANY_TIME_ZONE: environment.company_time_zone,
         # The stage's configuration file, deployed in the code asset (infra/asset.py: config/).
         EnvVar.CONFIG_FILE: f"config/{environment.stage}.toml",
         EnvVar.QBO_BASE_URL: environment.qbo_base_url,
@@ -756,7 +779,7 @@ def _common_environment(
         EnvVar.GRAPH_BASE_URL: environment.graph_base_url,
     }
     values.update({table.env_var: table.name for table in table_specs})
-    values.update({secret.env_var: secret.name for secret in secret_specs})
+    values.update({secret.env_var: secret.name for secret in secret_specs if secret.env_var is not None})
     return {str(name): value for name, value in values.items()}
 
 

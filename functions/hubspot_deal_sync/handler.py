@@ -20,16 +20,17 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ledgerlink.config import get_settings
+from ledgerlink.configfile import reset_for_tests as reset_deployment_config
 from ledgerlink.consumer.batch import process_batch
 from ledgerlink.consumer.deadletter import Disposition
 from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
 from ledgerlink.deal_sync.inbox import parse_record
-from ledgerlink.observability import Service, get_logger, get_metrics, get_tracer
+from ledgerlink.observability import METRICS_NAMESPACE, Service, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
 if TYPE_CHECKING:
@@ -47,8 +48,32 @@ class RecordFailed(Exception):
 
 
 class _PowertoolsMetrics:
+    """The function's metrics (dimension ``service``: what the alarms watch)."""
+
     def count(self, name: str, value: int = 1) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def for_connection(self, connection: str) -> _ConnectionMetrics:
+        return _ConnectionMetrics(connection)
+
+
+class _ConnectionMetrics(_PowertoolsMetrics):
+    """One connection's metrics: each counted once per service (alarms) and once per service and
+    connection (dashboards, which connection is failing), so every metric can name its connection."""
+
+    def __init__(self, connection: str) -> None:
+        self.connection = connection
+
+    def count(self, name: str, value: int = 1) -> None:
+        super().count(name, value)
+        with single_metric(
+            name=name,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": Service.HUBSPOT_DEAL_SYNC, "connection": self.connection},
+        ):
+            pass
 
 
 def _alarm(name: str, fields: Mapping[str, Any]) -> None:
@@ -94,3 +119,4 @@ def reset_for_tests() -> None:
         _parts().close()
     _parts.cache_clear()
     reset_default_secret_store()
+    reset_deployment_config()

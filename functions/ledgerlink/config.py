@@ -25,7 +25,6 @@ class EnvVar(StrEnum):
     LINKS_TABLE_NAME = "LEDGERLINK_LINKS_TABLE_NAME"
     VENDOR_STATE_TABLE_NAME = "LEDGERLINK_VENDOR_STATE_TABLE_NAME"
     IDEMPOTENCY_TTL_SECONDS = "LEDGERLINK_IDEMPOTENCY_TTL_SECONDS"
-    COMPANY_TIME_ZONE = "LEDGERLINK_COMPANY_TIME_ZONE"
     MAX_WEBHOOK_BYTES = "LEDGERLINK_MAX_WEBHOOK_BYTES"
     # Events (CloudEvents, or legacy entities) one webhook delivery may carry; more is refused with 400
     # before the schema is applied. ~3,100 real CloudEvents fit in 1 MiB, so the default leaves room.
@@ -36,18 +35,15 @@ class EnvVar(StrEnum):
     QBO_TOKEN_URL = "LEDGERLINK_QBO_TOKEN_URL"
     QBO_MINOR_VERSION = "LEDGERLINK_QBO_MINOR_VERSION"
     QBO_WEBHOOK_SECRET_NAME = "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME"
-    QBO_OAUTH_SECRET_NAME = "LEDGERLINK_QBO_OAUTH_SECRET_NAME"
     QBO_REQUESTS_PER_MINUTE = "LEDGERLINK_QBO_REQUESTS_PER_MINUTE"
     QBO_REQUESTS_PER_SECOND = "LEDGERLINK_QBO_REQUESTS_PER_SECOND"
 
     HUBSPOT_BASE_URL = "LEDGERLINK_HUBSPOT_BASE_URL"
-    HUBSPOT_SECRET_NAME = "LEDGERLINK_HUBSPOT_SECRET_NAME"
     HUBSPOT_REQUESTS_PER_10S = "LEDGERLINK_HUBSPOT_REQUESTS_PER_10S"
     HUBSPOT_SEARCH_PER_SECOND = "LEDGERLINK_HUBSPOT_SEARCH_PER_SECOND"
 
     GRAPH_BASE_URL = "LEDGERLINK_GRAPH_BASE_URL"
     GRAPH_TOKEN_URL = "LEDGERLINK_GRAPH_TOKEN_URL"
-    GRAPH_SECRET_NAME = "LEDGERLINK_GRAPH_SECRET_NAME"
     GRAPH_REQUESTS_PER_10MIN = "LEDGERLINK_GRAPH_REQUESTS_PER_10MIN"
     # Seconds added to every client-side rate-limit window (clock skew, send-latency spread; 0 allowed).
     RATE_LIMIT_HEADROOM_SECONDS = "LEDGERLINK_RATE_LIMIT_HEADROOM_SECONDS"
@@ -55,11 +51,6 @@ class EnvVar(StrEnum):
     HTTP_TIMEOUT_SECONDS = "LEDGERLINK_HTTP_TIMEOUT_SECONDS"
     BREAKER_FAILURE_THRESHOLD = "LEDGERLINK_BREAKER_FAILURE_THRESHOLD"
     BREAKER_COOL_DOWN_SECONDS = "LEDGERLINK_BREAKER_COOL_DOWN_SECONDS"
-
-    # QBO document status -> HubSpot pipeline/stage (JSON, docs/mapping.md#stage-map-configuration), or
-    # "default" for the stages of HubSpot's default sales pipeline.
-    INVOICE_STAGE_MAP = "LEDGERLINK_INVOICE_STAGE_MAP"
-    ESTIMATE_STAGE_MAP = "LEDGERLINK_ESTIMATE_STAGE_MAP"
 
     # A function fed by an SQS queue: that queue's dead-letter queue (the function sends a record that
     # cannot succeed there itself, with its reason) and the queue's maxReceiveCount (a retryable failure
@@ -84,7 +75,6 @@ class ConfigError(ValueError):
 DEFAULTS: dict[EnvVar, str] = {
     EnvVar.STAGE: "dev",
     EnvVar.IDEMPOTENCY_TTL_SECONDS: str(7 * 24 * 3600),
-    EnvVar.COMPANY_TIME_ZONE: "America/New_York",
     EnvVar.MAX_WEBHOOK_BYTES: str(1024 * 1024),
     EnvVar.MAX_WEBHOOK_EVENTS: "5000",
     EnvVar.SECRETS_MAX_AGE_SECONDS: "300",
@@ -106,8 +96,6 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.CONFIG_FILE: "ledgerlink-config.toml",
     EnvVar.RETRY_BASE_SECONDS: "2",
     EnvVar.RETRY_MAX_DELAY_SECONDS: "120",
-    EnvVar.INVOICE_STAGE_MAP: "default",
-    EnvVar.ESTIMATE_STAGE_MAP: "default",
 }
 
 
@@ -137,7 +125,6 @@ class Settings:
     links_table_name: str
     vendor_state_table_name: str
     idempotency_ttl_seconds: int
-    company_time_zone: ZoneInfo
     max_webhook_bytes: int
     max_webhook_events: int
     secrets_max_age_seconds: int
@@ -145,20 +132,16 @@ class Settings:
     qbo_token_url: str
     qbo_minor_version: str
     qbo_webhook_secret_name: str
-    qbo_oauth_secret_name: str
     hubspot_base_url: str
-    hubspot_secret_name: str
     graph_base_url: str
     graph_token_url: str
-    graph_secret_name: str
     http_timeout_seconds: float
     breaker_failure_threshold: int
     breaker_cool_down_seconds: float
     limits: VendorLimits
-    invoice_stage_map: str = "default"
-    estimate_stage_map: str = "default"
     dead_letter_queue_name: str | None = None
     max_receive_count: int | None = None
+    config_file: str = "ledgerlink-config.toml"
     retry_base_seconds: float = 2.0
     retry_max_delay_seconds: float = 120.0
 
@@ -173,7 +156,6 @@ class Settings:
             links_table_name=reader.text(EnvVar.LINKS_TABLE_NAME),
             vendor_state_table_name=reader.text(EnvVar.VENDOR_STATE_TABLE_NAME),
             idempotency_ttl_seconds=reader.integer(EnvVar.IDEMPOTENCY_TTL_SECONDS),
-            company_time_zone=reader.zone(EnvVar.COMPANY_TIME_ZONE),
             max_webhook_bytes=reader.integer(EnvVar.MAX_WEBHOOK_BYTES),
             max_webhook_events=reader.integer(EnvVar.MAX_WEBHOOK_EVENTS),
             secrets_max_age_seconds=reader.integer(EnvVar.SECRETS_MAX_AGE_SECONDS),
@@ -181,12 +163,9 @@ class Settings:
             qbo_token_url=reader.url(EnvVar.QBO_TOKEN_URL),
             qbo_minor_version=reader.text(EnvVar.QBO_MINOR_VERSION),
             qbo_webhook_secret_name=reader.text(EnvVar.QBO_WEBHOOK_SECRET_NAME),
-            qbo_oauth_secret_name=reader.text(EnvVar.QBO_OAUTH_SECRET_NAME),
             hubspot_base_url=reader.url(EnvVar.HUBSPOT_BASE_URL),
-            hubspot_secret_name=reader.text(EnvVar.HUBSPOT_SECRET_NAME),
             graph_base_url=reader.url(EnvVar.GRAPH_BASE_URL),
             graph_token_url=reader.url(EnvVar.GRAPH_TOKEN_URL),
-            graph_secret_name=reader.text(EnvVar.GRAPH_SECRET_NAME),
             http_timeout_seconds=reader.number(EnvVar.HTTP_TIMEOUT_SECONDS),
             breaker_failure_threshold=reader.integer(EnvVar.BREAKER_FAILURE_THRESHOLD),
             breaker_cool_down_seconds=reader.number(EnvVar.BREAKER_COOL_DOWN_SECONDS),
@@ -198,10 +177,9 @@ class Settings:
                 graph_per_10min=reader.integer(EnvVar.GRAPH_REQUESTS_PER_10MIN),
                 headroom_seconds=reader.non_negative_number(EnvVar.RATE_LIMIT_HEADROOM_SECONDS),
             ),
-            invoice_stage_map=reader.text(EnvVar.INVOICE_STAGE_MAP),
-            estimate_stage_map=reader.text(EnvVar.ESTIMATE_STAGE_MAP),
             dead_letter_queue_name=reader.optional_text(EnvVar.DEAD_LETTER_QUEUE_NAME),
             max_receive_count=reader.optional_integer(EnvVar.MAX_RECEIVE_COUNT),
+            config_file=reader.text(EnvVar.CONFIG_FILE),
             retry_base_seconds=reader.number(EnvVar.RETRY_BASE_SECONDS),
             retry_max_delay_seconds=reader.number(EnvVar.RETRY_MAX_DELAY_SECONDS),
         )

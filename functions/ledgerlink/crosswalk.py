@@ -109,10 +109,14 @@ class Failure:
 class LinkStore:
     """Links and failures in the links table."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, *, connection: str | None = None
+    ) -> None:
         if not table_name:
             raise ValueError("a links table name is required")
         self.table_name = table_name
+        # Every row this store writes names its connection (ledgerlink.configfile); keys are per realm.
+        self.connection = connection
         self._client: DynamoDBClient = client if client is not None else boto3.client("dynamodb")
 
     # ---- links
@@ -148,6 +152,7 @@ class LinkStore:
         ]
         removals: list[str] = []
         optional = {
+            "#connection": self.connection,  # a DynamoDB reserved word: by name placeholder
             "hubspot_id": link.hubspot_id,
             "contact_id": link.contact_id,
             "company_id": link.company_id,
@@ -246,6 +251,7 @@ class LinkStore:
                 "message_id": {"S": failure.message_id},
                 "receive_count": {"N": str(failure.receive_count)},
                 "realm_id": {"S": failure.realm_id},
+                **({"connection": {"S": self.connection}} if self.connection else {}),
                 "entity": {"S": failure.entity},
                 "entity_id": {"S": failure.entity_id},
                 "failed_at": {"S": failure.failed_at},

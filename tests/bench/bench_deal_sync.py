@@ -237,6 +237,7 @@ def run(overrides: dict[str, str]) -> dict[str, Any]:
                 return build_deal_sync(
                     settings,
                     secrets=PowertoolsSecretStore(max_age_seconds=300, client=boto3.client("secretsmanager")),
+                    config=support.load_config(support.CONFIG_FILE),
                     dynamodb=dynamodb,
                     events=boto3.client("events"),
                     publisher_sleep=lambda seconds: None,

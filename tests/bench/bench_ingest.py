@@ -67,9 +67,6 @@ INGEST_ENVIRONMENT = {
     "LEDGERLINK_LINKS_TABLE_NAME": "ledgerlink-bench-links",
     "LEDGERLINK_VENDOR_STATE_TABLE_NAME": "ledgerlink-bench-vendor-state",
     "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME": "ledgerlink/bench/qbo-webhook",
-    "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "ledgerlink/bench/qbo-oauth",
-    "LEDGERLINK_HUBSPOT_SECRET_NAME": "ledgerlink/bench/hubspot",
-    "LEDGERLINK_GRAPH_SECRET_NAME": "ledgerlink/bench/graph",
     "LEDGERLINK_CONFIG_FILE": str(REPO_ROOT / "tests" / "fixtures" / "config" / "recorded-realms.toml"),
 }
 # The realms of the recorded deliveries (tests/fixtures/config/recorded-realms.toml).

@@ -47,7 +47,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir, secret_overrides={"qbo-oauth": WRONG_OAUTH_SECRET}) as environment:
+    with local_environment(state_dir, secret_overrides={"demo:qbo-oauth": WRONG_OAUTH_SECRET}) as environment:
         yield environment
 
 
@@ -100,7 +100,8 @@ def test_a_message_that_cannot_succeed_is_dead_lettered_with_its_reason_and_repl
     assert cli.main(["local", "status", "--state-dir", str(state_dir)]) == 0
     status = capsys.readouterr().out
     assert "Dead-lettered messages (1;" in status
-    assert queue.dlq_name in status and "invalid_client" in status
+    # (the table cuts the reason at 100 characters; the whole one is in the message attributes)
+    assert queue.dlq_name in status and "QBO refused the client id/secret" in status
     assert "Failures on record (links table, newest first: 1)" in status
     assert "dead-lettered" in status  # the event's outcome in the recent events
 

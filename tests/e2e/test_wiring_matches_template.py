@@ -26,8 +26,9 @@ import pytest
 
 from infra import topology as topo
 from infra.asset import AssetTarget, build_lambda_asset
-from ledgerlink.config import DEFAULTS, EnvVar
-from ledgerlink_local.sandboxes.hubspot import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
+from ledgerlink.config import EnvVar
+from ledgerlink.configfile import load as load_config
+from ledgerlink_local.sandboxes.hubspot import INVOICES_PIPELINE_ID
 from ledgerlink_local.stack.up import LocalEnvironment
 from ledgerlink_local.stack.wiring import LOCAL_ONLY_VARIABLES
 from tests.e2e.conftest import local_environment
@@ -231,9 +232,23 @@ def test_buckets_and_secrets_match(cloud, environment):
         if versioning:  # the raw deliveries bucket; access logs are not emulated (see docs/local.md)
             rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
             assert [rule["Expiration"]["Days"] for rule in rules] == cloud_expiry
-    secrets = environment.stack.client("secretsmanager").list_secrets()["SecretList"]
-    assert {secret["Name"] for secret in secrets} == {
-        to_local(secret["Name"]) for secret in cloud.of_type("AWS::SecretsManager::Secret")
+    # the deployment's own secrets are the same; each stage has its connections' (its own file's)
+    local_secrets = {
+        s["Name"] for s in environment.stack.client("secretsmanager").list_secrets()["SecretList"]
+    }
+    cloud_secrets = {to_local(secret["Name"]) for secret in cloud.of_type("AWS::SecretsManager::Secret")}
+    per_connection = "ledgerlink/local/connections/"
+    assert {n for n in local_secrets if not n.startswith(per_connection)} == {
+        n for n in cloud_secrets if not n.startswith(per_connection)
+    }
+    assert {n for n in local_secrets if n.startswith(per_connection)} == {
+        "ledgerlink/local/connections/demo/qbo/oauth",
+        "ledgerlink/local/connections/demo/hubspot/app",
+        "ledgerlink/local/connections/demo/graph/app",
+    }
+    assert {n for n in cloud_secrets if n.startswith(per_connection)} == {
+        "ledgerlink/local/connections/main/qbo/oauth",
+        "ledgerlink/local/connections/main/hubspot/app",
     }
 
 
@@ -315,9 +330,7 @@ def test_local_only_variables_are_the_documented_overrides_and_nothing_else(clou
     # then the template sets none of the local-only variables: deployed, ledgerlink.config's defaults apply
     for function in cloud.of_type("AWS::Lambda::Function"):
         assert not set(function["Environment"]["Variables"]) & set(LOCAL_ONLY_VARIABLES)
-    assert DEFAULTS[EnvVar.INVOICE_STAGE_MAP] == "default"  # HubSpot's default sales pipeline
-    # and locally they point at the sandboxes: OAuth token endpoints, and the HubSpot sandbox portal's
-    # "Invoices" pipeline for invoices (so `make run` shows invoices moving through invoice stages)
+    # and locally they point at the sandboxes' OAuth token endpoints
     qbo, graph = environment.description["qbo"], environment.description["graph"]
     for runtime in runtimes.values():
         variables = runtime.function_variables
@@ -325,10 +338,10 @@ def test_local_only_variables_are_the_documented_overrides_and_nothing_else(clou
         assert variables[EnvVar.GRAPH_TOKEN_URL.value] == graph["token_url"].replace(
             graph["tenant_id"], "{tenant}"
         )
-        assert json.loads(variables[EnvVar.INVOICE_STAGE_MAP.value]) == {
-            "pipeline": INVOICES_PIPELINE_ID,
-            "stages": dict(INVOICE_STAGE_IDS),
-        }
+        # and the local configuration file, whose connection maps invoices to the HubSpot sandbox
+        # portal's "Invoices" pipeline (so `make run` shows invoices moving through invoice stages)
+        config = load_config(variables[EnvVar.CONFIG_FILE.value])
+        assert config.connections[0].invoice_stages.by_status["paid"].pipeline == INVOICES_PIPELINE_ID
 
 
 def test_the_deal_sync_dead_letters_into_its_queues_own_dead_letter_queue(environment):

@@ -327,7 +327,7 @@ def test_ingest_reads_only_its_verifier_secret_and_writes_raw_objects_and_events
 
 def test_deal_sync_may_write_back_only_the_rotating_qbo_oauth_secret(dev: Synthesized) -> None:
     statements = _policy_statements(dev, "hubspot_deal_sync")
-    oauth_id, _ = dev.one("AWS::SecretsManager::Secret", Name=dev.topology.secret("qbo-oauth").name)
+    oauth_id, _ = dev.one("AWS::SecretsManager::Secret", Name=dev.topology.secret("main:qbo-oauth").name)
     assert _resources_of(statements, "secretsmanager:PutSecretValue") == [json.dumps(_ref(oauth_id))]
     assert _resources_of(statements, "s3:PutObject") == []
     queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("deal-sync").name)

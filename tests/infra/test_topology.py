@@ -55,7 +55,6 @@ def test_every_stage_in_cdk_json_parses() -> None:
     [
         ("qbo_base_url", None, "environments.dev.qbo_base_url is required"),
         ("qbo_base_url", "http://sandbox-quickbooks.api.intuit.com", "environments.dev.qbo_base_url must be"),
-        ("company_time_zone", "Eastern Time", "environments.dev.company_time_zone must be an IANA time zone"),
         ("log_retention_days", 13, "environments.dev.log_retention_days must be one of the CloudWatch"),
         ("removal_policy", "keep", "environments.dev.removal_policy must be 'destroy' or 'retain'"),
         ("alarm_email", "ops-at-example", "environments.dev.alarm_email must be an e-mail address"),
@@ -107,11 +106,17 @@ def test_every_function_environment_loads_settings_naming_this_stages_resources(
         assert settings.links_table_name == topology.table("links").name
         assert settings.vendor_state_table_name == topology.table("vendor-state").name
         assert settings.qbo_webhook_secret_name == topology.secret("qbo-webhook").name
-        assert settings.qbo_oauth_secret_name == topology.secret("qbo-oauth").name
-        assert settings.hubspot_secret_name == topology.secret("hubspot").name
-        assert settings.graph_secret_name == topology.secret("graph").name
         assert settings.qbo_base_url == topology.environment.qbo_base_url
-        assert str(settings.company_time_zone) == topology.environment.company_time_zone
+        # and the stage's configuration file, in the code asset, names its connections' secrets
+        assert settings.config_file == f"config/{stage}.toml"
+        config = topo.stage_config(stage)
+        for connection in config.connections:
+            assert topology.secret(f"{connection.name}:qbo-oauth").name == connection.secret_name(
+                stage, "qbo-oauth"
+            )
+            assert topology.secret(f"{connection.name}:hubspot").name == connection.secret_name(
+                stage, "hubspot"
+            )
 
 
 def test_function_environments_use_only_documented_variable_names() -> None:
@@ -237,7 +242,7 @@ def test_the_deal_sync_alarms_on_what_needs_a_human() -> None:
     }
     assert {alarm.function for alarm in alarms.values()} == {"hubspot_deal_sync"}
     assert all(alarm.threshold == 1 for alarm in alarms.values())
-    assert "ledgerlink/dev/qbo/oauth" in alarms["QboConnectionRevoked"].description
+    assert "ledgerlink/dev/connections/<connection>/qbo/oauth" in alarms["QboConnectionRevoked"].description
     assert all(len(alarm.description) <= 1024 for alarm in alarms.values())  # CloudWatch's limit
 
 

@@ -152,6 +152,7 @@ def fresh_run(world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch) -> DealSync
     parts = build_deal_sync(
         world.settings,
         secrets=secrets,
+        config=support.load_config(support.CONFIG_FILE),
         dynamodb=dynamodb,
         events=world.aws["events"],
         publisher_sleep=lambda s: None,

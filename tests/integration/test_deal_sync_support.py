@@ -24,6 +24,7 @@ from moto import mock_aws
 from requests.adapters import HTTPAdapter
 
 from ledgerlink.config import EnvVar, Settings
+from ledgerlink.configfile import load as load_config
 from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
 from ledgerlink.deal_sync.inbox import ChangeEvent, parse_record
@@ -34,13 +35,13 @@ from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN, DEMO_PORTAL_ID
 from ledgerlink_local.sandboxes.hubspot.model import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
 from ledgerlink_local.sandboxes.qbo import (
-    COMPANY_TIME_ZONE,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_REALM_ID,
     DEMO_REFRESH_TOKEN,
     TOKEN_PATH,
 )
+from tests.conftest import FIXTURES
 from tests.openapi import find_operation, validate_request_body
 from tests.qbo_xsd import allowed_fields
 
@@ -52,8 +53,11 @@ TABLES = {
     "vendor-state": f"ledgerlink-{STAGE}-vendor-state",
 }
 BUS = f"ledgerlink-{STAGE}-events"
-QBO_SECRET = f"ledgerlink/{STAGE}/qbo/oauth"
-HUBSPOT_SECRET = f"ledgerlink/{STAGE}/hubspot/app"
+# The one connection of the tests' configuration file, and its secrets.
+CONFIG_FILE = FIXTURES / "config" / "deal-sync.toml"
+CONNECTION = "demo"
+QBO_SECRET = f"ledgerlink/{STAGE}/connections/{CONNECTION}/qbo/oauth"
+HUBSPOT_SECRET = f"ledgerlink/{STAGE}/connections/{CONNECTION}/hubspot/app"
 PUBLISHED_QUEUE = f"ledgerlink-{STAGE}-deal-synced-capture"
 
 INVOICE_STAGE_MAP = {"pipeline": INVOICES_PIPELINE_ID, "stages": dict(INVOICE_STAGE_IDS)}
@@ -69,14 +73,10 @@ def environment(qbo_url: str, hubspot_url: str) -> dict[str, str]:
         EnvVar.LINKS_TABLE_NAME: TABLES["links"],
         EnvVar.VENDOR_STATE_TABLE_NAME: TABLES["vendor-state"],
         EnvVar.QBO_WEBHOOK_SECRET_NAME: f"ledgerlink/{STAGE}/qbo/webhook-verifier",
-        EnvVar.QBO_OAUTH_SECRET_NAME: QBO_SECRET,
-        EnvVar.HUBSPOT_SECRET_NAME: HUBSPOT_SECRET,
-        EnvVar.GRAPH_SECRET_NAME: f"ledgerlink/{STAGE}/graph/app",
         EnvVar.QBO_BASE_URL: qbo_url,
         EnvVar.QBO_TOKEN_URL: qbo_url + TOKEN_PATH,
         EnvVar.HUBSPOT_BASE_URL: hubspot_url,
-        EnvVar.COMPANY_TIME_ZONE: COMPANY_TIME_ZONE,
-        EnvVar.INVOICE_STAGE_MAP: json.dumps(INVOICE_STAGE_MAP),
+        EnvVar.CONFIG_FILE: str(CONFIG_FILE),
     }
 
 
@@ -483,6 +483,7 @@ def build_world(
     parts = build_deal_sync(
         settings,
         secrets=secrets,
+        config=load_config(CONFIG_FILE),
         dynamodb=aws["dynamodb"],
         events=aws["events"],
         publisher_sleep=lambda s: None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,9 +18,6 @@ REQUIRED = {
     EnvVar.LINKS_TABLE_NAME.value: "links",
     EnvVar.VENDOR_STATE_TABLE_NAME.value: "state",
     EnvVar.QBO_WEBHOOK_SECRET_NAME.value: "qbo-webhook",
-    EnvVar.QBO_OAUTH_SECRET_NAME.value: "qbo-oauth",
-    EnvVar.HUBSPOT_SECRET_NAME.value: "hubspot",
-    EnvVar.GRAPH_SECRET_NAME.value: "graph",
 }
 
 
@@ -30,7 +26,7 @@ def test_defaults_are_the_vendors_production_hosts_and_documented_limits() -> No
     assert settings.qbo_base_url == "https://quickbooks.api.intuit.com"
     assert settings.hubspot_base_url == "https://api.hubapi.com"
     assert (settings.limits.qbo_per_minute, settings.limits.qbo_per_second) == (500, 10)
-    assert settings.company_time_zone == ZoneInfo("America/New_York")
+    assert settings.config_file == "ledgerlink-config.toml"  # beside the package in the code asset
     assert settings.max_webhook_bytes == 1024 * 1024
     # the parser's own default, so a caller that passes no limit gets the deployed one
     assert settings.max_webhook_events == MAX_EVENTS_PER_DELIVERY == 5000
@@ -51,11 +47,6 @@ def test_defaults_are_the_vendors_production_hosts_and_documented_limits() -> No
             "api.hubapi.com",
             "LEDGERLINK_HUBSPOT_BASE_URL must be an http(s) URL",
         ),
-        (
-            EnvVar.COMPANY_TIME_ZONE.value,
-            "Mars/Olympus",
-            "LEDGERLINK_COMPANY_TIME_ZONE is not an IANA time zone",
-        ),
         (EnvVar.HTTP_TIMEOUT_SECONDS.value, "-1", "LEDGERLINK_HTTP_TIMEOUT_SECONDS must be positive"),
     ],
 )
@@ -67,13 +58,13 @@ def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str, messa
 def test_settings_are_parsed_on_first_use_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in REQUIRED.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv(EnvVar.COMPANY_TIME_ZONE.value, "Asia/Kolkata")
+    monkeypatch.setenv(EnvVar.HTTP_TIMEOUT_SECONDS.value, "7")
     reset_settings_cache()
     first = get_settings()
-    monkeypatch.setenv(EnvVar.COMPANY_TIME_ZONE.value, "America/Phoenix")
+    monkeypatch.setenv(EnvVar.HTTP_TIMEOUT_SECONDS.value, "9")
     assert get_settings() is first
     reset_settings_cache()
-    assert get_settings().company_time_zone == ZoneInfo("America/Phoenix")
+    assert get_settings().http_timeout_seconds == 9
 
 
 def test_importing_config_reads_no_environment() -> None:

@@ -86,9 +86,6 @@ def test_module_helpers_use_settings_lazily(secretsmanager, monkeypatch: pytest.
         "LEDGERLINK_LINKS_TABLE_NAME": "links",
         "LEDGERLINK_VENDOR_STATE_TABLE_NAME": "vendor-state",
         "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME": "ledgerlink/qbo/webhook-verifier",
-        "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "ledgerlink/qbo/oauth",
-        "LEDGERLINK_HUBSPOT_SECRET_NAME": "hubspot",
-        "LEDGERLINK_GRAPH_SECRET_NAME": "graph",
         "LEDGERLINK_SECRETS_MAX_AGE_SECONDS": "60",
     }.items():
         monkeypatch.setenv(name, value)

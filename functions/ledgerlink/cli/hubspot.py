@@ -57,6 +57,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     setup.add_argument("--token", help="private-app access token (prefer --token-file: argv is visible)")
     setup.add_argument("--token-file", type=Path, help="file holding the private-app access token")
     setup.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="the local stack's state directory")
+    setup.add_argument("--connection", help="the deployment's connection whose portal to set up")
     setup.set_defaults(func=run_setup)
 
 
@@ -78,24 +79,32 @@ def resolve_target(args: argparse.Namespace) -> Target:
             return Target(str(hubspot["base_url"]).rstrip("/"), str(hubspot["access_token"]), str(local_json))
         except (ValueError, KeyError, TypeError):
             raise TargetError(f"{local_json} has no hubspot.base_url / hubspot.access_token") from None
-    return _deployed_target()
+    return _deployed_target(getattr(args, "connection", None))
 
 
-def _deployed_target() -> Target:
+def _deployed_target(connection_name: str | None) -> Target:
+    """The portal of a connection of the deployment's configuration file (the only one, or --connection)."""
     from ledgerlink.config import ConfigError, get_settings
+    from ledgerlink.configfile import deployment_config
     from ledgerlink.secrets import SecretError, get_secret_json
 
     try:
         settings = get_settings()
-        secret = get_secret_json(settings.hubspot_secret_name)
+        config = deployment_config()
+        connections = [c for c in config.connections if connection_name in (None, c.name)]
+        if len(connections) != 1:
+            names = ", ".join(c.name for c in config.connections)
+            raise TargetError(f"name one connection with --connection (connections: {names})")
+        secret_name = connections[0].secret_name(settings.stage, "hubspot")
+        secret = get_secret_json(secret_name)
     except (ConfigError, SecretError) as error:
         raise TargetError(
             f"no portal given and no deployment configuration usable ({error}); pass --base-url and --token"
         ) from None
     token = secret.get("access_token")
     if not token:
-        raise TargetError(f"secret {settings.hubspot_secret_name!r} has no access_token")
-    return Target(settings.hubspot_base_url, str(token), f"secret {settings.hubspot_secret_name}")
+        raise TargetError(f"secret {secret_name!r} has no access_token")
+    return Target(settings.hubspot_base_url, str(token), f"secret {secret_name}")
 
 
 def client_for(target: Target) -> HubSpotClient:

@@ -1,5 +1,6 @@
-"""Builds the deal sync from :class:`~ledgerlink.config.Settings`: clients, stores, the service and the
-dead-letter router (built by :func:`ledgerlink.consumer.factory.dead_letter_router`, as for every flow).
+"""Builds the deal sync from :class:`~ledgerlink.config.Settings` and the configuration file: per
+connection its clients, stores and service (:class:`ConnectionsSync` routes each event to its own),
+and the dead-letter router (built by :func:`ledgerlink.consumer.factory.dead_letter_router`, as for every flow).
 
 The Lambda handler, the local stack, the integration tests and the benchmark all build it here, so
 they run the same objects; only the AWS clients (moto or AWS), the secret store and the clock differ.
@@ -8,84 +9,161 @@ Vendor limits and breakers are shared through the vendor-state table (``shared_s
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
-from ledgerlink.clock import Clock
-from ledgerlink.config import ConfigError, EnvVar, Settings
+from ledgerlink.clock import Clock, SystemClock
+from ledgerlink.config import Settings
+from ledgerlink.configfile import Connection, DeploymentConfig, deployment_config
 from ledgerlink.consumer.deadletter import DeadLetterRouter
 from ledgerlink.consumer.factory import dead_letter_router
+from ledgerlink.consumer.failures import FailureScope
 from ledgerlink.consumer.ledger import EventLedger
+from ledgerlink.consumer.outcome import Outcome, OutcomeStatus
 from ledgerlink.crosswalk import LinkStore
+from ledgerlink.deal_sync.inbox import ChangeEvent
 from ledgerlink.deal_sync.ports import MetricsSink, NoMetrics, SyncConfig
 from ledgerlink.deal_sync.service import DealSyncService
 from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.policy import hubspot_policy, qbo_policy
 from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
-from ledgerlink.mapping.errors import StageMapError
-from ledgerlink.mapping.stages import (
-    EstimateStatus,
-    InvoiceStatus,
-    StageMap,
-    default_estimate_stages,
-    default_invoice_stages,
-)
+from ledgerlink.observability import Service, get_logger
 from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.qbo.client import QboClient
 from ledgerlink.qbo.oauth import AlarmHook, DynamoDBTokenStateStore, QboOAuth, token_endpoint, token_policy
 from ledgerlink.secrets import SecretStore
+
+# The function's own logger (a child logger cannot carry keys): the connection and the configuration
+# version are appended to every line of that connection's part of a batch.
+logger = get_logger(Service.HUBSPOT_DEAL_SYNC)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs.client import SQSClient
 
-# The HubSpot rate-limit scope when the secret names no portal (one portal per deployment).
-DEFAULT_PORTAL_SCOPE = "portal"
-# The deal sync's idempotency records: the keys run_once("hubspot-deal-sync", event_id) uses.
+# The deal sync's idempotency records: the keys run_once("hubspot-deal-sync:<connection>", event_id) uses.
 LEDGER_NAMESPACE: Final = "hubspot-deal-sync"
 
 
-def stage_maps(settings: Settings) -> tuple[StageMap, StageMap]:
-    """(invoice, estimate) stage maps from ``LEDGERLINK_*_STAGE_MAP``; a bad one names the variable."""
+@dataclass
+class ConnectionParts:
+    """One connection's own service, clients and OAuth provider (its secrets, budgets and mapping)."""
 
-    def parse(raw: str, statuses: Any, name: EnvVar, default: StageMap) -> StageMap:
-        if raw.strip().lower() == "default":
-            return default
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            raise ConfigError(f"environment variable {name.value} must be JSON or 'default'") from None
-        try:
-            return StageMap.from_config(document, statuses, where=name.value)
-        except StageMapError as error:
-            raise ConfigError(str(error)) from None
+    connection: Connection
+    service: DealSyncService
+    qbo: QboClient
+    hubspot: HubSpotClient
+    oauth: QboOAuth
+    http_clients: tuple[VendorHttpClient, ...]
 
-    return (
-        parse(settings.invoice_stage_map, InvoiceStatus, EnvVar.INVOICE_STAGE_MAP, default_invoice_stages()),
-        parse(
-            settings.estimate_stage_map, EstimateStatus, EnvVar.ESTIMATE_STAGE_MAP, default_estimate_stages()
-        ),
-    )
+
+class ConnectionsSync:
+    """The batch, split by connection: each event goes to the service of the connection serving its
+    realm, which syncs it with that connection's credentials, limits and mapping. Nothing crosses: an
+    event whose realm no connection serves (or that names another connection than its realm's) fails
+    for good with that reason, and each connection's part of the batch runs with the connection and
+    the configuration version on every log line."""
+
+    def __init__(self, config: DeploymentConfig, parts: Mapping[str, ConnectionParts], clock: Clock) -> None:
+        self.config = config
+        self.parts = dict(parts)
+        self.clock = clock
+
+    @property
+    def only(self) -> ConnectionParts:
+        """The one connection (tests and tools of a one-connection deployment)."""
+        if len(self.parts) != 1:
+            raise ValueError(f"{len(self.parts)} connections: name one")
+        return next(iter(self.parts.values()))
+
+    @property
+    def links(self) -> LinkStore:
+        return self.only.service.links
+
+    @property
+    def ledger(self) -> EventLedger:
+        return self.only.service.ledger
+
+    def connection_of(self, event: ChangeEvent) -> tuple[Connection | None, str]:
+        """The connection that syncs ``event``, or None and why not."""
+        serving = self.config.by_realm(event.realm_id)
+        if serving is None:
+            return None, (
+                f"no connection of this deployment serves realm {event.realm_id} "
+                f"(configuration {self.config.version}); add one to the configuration file, then replay"
+            )
+        if event.connection is not None and event.connection != serving.name:
+            return None, (
+                f"the event names connection {event.connection!r}, but realm {event.realm_id} is "
+                f"connection {serving.name!r}'s (configuration {self.config.version})"
+            )
+        return serving, ""
+
+    def sync(self, events: Sequence[ChangeEvent], remaining_ms: int | None = None) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        by_connection: dict[str, list[ChangeEvent]] = {}
+        for event in events:
+            connection, refusal = self.connection_of(event)
+            if connection is None:
+                outcomes[event.message_id] = Outcome(
+                    OutcomeStatus.FAILED,
+                    reason=refusal,
+                    retryable=False,
+                    error_type="UnservedRealm",
+                    scope=FailureScope.SHARED,
+                )
+                logger.error("event of no connection", extra={**event.log_fields(), "reason": refusal})
+                continue
+            by_connection.setdefault(connection.name, []).append(event)
+        started = self.clock.now()
+        for name, connection_events in by_connection.items():
+            left = (
+                None
+                if remaining_ms is None
+                else max(0, remaining_ms - int((self.clock.now() - started) * 1000))
+            )
+            logger.append_keys(connection=name, config_version=self.config.version)
+            try:
+                outcomes.update(self.parts[name].service.sync(connection_events, remaining_ms=left))
+            finally:
+                logger.remove_keys(["connection", "config_version"])
+        return outcomes
 
 
 @dataclass
 class DealSyncParts:
     """The service and the pieces tests and benchmarks look into (call counters, the OAuth provider)."""
 
-    service: DealSyncService
-    qbo: QboClient
-    hubspot: HubSpotClient
-    oauth: QboOAuth
-    http_clients: tuple[VendorHttpClient, ...]
+    service: ConnectionsSync
+    connections: Mapping[str, ConnectionParts]
     dead_letters: DeadLetterRouter = field(
         default_factory=lambda: DeadLetterRouter(None, max_receive_count=None, metrics=NoMetrics())
     )
+
+    @property
+    def only(self) -> ConnectionParts:
+        return self.service.only
+
+    @property
+    def qbo(self) -> QboClient:
+        return self.only.qbo
+
+    @property
+    def hubspot(self) -> HubSpotClient:
+        return self.only.hubspot
+
+    @property
+    def oauth(self) -> QboOAuth:
+        return self.only.oauth
+
+    @property
+    def http_clients(self) -> tuple[VendorHttpClient, ...]:
+        return tuple(client for parts in self.connections.values() for client in parts.http_clients)
 
     def close(self) -> None:
         for client in self.http_clients:
@@ -96,6 +174,7 @@ def build_deal_sync(
     settings: Settings,
     *,
     secrets: SecretStore,
+    config: DeploymentConfig | None = None,
     dynamodb: DynamoDBClient | None = None,
     events: EventBridgeClient | None = None,
     clock: Clock | None = None,
@@ -104,61 +183,101 @@ def build_deal_sync(
     publisher_sleep: Any = None,
     sqs: SQSClient | None = None,
 ) -> DealSyncParts:
-    """``sqs`` is only used (and only created) when ``settings.dead_letter_queue_name`` or
-    ``settings.max_receive_count`` is set (the function consumes a queue)."""
+    """One service per connection of ``config`` (default: the configuration file of
+    ``LEDGERLINK_CONFIG_FILE``). ``metrics`` may offer ``for_connection(name)`` for a sink whose
+    metrics carry the connection as a dimension. ``sqs`` is only used (and only created) when
+    ``settings.dead_letter_queue_name`` or ``settings.max_receive_count`` is set."""
+    config = config if config is not None else deployment_config()
     dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
     events_client: EventBridgeClient = events if events is not None else boto3.client("events")
+    publisher_options: Mapping[str, Any] = {"sleep": publisher_sleep} if publisher_sleep is not None else {}
+    publisher = EventBridgePublisher(events_client, settings.event_bus_name, **publisher_options)
+    base_metrics: MetricsSink = metrics if metrics is not None else NoMetrics()
+    parts = {
+        connection.name: _connection_parts(
+            connection,
+            config,
+            settings,
+            secrets=secrets,
+            dynamodb=dynamodb_client,
+            publisher=publisher,
+            clock=clock,
+            metrics=_for_connection(base_metrics, connection.name),
+            alarm=alarm if alarm is not None else _no_alarm,
+        )
+        for connection in config.connections
+    }
+    dead_letters = dead_letter_router(settings, metrics=base_metrics, sqs=sqs, clock=clock)
+    return DealSyncParts(
+        ConnectionsSync(config, parts, clock if clock is not None else SystemClock()),
+        parts,
+        dead_letters=dead_letters,
+    )
+
+
+def _for_connection(metrics: MetricsSink, name: str) -> MetricsSink:
+    narrowed = getattr(metrics, "for_connection", None)
+    return narrowed(name) if callable(narrowed) else metrics
+
+
+def _connection_parts(
+    connection: Connection,
+    config: DeploymentConfig,
+    settings: Settings,
+    *,
+    secrets: SecretStore,
+    dynamodb: DynamoDBClient,
+    publisher: EventBridgePublisher,
+    clock: Clock | None,
+    metrics: MetricsSink,
+    alarm: AlarmHook,
+) -> ConnectionParts:
     table = settings.vendor_state_table_name
 
     def shared(policy: Any, auth: Any = None) -> VendorHttpClient:
-        return shared_state_client(
-            policy, auth, table_name=table, dynamodb_client=dynamodb_client, clock=clock
-        )
+        return shared_state_client(policy, auth, table_name=table, dynamodb_client=dynamodb, clock=clock)
 
     _, token_path = token_endpoint(settings.qbo_token_url)
     token_http = shared(token_policy(settings))
+    # The connection's own secret, hence its own rotating refresh token and single-refresh lease.
     oauth = QboOAuth(
-        secret_name=settings.qbo_oauth_secret_name,
+        secret_name=connection.secret_name(settings.stage, "qbo-oauth"),
         secrets=secrets,
-        state=DynamoDBTokenStateStore(table, dynamodb_client),
+        state=DynamoDBTokenStateStore(table, dynamodb),
         token_http=token_http,
         token_path=token_path,
         clock=clock,
-        alarm=alarm if alarm is not None else _no_alarm,
+        alarm=alarm,
     )
     qbo_http = shared(qbo_policy(settings), oauth)
-    hubspot_auth = HubSpotAuth(secrets, settings.hubspot_secret_name)
+    hubspot_auth = HubSpotAuth(secrets, connection.secret_name(settings.stage, "hubspot"))
     hubspot_http = shared(hubspot_policy(settings), hubspot_auth)
     qbo = QboClient(qbo_http, minor_version=settings.qbo_minor_version)
-    hubspot = HubSpotClient(hubspot_http, scope=hubspot_auth.portal_id() or DEFAULT_PORTAL_SCOPE)
-    invoice_stages, estimate_stages = stage_maps(settings)
-    publisher_options: Mapping[str, Any] = {"sleep": publisher_sleep} if publisher_sleep is not None else {}
+    # Rate limits are per realm (the QBO client's scope) and per portal (this scope), as the vendors count.
+    hubspot = HubSpotClient(hubspot_http, scope=connection.portal_id)
     service = DealSyncService(
         qbo=qbo,
         hubspot=hubspot,
-        links=LinkStore(settings.links_table_name, dynamodb_client),
+        links=LinkStore(settings.links_table_name, dynamodb, connection=connection.name),
         ledger=EventLedger(
             settings.idempotency_table_name,
             settings.idempotency_ttl_seconds,
-            namespace=LEDGER_NAMESPACE,
-            dynamodb_client=dynamodb_client,
+            namespace=f"{LEDGER_NAMESPACE}:{connection.name}",
+            dynamodb_client=dynamodb,
         ),
-        publisher=EventBridgePublisher(events_client, settings.event_bus_name, **publisher_options),
+        publisher=publisher,
         config=SyncConfig(
-            time_zone=settings.company_time_zone,
-            invoice_stages=invoice_stages,
-            estimate_stages=estimate_stages,
+            time_zone=connection.time_zone,
+            invoice_stages=connection.invoice_stages,
+            estimate_stages=connection.estimate_stages,
+            connection=connection.name,
+            config_version=config.version,
         ),
         clock=clock,
         metrics=metrics,
         realm_check=_realm_check(oauth),
     )
-    dead_letters = dead_letter_router(
-        settings, metrics=metrics if metrics is not None else NoMetrics(), sqs=sqs, clock=clock
-    )
-    return DealSyncParts(
-        service, qbo, hubspot, oauth, (token_http, qbo_http, hubspot_http), dead_letters=dead_letters
-    )
+    return ConnectionParts(connection, service, qbo, hubspot, oauth, (token_http, qbo_http, hubspot_http))
 
 
 def _no_alarm(name: str, fields: Mapping[str, Any]) -> None:

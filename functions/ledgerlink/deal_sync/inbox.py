@@ -33,9 +33,12 @@ class ChangeEvent:
     entity_id: str
     operation: str
     last_updated_ms: int
+    connection: str | None = None
+    """The connection the publisher named (absent on events published before connections)."""
 
     def log_fields(self) -> dict[str, Any]:
         return {
+            "connection": self.connection,
             "event_id": self.event_id,
             "correlation_id": self.correlation_id,
             "realm_id": self.realm_id,
@@ -89,4 +92,5 @@ def parse_record(record: Mapping[str, Any]) -> ChangeEvent:
         entity_id=str(payload["entity_id"]),
         operation=str(payload["operation"]),
         last_updated_ms=epoch_ms(last_updated),
+        connection=str(payload["connection"]) if payload.get("connection") else None,
     )

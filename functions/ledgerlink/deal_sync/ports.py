@@ -37,6 +37,9 @@ class SyncConfig:
     estimate_stages: StageMap
     # How long a process trusts what it read about a realm (home currency, portal currencies, SKUs).
     cache_seconds: float = 900.0
+    # The connection this service syncs and the configuration file's version, named by what it publishes.
+    connection: str = ""
+    config_version: str = ""
 
 
 class SyncServices(Protocol):

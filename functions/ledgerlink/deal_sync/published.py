@@ -17,12 +17,21 @@ from ledgerlink.mapping import properties as prop
 
 
 def publish_synced(
-    publisher: EventPublisher, metrics: MetricsSink, docs: list[Doc], context: CompanyContext
+    publisher: EventPublisher,
+    metrics: MetricsSink,
+    docs: list[Doc],
+    context: CompanyContext,
+    *,
+    connection: str = "",
+    config_version: str = "",
 ) -> None:
     """Publish the event of each written invoice deal; a failed publication fails those documents."""
     if not docs:
         return
-    envelopes = [deal_synced_envelope(doc, context) for doc in docs]
+    envelopes = [
+        deal_synced_envelope(doc, context, connection=connection, config_version=config_version)
+        for doc in docs
+    ]
     try:
         publisher.publish(envelopes)
     except Exception as error:  # noqa: BLE001 - not published: the deals are re-synced and re-published
@@ -32,7 +41,9 @@ def publish_synced(
     metrics.count("DealSyncedPublished", len(envelopes))
 
 
-def deal_synced_envelope(doc: Doc, context: CompanyContext) -> Envelope:
+def deal_synced_envelope(
+    doc: Doc, context: CompanyContext, *, connection: str = "", config_version: str = ""
+) -> Envelope:
     """The ``ledgerlink.deal.synced`` event of one written invoice deal (schema in schemas/events/)."""
     assert doc.deal_id is not None
     raw = doc.raw or {}
@@ -80,6 +91,10 @@ def deal_synced_envelope(doc: Doc, context: CompanyContext) -> Envelope:
         "deal_stage": properties.get("dealstage") if doc.mapping else None,
         "last_updated": str(last_updated) if last_updated else None,
     }
+    if connection:
+        payload["connection"] = connection
+    if config_version:
+        payload["config_version"] = config_version
     return Envelope(
         source=EventSource.HUBSPOT_DEAL_SYNC,
         detail_type=DetailType.DEAL_SYNCED,

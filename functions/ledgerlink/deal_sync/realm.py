@@ -140,6 +140,8 @@ class RealmSync:
             s.metrics,
             [d for d in to_write if d.outcome is None and d.entity == "Invoice"],
             context,
+            connection=s.config.connection,
+            config_version=s.config.config_version,
         )
         self._save_doc_links([d for d in to_write if d.outcome is None])
         self._save_payment_links(live, payments, payment_invoices, docs, context)

@@ -173,30 +173,40 @@ def vendor_urls(credentials: Mapping[str, Mapping[str, str]]) -> VendorUrls:
     )
 
 
-def secret_values(credentials: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """What goes in each Secrets Manager secret of the topology (by secret key), as JSON objects."""
+def secret_values(
+    credentials: Mapping[str, Mapping[str, str]], connections: tuple[str, ...] = ("demo",)
+) -> dict[str, str]:
+    """What goes in each Secrets Manager secret of the topology (by secret key), as JSON objects: the
+    deployment's webhook verifier, and each connection's (``<name>:qbo-oauth`` ...) from the sandboxes."""
     qbo, hubspot, graph = credentials["qbo"], credentials["hubspot"], credentials["graph"]
-    values = {
-        "qbo-webhook": {"verifier_token": qbo["verifier_token"]},
-        "qbo-oauth": {
+    values: dict[str, Mapping[str, str]] = {"qbo-webhook": {"verifier_token": qbo["verifier_token"]}}
+    for name in connections:
+        values.update(_connection_secrets(name, qbo, hubspot, graph))
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+def _connection_secrets(
+    name: str, qbo: Mapping[str, str], hubspot: Mapping[str, str], graph: Mapping[str, str]
+) -> dict[str, Mapping[str, str]]:
+    return {
+        f"{name}:qbo-oauth": {
             "client_id": qbo["client_id"],
             "client_secret": qbo["client_secret"],
             "refresh_token": qbo["refresh_token"],
             "realm_id": qbo["realm_id"],
         },
-        "hubspot": {
+        f"{name}:hubspot": {
             "access_token": hubspot["access_token"],
             "client_secret": hubspot["client_secret"],
             "portal_id": hubspot["portal_id"],
         },
-        "graph": {
+        f"{name}:graph": {
             "tenant_id": graph["tenant_id"],
             "client_id": graph["client_id"],
             "client_secret": graph["client_secret"],
             "calendar_user": graph["calendar_user"],
         },
     }
-    return {key: json.dumps(value) for key, value in values.items()}
 
 
 def local_description(

@@ -8,11 +8,10 @@ environment and API route comes from :func:`infra.topology.build_topology`, call
 - the vendor base URLs are the sandboxes' (``http://127.0.0.1:<port>``, which ``cdk.json`` would refuse);
 - :data:`LOCAL_ONLY_VARIABLES`, which the topology leaves to the defaults of ``ledgerlink.config``:
   the OAuth token URLs also point at the sandboxes, so nothing on this machine ever talks to Intuit
-  or Microsoft; and the invoice stage map names the HubSpot sandbox's "Invoices" pipeline
-  (:func:`local_invoice_stage_map`), so invoices move through invoice stages on ``make run``, as a
-  portal configured per docs/mapping.md does (the deployed default is HubSpot's default pipeline).
-- ``LEDGERLINK_CONFIG_FILE`` names ``local/config/local.toml`` (the sandboxes' demo connections)
-  instead of the stage's file in the code asset.
+  or Microsoft.
+- ``LEDGERLINK_CONFIG_FILE`` names ``local/config/local.toml`` (the sandboxes' demo connections, whose
+  invoice stage map names the HubSpot sandbox's "Invoices" pipeline) instead of the stage's file in the
+  code asset; the topology is built from that file too (its connections' secrets).
 
 The wiring test (``tests/e2e/test_wiring_matches_template.py``) proves that what this module yields
 matches the synthesised CloudFormation template, name for name.
@@ -44,7 +43,6 @@ LOCAL_REGION: Final = "us-east-1"
 LOCAL_ONLY_VARIABLES: Final = (
     EnvVar.QBO_TOKEN_URL.value,
     EnvVar.GRAPH_TOKEN_URL.value,
-    EnvVar.INVOICE_STAGE_MAP.value,
 )
 
 
@@ -111,8 +109,10 @@ def local_topology(
         hubspot_base_url=vendors.hubspot_base_url,
         graph_base_url=vendors.graph_base_url,
     )
+    from ledgerlink.configfile import load
+
     topology: Topology = module.build_topology(
-        environment, account=account, region=region, redelivery=redelivery
+        environment, account=account, region=region, redelivery=redelivery, config=load(local_config_file())
     )
     return topology
 
@@ -122,20 +122,11 @@ def local_config_file() -> Path:
     return repo_root() / "local" / "config" / "local.toml"
 
 
-def local_invoice_stage_map() -> str:
-    """``LEDGERLINK_INVOICE_STAGE_MAP`` for the HubSpot sandbox's demo portal: its "Invoices" pipeline,
-    one stage per invoice status (open, overdue, partially paid, paid, voided)."""
-    from ledgerlink_local.sandboxes.hubspot import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
-
-    return json.dumps({"pipeline": INVOICES_PIPELINE_ID, "stages": dict(INVOICE_STAGE_IDS)})
-
-
 def function_environment(function: FunctionSpec, vendors: VendorUrls) -> dict[str, str]:
     """The LedgerLink variables ``function`` gets locally: the topology's + :data:`LOCAL_ONLY_VARIABLES`."""
     environment = dict(function.environment)
     environment[EnvVar.QBO_TOKEN_URL.value] = vendors.qbo_token_url
     environment[EnvVar.GRAPH_TOKEN_URL.value] = vendors.graph_token_url
-    environment[EnvVar.INVOICE_STAGE_MAP.value] = local_invoice_stage_map()
     # The local stack's own configuration file (its connections are the sandboxes' demo companies).
     environment[EnvVar.CONFIG_FILE.value] = str(local_config_file())
     return environment

@@ -36,9 +36,6 @@ REQUIRED_ENV = {
     "LEDGERLINK_LINKS_TABLE_NAME": "links",
     "LEDGERLINK_VENDOR_STATE_TABLE_NAME": "vendor-state",
     "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME": "qbo/webhook",
-    "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "qbo/oauth",
-    "LEDGERLINK_HUBSPOT_SECRET_NAME": "hubspot",
-    "LEDGERLINK_GRAPH_SECRET_NAME": "graph",
 }
 QBO_BUCKET = "qbo#default#realm-1"
 

@@ -70,9 +70,6 @@ INGEST_ENVIRONMENT = {
     "LEDGERLINK_LINKS_TABLE_NAME": "ledgerlink-test-links",
     "LEDGERLINK_VENDOR_STATE_TABLE_NAME": "ledgerlink-test-vendor-state",
     "LEDGERLINK_QBO_WEBHOOK_SECRET_NAME": "ledgerlink/test/qbo-webhook",
-    "LEDGERLINK_QBO_OAUTH_SECRET_NAME": "ledgerlink/test/qbo-oauth",
-    "LEDGERLINK_HUBSPOT_SECRET_NAME": "ledgerlink/test/hubspot",
-    "LEDGERLINK_GRAPH_SECRET_NAME": "ledgerlink/test/graph",
     # serves the realms of the recorded deliveries
     "LEDGERLINK_CONFIG_FILE": str(
         Path(__file__).resolve().parents[2] / "fixtures" / "config" / "recorded-realms.toml"

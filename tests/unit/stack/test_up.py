@@ -101,14 +101,15 @@ def test_local_json_has_exactly_the_documented_keys_and_only_the_owner_reads_it(
 def test_secrets_hold_what_the_functions_read():
     values = {key: json.loads(value) for key, value in secret_values(CREDENTIALS).items()}
     assert values["qbo-webhook"] == {"verifier_token": "qbo-verifier"}
-    assert values["qbo-oauth"] == {
+    # each connection of local/config/local.toml gets its own secrets, named <connection>:<kind>
+    assert values["demo:qbo-oauth"] == {
         "client_id": "qbo-client",
         "client_secret": "qbo-secret",
         "refresh_token": "qbo-refresh",
         "realm_id": "9341453908059321",
     }
-    assert values["hubspot"]["access_token"] == "hs-token"
-    assert values["graph"]["tenant_id"] == CREDENTIALS["graph"]["tenant_id"]
+    assert values["demo:hubspot"]["access_token"] == "hs-token"
+    assert values["demo:graph"]["tenant_id"] == CREDENTIALS["graph"]["tenant_id"]
 
 
 def test_the_graph_token_url_keeps_the_tenant_placeholder_of_the_configuration():
