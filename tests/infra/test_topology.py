@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import re
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -356,3 +357,20 @@ def test_names_carry_the_stage_and_fit_aws_limits() -> None:
     assert len(topology.event_bus.archive_name) <= 48
     assert all(len(function.name) <= 64 for function in topology.functions)
     assert all(len(rule.name) <= 64 for rule in topology.rules)
+
+
+def test_an_invalid_configuration_file_fails_the_synth_naming_the_file_the_field_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a dev configuration file with a misspelled key
+    broken = (REPO_ROOT / "tests" / "fixtures" / "config" / "misspelled-key.toml").read_text()
+    (tmp_path / "dev.toml").write_text(broken)
+    monkeypatch.setattr(topo, "CONFIG_DIR", tmp_path)
+    # when the dev topology is built (what `make synth ENV=dev` does first)
+    with pytest.raises(topo.TopologyError) as refused:
+        topo.build_topology(topo.environment_from_cdk_json("dev"), account="123456789012", region="us-east-1")
+    # then the error says which file, which field and why
+    assert str(refused.value) == (
+        f"{tmp_path / 'dev.toml'}: connections[0].stages.invoice: unknown key 'piplines' "
+        "(expected one of: pipeline, stages; did you mean 'pipeline'?)"
+    )
