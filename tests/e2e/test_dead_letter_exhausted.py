@@ -65,13 +65,20 @@ def test_a_record_that_keeps_failing_is_dead_lettered_on_its_last_receive_as_exh
         if '"published"' in line and f'"entity_id":"{change["id"]}"' in line
     ]
     correlation_id = published[0]["correlation_id"]
-    steps = hop_steps(state_dir, correlation_id)
+    # (the message reaches the dead-letter queue before its last invocation ends: wait for that
+    # invocation's hop line and SQS's delete from the source queue)
+    steps = wait_for(
+        lambda: (
+            lambda found: found if [s for s, _ in found].count("handler") == queue.max_receive_count else None
+        )(hop_steps(state_dir, correlation_id)),
+        "the last handler outcome in the hop log",
+    )
+    wait_for(lambda: queue_depth(environment, queue.url) == 0, "the source queue drained")
     assert [step for step, _ in steps].count("queue") == queue.max_receive_count
     handler = [outcome for step, outcome in steps if step == "handler"]
     assert handler == ["retry"] * (queue.max_receive_count - 1) + ["ok"]
     # ... where the function dead-lettered it itself (one dead-letter hop: SQS's redrive never had to)
     assert [outcome for step, outcome in steps if step == "dead-letter"] == ["dead-letter"]
-    assert queue_depth(environment, queue.url) == 0
     (letter,) = peek(environment.stack.client("sqs"), queue.dlq_url)
     view = describe(letter)
     assert (view.kind, view.receive_count, view.correlation_id) == (

@@ -83,9 +83,15 @@ def test_a_message_that_cannot_succeed_is_dead_lettered_with_its_reason_and_repl
     )
 
     # then the function dead-lettered it itself on its first receive (no five receives, an hour apart
-    # in the cloud), and the message says why
-    assert queue_depth(environment, queue.url) == 0
-    steps = hop_steps(state_dir, correlation_id)
+    # in the cloud), and the message says why. The message reaches the dead-letter queue before the
+    # invocation ends: wait for SQS's delete from the source queue and the handler's hop line too.
+    wait_for(lambda: queue_depth(environment, queue.url) == 0, "the source queue drained")
+
+    def steps_once_handled() -> list[tuple[str, str | None]] | None:
+        found = hop_steps(state_dir, correlation_id)
+        return found if ("handler", "ok") in found else None
+
+    steps = wait_for(steps_once_handled, "the handler's outcome in the hop log")
     assert [step for step, _ in steps].count("queue") == 1
     assert ("dead-letter", "dead-letter") in steps
     assert [outcome for step, outcome in steps if step == "handler"] == ["ok"]  # handled: SQS deletes it
@@ -133,6 +139,10 @@ def test_a_message_that_cannot_succeed_is_dead_lettered_with_its_reason_and_repl
     for poller in environment.stack.pollers:
         poller.start()
     wait_for(lambda: queue_depth(environment, queue.dlq_url) == 1, "the replayed message dead-lettered again")
+    wait_for(
+        lambda: [step for step, _ in hop_steps(state_dir, correlation_id)].count("handler") == 2,
+        "the second handler outcome in the hop log",
+    )
     assert [step for step, _ in hop_steps(state_dir, correlation_id)].count("queue") == 2
     (again,) = peek(sqs, queue.dlq_url)
     assert describe(again).kind == "permanent" and "invalid_client" in describe(again).reason
