@@ -65,14 +65,14 @@ def test_a_record_that_keeps_failing_is_dead_lettered_on_its_last_receive_as_exh
         if '"published"' in line and f'"entity_id":"{change["id"]}"' in line
     ]
     correlation_id = published[0]["correlation_id"]
+
     # (the message reaches the dead-letter queue before its last invocation ends: wait for that
     # invocation's hop line and SQS's delete from the source queue)
-    steps = wait_for(
-        lambda: (
-            lambda found: found if [s for s, _ in found].count("handler") == queue.max_receive_count else None
-        )(hop_steps(state_dir, correlation_id)),
-        "the last handler outcome in the hop log",
-    )
+    def steps_after_the_last_receive() -> list[tuple[str, str | None]] | None:
+        found = hop_steps(state_dir, correlation_id)
+        return found if [step for step, _ in found].count("handler") == queue.max_receive_count else None
+
+    steps = wait_for(steps_after_the_last_receive, "the last handler outcome in the hop log")
     wait_for(lambda: queue_depth(environment, queue.url) == 0, "the source queue drained")
     assert [step for step, _ in steps].count("queue") == queue.max_receive_count
     handler = [outcome for step, outcome in steps if step == "handler"]
