@@ -51,7 +51,9 @@ def _deal_sync_queue(environment: LocalEnvironment):
 
 def test_local_json_has_exactly_the_documented_keys(environment, state_dir):
     description = json.loads((state_dir / "local.json").read_text())
-    assert list(description) == ["gateway_url", "qbo", "hubspot", "graph", "aws"]
+    # every key it had (the first connection), then one object per connection
+    assert list(description) == ["gateway_url", "qbo", "hubspot", "graph", "aws", "connections"]
+    assert [connection["name"] for connection in description["connections"]] == ["demo", "thames"]
     for section, keys in LOCAL_JSON_KEYS.items():
         assert list(description[section]) == list(keys), section
         assert all(isinstance(value, str) and value for value in description[section].values()), section

@@ -245,6 +245,9 @@ def test_buckets_and_secrets_match(cloud, environment):
         "ledgerlink/local/connections/demo/qbo/oauth",
         "ledgerlink/local/connections/demo/hubspot/app",
         "ledgerlink/local/connections/demo/graph/app",
+        "ledgerlink/local/connections/thames/qbo/oauth",
+        "ledgerlink/local/connections/thames/hubspot/app",
+        "ledgerlink/local/connections/thames/graph/app",
     }
     assert {n for n in cloud_secrets if n.startswith(per_connection)} == {
         "ledgerlink/local/connections/main/qbo/oauth",

@@ -1,13 +1,15 @@
 """``ledgerlink local up`` (what ``make run`` runs): the sandboxes, the stack, the demo, in the foreground.
 
-In order: the three vendor sandboxes (each seeded with its demo company/portal/tenant; the HubSpot
-demo portal also gets LedgerLink's custom properties, as ``ledgerlink hubspot setup`` does), the local
-stack (moto, the topology's resources with the sandboxes' demo credentials in Secrets Manager, the
-functions, the gateway, the pollers), the QBO sandbox's webhook pointed at the gateway, then
-``<state dir>/local.json`` (endpoints and local credentials, exactly :data:`LOCAL_JSON_KEYS`), a
-summary of where everything is, and one line per hop of every event until Ctrl-C, which stops
-everything in the reverse order. With the demo on, the QBO sandbox makes a few realistic changes
-over the first minute.
+In order: the three vendor sandboxes (seeded with their demo companies, portals and tenant; each
+connection of ``local/config/local.toml`` names one QBO company and one HubSpot portal, and each portal
+gets LedgerLink's custom properties, as ``ledgerlink hubspot setup`` does), the local stack (moto, the
+topology's resources with each connection's own credentials in its secrets, the functions, the
+gateway, the pollers), the QBO sandbox's webhook pointed at the gateway, then ``<state dir>/local.json``
+(endpoints and local credentials: :data:`LOCAL_JSON_KEYS` for the first connection, then
+``connections``, one object per connection; its QBO refresh tokens are the person's own grants, never
+the app's), a summary of where everything is, and one line per hop of every event until Ctrl-C, which
+stops everything in the reverse order. With the demo on, the QBO sandbox makes a few realistic changes
+in each company over the first minute.
 
 Each vendor package ``ledgerlink_local.sandboxes.<vendor>`` provides the sandbox class and a
 ``DemoCredentials`` built by ``for_sandbox(url)`` (or ``DemoCredentials(base_url=url)``) with an
@@ -50,6 +52,7 @@ from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls
 
 if TYPE_CHECKING:
     from infra.topology import RedeliveryPolicy
+    from ledgerlink.configfile import Connection
 
 # The keys of .ledgerlink/local.json, exactly (issue 5); other tools read this file.
 LOCAL_JSON_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -66,6 +69,8 @@ LOCAL_JSON_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "graph": ("base_url", "token_url", "tenant_id", "client_id", "client_secret", "calendar_user"),
     "aws": ("endpoint_url", "region"),
 }
+# The sections each object of local.json's "connections" has (besides its "name"), with the keys above.
+LOCAL_JSON_VENDORS: Final = ("qbo", "hubspot", "graph")
 WEBHOOK_PATH: Final = "/v1/webhooks/qbo"
 # A rotated run's directory: its start, and "-2", "-3" ... for runs started within the same second.
 _RUN_DIR: Final = re.compile(r"(\d{8}T\d{6}Z)(?:-(\d+))?")
@@ -80,7 +85,8 @@ class VendorSandbox:
 
 VENDORS: Final = (
     VendorSandbox("qbo", "ledgerlink_local.sandboxes.qbo", "QboSandbox"),
-    VendorSandbox("hubspot", "ledgerlink_local.sandboxes.hubspot", "HubSpotSandbox"),
+    # Every demo portal behind one API host, as HubSpot serves every account (routed by token).
+    VendorSandbox("hubspot", "ledgerlink_local.sandboxes.hubspot", "HubSpotPortals"),
     VendorSandbox("graph", "ledgerlink_local.sandboxes.graph", "GraphSandbox"),
 )
 
@@ -92,7 +98,10 @@ class UpError(RuntimeError):
 @dataclass
 class RunningSandboxes:
     servers: dict[str, Any] = field(default_factory=dict)
+    # Each vendor's default demo credentials (the first connection's), by vendor.
     credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each connection of local/config/local.toml: its credentials by vendor (its company, its portal).
+    connections: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
     def stop(self) -> None:
         """Stop every sandbox at once (each shutdown waits up to half a second for its server loop)."""
@@ -112,11 +121,15 @@ class RunningSandboxes:
         return self.servers[vendor].sandbox
 
 
-def start_sandboxes(host: str, ports: Mapping[str, int]) -> RunningSandboxes:
-    """Start each vendor sandbox on its port, seeded with its demo data, and read its demo credentials."""
+def start_sandboxes(
+    host: str, ports: Mapping[str, int], connections: tuple[Connection, ...] | None = None
+) -> RunningSandboxes:
+    """Start each vendor sandbox on its port, seeded with its demo data, and read its demo credentials:
+    the vendor's default ones, and each connection's (by default those of local/config/local.toml)."""
     from ledgerlink_local.sandboxes.core import SandboxServer
 
     running = RunningSandboxes()
+    modules: dict[str, Any] = {}
     try:
         for vendor in VENDORS:
             try:
@@ -125,6 +138,7 @@ def start_sandboxes(host: str, ports: Mapping[str, int]) -> RunningSandboxes:
                 raise UpError(
                     f"the {vendor.name} sandbox ({vendor.module}) is not available: {error}"
                 ) from None
+            modules[vendor.name] = module
             sandbox = getattr(module, vendor.sandbox_class)()
             with _port_in_use_error(vendor.name, ports):
                 server = SandboxServer(sandbox, host, ports[vendor.name])
@@ -140,10 +154,63 @@ def start_sandboxes(host: str, ports: Mapping[str, int]) -> RunningSandboxes:
             missing = [key for key in LOCAL_JSON_KEYS[vendor.name] if key not in credentials]
             if missing:
                 raise UpError(f"the {vendor.name} sandbox's DemoCredentials lack {missing}")
+        if connections is None:
+            connections = _local_connections()
+        for connection in connections:
+            running.connections[connection.name] = connection_credentials(connection, running, modules)
     except BaseException:
         running.stop()
         raise
     return running
+
+
+def _local_connections() -> tuple[Connection, ...]:
+    from ledgerlink.configfile import load
+    from ledgerlink_local.stack.wiring import local_config_file
+
+    return load(local_config_file()).connections
+
+
+def connection_credentials(
+    connection: Connection, running: RunningSandboxes, modules: Mapping[str, Any]
+) -> dict[str, dict[str, str]]:
+    """The credentials of ``connection``'s own QBO company and HubSpot portal (found by realm and portal
+    id among the sandboxes' demo companies and portals) and of the Graph tenant."""
+    qbo_url, hubspot_url = running.servers["qbo"].url, running.servers["hubspot"].url
+    company = next(
+        (c for c in getattr(modules["qbo"], "DEMO_COMPANIES", ()) if c.realm_id == connection.realm_id), None
+    )
+    if company is None:
+        raise UpError(
+            f"local/config/local.toml: connection {connection.name!r} names realm {connection.realm_id}, "
+            "which is none of the QBO sandbox's demo companies"
+        )
+    portal = next(
+        (
+            p
+            for p in getattr(modules["hubspot"], "DEMO_PORTALS", ())
+            if str(p.portal_id) == connection.portal_id
+        ),
+        None,
+    )
+    if portal is None:
+        raise UpError(
+            f"local/config/local.toml: connection {connection.name!r} names portal {connection.portal_id}, "
+            "which is none of the HubSpot sandbox's demo portals"
+        )
+    graph = running.credentials["graph"]
+    if connection.tenant_id is not None and connection.tenant_id != graph["tenant_id"]:
+        raise UpError(
+            f"local/config/local.toml: connection {connection.name!r} names tenant {connection.tenant_id}, "
+            f"not the Graph sandbox's ({graph['tenant_id']})"
+        )
+    qbo = modules["qbo"].DemoCredentials.for_sandbox(qbo_url, company).as_dict()
+    hubspot = modules["hubspot"].DemoCredentials.for_portal(hubspot_url, portal).as_dict()
+    return {
+        "qbo": {key: str(value) for key, value in qbo.items()},
+        "hubspot": {key: str(value) for key, value in hubspot.items()},
+        "graph": dict(graph),
+    }
 
 
 @contextlib.contextmanager
@@ -174,14 +241,20 @@ def vendor_urls(credentials: Mapping[str, Mapping[str, str]]) -> VendorUrls:
 
 
 def secret_values(
-    credentials: Mapping[str, Mapping[str, str]], connections: tuple[str, ...] = ("demo",)
+    credentials: Mapping[str, Mapping[str, str]],
+    connections: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> dict[str, str]:
     """What goes in each Secrets Manager secret of the topology (by secret key), as JSON objects: the
-    deployment's webhook verifier, and each connection's (``<name>:qbo-oauth`` ...) from the sandboxes."""
-    qbo, hubspot, graph = credentials["qbo"], credentials["hubspot"], credentials["graph"]
-    values: dict[str, Mapping[str, str]] = {"qbo-webhook": {"verifier_token": qbo["verifier_token"]}}
-    for name in connections:
-        values.update(_connection_secrets(name, qbo, hubspot, graph))
+    deployment's webhook verifier, and each connection's (``<name>:qbo-oauth`` ...) from its own
+    credentials (``connections``; by default one connection "demo" with ``credentials``). The QBO secret
+    holds the app's refresh token (``app_refresh_token``), never the person's of local.json."""
+    if connections is None:
+        connections = {"demo": credentials}
+    values: dict[str, Mapping[str, str]] = {
+        "qbo-webhook": {"verifier_token": credentials["qbo"]["verifier_token"]}
+    }
+    for name, own in connections.items():
+        values.update(_connection_secrets(name, own["qbo"], own["hubspot"], own["graph"]))
     return {key: json.dumps(value) for key, value in values.items()}
 
 
@@ -192,7 +265,7 @@ def _connection_secrets(
         f"{name}:qbo-oauth": {
             "client_id": qbo["client_id"],
             "client_secret": qbo["client_secret"],
-            "refresh_token": qbo["refresh_token"],
+            "refresh_token": qbo["app_refresh_token"],
             "realm_id": qbo["realm_id"],
         },
         f"{name}:hubspot": {
@@ -210,13 +283,30 @@ def _connection_secrets(
 
 
 def local_description(
-    gateway_url: str, credentials: Mapping[str, Mapping[str, str]], endpoint_url: str, region: str
+    gateway_url: str,
+    credentials: Mapping[str, Mapping[str, str]],
+    endpoint_url: str,
+    region: str,
+    connections: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``local.json``: exactly :data:`LOCAL_JSON_KEYS`, in that order."""
+    """The content of ``local.json``: exactly :data:`LOCAL_JSON_KEYS`, in that order (the first
+    connection's), then ``connections``: per connection its ``name`` and the same three sections."""
+    if connections is None:
+        connections = {"demo": credentials}
     description: dict[str, Any] = {"gateway_url": gateway_url}
-    for vendor in ("qbo", "hubspot", "graph"):
+    for vendor in LOCAL_JSON_VENDORS:
         description[vendor] = {key: credentials[vendor][key] for key in LOCAL_JSON_KEYS[vendor]}
     description["aws"] = {"endpoint_url": endpoint_url, "region": region}
+    description["connections"] = [
+        {
+            "name": name,
+            **{
+                vendor: {key: own[vendor][key] for key in LOCAL_JSON_KEYS[vendor]}
+                for vendor in LOCAL_JSON_VENDORS
+            },
+        }
+        for name, own in connections.items()
+    ]
     return description
 
 
@@ -376,7 +466,8 @@ class LocalEnvironment:
     sandboxes: RunningSandboxes
     stack: LocalStack
     description: dict[str, Any]
-    hubspot_setup: list[str] = field(default_factory=list)
+    # Each connection's portal preparation (``ledgerlink hubspot setup``): its report's lines.
+    hubspot_setup: dict[str, list[str]] = field(default_factory=dict)
 
     def stop(self) -> None:
         """The stack first (its functions call the sandboxes), then the sandboxes."""
@@ -403,7 +494,10 @@ def start_environment(
     try:
         options = StackOptions(
             vendors=vendor_urls(sandboxes.credentials),
-            secret_values={**secret_values(sandboxes.credentials), **tuning.secret_overrides},
+            secret_values={
+                **secret_values(sandboxes.credentials, sandboxes.connections),
+                **tuning.secret_overrides,
+            },
             host=settings.host,
             gateway_port=settings.ports.gateway,
             aws_port=settings.ports.aws,
@@ -422,10 +516,11 @@ def start_environment(
         raise
     environment = LocalEnvironment(sandboxes, stack, {})
     try:
-        environment.hubspot_setup = prepare_hubspot_portal(sandboxes.credentials["hubspot"])
+        for name, own in sandboxes.connections.items():
+            environment.hubspot_setup[name] = prepare_hubspot_portal(own["hubspot"])
         sandboxes.sandbox("qbo").update_config({"webhook_url": stack.gateway_url + WEBHOOK_PATH})
         environment.description = local_description(
-            stack.gateway_url, sandboxes.credentials, stack.endpoint_url, LOCAL_REGION
+            stack.gateway_url, sandboxes.credentials, stack.endpoint_url, LOCAL_REGION, sandboxes.connections
         )
         write_local_json(settings.local_json, environment.description)
     except BaseException:
@@ -483,10 +578,11 @@ def _print_summary(
         lines.append(
             f"  {vendor:<10} {sandboxes.servers[vendor].url}   admin {sandboxes.servers[vendor].url}/_admin"
         )
-    if environment.hubspot_setup:
-        lines.append(
-            f"  hubspot    demo portal prepared (ledgerlink hubspot setup): {environment.hubspot_setup[-1]}"
-        )
+    for name, own in sandboxes.connections.items():
+        realm, portal = own["qbo"]["realm_id"], own["hubspot"]["portal_id"]
+        setup = environment.hubspot_setup.get(name)
+        prepared = f"; portal prepared (ledgerlink hubspot setup): {setup[-1]}" if setup else ""
+        lines.append(f"  connection {name:<10} QBO realm {realm}   HubSpot portal {portal}{prepared}")
     lines.append(f"  bus        {topology.event_bus.name}")
     for rule in topology.rules:
         queue = topology.queue(rule.target_queue)

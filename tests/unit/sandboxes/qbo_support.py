@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from ledgerlink_local.sandboxes.core import SandboxServer
-from ledgerlink_local.sandboxes.qbo import DemoCredentials
+from ledgerlink_local.sandboxes.qbo import DEMO_COMPANY, DemoCompany, DemoCredentials
 from tests.conftest import FIXTURES
 
 PAYLOADS = FIXTURES / "qbo_sandbox"
@@ -29,9 +29,11 @@ def payload(name: str) -> Any:
 class QboApi:
     """Raw requests exactly as Intuit documents them (Bearer token, JSON, ``minorversion``)."""
 
-    def __init__(self, server: SandboxServer, *, minor_version: str = "75") -> None:
+    def __init__(
+        self, server: SandboxServer, *, minor_version: str = "75", company: DemoCompany = DEMO_COMPANY
+    ) -> None:
         self.server = server
-        self.credentials = DemoCredentials.for_sandbox(server.url)
+        self.credentials = DemoCredentials.for_sandbox(server.url, company)
         self.realm = self.credentials.realm_id
         self.minor_version = minor_version
         self._access_token: str | None = None

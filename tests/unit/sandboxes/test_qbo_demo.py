@@ -17,6 +17,7 @@ from ledgerlink_local.sandboxes.qbo import (
     DEMO_CLIENT_SECRET,
     DEMO_REALM_ID,
     DEMO_REFRESH_TOKEN,
+    THAMES_REALM_ID,
     DemoCredentials,
     QboSandbox,
 )
@@ -103,7 +104,8 @@ def test_seed_adds_objects_and_companies_and_state_shows_them(qbo_sandbox: Sandb
     added = api.admin("POST", "seed", {"companies": [{"realm_id": "123145", "refresh_token": "AB11-second"}]})
     assert added.json()["companies"] == [{"realm_id": "123145", "refresh_token": "AB11-second"}]
     state = api.admin("GET", "state").json()
-    assert set(state["realms"]) == {api.realm, "123145"}
+    # the two demo companies the sandbox starts with, and the added one
+    assert set(state["realms"]) == {api.realm, THAMES_REALM_ID, "123145"}
     names = [c["DisplayName"] for c in state["realms"][api.realm]["Customer"]]
     assert "Seeded Shop" in names
     assert "refresh_token" not in json.dumps(state["oauth"])  # the state dump shows no token values
@@ -114,7 +116,9 @@ def test_seed_adds_objects_and_companies_and_state_shows_them(qbo_sandbox: Sandb
 def test_demo_credentials_cover_local_json_and_work(qbo_sandbox: SandboxServer) -> None:
     credentials = DemoCredentials.for_sandbox(qbo_sandbox.url + "/")
     values = credentials.as_dict()
-    assert tuple(values) == LOCAL_JSON_KEYS
+    # local.json's keys, then the app's own grant (the local stack's secret; not in local.json)
+    assert tuple(values) == (*LOCAL_JSON_KEYS, "app_refresh_token")
+    assert values["refresh_token"] != values["app_refresh_token"]
     assert values["token_url"] == qbo_sandbox.url + "/oauth2/v1/tokens/bearer"
     answer = requests.post(
         values["token_url"],

@@ -7,7 +7,7 @@ import urllib.parse
 import requests
 
 from ledgerlink_local.sandboxes.core import SandboxServer
-from ledgerlink_local.sandboxes.qbo import DEMO_REDIRECT_URI, REVOKE_PATH
+from ledgerlink_local.sandboxes.qbo import DEMO_REDIRECT_URI, DEMO_REFRESH_TOKEN, REVOKE_PATH
 from tests.unit.sandboxes.qbo_support import QboApi
 
 AUTH_FAILED = "message=AuthenticationFailed; errorCode=003200; statusCode=401"
@@ -139,9 +139,11 @@ def test_revoked_connection_kills_every_token(qbo_sandbox: SandboxServer) -> Non
 def test_admin_revoke_simulates_a_user_disconnecting(qbo_sandbox: SandboxServer) -> None:
     api = QboApi(qbo_sandbox)
     token = api.access_token
-    assert api.admin("POST", "oauth/revoke", {"realm_id": api.realm}).json() == {"revoked_connections": 1}
+    # the company's two grants (the app's and the person's at the keyboard) both end
+    assert api.admin("POST", "oauth/revoke", {"realm_id": api.realm}).json() == {"revoked_connections": 2}
     assert api.get("preferences", token=token).status_code == 401
     assert api.refresh(api.latest_refresh_token).json() == {"error": "invalid_grant"}
+    assert api.refresh(DEMO_REFRESH_TOKEN).json() == {"error": "invalid_grant"}
 
 
 def test_missing_or_unknown_bearer_is_401_with_intuits_body(qbo_sandbox: SandboxServer) -> None:

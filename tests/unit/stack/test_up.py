@@ -37,8 +37,9 @@ CREDENTIALS = {
         "realm_id": "9341453908059321",
         "client_id": "qbo-client",
         "client_secret": "qbo-secret",
-        "refresh_token": "qbo-refresh",
+        "refresh_token": "qbo-person-grant",
         "verifier_token": "qbo-verifier",
+        "app_refresh_token": "qbo-app-grant",
     },
     "hubspot": {
         "base_url": "http://127.0.0.1:4012",
@@ -85,31 +86,69 @@ def test_a_bad_option_names_the_variable(environ, message):
         resolve(environ=environ)
 
 
+SECOND = {
+    "qbo": {
+        **CREDENTIALS["qbo"],
+        "realm_id": "4620816365287349190",
+        "refresh_token": "thames-person-grant",
+        "app_refresh_token": "thames-app-grant",
+    },
+    "hubspot": {**CREDENTIALS["hubspot"], "access_token": "hs-token-2", "portal_id": "2"},
+    "graph": CREDENTIALS["graph"],
+}
+CONNECTIONS = {"demo": CREDENTIALS, "thames": SECOND}
+
+
 def test_local_json_has_exactly_the_documented_keys_and_only_the_owner_reads_it(tmp_path):
     description = local_description(
-        "http://127.0.0.1:4010", CREDENTIALS, "http://127.0.0.1:4566", "us-east-1"
+        "http://127.0.0.1:4010", CREDENTIALS, "http://127.0.0.1:4566", "us-east-1", CONNECTIONS
     )
     write_local_json(tmp_path / "local.json", description)
     written = json.loads((tmp_path / "local.json").read_text())
-    assert list(written) == ["gateway_url", "qbo", "hubspot", "graph", "aws"]
+    assert list(written) == ["gateway_url", "qbo", "hubspot", "graph", "aws", "connections"]
     for section, keys in LOCAL_JSON_KEYS.items():
         assert tuple(written[section]) == keys
     assert written["aws"] == {"endpoint_url": "http://127.0.0.1:4566", "region": "us-east-1"}
+    # one object per connection: its name and the same sections, with the same keys
+    assert [c["name"] for c in written["connections"]] == ["demo", "thames"]
+    for connection in written["connections"]:
+        assert list(connection) == ["name", "qbo", "hubspot", "graph"]
+        for section in ("qbo", "hubspot", "graph"):
+            assert tuple(connection[section]) == LOCAL_JSON_KEYS[section]
+    assert written["connections"][1]["qbo"]["realm_id"] == "4620816365287349190"
+    assert written["connections"][1]["hubspot"]["portal_id"] == "2"
+    # the refresh tokens there are the person's own grants, never the app's
+    assert [c["qbo"]["refresh_token"] for c in written["connections"]] == [
+        "qbo-person-grant",
+        "thames-person-grant",
+    ]
+    assert "app-grant" not in (tmp_path / "local.json").read_text()
     assert stat.S_IMODE(os.stat(tmp_path / "local.json").st_mode) == 0o600
 
 
 def test_secrets_hold_what_the_functions_read():
-    values = {key: json.loads(value) for key, value in secret_values(CREDENTIALS).items()}
+    values = {key: json.loads(value) for key, value in secret_values(CREDENTIALS, CONNECTIONS).items()}
     assert values["qbo-webhook"] == {"verifier_token": "qbo-verifier"}
-    # each connection of local/config/local.toml gets its own secrets, named <connection>:<kind>
+    # each connection of local/config/local.toml gets its own secrets, named <connection>:<kind>,
+    # from its own company and portal; the QBO secret holds the app's grant
     assert values["demo:qbo-oauth"] == {
         "client_id": "qbo-client",
         "client_secret": "qbo-secret",
-        "refresh_token": "qbo-refresh",
+        "refresh_token": "qbo-app-grant",
         "realm_id": "9341453908059321",
     }
+    assert values["thames:qbo-oauth"]["refresh_token"] == "thames-app-grant"
+    assert values["thames:qbo-oauth"]["realm_id"] == "4620816365287349190"
     assert values["demo:hubspot"]["access_token"] == "hs-token"
-    assert values["demo:graph"]["tenant_id"] == CREDENTIALS["graph"]["tenant_id"]
+    assert (values["thames:hubspot"]["access_token"], values["thames:hubspot"]["portal_id"]) == (
+        "hs-token-2",
+        "2",
+    )
+    assert (
+        values["demo:graph"]["tenant_id"]
+        == values["thames:graph"]["tenant_id"]
+        == CREDENTIALS["graph"]["tenant_id"]
+    )
 
 
 def test_the_graph_token_url_keeps_the_tenant_placeholder_of_the_configuration():

@@ -177,7 +177,14 @@ INVOICE_STAGE_IDS = {
 }
 
 
-def default_pipelines(now: datetime) -> list[Pipeline]:
+def default_pipelines(
+    now: datetime,
+    invoices_pipeline_id: str = INVOICES_PIPELINE_ID,
+    invoice_stage_ids: Mapping[str, str] = INVOICE_STAGE_IDS,
+) -> list[Pipeline]:
+    """HubSpot's default sales pipeline and the demo's "Invoices" pipeline (its ids are the portal's own:
+    HubSpot numbers custom pipelines and stages per portal)."""
+
     def stage(
         stage_id: str, label: str, order: int, probability: str, closed: bool, at: datetime
     ) -> PipelineStage:
@@ -202,15 +209,15 @@ def default_pipelines(now: datetime) -> list[Pipeline]:
     )
     created = now - timedelta(days=700)
     invoices = Pipeline(
-        INVOICES_PIPELINE_ID,
+        invoices_pipeline_id,
         "Invoices",
         1,
         [
-            stage(INVOICE_STAGE_IDS["open"], "Invoice Open", 0, "0.5", False, created),
-            stage(INVOICE_STAGE_IDS["overdue"], "Invoice Overdue", 1, "0.5", False, created),
-            stage(INVOICE_STAGE_IDS["partially_paid"], "Partially Paid", 2, "0.7", False, created),
-            stage(INVOICE_STAGE_IDS["paid"], "Paid", 3, "1.0", True, created),
-            stage(INVOICE_STAGE_IDS["voided"], "Voided", 4, "0.0", True, created),
+            stage(invoice_stage_ids["open"], "Invoice Open", 0, "0.5", False, created),
+            stage(invoice_stage_ids["overdue"], "Invoice Overdue", 1, "0.5", False, created),
+            stage(invoice_stage_ids["partially_paid"], "Partially Paid", 2, "0.7", False, created),
+            stage(invoice_stage_ids["paid"], "Paid", 3, "1.0", True, created),
+            stage(invoice_stage_ids["voided"], "Voided", 4, "0.0", True, created),
         ],
         created,
         created,

@@ -104,7 +104,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -154,11 +154,15 @@ __all__ = [
     "DEMO_ACCESS_TOKEN",
     "DEMO_APP_ID",
     "DEMO_CLIENT_SECRET",
+    "DEMO_PORTAL",
+    "DEMO_PORTALS",
     "DEMO_PORTAL_ID",
     "INVOICES_PIPELINE_ID",
     "INVOICE_STAGE_IDS",
+    "THAMES_PORTAL",
     "DemoCredentials",
     "HubSpotSandbox",
+    "PortalProfile",
     "main",
 ]
 
@@ -183,6 +187,46 @@ DEFAULT_SUBSCRIPTIONS: tuple[tuple[str, str | None], ...] = (
     ("deal.propertyChange", "deal_currency_code"),
 )
 SUBSCRIPTION_KINDS = ("creation", "deletion", "propertyChange")
+
+
+@dataclass(frozen=True)
+class PortalProfile:
+    """Who a sandbox portal is: its ids, its private app's token, its company currency and the ids of its
+    "Invoices" pipeline (HubSpot numbers pipelines and stages per portal)."""
+
+    portal_id: int
+    access_token: str
+    client_secret: str
+    app_id: int
+    company_currency: str = "USD"
+    # Units of company currency per unit of each other enabled currency (None: the demo portal's).
+    exchange_rates: Mapping[str, Decimal] | None = None
+    invoices_pipeline_id: str = INVOICES_PIPELINE_ID
+    invoice_stage_ids: Mapping[str, str] = field(default_factory=lambda: dict(INVOICE_STAGE_IDS))
+
+
+DEMO_PORTAL = PortalProfile(DEMO_PORTAL_ID, DEMO_ACCESS_TOKEN, DEMO_CLIENT_SECRET, DEMO_APP_ID)
+# The local stack's second portal ("thames" in local/config/local.toml): a UK business's CRM, company
+# currency GBP, with its own private app and its own "Invoices" pipeline.
+THAMES_ACCESS_TOKEN = "pat-eu1-7a2c9e41-58d3-4b6f-a0e2-3c9d1f7b6e85"
+THAMES_CLIENT_SECRET = "c3e81f0a-6b2d-4a97-8e15-9d4f2a7c0b61"
+THAMES_PORTAL = PortalProfile(
+    portal_id=143920517,
+    access_token=THAMES_ACCESS_TOKEN,
+    client_secret=THAMES_CLIENT_SECRET,
+    app_id=3105187,
+    company_currency="GBP",
+    exchange_rates={"USD": Decimal("0.79"), "EUR": Decimal("0.85"), "CAD": Decimal("0.58")},
+    invoices_pipeline_id="1204511",
+    invoice_stage_ids={
+        "open": "1204512",
+        "overdue": "1204513",
+        "partially_paid": "1204514",
+        "paid": "1204515",
+        "voided": "1204516",
+    },
+)
+DEMO_PORTALS = (DEMO_PORTAL, THAMES_PORTAL)
 FIRST_SUBSCRIPTION_ID = 2_910_001
 
 
@@ -199,6 +243,11 @@ class DemoCredentials:
     def for_sandbox(cls, url: str) -> DemoCredentials:
         """The demo portal's credentials for a sandbox served at ``url`` (the API base, no path)."""
         return cls(base_url=url.rstrip("/"))
+
+    @classmethod
+    def for_portal(cls, url: str, profile: PortalProfile) -> DemoCredentials:
+        """The credentials of ``profile``'s portal, served at ``url``."""
+        return cls(url.rstrip("/"), profile.access_token, profile.client_secret, str(profile.portal_id))
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -250,12 +299,19 @@ def _subscriptions(raw: Any) -> list[Subscription]:
 class HubSpotSandbox(Sandbox):
     vendor = "hubspot"
 
-    def __init__(self, *, rate_limits_enabled: bool = True, clock: SandboxClock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rate_limits_enabled: bool = True,
+        clock: SandboxClock | None = None,
+        profile: PortalProfile = DEMO_PORTAL,
+    ) -> None:
         super().__init__(rate_limits_enabled=rate_limits_enabled, clock=clock)
-        self.portal_id = DEMO_PORTAL_ID
-        self.app_id = DEMO_APP_ID
-        self.client_secret = DEMO_CLIENT_SECRET
-        self.access_tokens = (DEMO_ACCESS_TOKEN,)
+        self.profile = profile
+        self.portal_id = profile.portal_id
+        self.app_id = profile.app_id
+        self.client_secret = profile.client_secret
+        self.access_tokens = (profile.access_token,)
         self._event_ids = itertools.count(3_000_000_001)
         self._event_sequence = itertools.count()
         self._recent: dict[str, deque[float]] = {}
@@ -268,7 +324,7 @@ class HubSpotSandbox(Sandbox):
             group_key=lambda event: str(event.sequence // MAX_EVENTS_PER_REQUEST),
             build_attempt=self._webhook_request,
         )
-        self.portal = Portal(self.portal_id, self.clock)
+        self.portal = self._new_portal()
         self._apply_default_options()
         self.objects_api = CrmObjectsApi(self)
         self.objects_api.register()
@@ -292,9 +348,22 @@ class HubSpotSandbox(Sandbox):
         self._apply_default_options()
         self._recent.clear()
         self.published_events.clear()
-        self.portal = Portal(self.portal_id, self.clock)
+        self.portal = self._new_portal()
         seed_demo_portal(self.portal)
         self.portal.listeners.append(self._on_change)
+
+    def _new_portal(self) -> Portal:
+        profile = self.profile
+        portal = Portal(
+            self.portal_id,
+            self.clock,
+            invoices_pipeline_id=profile.invoices_pipeline_id,
+            invoice_stage_ids=profile.invoice_stage_ids,
+        )
+        portal.currencies.company_currency = profile.company_currency
+        if profile.exchange_rates is not None:
+            portal.currencies.rates = dict(profile.exchange_rates)
+        return portal
 
     def seed(self, body: Any) -> Any:
         if not isinstance(body, Mapping):

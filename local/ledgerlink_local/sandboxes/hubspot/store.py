@@ -24,6 +24,8 @@ from ledgerlink_local.sandboxes.hubspot.errors import (
 )
 from ledgerlink_local.sandboxes.hubspot.model import (
     DEFAULT_PIPELINE_ID,
+    INVOICE_STAGE_IDS,
+    INVOICES_PIPELINE_ID,
     OBJECT_TYPES,
     CurrencySettings,
     ObjectType,
@@ -128,13 +130,21 @@ def _numeric_id(value: str) -> tuple[int, str]:
 class Portal:
     """One HubSpot account with its CRM data."""
 
-    def __init__(self, portal_id: int, clock: SandboxClock) -> None:
+    def __init__(
+        self,
+        portal_id: int,
+        clock: SandboxClock,
+        *,
+        invoices_pipeline_id: str = INVOICES_PIPELINE_ID,
+        invoice_stage_ids: Mapping[str, str] = INVOICE_STAGE_IDS,
+    ) -> None:
         self.portal_id = portal_id
         self.clock = clock
         now = clock.now()
         self.currencies = CurrencySettings(created_at=now - timedelta(days=1500))
         self.owners: list[Owner] = default_owners(now)
-        self.pipelines: dict[str, dict[str, Pipeline]] = {"deals": {p.id: p for p in default_pipelines(now)}}
+        pipelines = default_pipelines(now, invoices_pipeline_id, invoice_stage_ids)
+        self.pipelines: dict[str, dict[str, Pipeline]] = {"deals": {p.id: p for p in pipelines}}
         self.next_pipeline_id = 880100
         self.objects: dict[str, dict[str, CrmObject]] = {t.name: {} for t in OBJECT_TYPES}
         self.next_id: dict[str, int] = {t.name: t.first_id for t in OBJECT_TYPES}

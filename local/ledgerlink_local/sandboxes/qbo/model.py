@@ -323,6 +323,9 @@ class Company:
         self.tombstones: dict[str, dict[str, JsonObject]] = {name: {} for name in ENTITIES}
         self.changes: list[Change] = []
         self.home_currency = "USD"
+        # The line tax codes a line without TaxCodeRef gets (taxable, not taxable): US companies have
+        # TAX/NON; a non-US company has no such codes, its default is one of its own (e.g. 20.0% S).
+        self.line_tax_codes: tuple[str, str] = ("TAX", "NON")
         self.currencies: dict[str, tuple[str, Decimal]] = {"USD": ("United States Dollar", Decimal(1))}
         self._sequence: dict[str, int] = {}
         self._voided: set[tuple[str, str]] = set()
@@ -1106,7 +1109,8 @@ class Company:
                 detail.pop(key, None)
         tax_code = _ref_value(source.get("TaxCodeRef"), "TaxCodeRef")
         if tax_code is None:
-            tax_code = "TAX" if customer_taxable and _bool(item.get("Taxable"), False) else "NON"
+            taxable_code, exempt_code = self.line_tax_codes
+            tax_code = taxable_code if customer_taxable and _bool(item.get("Taxable"), False) else exempt_code
         code = self.objects["TaxCode"].get(tax_code)
         if code is None:
             raise object_not_found("TaxCodeRef")

@@ -93,6 +93,8 @@ from ledgerlink_local.sandboxes.core import (
 )
 from ledgerlink_local.sandboxes.qbo import faults
 from ledgerlink_local.sandboxes.qbo.demo import demo_activity_step, seed_demo_company
+from ledgerlink_local.sandboxes.qbo.demo_thames import TIME_ZONE as THAMES_TIME_ZONE
+from ledgerlink_local.sandboxes.qbo.demo_thames import seed_thames_company
 from ledgerlink_local.sandboxes.qbo.faults import QboFault
 from ledgerlink_local.sandboxes.qbo.model import (
     ENTITIES,
@@ -108,7 +110,15 @@ from ledgerlink_local.sandboxes.qbo.query import MAX_RESULTS_LIMIT, execute, par
 DEMO_REALM_ID = "9341453908059321"
 DEMO_CLIENT_ID = "ABLedgerLinkLocalDemoClientId000000000000000000"
 DEMO_CLIENT_SECRET = "ledgerlink-local-demo-client-secret-0000"  # a local demo value, not a real secret
+# The app's grant to the demo company: the local stack's secret holds it, and rotates it.
 DEMO_REFRESH_TOKEN = "AB11LedgerLinkLocalDemoRefreshToken00000000000000"
+# A grant of its own for the person at the keyboard (local.json), as Postman or Intuit's OAuth playground
+# would get by connecting to the company: rotating it never touches the app's (see docs/local.md).
+DEMO_PERSON_REFRESH_TOKEN = "AB11LedgerLinkLocalDemoPersonGrant000000000000000"
+# The second demo company (the "thames" connection: a UK business, GBP, VAT; demo_thames.py).
+THAMES_REALM_ID = "4620816365287349190"
+THAMES_REFRESH_TOKEN = "AB11LedgerLinkLocalThamesRefreshToken000000000000"
+THAMES_PERSON_REFRESH_TOKEN = "AB11LedgerLinkLocalThamesPersonGrant0000000000000"
 DEMO_VERIFIER_TOKEN = "ledgerlink-local-demo-verifier-token"
 DEMO_REDIRECT_URI = "http://localhost:8000/oauth/callback"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
@@ -118,21 +128,52 @@ COMPANY_TIME_ZONE = "America/Los_Angeles"
 
 
 @dataclass(frozen=True)
+class DemoCompany:
+    """A company the sandbox starts with: its realm, its data, and two grants to it: the app's (the local
+    stack's secret) and the person's at the keyboard (local.json)."""
+
+    realm_id: str
+    app_refresh_token: str
+    person_refresh_token: str
+    time_zone: str
+    seed: Callable[[Company], dict[str, Any]]
+
+
+DEMO_COMPANY = DemoCompany(
+    DEMO_REALM_ID, DEMO_REFRESH_TOKEN, DEMO_PERSON_REFRESH_TOKEN, COMPANY_TIME_ZONE, seed_demo_company
+)
+THAMES_COMPANY = DemoCompany(
+    THAMES_REALM_ID, THAMES_REFRESH_TOKEN, THAMES_PERSON_REFRESH_TOKEN, THAMES_TIME_ZONE, seed_thames_company
+)
+DEMO_COMPANIES = (DEMO_COMPANY, THAMES_COMPANY)
+
+
+@dataclass(frozen=True)
 class DemoCredentials:
-    """What a QBO client needs to talk to a running sandbox (``.ledgerlink/local.json``'s ``qbo``)."""
+    """What a QBO client needs to talk to a running sandbox (``.ledgerlink/local.json``'s ``qbo``).
+
+    ``refresh_token`` is the person's own grant; ``app_refresh_token`` the app's (the local stack's
+    secret). QBO rotates refresh tokens, so whoever refreshes with the other's token revokes it."""
 
     base_url: str
     token_url: str
     realm_id: str = DEMO_REALM_ID
     client_id: str = DEMO_CLIENT_ID
     client_secret: str = DEMO_CLIENT_SECRET
-    refresh_token: str = DEMO_REFRESH_TOKEN
+    refresh_token: str = DEMO_PERSON_REFRESH_TOKEN
     verifier_token: str = DEMO_VERIFIER_TOKEN
+    app_refresh_token: str = DEMO_REFRESH_TOKEN
 
     @classmethod
-    def for_sandbox(cls, url: str) -> DemoCredentials:
+    def for_sandbox(cls, url: str, company: DemoCompany = DEMO_COMPANY) -> DemoCredentials:
         base = url.rstrip("/")
-        return cls(base_url=base, token_url=base + TOKEN_PATH)
+        return cls(
+            base_url=base,
+            token_url=base + TOKEN_PATH,
+            realm_id=company.realm_id,
+            refresh_token=company.person_refresh_token,
+            app_refresh_token=company.app_refresh_token,
+        )
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -277,20 +318,40 @@ class QboSandbox(Sandbox):
         self.authorization_codes = {}
         self.request_cache = {}
         self._demo_step = 0
-        self.demo_ids = self._add_company(DEMO_REALM_ID, DEMO_REFRESH_TOKEN)
+        self.company_ids: dict[str, dict[str, Any]] = {}
+        for demo in DEMO_COMPANIES:
+            self.company_ids[demo.realm_id] = self._add_company(
+                demo.realm_id, demo.app_refresh_token, seed=demo.seed, time_zone=demo.time_zone
+            )
+            self._add_grant(demo.realm_id, demo.person_refresh_token)
+        self.demo_ids = self.company_ids[DEMO_REALM_ID]
 
-    def _add_company(self, realm_id: str, refresh_token: str) -> dict[str, Any]:
-        company = Company(realm_id, self.clock.now, COMPANY_TIME_ZONE)
-        ids = seed_demo_company(company)
+    def _add_company(
+        self,
+        realm_id: str,
+        refresh_token: str,
+        *,
+        seed: Callable[[Company], dict[str, Any]] = seed_demo_company,
+        time_zone: str = COMPANY_TIME_ZONE,
+    ) -> dict[str, Any]:
+        company = Company(realm_id, self.clock.now, time_zone)
+        ids = seed(company)
         company.on_change = self._on_change
         self.companies[realm_id] = company
+        self._add_grant(realm_id, refresh_token)
+        return ids
+
+    def _add_grant(self, realm_id: str, refresh_token: str) -> Grant:
+        """A connection of the demo app to ``realm_id`` with its own refresh-token family, as each
+        authorization (the app's, a person's in Postman) gets from Intuit: rotating or reusing a token
+        of one family never touches another's."""
         grant = Grant(uuid.uuid4().hex, realm_id, DEMO_CLIENT_ID)
         self.grants[grant.grant_id] = grant
         now = self.clock.time()
         self.refresh_tokens[refresh_token] = RefreshToken(
             grant.grant_id, now, now + self.options.refresh_token_lifetime_seconds
         )
-        return ids
+        return grant
 
     def seed(self, body: JsonBody) -> JsonBody:
         if not isinstance(body, Mapping):
@@ -370,26 +431,38 @@ class QboSandbox(Sandbox):
                 return Response(200, {"expired_access_tokens": len(self.access_tokens)})
             if action == "demo-activity":
                 steps = int(body.get("steps", 1)) if isinstance(body, Mapping) else 1
-                return Response(200, {"changes": [self.demo_activity_step() for _ in range(steps)]})
+                realm = (
+                    str(body.get("realm_id", DEMO_REALM_ID)) if isinstance(body, Mapping) else DEMO_REALM_ID
+                )
+                if realm not in self.companies:
+                    return Response(400, {"error": f"unknown realm_id {realm}"})
+                changes = [self.demo_activity_step(realm_id=realm) for _ in range(steps)]
+                return Response(200, {"changes": changes})
         return None
 
     # ---- demo activity (the local stack's `make run`)
 
-    def demo_activity_step(self, step: int | None = None) -> dict[str, Any]:
-        """One realistic change in the demo company (new invoice, payment, estimate, moved due date)."""
+    def demo_activity_step(self, step: int | None = None, realm_id: str = DEMO_REALM_ID) -> dict[str, Any]:
+        """One realistic change in a demo company (new invoice, payment, estimate, moved due date)."""
         with self.lock:
             if step is None:
                 step = self._demo_step
                 self._demo_step += 1
-            return demo_activity_step(self.companies[DEMO_REALM_ID], step)
+            return {"realm_id": realm_id, **demo_activity_step(self.companies[realm_id], step)}
 
     def run_demo_activity(
         self, stop: threading.Event, steps: int = 6, interval_seconds: float = 10.0
     ) -> None:
+        """Every ``interval_seconds``, one change in each demo company (the same kind in each)."""
         for _ in range(steps):
             if stop.wait(interval_seconds):
                 return
-            self.demo_activity_step()
+            with self.lock:
+                step = self._demo_step
+                self._demo_step += 1
+            for demo in DEMO_COMPANIES:
+                if demo.realm_id in self.companies:
+                    self.demo_activity_step(step, realm_id=demo.realm_id)
 
     # ---- hooks: auth, limits, error bodies
 
