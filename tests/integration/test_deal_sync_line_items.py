@@ -240,11 +240,19 @@ def test_a_changed_amount_updates_its_line_item_and_the_deal_still_adds_up(world
 
     # when the quantity of its first line changes in QBO
     edit_lines(world, ACME, lambda lines: [with_quantity(lines[0], 5), *lines[1:]])
+    sent_before = len(world.capture.to(world.hubspot.url))
     synced(world, ACME)
 
-    # then the same line item carries the new amount, and the lines add up to the new deal amount
+    # then the same line item carries the new amount, and the lines add up to the new deal amount;
+    # only that line item was written (the others already showed their lines)
     after = assert_converged(world, ACME)
     assert after == before
+    (update,) = [
+        s
+        for s in world.capture.to(world.hubspot.url)[sent_before:]
+        if s.path.endswith("/line_items/batch/update")
+    ]
+    assert [item["id"] for item in update.json()["inputs"]] == [after[f"{key(ACME)}:1"]]
     first = owned_line_items(world, ACME)[after[f"{key(ACME)}:1"]]
     invoice = world.qbo_entity("Invoice", ACME)
     assert invoice is not None

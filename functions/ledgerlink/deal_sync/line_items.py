@@ -14,10 +14,12 @@ each step one batch call per 100 inputs for all the deals of the pass:
    created them and failed before its link was saved) or when the link lost a race (``dirty``: the
    other worker's line items may be on the deal). One associations call and one read per 100 for
    all of them.
-2. **match** by ``qbo_line_id``: a line item whose key is a line of the document is updated (two
-   carrying the same key, left by such a failed attempt, keep the link's or the oldest, and the other
-   is archived); a line item whose key is of this document but no longer one of its lines is archived;
-   a line item without a key of this document (a user's) is left alone.
+2. **match** by ``qbo_line_id``: a line item whose key is a line of the document is updated, unless
+   the read shows it carries every value already (a change to a document rarely touches all its
+   lines). Two carrying the same key (two workers that raced, one of them losing the link save)
+   keep the link's or the oldest, and the other is archived. A line item whose key is of this
+   document but no longer one of its lines is archived; one without a key of this document (a
+   user's) is left alone.
 3. **create** the rest already associated with the deal (type 20, line item → deal, in the create
    input), so a create whose answer is lost still leaves them where the next look finds them. A
    create call that fails as a whole (5xx, timeout: some may have landed) is followed by one more look
@@ -89,6 +91,7 @@ class DealLines:
 @dataclass
 class _Plan:
     updates: dict[str, Line] = field(default_factory=dict)  # line item id -> its line
+    unchanged: set[str] = field(default_factory=set)  # matched, and HubSpot already shows the line
     creates: list[Line] = field(default_factory=list)
     archive: set[str] = field(default_factory=set)
     duplicates: set[str] = field(default_factory=set)  # archived too; counted apart
@@ -104,6 +107,9 @@ class LineItemSync:
         self.metrics = metrics
         self.realm_id = realm_id
         self._keys: dict[str, str] = {}  # line item id -> qbo_line_id, for every live one read
+        # line item id -> what HubSpot shows of the properties the sync writes (to skip no-op updates)
+        self._values: dict[str, Mapping[str, str | None]] = {}
+        self._properties: list[str] = [prop.QBO_LINE_ID]
         self._absent: set[str] = set()  # ids a batch read did not return (deleted in HubSpot)
 
     def run(self, deals: Sequence[DealLines]) -> None:
@@ -111,6 +117,9 @@ class LineItemSync:
             return
         for deal in deals:
             deal.found, deal.error = {}, None
+        self._properties = sorted(
+            {prop.QBO_LINE_ID, *(k for d in deals for line in d.lines for k in line.properties)}
+        )
         # 1. find what each deal has
         self._read(id_ for deal in deals for id_ in deal.linked_ids)
         for deal in deals:
@@ -120,7 +129,7 @@ class LineItemSync:
         )
         # 2. match
         plans = {deal.deal_id: self._plan(deal) for deal in deals}
-        kept: dict[str, set[str]] = {deal.deal_id: set() for deal in deals}
+        kept: dict[str, set[str]] = {deal.deal_id: set(plans[deal.deal_id].unchanged) for deal in deals}
         # 3. update, then create
         self._update(deals, plans, kept)
         self._create(deals, plans, kept)
@@ -155,13 +164,14 @@ class LineItemSync:
         wanted = {i for i in ids if i not in self._keys and i not in self._absent}
         if not wanted:
             return
-        records = self.hubspot.batch_read("line_items", wanted, [prop.QBO_LINE_ID])
+        records = self.hubspot.batch_read("line_items", wanted, self._properties)
         for id_ in wanted:
             record = records.get(id_)
             if record is None:
                 self._absent.add(id_)
             else:
                 self._keys[id_] = record.prop(prop.QBO_LINE_ID)
+                self._values[id_] = record.properties
 
     def _look_up(self, deals: Sequence[DealLines]) -> None:
         """Every live line item associated with these deals, with its qbo_line_id, into ``found``."""
@@ -188,11 +198,22 @@ class LineItemSync:
             keep = min(ids, key=lambda i: (i not in deal.linked_ids, _numeric(i)))
             plan.duplicates |= set(ids) - {keep}
             if key in wanted:
-                plan.updates[keep] = wanted[key]
+                if self._shows(keep, wanted[key]):
+                    plan.unchanged.add(keep)
+                else:
+                    plan.updates[keep] = wanted[key]
             else:
                 plan.archive.add(keep)  # a line QBO no longer has
         plan.creates = [line for key, line in wanted.items() if key not in by_key]
         return plan
+
+    def _shows(self, line_item_id: str, line: Line) -> bool:
+        """Whether the line item already carries every value the line would write. A value HubSpot
+        formats otherwise (e.g. a number) only costs an update that changes nothing."""
+        current = self._values.get(line_item_id)
+        if current is None:
+            return False
+        return all((current.get(name) or "") == value for name, value in line.properties.items())
 
     # ---- writing
 
