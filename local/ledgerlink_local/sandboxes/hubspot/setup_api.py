@@ -50,7 +50,6 @@ from ledgerlink_local.sandboxes.hubspot.routing import (
     no_content,
 )
 
-
 # Object types HubSpot lists no unique-value properties for (its docs name contacts, companies, deals,
 # tickets and custom objects).
 NO_UNIQUE_VALUES = frozenset({"line_items", "products"})
