@@ -96,7 +96,8 @@ calculated here (deal probability/closed/home-currency amount, line item amount)
 properties' exact output format, HubSpot's 404 body for a missing record (may be empty),
 the wording of several errors (batch limit, unique-value conflict: HubSpot's status for a
 custom unique property may be 400 rather than 409, association errors, search limits, an
-existing property's 409 category ``OBJECT_ALREADY_EXISTS``), the v4 association batch limit
+existing property's 409 category ``OBJECT_ALREADY_EXISTS``; the refusal of ``hasUniqueValue`` on
+line items and products, which HubSpot does not document), the v4 association batch limit
 (1,000 here), the 429 ``groupName`` format for private apps, and rate-limit headers on 429s.
 """
 
