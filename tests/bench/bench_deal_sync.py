@@ -7,8 +7,12 @@ and the secrets. Then rate limits go back ON (QBO 500 per rolling minute and 10 
 realm; HubSpot 100 per rolling 10 s for every call but search, v4 associations included, and search 5
 per rolling second) and the request logs are cleared.
 
-Measured: the 1,000 ``qbo.entity.changed`` events, in SQS batches of the topology's batch size (100),
-processed by as many concurrent "Lambdas" as the event source allows (``max_concurrency``, 5), each
+Measured twice: the 1,000 ``qbo.entity.changed`` Create events (new deals), then, after one change
+to each invoice in QBO (a line's quantity, an added line or a removed line, a third each), their
+1,000 Update events (existing deals: their line items are found, updated, created and archived by
+id, line items having no unique property; docs/mapping.md). Rate limits are ON while each phase runs,
+off for the edits between them. Each time the events go in SQS batches of the topology's batch size
+(100), processed by as many concurrent "Lambdas" as the event source allows (``max_concurrency``, 5), each
 built by ``ledgerlink.deal_sync.factory`` like the real handler, sharing rate limits, breaker, OAuth token
 and tables through moto. Reported:
 
@@ -20,7 +24,7 @@ and tables through moto. Reported:
   the client count them; docs/http-layer.md#rate-limits); and the same floor for the
   record-by-record integration's 3,000 calls;
 - 429 responses the vendors sent (the goal is zero), and whether every invoice ended as a deal whose
-  amount equals QBO's TotalAmt;
+  amount equals QBO's TotalAmt and whose line items (each line once) add up to it;
 - the client-side rate limiter's DynamoDB requests per vendor call (reads, writes, lost races).
 
 Where the CPU goes (measured once with per-thread CPU clocks, moto 5.2.5): about 78% in the moto
@@ -250,66 +254,148 @@ def run(overrides: dict[str, str]) -> dict[str, Any]:
             world = support.DealSyncWorld(
                 qbo, hubspot, aws, settings, setup, support.Capture(), support.RecordingMetrics()
             )
-            records = [world.record("Invoice", invoice_id, "Create") for invoice_id in invoice_ids]
-            batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
-            for server in (qbo, hubspot):
-                requests.patch(f"{server.url}/_admin/config", json={"rate_limits_enabled": True}, timeout=10)
-                requests.delete(f"{server.url}/_admin/requests", timeout=10)
-            limiter_requests.reset()
-
-            outcomes: Counter[str] = Counter()
-            failures: list[str] = []
-            batch_seconds: list[float] = []
-            lock = threading.Lock()
-
-            def worker() -> None:
-                parts = lambda_parts()
-                try:
-                    while True:
-                        with lock:
-                            if not batches:
-                                return
-                            batch = batches.pop(0)
-                        started = time.perf_counter()
-                        result = parts.service.sync([parse_record(r) for r in batch], remaining_ms=120_000)
-                        elapsed = time.perf_counter() - started
-                        with lock:
-                            batch_seconds.append(elapsed)
-                            for outcome in result.values():
-                                outcomes[outcome.status.value] += 1
-                                if not outcome.ok:
-                                    failures.append(outcome.reason or "")
-                finally:
-                    parts.close()
-
-            started = time.perf_counter()
-            cpu_started = time.process_time()
-            threads = [threading.Thread(target=worker, name=f"lambda-{n}") for n in range(workers)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            wall = time.perf_counter() - started
-            cpu = time.process_time() - cpu_started
-
-            qbo_log, hubspot_log = request_log(qbo.url), request_log(hubspot.url)
-            deals = {
-                d["properties"]["qbo_invoice_id"]: d["properties"]
-                for d in requests.get(f"{hubspot.url}/_admin/state", timeout=60).json()["objects"]["deals"]
-                if d["properties"].get("qbo_invoice_id")
-            }
             company = qbo.sandbox.companies[DEMO_REALM_ID]  # type: ignore[attr-defined]
-            amounts_match = sum(
-                1
-                for invoice_id in invoice_ids
-                if f"{DEMO_REALM_ID}:{invoice_id}" in deals
-                and Decimal(deals[f"{DEMO_REALM_ID}:{invoice_id}"]["amount"])
-                == Decimal(str(company.objects["Invoice"][invoice_id]["TotalAmt"]))
-            )
+
+            def phase(records: list[dict[str, Any]]) -> dict[str, Any]:
+                """The records through ``workers`` concurrent Lambdas with the vendors' limits on; what it cost
+                and what HubSpot shows afterwards."""
+                batches = [
+                    records[start : start + batch_size] for start in range(0, len(records), batch_size)
+                ]
+                for server in (qbo, hubspot):
+                    requests.patch(
+                        f"{server.url}/_admin/config", json={"rate_limits_enabled": True}, timeout=10
+                    )
+                    requests.delete(f"{server.url}/_admin/requests", timeout=10)
+                limiter_requests.reset()
+
+                outcomes: Counter[str] = Counter()
+                failures: list[str] = []
+                batch_seconds: list[float] = []
+                lock = threading.Lock()
+
+                def worker() -> None:
+                    parts = lambda_parts()
+                    try:
+                        while True:
+                            with lock:
+                                if not batches:
+                                    return
+                                batch = batches.pop(0)
+                            started = time.perf_counter()
+                            result = parts.service.sync(
+                                [parse_record(r) for r in batch], remaining_ms=120_000
+                            )
+                            elapsed = time.perf_counter() - started
+                            with lock:
+                                batch_seconds.append(elapsed)
+                                for outcome in result.values():
+                                    outcomes[outcome.status.value] += 1
+                                    if not outcome.ok:
+                                        failures.append(outcome.reason or "")
+                    finally:
+                        parts.close()
+
+                started = time.perf_counter()
+                cpu_started = time.process_time()
+                threads = [threading.Thread(target=worker, name=f"lambda-{n}") for n in range(workers)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                wall = time.perf_counter() - started
+                cpu = time.process_time() - cpu_started
+                for server in (qbo, hubspot):
+                    requests.patch(
+                        f"{server.url}/_admin/config", json={"rate_limits_enabled": False}, timeout=10
+                    )
+
+                qbo_log, hubspot_log = request_log(qbo.url), request_log(hubspot.url)
+                state = requests.get(f"{hubspot.url}/_admin/state", timeout=60).json()
+                return {
+                    **summary(qbo_log, hubspot_log, wall, cpu, batch_seconds, outcomes, failures),
+                    "rate_limit_table": limiter_requests.summary(
+                        sum(1 for e in [*qbo_log, *hubspot_log] if not e["path"].startswith("/oauth2/"))
+                    ),
+                    **hubspot_agrees(state, company, invoice_ids),
+                }
+
+            created = phase([world.record("Invoice", invoice_id, "Create") for invoice_id in invoice_ids])
+            edit_invoices(world, invoice_ids)
+            updated = phase([world.record("Invoice", invoice_id, "Update") for invoice_id in invoice_ids])
     finally:
         qbo.stop()
         hubspot.stop()
 
+    baseline_calls = RECORD_BY_RECORD_CALLS_PER_EVENT * EVENTS
+    baseline_floor = max(
+        floor_seconds(EVENTS, QBO_LIMITS),  # one invoice read per event
+        floor_seconds(baseline_calls - EVENTS, (HUBSPOT_TEN_SECONDLY,)),  # deal + line items per event
+    )
+    created["vendor_calls"]["record_by_record_total"] = baseline_calls
+    created["vendor_calls"]["reduction_factor"] = round(
+        baseline_calls / max(1, created["vendor_calls"]["total"]), 1
+    )
+    created["floor_seconds"]["record_by_record"] = baseline_floor
+    return {
+        "client_limit_overrides": overrides,
+        "events": EVENTS,
+        "batch_size": batch_size,
+        "concurrent_lambdas": workers,
+        "seed_seconds": round(seed_seconds, 2),
+        "cpu_cores": os.cpu_count(),
+        # The first sync of the 1,000 invoices (new deals); then one change to each in QBO (a quantity,
+        # an added line or a removed line, a third each) and its Update event: existing deals.
+        **created,
+        "updates": updated,
+    }
+
+
+def edit_invoices(world: Any, invoice_ids: list[str]) -> None:
+    """One change per invoice in QBO, as its users make them: a third get a line's quantity changed, a
+    third a line added, a third a line removed (a quantity change where there is only one line)."""
+    for n, invoice_id in enumerate(invoice_ids):
+        current = world.qbo_entity("Invoice", invoice_id)
+        sales = [
+            {k: v for k, v in line.items() if k != "LineNum"}
+            for line in current["Line"]
+            if line["DetailType"] == "SalesItemLineDetail"
+        ]
+        item, price = ITEMS[n % len(ITEMS)]
+        if n % 3 == 1:
+            sales.append(
+                {
+                    "Amount": price,
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": price},
+                }
+            )
+        elif n % 3 == 2 and len(sales) > 1:
+            sales.pop()
+        else:
+            detail = dict(sales[0]["SalesItemLineDetail"])
+            detail["Qty"] = int(detail["Qty"]) + 1
+            sales[0] = {
+                **sales[0],
+                "Amount": str(Decimal(str(detail["UnitPrice"])) * detail["Qty"]),
+                "SalesItemLineDetail": detail,
+            }
+        world.qbo_write(
+            "Invoice",
+            "update",
+            {"Id": invoice_id, "SyncToken": current["SyncToken"], "sparse": True, "Line": sales},
+        )
+
+
+def summary(
+    qbo_log: list[dict[str, Any]],
+    hubspot_log: list[dict[str, Any]],
+    wall: float,
+    cpu: float,
+    batch_seconds: list[float],
+    outcomes: Counter[str],
+    failures: list[str],
+) -> dict[str, Any]:
     qbo_api = [e for e in qbo_log if e["path"].startswith("/v3/")]
     hubspot_search = [e for e in hubspot_log if e["path"].endswith("/search")]
     hubspot_ten_secondly = len(hubspot_log) - len(hubspot_search)
@@ -319,17 +405,7 @@ def run(overrides: dict[str, str]) -> dict[str, Any]:
         floor_seconds(len(hubspot_search), (HUBSPOT_SEARCH,)),
     )
     floor = max(floor_qbo, floor_hubspot)
-    baseline_calls = RECORD_BY_RECORD_CALLS_PER_EVENT * EVENTS
-    baseline_floor = max(
-        floor_seconds(EVENTS, QBO_LIMITS),  # one invoice read per event
-        floor_seconds(baseline_calls - EVENTS, (HUBSPOT_TEN_SECONDLY,)),  # deal + line items per event
-    )
     return {
-        "client_limit_overrides": overrides,
-        "events": EVENTS,
-        "batch_size": batch_size,
-        "concurrent_lambdas": workers,
-        "seed_seconds": round(seed_seconds, 2),
         "vendor_calls": {
             "qbo": len(qbo_log),
             "qbo_by_endpoint": dict(Counter(endpoint(e) for e in qbo_log).most_common()),
@@ -337,8 +413,6 @@ def run(overrides: dict[str, str]) -> dict[str, Any]:
             "hubspot_by_endpoint": dict(Counter(endpoint(e) for e in hubspot_log).most_common()),
             "total": len(qbo_log) + len(hubspot_log),
             "per_event": round((len(qbo_log) + len(hubspot_log)) / EVENTS, 3),
-            "record_by_record_total": baseline_calls,
-            "reduction_factor": round(baseline_calls / max(1, len(qbo_log) + len(hubspot_log)), 1),
         },
         "responses_429": {
             "qbo": sum(1 for e in qbo_log if e["status"] == 429),
@@ -350,22 +424,11 @@ def run(overrides: dict[str, str]) -> dict[str, Any]:
         "other_error_responses": sum(
             1 for e in [*qbo_log, *hubspot_log] if e["status"] >= 400 and e["status"] != 429
         ),
-        # The client-side limiter's DynamoDB requests (vendor-state table, pk ratelimit#...) per vendor call
-        # the limiter admitted; a lost optimistic write is a PutItem that DynamoDB refused and bills.
-        "rate_limit_table": limiter_requests.summary(
-            sum(1 for e in [*qbo_log, *hubspot_log] if not e["path"].startswith("/oauth2/"))
-        ),
         "wall_seconds": round(wall, 2),
-        "floor_seconds": {
-            "qbo": floor_qbo,
-            "hubspot": floor_hubspot,
-            "overall": floor,
-            "record_by_record": baseline_floor,
-        },
+        "floor_seconds": {"qbo": floor_qbo, "hubspot": floor_hubspot, "overall": floor},
         # Everything (5 Lambdas, both sandboxes, moto) runs in this one Python process: CPU seconds close
         # to wall seconds x cores means the run was CPU-bound here, not held back by the vendors' limits.
         "process_cpu_seconds": round(cpu, 2),
-        "cpu_cores": os.cpu_count(),
         "wall_over_floor": round(wall / floor, 2) if floor else None,
         "batch_seconds": {
             "median": round(sorted(batch_seconds)[len(batch_seconds) // 2], 2) if batch_seconds else None,
@@ -373,7 +436,47 @@ def run(overrides: dict[str, str]) -> dict[str, Any]:
         },
         "outcomes": dict(outcomes),
         "failures": failures[:5],
+    }
+
+
+def hubspot_agrees(state: dict[str, Any], company: Any, invoice_ids: list[str]) -> dict[str, Any]:
+    """Whether HubSpot shows every invoice right: the deal's amount is QBO's TotalAmt; its line items
+    (each QBO line once) add up to it; no line key is carried by two live line items."""
+    from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
+
+    deals = {
+        d["properties"]["qbo_invoice_id"]: d
+        for d in state["objects"]["deals"]
+        if d["properties"].get("qbo_invoice_id") and not d["archived"]
+    }
+    live_items = {i["id"]: i["properties"] for i in state["objects"]["line_items"] if not i["archived"]}
+    on_deal: dict[str, list[str]] = {}
+    for association in state["associations"]:
+        if association["fromObjectType"] == "deals" and association["toObjectType"] == "line_items":
+            on_deal.setdefault(str(association["fromObjectId"]), []).append(str(association["toObjectId"]))
+    keys = Counter(props.get("qbo_line_id") for props in live_items.values() if props.get("qbo_line_id"))
+    amounts_match = lines_add_up = 0
+    for invoice_id in invoice_ids:
+        deal = deals.get(f"{DEMO_REALM_ID}:{invoice_id}")
+        if deal is None:
+            continue
+        amount = Decimal(deal["properties"]["amount"])
+        amounts_match += amount == Decimal(str(company.objects["Invoice"][invoice_id]["TotalAmt"]))
+        items = [live_items[i] for i in set(on_deal.get(str(deal["id"]), [])) if i in live_items]
+        total = sum(
+            (
+                Decimal(p["price"]) * Decimal(p["quantity"])
+                - Decimal(p.get("discount") or "0") * Decimal(p["quantity"])
+                for p in items
+            ),
+            Decimal(0),
+        )
+        lines_add_up += total == amount
+    return {
         "deals_with_qbo_amount": amounts_match,
+        "deals_whose_line_items_add_up": lines_add_up,
+        "line_items_live": len(live_items),
+        "line_item_keys_on_two_or_more": sum(1 for count in keys.values() if count > 1),
     }
 
 

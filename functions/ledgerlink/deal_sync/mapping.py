@@ -97,7 +97,10 @@ class DealMapping:
     """A deal and its complete set of line items for one QBO invoice or estimate.
 
     ``line_items`` is the whole set: the sync archives the deal's line items whose
-    ``qbo_line_id`` is not in it (a deleted QBO line, a tax that went to zero, a void).
+    ``qbo_line_id`` is not in it (a deleted QBO line, a tax that went to zero, a void). Each item's
+    ``id`` is its ``qbo_line_id``; every ``qbo_line_id`` of this document starts with
+    ``line_key_prefix``, which is how the sync tells the line items it wrote for this document from
+    the ones a user added to the deal.
     """
 
     deal: UpsertInput
@@ -105,11 +108,16 @@ class DealMapping:
     status: InvoiceStatus | EstimateStatus
     currency: str
     customer_key: str
+    line_key_prefix: str
     linked_estimate_keys: tuple[str, ...] = ()
 
     @property
     def line_item_keys(self) -> frozenset[str]:
         return frozenset(item.id for item in self.line_items)
+
+    def owns_line(self, qbo_line_id: str) -> bool:
+        """Whether a line item's ``qbo_line_id`` names a line of this document (present or removed)."""
+        return bool(qbo_line_id) and qbo_line_id.startswith(self.line_key_prefix)
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,7 @@ def map_invoice(
         status=status,
         currency=doc.currency,
         customer_key=doc.customer_key,
+        line_key_prefix=doc.line_key(""),
         linked_estimate_keys=tuple(
             context.key(str(linked["TxnId"]))
             for linked in invoice.get("LinkedTxn") or ()
@@ -219,6 +228,7 @@ def map_estimate(
         status=status,
         currency=doc.currency,
         customer_key=doc.customer_key,
+        line_key_prefix=doc.line_key(""),
     )
 
 

@@ -16,7 +16,7 @@ batched across the whole SQS batch so the vendor call count does not grow with t
 4. **map** with the pure mapping (a :class:`~ledgerlink.mapping.errors.MappingError` — unsupported currency, totals that do not add
    up — fails that document's events only, for good);
 5. **write** HubSpot in batches (:mod:`ledgerlink.deal_sync.writes`): companies/contacts (matched first, :mod:`ledgerlink.deal_sync.customers`),
-   deals (upsert by ``qbo_invoice_id`` / ``qbo_estimate_id``), line items (upsert by ``qbo_line_id``),
+   deals (upsert by ``qbo_invoice_id`` / ``qbo_estimate_id``), line items (matched by ``qbo_line_id``),
    archive the line items LedgerLink wrote earlier that the document no longer has, and v4
    associations only where new. Deletes move the deal to the voided stage and set
    ``qbo_status=deleted`` (nothing is deleted in the CRM). Then the deals' owners (one batch read).
@@ -177,7 +177,8 @@ class DealSyncService:
         failure that escapes the batch (a refused input, an id QBO could never have, an exception nobody
         classified) belongs to some record: the events are split in halves and each half is synced
         again, until the failing record is alone with its own reason and every other record has
-        succeeded. Re-syncing is safe (every write is an upsert or a conditional link save) and costs
+        succeeded. Re-syncing is safe (every write is an upsert, an update by id or a conditional link
+        save; line items are looked for on their deal before any is created again) and costs
         about ``2 * log2(n)`` extra passes per failing record. Past ``deadline`` (the invocation's time
         budget) the halves not yet tried are handed back to SQS as retryable.
         """

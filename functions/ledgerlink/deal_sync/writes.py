@@ -1,6 +1,7 @@
-"""The HubSpot writes of one realm's pass: deals (upsert by ``qbo_invoice_id`` / ``qbo_estimate_id``), line
-items (upsert by ``qbo_line_id``), the archive of the line items LedgerLink wrote earlier that a document no
-longer has, v4 associations only where new, then the deals' owners (one batch read). A document QBO deleted
+"""The HubSpot writes of one realm's pass: deals (upsert by ``qbo_invoice_id`` / ``qbo_estimate_id``), their
+line items (matched by ``qbo_line_id`` and written by HubSpot id, :mod:`~ledgerlink.deal_sync.line_items`:
+line items have no unique properties to upsert by), v4 associations to companies and contacts only where
+new, then the deals' owners (one batch read). A document QBO deleted
 moves its deal to the voided (rejected) stage, marked ``qbo_status=deleted``: nothing is deleted in the CRM.
 
 A write HubSpot refuses fails the documents it names only (207 errors by ``objectWriteTraceId``, refused
@@ -17,6 +18,7 @@ from aws_lambda_powertools import Logger
 
 from ledgerlink.deal_sync.customers import Resolved
 from ledgerlink.deal_sync.documents import DELETED_STATUS, Doc
+from ledgerlink.deal_sync.line_items import DealLines, Line, LineItemSync
 from ledgerlink.deal_sync.ports import SyncServices
 from ledgerlink.hubspot.client import (
     AssociationsFailed,
@@ -51,6 +53,7 @@ class DealWriter:
         hubspot = self.s.hubspot
         upserts = [d for d in docs if d.mapping is not None]
         deletes = [d for d in docs if d.deleted]
+        new_deals: set[str] = set()  # deals this upsert created: they have no line items yet
         outcome = (
             hubspot.batch_upsert(
                 "deals",
@@ -72,6 +75,7 @@ class DealWriter:
             doc.deal_id = written.id
             doc.status = doc.mapping.status.value
             if written.new:
+                new_deals.add(written.id)
                 self.s.metrics.count("DealsCreated")
                 if doc.link is not None and doc.link.hubspot_id and doc.link.hubspot_id != written.id:
                     # The deal written before is gone (a user deleted it in HubSpot): the upsert by the
@@ -91,43 +95,12 @@ class DealWriter:
             self._mark_deleted(deletes)
 
         written_docs = [d for d in upserts if d.outcome is None and d.mapping is not None]
-        line_inputs = [
-            Upsert(
-                item.id_property,
-                item.id,
-                {k: v for k, v in item.properties.items() if k not in LINE_ITEM_CALCULATED},
-            )
-            for doc in written_docs
-            if doc.mapping is not None
-            for item in doc.mapping.line_items
-        ]
-        line_outcome = hubspot.batch_upsert("line_items", line_inputs) if line_inputs else None
-        to_archive: set[str] = set()
+        self._write_line_items(written_docs, new_deals)
         pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for doc in written_docs:
-            assert doc.mapping is not None and doc.deal_id is not None
-            ids: set[str] = set()
-            for item in doc.mapping.line_items:
-                record = line_outcome.written.get(item.id) if line_outcome else None
-                if record is None:
-                    error = line_outcome.failed.get(item.id) if line_outcome else None
-                    doc.fail(error or HubSpotError(f"line item {item.id} not written"))
-                    break
-                ids.add(record.id)
             if doc.outcome is not None:
                 continue
-            doc.line_item_ids = frozenset(ids)
-            previous = (
-                doc.link.line_item_ids
-                if doc.link is not None and doc.link.hubspot_id == doc.deal_id
-                else frozenset()
-            )
-            to_archive |= (
-                doc.link.line_item_ids if doc.link is not None else frozenset()
-            ) - doc.line_item_ids
-            pairs.setdefault(("deals", "line_items"), []).extend(
-                (doc.deal_id, li) for li in doc.line_item_ids - previous
-            )
+            assert doc.mapping is not None and doc.deal_id is not None
             resolved = customers.get(doc.mapping.customer_key.split(":", 1)[1])
             if resolved is not None:
                 doc.company_id, doc.contact_id = resolved.company_id, resolved.contact_id
@@ -140,11 +113,6 @@ class DealWriter:
                 same_deal and doc.link is not None and doc.link.contact_id == doc.contact_id
             ):
                 pairs.setdefault(("deals", "contacts"), []).append((doc.deal_id, doc.contact_id))
-        if line_outcome is not None:
-            self.s.metrics.count("LineItemsWritten", len(line_outcome.written))
-        if to_archive:
-            hubspot.batch_archive("line_items", to_archive)
-            self.s.metrics.count("LineItemsArchived", len(to_archive))
         for (from_type, to_type), type_pairs in pairs.items():
             try:
                 hubspot.associate_default(from_type, to_type, type_pairs)
@@ -166,6 +134,41 @@ class DealWriter:
             if doc.deal_id and doc.deal_id in owners:
                 doc.owner_id = owners[doc.deal_id].prop(OWNER_PROPERTY) or None
         self.s.metrics.count("DealsWritten", sum(1 for d in docs if d.outcome is None))
+
+    def _write_line_items(self, docs: list[Doc], new_deals: set[str]) -> None:
+        """Each written deal's line items become its document's lines (:mod:`.line_items`); a deal
+        whose line items HubSpot refused fails its document."""
+        deals: list[tuple[Doc, DealLines]] = []
+        for doc in docs:
+            assert doc.mapping is not None and doc.deal_id is not None
+            link = doc.link
+            same_deal = link is not None and link.hubspot_id == doc.deal_id
+            lines = [
+                Line(item.id, {k: v for k, v in item.properties.items() if k not in LINE_ITEM_CALCULATED})
+                for item in doc.mapping.line_items
+            ]
+            deals.append(
+                (
+                    doc,
+                    DealLines(
+                        deal_id=doc.deal_id,
+                        prefix=doc.mapping.line_key_prefix,
+                        lines=lines,
+                        deal_is_new=doc.deal_id in new_deals,
+                        linked_ids=link.line_item_ids if link is not None and same_deal else frozenset(),
+                        link_in_doubt=link is not None and link.dirty,
+                        previous_ids=link.line_item_ids
+                        if link is not None and not same_deal
+                        else frozenset(),
+                    ),
+                )
+            )
+        LineItemSync(self.s.hubspot, self.s.metrics, self.realm_id).run([deal for _, deal in deals])
+        for doc, deal in deals:
+            if deal.error is not None:
+                doc.fail(deal.error)
+            else:
+                doc.line_item_ids = deal.line_item_ids
 
     def _mark_deleted(self, docs: list[Doc]) -> None:
         """QBO deleted the document: the deal moves to the voided (rejected) stage, marked deleted."""

@@ -1,7 +1,7 @@
 """The HubSpot CRM client: batch endpoints only where a batch exists, at most 100 inputs a call.
 
-- objects v3: ``batch/upsert`` (by a unique property), ``batch/update``, ``batch/read``,
-  ``batch/archive`` and ``search`` (its own per-second budget: ``limit_group=HUBSPOT_SEARCH``);
+- objects v3: ``batch/upsert`` (by a unique property), ``batch/create`` (with associations to
+  existing records in the same call), ``batch/update``, ``batch/read``, ``batch/archive`` and ``search`` (its own per-second budget: ``limit_group=HUBSPOT_SEARCH``);
 - associations v4: ``batch/associate/default`` (the unlabelled association; creating one that exists
   changes nothing) and ``batch/read``; they count against the 10-second limit like every call but search
   (HubSpot documents no exemption for them; docs/http-layer.md#rate-limits);
@@ -17,7 +17,9 @@ A record a user deleted (archived) in HubSpot, or merged away, is an :class:`Obj
 the object type and the ids: HubSpot reports them as ``OBJECT_NOT_FOUND`` errors whose ``context.ids``
 list the ids (batch read and update answer 207, v4 association creates 200 with ``errors[]``), so the
 ids are taken from there, never parsed out of the message. Every call goes through the vendor HTTP layer (portal-wide limits, retries,
-breaker); upserts and association creates are safe to repeat, so they are retried like reads.
+breaker); upserts and association creates are safe to repeat, so they are retried like reads. A create
+is not: after a 5xx or a timeout it may have landed, so it is sent once and the caller, which knows how
+to look for what it made, decides (``ledgerlink.deal_sync.line_items``).
 """
 
 from __future__ import annotations
@@ -151,6 +153,17 @@ class Upsert:
 
 
 @dataclass(frozen=True)
+class Create:
+    """One create input. ``id`` is the caller's name for it (sent as its ``objectWriteTraceId``, which is
+    how the outcome is keyed); ``associations`` are (record id, HubSpot-defined association type id)
+    pairs the new record is associated with in the same call."""
+
+    id: str
+    properties: Mapping[str, str]
+    associations: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Update:
     """One update input by HubSpot record id."""
 
@@ -187,6 +200,41 @@ class HubSpotClient:
                 ]
             }
             response = self._post(f"/crm/v3/objects/{_path(object_type)}/batch/upsert", body, accept=(207,))
+            outcome.merge(
+                self._batch_outcome(
+                    response, [item.id for item in chunk], key="objectWriteTraceId", object_type=object_type
+                )
+            )
+        return outcome
+
+    def batch_create(self, object_type: str, inputs: Sequence[Create]) -> BatchOutcome:
+        """Create records (never retried: see the module docstring). Inputs with the same id are sent
+        once (the last); ``written`` and ``failed`` are keyed by input id."""
+        unique = list({item.id: item for item in inputs}.values())
+        outcome = BatchOutcome()
+        for chunk in chunked(unique):
+            body = {
+                "inputs": [
+                    {
+                        "properties": dict(item.properties),
+                        # The spec requires the list, empty or not.
+                        "associations": [
+                            {
+                                "to": {"id": to_id},
+                                "types": [
+                                    {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
+                                ],
+                            }
+                            for to_id, type_id in item.associations
+                        ],
+                        "objectWriteTraceId": item.id,
+                    }
+                    for item in chunk
+                ]
+            }
+            response = self._post(
+                f"/crm/v3/objects/{_path(object_type)}/batch/create", body, accept=(207,), idempotent=False
+            )
             outcome.merge(
                 self._batch_outcome(
                     response, [item.id for item in chunk], key="objectWriteTraceId", object_type=object_type

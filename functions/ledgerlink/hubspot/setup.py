@@ -3,11 +3,14 @@
 :func:`setup_portal` is idempotent: it reads what exists (one call per object type for the groups, one
 for the properties) and creates only what is missing, so a second run creates nothing. The catalogue
 is :data:`ledgerlink.mapping.properties.CUSTOM_PROPERTIES`; the unique properties (``hasUniqueValue``) are
-what the sync's batch upserts key on.
+what the sync's batch upserts key on. Line items have none (HubSpot offers unique values on contacts,
+companies, deals, tickets and custom objects only): ``qbo_line_id`` is an ordinary property there.
 
 An existing property that disagrees with the catalogue (another type, or not unique where LedgerLink
 needs unique values) is never changed — that could break what someone else built on it — and is
-reported as a conflict for a person to resolve. An enumeration that lacks some of LedgerLink's options
+reported as a conflict for a person to resolve. A property that is unique where LedgerLink does not
+need it (``qbo_line_id`` on line items, created unique by an earlier version) is no conflict: nothing
+LedgerLink writes repeats a line item's key, and HubSpot cannot make a property non-unique anyway. An enumeration that lacks some of LedgerLink's options
 gets the missing options added (the ones it has are kept).
 """
 
@@ -83,6 +86,7 @@ def _conflict(spec: PropertySpec, current: Mapping[str, Any]) -> str | None:
         return f"exists with type {current.get('type')!r}, LedgerLink needs {spec.type!r}"
     if spec.unique and not current.get("hasUniqueValue"):
         return "exists without unique values; LedgerLink upserts by it and needs hasUniqueValue"
+    # Unique where the spec is not (an earlier version's qbo_line_id): fine as it is.
     return None
 
 

@@ -14,8 +14,11 @@ from typing import Any
 # Unique ids: the idProperty of batch upserts (docs/mapping.md#identifiers).
 QBO_INVOICE_ID = "qbo_invoice_id"
 QBO_ESTIMATE_ID = "qbo_estimate_id"
-QBO_LINE_ID = "qbo_line_id"
 QBO_CUSTOMER_ID = "qbo_customer_id"
+# The key of a line item, but not a unique property: HubSpot offers unique values on contacts,
+# companies, deals, tickets and custom objects only, so the deal sync matches line items by it
+# (ledgerlink.deal_sync.line_items).
+QBO_LINE_ID = "qbo_line_id"
 
 QBO_REALM_ID = "qbo_realm_id"
 QBO_DOC_NUMBER = "qbo_doc_number"
@@ -118,7 +121,10 @@ CUSTOM_PROPERTIES: dict[str, tuple[PropertySpec, ...]] = {
     ),
     "line_items": (
         PropertySpec(
-            QBO_LINE_ID, "QBO line key", "string", "<realm>:<document>:<line Id>; unique.", unique=True
+            QBO_LINE_ID,
+            "QBO line key",
+            "string",
+            "<realm>:<document>:<line Id> of the QBO line this line item mirrors.",
         ),
         _REALM,
         PropertySpec(QBO_ITEM_ID, "QBO item id", "string", "ItemRef.value of the line."),

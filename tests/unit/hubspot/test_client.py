@@ -7,11 +7,12 @@ from collections.abc import Iterator, Mapping
 import pytest
 import requests
 
+from ledgerlink.http.errors import VendorHttpError
 from ledgerlink.http.factory import in_process_client
 from ledgerlink.http.policy import HUBSPOT_SEARCH, VendorPolicy
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit
 from ledgerlink.hubspot import client as client_module
-from ledgerlink.hubspot.client import HubSpotClient, Upsert
+from ledgerlink.hubspot.client import Create, HubSpotClient, Upsert
 from ledgerlink.hubspot.setup import setup_portal
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN
@@ -107,20 +108,14 @@ def test_search_follows_every_page(client: HubSpotClient, monkeypatch: pytest.Mo
     assert len(found) >= 34 and len({record.id for record in found}) == len(found)
 
 
+def line(key: str, price: str = "50") -> dict[str, str]:
+    return {"name": f"Line {key}", "quantity": "1", "price": price, "qbo_line_id": key}
+
+
 def test_default_associations_are_created_once_and_read_back(client: HubSpotClient) -> None:
     # given a deal and two line items
     deals = client.batch_upsert("deals", [deal("3:1")]).written
-    items = client.batch_upsert(
-        "line_items",
-        [
-            Upsert(
-                "qbo_line_id",
-                f"3:1:{n}",
-                {"name": f"Line {n}", "quantity": "1", "price": "50", "qbo_line_id": f"3:1:{n}"},
-            )
-            for n in (1, 2)
-        ],
-    ).written
+    items = client.batch_create("line_items", [Create(f"3:1:{n}", line(f"3:1:{n}")) for n in (1, 2)]).written
     pairs = [(deals["3:1"].id, record.id) for record in items.values()]
 
     # when they are associated, twice
@@ -131,6 +126,54 @@ def test_default_associations_are_created_once_and_read_back(client: HubSpotClie
     assert sorted(client.associations("deals", "line_items", [deals["3:1"].id])[deals["3:1"].id]) == sorted(
         record.id for record in items.values()
     )
+
+
+def test_a_batch_create_associates_each_record_and_fails_bad_inputs_alone(
+    client: HubSpotClient, capture: Capture
+) -> None:
+    # given a deal, and three line items for it, one with a negative price (HubSpot refuses those)
+    deal_id = client.batch_upsert("deals", [deal("3:2")]).written["3:2"].id
+    inputs = [
+        Create(f"3:2:{n}", line(f"3:2:{n}", price), ((deal_id, 20),))
+        for n, price in ((1, "5"), (2, "-5"), (3, "7"))
+    ]
+
+    # when they are created in one call
+    outcome = client.batch_create("line_items", inputs)
+
+    # then the good ones exist, keyed by the caller's ids, already associated with the deal; the bad one
+    # failed alone, with HubSpot's reason
+    assert set(outcome.written) == {"3:2:1", "3:2:3"} and set(outcome.failed) == {"3:2:2"}
+    assert "price" in str(outcome.failed["3:2:2"])
+    associated = client.associations("deals", "line_items", [deal_id])[deal_id]
+    assert sorted(associated) == sorted(record.id for record in outcome.written.values())
+    (sent,) = [s for s in capture.sent if s.path.endswith("/line_items/batch/create")]
+    assert sent.json()["inputs"][0]["associations"] == [
+        {
+            "to": {"id": deal_id},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 20}],
+        }
+    ]
+
+
+def test_a_batch_create_is_sent_once_even_after_a_5xx(
+    client: HubSpotClient, hubspot_sandbox: SandboxServer
+) -> None:
+    # given HubSpot answering the next create with a 503 (it may or may not have created the records)
+    requests.post(
+        f"{hubspot_sandbox.url}/_admin/faults",
+        json={"kind": "503", "path_prefix": "/crm/v3/objects/line_items/batch/create", "count": 1},
+        timeout=10,
+    ).raise_for_status()
+
+    # when line items are created
+    with pytest.raises(VendorHttpError) as raised:
+        client.batch_create("line_items", [Create("3:3:1", line("3:3:1"))])
+
+    # then the call was not repeated: repeating a create can only duplicate; the caller looks first
+    assert raised.value.retryable
+    log = requests.get(f"{hubspot_sandbox.url}/_admin/requests", timeout=10).json()["requests"]
+    assert [r["status"] for r in log if r["path"].endswith("/batch/create")] == [503]
 
 
 def test_archived_records_are_gone_from_reads(client: HubSpotClient) -> None:

@@ -51,6 +51,8 @@ def test_a_fresh_portal_gets_the_group_and_every_property_and_a_second_run_creat
     assert set(first.groups_created) == {f"{t}.{PROPERTY_GROUP}" for t in CUSTOM_PROPERTIES}
     deals = properties(hubspot_sandbox, "deals")
     assert deals["qbo_invoice_id"]["hasUniqueValue"] is True
+    # line items have no unique properties in HubSpot: their key is an ordinary property
+    assert properties(hubspot_sandbox, "line_items")["qbo_line_id"]["hasUniqueValue"] is False
     assert deals["qbo_invoice_id"]["groupName"] == PROPERTY_GROUP
     assert {o["value"] for o in deals["qbo_status"]["options"]} >= {"open", "paid", "voided", "deleted"}
     for sent in capture.to(hubspot_sandbox.url):
@@ -90,6 +92,39 @@ def test_a_property_that_exists_without_unique_values_is_reported_and_left_alone
     ]
     assert properties(hubspot_sandbox, "deals")["qbo_invoice_id"]["hasUniqueValue"] is False
     assert "deals.qbo_estimate_id" in report.properties_created
+
+
+def test_a_unique_line_key_left_by_an_earlier_version_is_kept_without_a_conflict(
+    hubspot_sandbox: SandboxServer,
+) -> None:
+    # given a portal where an earlier LedgerLink created qbo_line_id on line items with unique values
+    # (the sandbox refuses that unless told to stand for such a portal)
+    requests.patch(
+        f"{hubspot_sandbox.url}/_admin/config", json={"unique_values_on_line_items": True}, timeout=10
+    ).raise_for_status()
+    client = hubspot_client(hubspot_sandbox.url)
+    client.create_property(
+        "line_items",
+        {
+            "name": "qbo_line_id",
+            "label": "QBO line key",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "lineiteminformation",
+            "hasUniqueValue": True,
+        },
+    )
+    requests.patch(
+        f"{hubspot_sandbox.url}/_admin/config", json={"unique_values_on_line_items": False}, timeout=10
+    ).raise_for_status()
+
+    # when setup runs
+    report = setup_portal(client)
+
+    # then the property is left as it is, and nothing is reported against it
+    assert not report.conflicts
+    assert "line_items.qbo_line_id" in report.properties_present
+    assert properties(hubspot_sandbox, "line_items")["qbo_line_id"]["hasUniqueValue"] is True
 
 
 def test_an_enumeration_missing_an_option_gets_it_added(hubspot_sandbox: SandboxServer) -> None:

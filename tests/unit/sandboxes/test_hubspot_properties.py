@@ -200,3 +200,85 @@ def test_portal_currencies_can_be_read_and_configured(hubspot: HubSpotApi) -> No
     assert {"currencyCode": "GBP", "currencyName": "British Pound"} in codes
     assert refused.status_code == 400 and "INVALID_OPTION" in refused.json()["message"]
     assert checked("deals.json", accepted, 201).json()["properties"]["amount_in_home_currency"] == "12.7"
+
+
+@pytest.mark.parametrize(
+    ("object_type", "group"), [("line_items", "lineiteminformation"), ("products", "productinformation")]
+)
+def test_unique_values_are_refused_on_line_items_and_products(
+    hubspot: HubSpotApi, object_type: str, group: str
+) -> None:
+    # given a unique-value property definition for line items or products
+    unique = {**payload("line_id_property.json"), "groupName": group}
+    path = f"/crm/v3/properties/{object_type}"
+
+    # when it is created, batch-created, and created without unique values then made unique
+    created = checked("properties.json", hubspot.post(path, unique), 400).json()
+    batch = checked("properties.json", hubspot.post(f"{path}/batch/create", {"inputs": [unique]}), 207).json()
+    plain = checked("properties.json", hubspot.post(path, {**unique, "hasUniqueValue": False}), 201).json()
+    made_unique = checked(
+        "properties.json", hubspot.patch(f"{path}/qbo_line_id", {"hasUniqueValue": True}), 400
+    )
+
+    # then HubSpot's validation error says unique values are not supported there; the plain one exists
+    assert created["category"] == "VALIDATION_ERROR"
+    assert (
+        f"Unique values are not supported for properties of object type {object_type}" in created["message"]
+    )
+    assert created["context"] == {"hasUniqueValue": ["true"], "objectType": [object_type]}
+    assert batch["results"] == [] and batch["errors"][0]["category"] == "VALIDATION_ERROR"
+    assert batch["errors"][0]["context"]["name"] == ["qbo_line_id"]
+    assert plain["hasUniqueValue"] is False
+    assert "Unique values are not supported" in made_unique.json()["message"]
+    # and deals keep their unique values
+    checked("properties.json", hubspot.post(PROPS, payload("invoice_id_property.json")), 201)
+
+
+def test_an_upsert_by_a_line_item_property_that_is_not_unique_fails(hubspot: HubSpotApi) -> None:
+    # given qbo_line_id on line items, not unique (the only way HubSpot allows it)
+    line_id = {**payload("line_id_property.json"), "hasUniqueValue": False}
+    checked("properties.json", hubspot.post("/crm/v3/properties/line_items", line_id), 201)
+    item = {"name": "Design", "quantity": "1", "price": "50", "qbo_line_id": "1:130:1"}
+
+    # when line items are upserted by it
+    answer = hubspot.post(
+        "/crm/v3/objects/line_items/batch/upsert",
+        {"inputs": [{"id": "1:130:1", "idProperty": "qbo_line_id", "properties": item}]},
+    )
+
+    # then HubSpot has nothing to upsert by, and nothing was written
+    body = checked("lineItems.json", answer, 400).json()
+    assert body["category"] == "VALIDATION_ERROR" and "not a unique identifier property" in body["message"]
+    assert hubspot.admin("GET", "state")["counts"]["line_items"] == 0
+
+
+def test_the_admin_switch_allows_unique_values_on_line_items_until_reset(hubspot: HubSpotApi) -> None:
+    # given the switch on (a portal an older tool set up with a unique line-item property)
+    assert hubspot.admin("GET", "config")["unique_values_on_line_items"] is False
+    hubspot.configure(unique_values_on_line_items=True)
+
+    # when the unique property is created and line items are upserted by it twice
+    checked(
+        "properties.json",
+        hubspot.post("/crm/v3/properties/line_items", payload("line_id_property.json")),
+        201,
+    )
+    item = {"name": "Design", "quantity": "1", "price": "50", "qbo_line_id": "1:130:1"}
+    body = {"inputs": [{"id": "1:130:1", "idProperty": "qbo_line_id", "properties": item}]}
+    first = checked(
+        "lineItems.json", hubspot.post("/crm/v3/objects/line_items/batch/upsert", body), 200
+    ).json()
+    second = checked(
+        "lineItems.json", hubspot.post("/crm/v3/objects/line_items/batch/upsert", body), 200
+    ).json()
+
+    # then one line item exists; and a reset turns the switch off again
+    assert first["results"][0]["id"] == second["results"][0]["id"]
+    assert hubspot.admin("GET", "state")["counts"]["line_items"] == 1
+    hubspot.admin("POST", "reset")
+    assert hubspot.admin("GET", "config")["unique_values_on_line_items"] is False
+    checked(
+        "properties.json",
+        hubspot.post("/crm/v3/properties/line_items", payload("line_id_property.json")),
+        400,
+    )

@@ -51,7 +51,9 @@ paid, paid, voided); company currency USD, EUR and CAD enabled, GBP not (a deal 
 INVALID_OPTION). Deal writes validate ``dealstage`` against the deal's pipeline, numbers,
 dates, options, owners and currencies; unknown properties -> 400 ``PROPERTY_DOESNT_EXIST``
 (HubSpot's ``Property values were not valid: [...]`` body). Unique values (a contact's email,
-custom ``hasUniqueValue`` properties) -> 409 ``CONFLICT``.
+custom ``hasUniqueValue`` properties) -> 409 ``CONFLICT``. ``hasUniqueValue`` on line items and
+products -> 400 ``VALIDATION_ERROR`` (HubSpot documents unique values for contacts, companies, deals,
+tickets and custom objects only), unless the config key ``unique_values_on_line_items`` is true.
 
 Rate limits (on by default; ``/_admin/config``): per token 100 requests per rolling 10 s
 (``ten_secondly_limit``; HubSpot: 100 Free/Starter and OAuth apps, 190 Professional/Enterprise
@@ -79,7 +81,8 @@ Admin extras: ``POST /_admin/seed`` ``{"companies": [{props}], "contacts": [...]
 "properties"}``; ``GET /_admin/webhook_events`` (every event published since the last reset,
 delivered or not); config keys ``ten_secondly_limit``, ``daily_limit``, ``search_per_second_limit``,
 ``webhook_subscriptions`` (list of ``{"subscriptionType", "propertyName"?}``),
-``company_currency``, ``exchange_rates`` (``{code: rate}``; the enabled currencies). ``reset``
+``company_currency``, ``exchange_rates`` (``{code: rate}``; the enabled currencies),
+``unique_values_on_line_items`` (false: line items and products refuse ``hasUniqueValue``). ``reset``
 also restores these options.
 
 Associations: every association carries the pair's unlabeled type (HubSpot documents this);
@@ -93,7 +96,8 @@ calculated here (deal probability/closed/home-currency amount, line item amount)
 properties' exact output format, HubSpot's 404 body for a missing record (may be empty),
 the wording of several errors (batch limit, unique-value conflict: HubSpot's status for a
 custom unique property may be 400 rather than 409, association errors, search limits, an
-existing property's 409 category ``OBJECT_ALREADY_EXISTS``), the v4 association batch limit
+existing property's 409 category ``OBJECT_ALREADY_EXISTS``; the refusal of ``hasUniqueValue`` on
+line items and products, which HubSpot does not document), the v4 association batch limit
 (1,000 here), the 429 ``groupName`` format for private apps, and rate-limit headers on 429s.
 """
 
@@ -460,6 +464,7 @@ class HubSpotSandbox(Sandbox):
                 "exchange_rates": {
                     code: str(rate) for code, rate in sorted(self.portal.currencies.rates.items())
                 },
+                "unique_values_on_line_items": self.portal.unique_values_on_line_items,
             }
         )
         return options
@@ -468,6 +473,7 @@ class HubSpotSandbox(Sandbox):
         known = {
             "rate_limits_enabled", "webhook_url", "webhook_time_factor", "ten_secondly_limit", "daily_limit",
             "search_per_second_limit", "webhook_subscriptions", "company_currency", "exchange_rates",
+            "unique_values_on_line_items",
         }  # fmt: skip
         unknown = sorted(set(changes) - known)
         if unknown:
@@ -481,6 +487,11 @@ class HubSpotSandbox(Sandbox):
                 setattr(self, name, value)
         if "webhook_subscriptions" in changes:
             self.subscriptions = _subscriptions(changes["webhook_subscriptions"])
+        if "unique_values_on_line_items" in changes:
+            allowed = changes["unique_values_on_line_items"]
+            if not isinstance(allowed, bool):
+                raise ValueError("unique_values_on_line_items must be true or false")
+            self.portal.unique_values_on_line_items = allowed
         currencies = self.portal.currencies
         if "company_currency" in changes:
             code = str(changes["company_currency"]).upper()

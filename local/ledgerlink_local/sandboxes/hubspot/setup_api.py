@@ -4,7 +4,10 @@ and the portal's currencies.
 Properties: creating a name that exists answers 409 (HubSpot's v1 docs: "Returns a 409
 Conflict error if there is already a property with the 'name' you used"); HubSpot-defined
 properties cannot be edited or archived; ``hasUniqueValue`` is accepted on string and number
-properties and cannot be changed afterwards. Deleting a property archives it.
+properties and cannot be changed afterwards, and only on the object types HubSpot documents unique
+values for: contacts, companies, deals, tickets and custom objects. Line items and products refuse it
+(400 ``VALIDATION_ERROR``; the wording is not HubSpot's, which is undocumented) unless the admin switch
+``unique_values_on_line_items`` is on. Deleting a property archives it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ from ledgerlink_local.sandboxes.hubspot.routing import (
     json_object,
     no_content,
 )
+
+# Object types HubSpot lists no unique-value properties for (its docs name contacts, companies, deals,
+# tickets and custom objects).
+NO_UNIQUE_VALUES = frozenset({"line_items", "products"})
 
 
 def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -138,6 +145,17 @@ class PortalSetupApi(RouteGroup):
 
     # ---- properties
 
+    def _refuse_unique_where_unsupported(self, kind: ObjectType, body: Mapping[str, Any]) -> None:
+        if body.get("hasUniqueValue") is not True or kind.name not in NO_UNIQUE_VALUES:
+            return
+        if self.portal.unique_values_on_line_items:
+            return
+        raise validation_error(
+            f"Unique values are not supported for properties of object type {kind.name}: "
+            "hasUniqueValue is available on contacts, companies, deals, tickets and custom objects.",
+            context={"hasUniqueValue": ["true"], "objectType": [kind.name]},
+        )
+
     def list_properties(self, request: Request) -> Response:
         _, catalog = self._catalog(request)
         archived = bool_arg(request, "archived")
@@ -162,6 +180,7 @@ class PortalSetupApi(RouteGroup):
         return Response(200, self._describe(catalog, definition))
 
     def _new_property(self, catalog: PropertyCatalog, body: Mapping[str, Any]) -> PropertyDefinition:
+        self._refuse_unique_where_unsupported(catalog.object_type, body)
         name = _text(body, "name") or ""
         label = _text(body, "label") or ""
         kind = _text(body, "type") or ""
@@ -239,6 +258,7 @@ class PortalSetupApi(RouteGroup):
                 context={"propertyName": [definition.name]},
             )
         body = json_object(request)
+        self._refuse_unique_where_unsupported(catalog.object_type, body)
         if "hasUniqueValue" in body:
             raise validation_error("hasUniqueValue cannot be changed once a property exists")
         if "label" in body:

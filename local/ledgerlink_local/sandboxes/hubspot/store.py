@@ -142,6 +142,10 @@ class Portal:
         self.clock = clock
         now = clock.now()
         self.currencies = CurrencySettings(created_at=now - timedelta(days=1500))
+        # HubSpot documents unique-value properties for contacts, companies, deals, tickets and custom
+        # objects only; line items and products refuse them unless this admin switch says otherwise
+        # (config ``unique_values_on_line_items``), e.g. to stand for a portal set up by an older tool.
+        self.unique_values_on_line_items = False
         self.owners: list[Owner] = default_owners(now)
         pipelines = default_pipelines(now, invoices_pipeline_id, invoice_stage_ids)
         self.pipelines: dict[str, dict[str, Pipeline]] = {"deals": {p.id: p for p in pipelines}}
