@@ -110,13 +110,20 @@ class LinkStore:
     """Links and failures in the links table."""
 
     def __init__(
-        self, table_name: str, client: DynamoDBClient | None = None, *, connection: str | None = None
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        *,
+        connection: str | None = None,
+        config_version: str | None = None,
     ) -> None:
         if not table_name:
             raise ValueError("a links table name is required")
         self.table_name = table_name
-        # Every row this store writes names its connection (ledgerlink.configfile); keys are per realm.
+        # Every row this store writes names its connection and the configuration version it was written
+        # under (ledgerlink.configfile); keys are per realm.
         self.connection = connection
+        self.config_version = config_version
         self._client: DynamoDBClient = client if client is not None else boto3.client("dynamodb")
 
     # ---- links
@@ -153,6 +160,7 @@ class LinkStore:
         removals: list[str] = []
         optional = {
             "#connection": self.connection,  # a DynamoDB reserved word: by name placeholder
+            "config_version": self.config_version,
             "hubspot_id": link.hubspot_id,
             "contact_id": link.contact_id,
             "company_id": link.company_id,
@@ -252,6 +260,7 @@ class LinkStore:
                 "receive_count": {"N": str(failure.receive_count)},
                 "realm_id": {"S": failure.realm_id},
                 **({"connection": {"S": self.connection}} if self.connection else {}),
+                **({"config_version": {"S": self.config_version}} if self.config_version else {}),
                 "entity": {"S": failure.entity},
                 "entity_id": {"S": failure.entity_id},
                 "failed_at": {"S": failure.failed_at},

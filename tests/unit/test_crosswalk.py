@@ -96,3 +96,32 @@ def test_a_stale_customer_link_is_forgotten_only_while_it_names_the_deleted_reco
     current = store.get_many([customer])[customer]
     assert store.forget(current) is True
     assert store.get_many([customer]) == {}
+
+
+def test_every_row_names_its_connection_and_the_configuration_version(dynamodb: Any) -> None:
+    # given the store of connection "demo" under configuration version abc123
+    store = LinkStore(TABLES["links"], dynamodb, connection="demo", config_version="abc123")
+    key = EntityKey("9341453908059321", "Invoice", "1")
+    # when a link and a failure are written
+    assert store.save(Link(key, hubspot_id="deal-1", synced_ms=1000), event_id="e1")
+    store.record_failures(
+        [
+            Failure(
+                event_id="e2",
+                reason="why",
+                error_type="X",
+                retryable=False,
+                message_id="m",
+                receive_count=1,
+                realm_id=key.realm_id,
+                entity="Invoice",
+                entity_id="2",
+                failed_at="2026-12-01T00:00:00.000+00:00",
+            )
+        ]
+    )
+    # then both rows say which connection and which configuration wrote them
+    items = dynamodb.scan(TableName=TABLES["links"])["Items"]
+    assert len(items) == 2
+    assert all(item["connection"]["S"] == "demo" for item in items)
+    assert all(item["config_version"]["S"] == "abc123" for item in items)

@@ -258,7 +258,9 @@ def _connection_parts(
     service = DealSyncService(
         qbo=qbo,
         hubspot=hubspot,
-        links=LinkStore(settings.links_table_name, dynamodb, connection=connection.name),
+        links=LinkStore(
+            settings.links_table_name, dynamodb, connection=connection.name, config_version=config.version
+        ),
         ledger=EventLedger(
             settings.idempotency_table_name,
             settings.idempotency_ttl_seconds,
