@@ -18,7 +18,7 @@ Everything is created through :class:`Company`'s own rules, so the totals are QB
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -377,18 +377,13 @@ def _sales(
     return str(company.create(entity, body)["Id"])
 
 
-def _reference_data(company: Company, today: date) -> None:
-    accounts = [
-        ("1", "Services", "Income", "ServiceFeeIncome", "Revenue"),
-        ("2", "Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
-        ("3", "Inventory Asset", "Other Current Asset", "Inventory", "Asset"),
-        ("4", "Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
-        ("5", "Cost of Goods Sold", "Cost of Goods Sold", "SuppliesMaterialsCogs", "Expense"),
-        ("6", "Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable", "Asset"),
-        ("7", "Discounts given", "Income", "DiscountsRefundsGiven", "Revenue"),
-        ("8", "Board of Equalization Payable", "Other Current Liability", "SalesTaxPayable", "Liability"),
-    ]
-    for account_id, name, account_type, sub_type, classification in accounts:
+AccountRow = tuple[str, str, str, str, str]
+"""(id, name, AccountType, AccountSubType, Classification)"""
+
+
+def insert_accounts(company: Company, rows: Iterable[AccountRow], currency: JsonObject) -> None:
+    """The company's chart of accounts (every demo company has one in its home currency)."""
+    for account_id, name, account_type, sub_type, classification in rows:
         company.insert_reference_data(
             "Account",
             {
@@ -401,26 +396,90 @@ def _reference_data(company: Company, today: date) -> None:
                 "AccountSubType": sub_type,
                 "Classification": classification,
                 "CurrentBalance": Decimal(0),
-                "CurrencyRef": {"value": "USD", "name": "United States Dollar"},
+                "CurrencyRef": currency,
             },
         )
-    for term_id, name, days in (
-        ("1", "Due on receipt", 0),
-        ("2", "Net 15", 15),
-        ("3", "Net 30", 30),
-        ("4", "Net 60", 60),
-    ):
+
+
+def insert_terms(company: Company, rows: Iterable[tuple[str, str, int]]) -> None:
+    """(id, name, due days) payment terms."""
+    for term_id, name, days in rows:
         company.insert_reference_data(
             "Term", {"Id": term_id, "Name": name, "Active": True, "Type": "STANDARD", "DueDays": days}
         )
-    for method_id, name, kind in (
-        ("1", "Cash", "NON_CREDIT_CARD"),
-        ("2", "Check", "NON_CREDIT_CARD"),
-        ("3", "Visa", "CREDIT_CARD"),
-    ):
+
+
+def insert_payment_methods(company: Company, rows: Iterable[tuple[str, str, str]]) -> None:
+    """(id, name, Type) payment methods."""
+    for method_id, name, kind in rows:
         company.insert_reference_data(
             "PaymentMethod", {"Id": method_id, "Name": name, "Active": True, "Type": kind}
         )
+
+
+def preferences(
+    *,
+    fiscal_month: str,
+    book_close_date: str,
+    tax_prefs: JsonObject,
+    home_currency: str,
+    extra: JsonObject | None = None,
+) -> JsonObject:
+    """A demo company's Preferences: what the demo companies share, and what their country changes
+    (fiscal year, tax, home currency); ``extra`` sections come after the sales-form ones."""
+    return {
+        "Id": "1",
+        "AccountingInfoPrefs": {
+            "FirstMonthOfFiscalYear": fiscal_month,
+            "TaxYearMonth": fiscal_month,
+            "ClassTrackingPerTxn": False,
+            "TrackDepartments": False,
+            "CustomerTerminology": "Customers",
+            "BookCloseDate": book_close_date,
+        },
+        "ProductAndServicesPrefs": {
+            "ForSales": True,
+            "ForPurchase": True,
+            "QuantityWithPriceAndRate": True,
+            "QuantityOnHand": True,
+        },
+        "SalesFormsPrefs": {
+            "CustomTxnNumbers": True,
+            "AllowDeposit": True,
+            "AllowDiscount": True,
+            "AllowEstimates": True,
+            "AllowServiceDate": True,
+            "AllowShipping": False,
+            "DefaultTerms": {"value": "3"},
+            "DefaultDiscountAccount": "7",
+            "AutoApplyCredit": True,
+            "AutoApplyPayments": True,
+        },
+        **(extra or {}),
+        "TaxPrefs": tax_prefs,
+        "CurrencyPrefs": {"MultiCurrencyEnabled": True, "HomeCurrency": {"value": home_currency}},
+    }
+
+
+def _reference_data(company: Company, today: date) -> None:
+    accounts = [
+        ("1", "Services", "Income", "ServiceFeeIncome", "Revenue"),
+        ("2", "Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
+        ("3", "Inventory Asset", "Other Current Asset", "Inventory", "Asset"),
+        ("4", "Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
+        ("5", "Cost of Goods Sold", "Cost of Goods Sold", "SuppliesMaterialsCogs", "Expense"),
+        ("6", "Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable", "Asset"),
+        ("7", "Discounts given", "Income", "DiscountsRefundsGiven", "Revenue"),
+        ("8", "Board of Equalization Payable", "Other Current Liability", "SalesTaxPayable", "Liability"),
+    ]
+    insert_accounts(company, accounts, {"value": "USD", "name": "United States Dollar"})
+    insert_terms(
+        company, (("1", "Due on receipt", 0), ("2", "Net 15", 15), ("3", "Net 30", 30), ("4", "Net 60", 60))
+    )
+    insert_payment_methods(
+        company,
+        (("1", "Cash", "NON_CREDIT_CARD"), ("2", "Check", "NON_CREDIT_CARD"), ("3", "Visa", "CREDIT_CARD")),
+    )
     for rate_id, name, value in (("1", "California", "7.25"), ("2", "San Francisco District", "1.375")):
         company.insert_reference_data(
             "TaxRate",
@@ -512,45 +571,22 @@ def _reference_data(company: Company, today: date) -> None:
     )
     company.insert_reference_data(
         "Preferences",
-        {
-            "Id": "1",
-            "AccountingInfoPrefs": {
-                "FirstMonthOfFiscalYear": "January",
-                "TaxYearMonth": "January",
-                "ClassTrackingPerTxn": False,
-                "TrackDepartments": False,
-                "CustomerTerminology": "Customers",
-                "BookCloseDate": f"{today.year - 1}-12-31",
+        preferences(
+            fiscal_month="January",
+            book_close_date=f"{today.year - 1}-12-31",
+            extra={
+                "TimeTrackingPrefs": {
+                    "UseServices": True,
+                    "BillCustomers": True,
+                    "TimeTrackingEnabled": True,
+                    "DefaultTimeItem": {"value": "4"},
+                    "WorkWeekStartDate": "Monday",
+                    "MarkTimeEntriesBillable": True,
+                }
             },
-            "ProductAndServicesPrefs": {
-                "ForSales": True,
-                "ForPurchase": True,
-                "QuantityWithPriceAndRate": True,
-                "QuantityOnHand": True,
-            },
-            "SalesFormsPrefs": {
-                "CustomTxnNumbers": True,
-                "AllowDeposit": True,
-                "AllowDiscount": True,
-                "AllowEstimates": True,
-                "AllowServiceDate": True,
-                "AllowShipping": False,
-                "DefaultTerms": {"value": "3"},
-                "DefaultDiscountAccount": "7",
-                "AutoApplyCredit": True,
-                "AutoApplyPayments": True,
-            },
-            "TimeTrackingPrefs": {
-                "UseServices": True,
-                "BillCustomers": True,
-                "TimeTrackingEnabled": True,
-                "DefaultTimeItem": {"value": "4"},
-                "WorkWeekStartDate": "Monday",
-                "MarkTimeEntriesBillable": True,
-            },
-            "TaxPrefs": {"UsingSalesTax": True, "TaxGroupCodeRef": {"value": "3"}},
-            "CurrencyPrefs": {"MultiCurrencyEnabled": True, "HomeCurrency": {"value": "USD"}},
-        },
+            tax_prefs={"UsingSalesTax": True, "TaxGroupCodeRef": {"value": "3"}},
+            home_currency="USD",
+        ),
     )
     items = [
         ("Services", "Service", None, "0", "1", None),

@@ -24,7 +24,15 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledgerlink_local.sandboxes.qbo.demo import SEED_AGE_DAYS, _customer, _sales
+from ledgerlink_local.sandboxes.qbo.demo import (
+    SEED_AGE_DAYS,
+    _customer,
+    _sales,
+    insert_accounts,
+    insert_payment_methods,
+    insert_terms,
+    preferences,
+)
 from ledgerlink_local.sandboxes.qbo.model import Company, JsonObject
 
 COMPANY_NAME = "Thames Valley Gardens Ltd"
@@ -216,39 +224,22 @@ def seed_thames_company(company: Company) -> dict[str, Any]:
 
 def _reference_data(company: Company, today: date) -> None:
     gbp = {"value": "GBP", "name": "British Pound Sterling"}
-    for account_id, name, account_type, sub_type, classification in (
-        ("1", "Sales", "Income", "SalesOfProductIncome", "Revenue"),
-        ("2", "Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
-        ("3", "Stock Asset", "Other Current Asset", "Inventory", "Asset"),
-        ("4", "Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
-        ("5", "Cost of Sales", "Cost of Goods Sold", "SuppliesMaterialsCogs", "Expense"),
-        ("6", "Debtors", "Accounts Receivable", "AccountsReceivable", "Asset"),
-        ("7", "Discounts given", "Income", "DiscountsRefundsGiven", "Revenue"),
-        ("8", "VAT Control", "Other Current Liability", "GlobalTaxPayable", "Liability"),
-    ):
-        company.insert_reference_data(
-            "Account",
-            {
-                "Id": account_id,
-                "Name": name,
-                "FullyQualifiedName": name,
-                "Active": True,
-                "SubAccount": False,
-                "AccountType": account_type,
-                "AccountSubType": sub_type,
-                "Classification": classification,
-                "CurrentBalance": Decimal(0),
-                "CurrencyRef": gbp,
-            },
-        )
-    for term_id, name, days in (("1", "Due on receipt", 0), ("2", "Net 15", 15), ("3", "Net 30", 30)):
-        company.insert_reference_data(
-            "Term", {"Id": term_id, "Name": name, "Active": True, "Type": "STANDARD", "DueDays": days}
-        )
-    for method_id, name, kind in (("1", "Cash", "NON_CREDIT_CARD"), ("2", "BACS", "NON_CREDIT_CARD")):
-        company.insert_reference_data(
-            "PaymentMethod", {"Id": method_id, "Name": name, "Active": True, "Type": kind}
-        )
+    insert_accounts(
+        company,
+        (
+            ("1", "Sales", "Income", "SalesOfProductIncome", "Revenue"),
+            ("2", "Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
+            ("3", "Stock Asset", "Other Current Asset", "Inventory", "Asset"),
+            ("4", "Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
+            ("5", "Cost of Sales", "Cost of Goods Sold", "SuppliesMaterialsCogs", "Expense"),
+            ("6", "Debtors", "Accounts Receivable", "AccountsReceivable", "Asset"),
+            ("7", "Discounts given", "Income", "DiscountsRefundsGiven", "Revenue"),
+            ("8", "VAT Control", "Other Current Liability", "GlobalTaxPayable", "Liability"),
+        ),
+        gbp,
+    )
+    insert_terms(company, (("1", "Due on receipt", 0), ("2", "Net 15", 15), ("3", "Net 30", 30)))
+    insert_payment_methods(company, (("1", "Cash", "NON_CREDIT_CARD"), ("2", "BACS", "NON_CREDIT_CARD")))
     for rate_id, name, value in VAT_RATES:
         company.insert_reference_data(
             "TaxRate",
@@ -316,37 +307,12 @@ def _reference_data(company: Company, today: date) -> None:
     )
     company.insert_reference_data(
         "Preferences",
-        {
-            "Id": "1",
-            "AccountingInfoPrefs": {
-                "FirstMonthOfFiscalYear": "April",
-                "TaxYearMonth": "April",
-                "ClassTrackingPerTxn": False,
-                "TrackDepartments": False,
-                "CustomerTerminology": "Customers",
-                "BookCloseDate": f"{today.year - 1}-03-31",
-            },
-            "ProductAndServicesPrefs": {
-                "ForSales": True,
-                "ForPurchase": True,
-                "QuantityWithPriceAndRate": True,
-                "QuantityOnHand": True,
-            },
-            "SalesFormsPrefs": {
-                "CustomTxnNumbers": True,
-                "AllowDeposit": True,
-                "AllowDiscount": True,
-                "AllowEstimates": True,
-                "AllowServiceDate": True,
-                "AllowShipping": False,
-                "DefaultTerms": {"value": "3"},
-                "DefaultDiscountAccount": "7",
-                "AutoApplyCredit": True,
-                "AutoApplyPayments": True,
-            },
-            "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": True, "TaxGroupCodeRef": {"value": "2"}},
-            "CurrencyPrefs": {"MultiCurrencyEnabled": True, "HomeCurrency": {"value": HOME_CURRENCY}},
-        },
+        preferences(
+            fiscal_month="April",
+            book_close_date=f"{today.year - 1}-03-31",
+            tax_prefs={"UsingSalesTax": True, "PartnerTaxEnabled": True, "TaxGroupCodeRef": {"value": "2"}},
+            home_currency=HOME_CURRENCY,
+        ),
     )
     for name, item_type, sku, price, income, quantity in (
         ("Services", "Service", None, "0", "1", None),
