@@ -24,6 +24,7 @@ class EventSource:
 
     QBO_INGEST = "ledgerlink.qbo"
     HUBSPOT_DEAL_SYNC = "ledgerlink.hubspot"
+    OUTLOOK_CALENDAR_SYNC = "ledgerlink.outlook"
 
 
 class DetailType:
@@ -31,6 +32,7 @@ class DetailType:
 
     QBO_ENTITY_CHANGED = "qbo.entity.changed"
     DEAL_SYNCED = "ledgerlink.deal.synced"
+    CALENDAR_SYNCED = "ledgerlink.calendar.synced"
 
 
 SCHEMA_VERSION = "1"

@@ -90,6 +90,7 @@ def deal_synced_envelope(
         "pipeline": properties.get("pipeline") if doc.mapping else None,
         "deal_stage": properties.get("dealstage") if doc.mapping else None,
         "last_updated": str(last_updated) if last_updated else None,
+        "sync_token": version[1],
     }
     if connection:
         payload["connection"] = connection
