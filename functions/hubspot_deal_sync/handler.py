@@ -20,17 +20,15 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.metrics import MetricUnit
 
 from ledgerlink.config import get_settings
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
 from ledgerlink.consumer.batch import process_batch
-from ledgerlink.consumer.deadletter import Disposition
+from ledgerlink.consumer.partial_response import partial_batch_response
 from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
 from ledgerlink.deal_sync.inbox import parse_record
-from ledgerlink.observability import METRICS_NAMESPACE, Service, get_logger, get_metrics, get_tracer
+from ledgerlink.observability import Service, ServiceMetrics, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
 if TYPE_CHECKING:
@@ -41,39 +39,6 @@ if TYPE_CHECKING:
 logger = get_logger(Service.HUBSPOT_DEAL_SYNC)
 tracer = get_tracer(Service.HUBSPOT_DEAL_SYNC)
 metrics = get_metrics(Service.HUBSPOT_DEAL_SYNC)
-
-
-class RecordFailed(Exception):
-    """Raised for a record SQS should deliver again; the message is the reason (never a secret)."""
-
-
-class _PowertoolsMetrics:
-    """The function's metrics (dimension ``service``: what the alarms watch)."""
-
-    def count(self, name: str, value: int = 1) -> None:
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-    def for_connection(self, connection: str) -> _ConnectionMetrics:
-        return _ConnectionMetrics(connection)
-
-
-class _ConnectionMetrics(_PowertoolsMetrics):
-    """One connection's metrics: each counted once per service (alarms) and once per service and
-    connection (dashboards, which connection is failing), so every metric can name its connection."""
-
-    def __init__(self, connection: str) -> None:
-        self.connection = connection
-
-    def count(self, name: str, value: int = 1) -> None:
-        super().count(name, value)
-        with single_metric(
-            name=name,
-            unit=MetricUnit.Count,
-            value=value,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": Service.HUBSPOT_DEAL_SYNC, "connection": self.connection},
-        ):
-            pass
 
 
 def _alarm(name: str, fields: Mapping[str, Any]) -> None:
@@ -93,23 +58,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         router=parts.dead_letters,
     )
 
-    def record_handler(record: SQSRecord) -> str:
-        result = routed[record.message_id]
-        if result.disposition is Disposition.RETRY:
-            raise RecordFailed(result.reason or "sync failed")
-        return result.disposition.value
-
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return response
+    return partial_batch_response(event, context, routed)
 
 
 @cache
 def _parts() -> DealSyncParts:
     return build_deal_sync(
-        get_settings(), secrets=default_secret_store(), metrics=_PowertoolsMetrics(), alarm=_alarm
+        get_settings(),
+        secrets=default_secret_store(),
+        metrics=ServiceMetrics(Service.HUBSPOT_DEAL_SYNC),
+        alarm=_alarm,
     )
 
 

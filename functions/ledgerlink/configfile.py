@@ -77,9 +77,20 @@ class TaxCode:
 
 @dataclass(frozen=True)
 class CalendarSettings:
+    """The calendar flow's settings (docs/calendar-sync.md)."""
+
     enabled: bool = False
     reminder_days_before: int = 3
     show_as: str = "free"
+    # Whose calendar: "deal_owner" (the deal owner's mailbox when the owner is a user of the tenant, else
+    # the accounts-receivable mailbox) or "accounts_receivable" (always that one).
+    mailbox: str = "deal_owner"
+    # The Windows zone name to send Graph when the company's IANA zone is not in LedgerLink's table.
+    outlook_time_zone: str | None = None
+    # Where the event's links point: the portal's HubSpot app host (app-eu1.hubspot.com for EU portals)
+    # and QBO's web app.
+    hubspot_app_url: str = "https://app.hubspot.com"
+    qbo_app_url: str = "https://app.qbo.intuit.com"
 
 
 @dataclass(frozen=True)

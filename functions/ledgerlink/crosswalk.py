@@ -196,7 +196,7 @@ class LinkStore:
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _failed(self.table_name, "UpdateItem", error) from None
+                raise links_table_error(self.table_name, "UpdateItem", error) from None
             self.mark_dirty(link.key)
             return False
         return True
@@ -232,7 +232,7 @@ class LinkStore:
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _failed(self.table_name, "DeleteItem", error) from None
+                raise links_table_error(self.table_name, "DeleteItem", error) from None
             return False
         return True
 
@@ -245,7 +245,7 @@ class LinkStore:
                 ExpressionAttributeValues={":true": {"BOOL": True}},
             )
         except ClientError as error:
-            raise _failed(self.table_name, "UpdateItem", error) from None
+            raise links_table_error(self.table_name, "UpdateItem", error) from None
 
     # ---- failures
 
@@ -305,7 +305,7 @@ class LinkStore:
                 try:
                     response = self._client.batch_get_item(RequestItems=request)
                 except ClientError as error:
-                    raise _failed(self.table_name, "BatchGetItem", error) from None
+                    raise links_table_error(self.table_name, "BatchGetItem", error) from None
                 items.extend(response.get("Responses", {}).get(self.table_name, []))
                 request = dict(response.get("UnprocessedKeys") or {})
         return items
@@ -317,7 +317,7 @@ class LinkStore:
                 try:
                     response = self._client.batch_write_item(RequestItems=pending)
                 except ClientError as error:
-                    raise _failed(self.table_name, "BatchWriteItem", error) from None
+                    raise links_table_error(self.table_name, "BatchWriteItem", error) from None
                 pending = dict(response.get("UnprocessedItems") or {})
 
 
@@ -325,7 +325,7 @@ def _failure_key(event_id: str) -> dict[str, Any]:
     return {PK: {"S": f"event#{event_id}"}, SK: {"S": FAILURE_SK}}
 
 
-def _failed(table: str, operation: str, error: ClientError) -> LinkStoreError:
+def links_table_error(table: str, operation: str, error: ClientError) -> LinkStoreError:
     code = error.response.get("Error", {}).get("Code", "Unknown")
     return LinkStoreError(f"links table {table}: {operation} failed ({code})")
 

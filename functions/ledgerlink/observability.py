@@ -16,6 +16,7 @@ from functools import cache
 from typing import Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 METRICS_NAMESPACE: Final = "LedgerLink"
 
@@ -72,3 +73,36 @@ def correlation_scope(logger: Logger, correlation_id: str) -> Iterator[None]:
         yield
     finally:
         logger.set_correlation_id(previous)
+
+
+class ServiceMetrics:
+    """A flow's metrics sink (``count``), dimension ``service``: what the alarms watch."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def count(self, name: str, value: int = 1) -> None:
+        get_metrics(self.service).add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def for_connection(self, connection: str) -> ConnectionMetrics:
+        return ConnectionMetrics(self.service, connection)
+
+
+class ConnectionMetrics(ServiceMetrics):
+    """One connection's metrics: each counted once per service (alarms) and once per service and
+    connection (dashboards: which connection is failing), so every metric can name its connection."""
+
+    def __init__(self, service: str, connection: str) -> None:
+        super().__init__(service)
+        self.connection = connection
+
+    def count(self, name: str, value: int = 1) -> None:
+        super().count(name, value)
+        with single_metric(
+            name=name,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": self.service, "connection": self.connection},
+        ):
+            pass

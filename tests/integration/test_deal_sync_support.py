@@ -144,6 +144,7 @@ class Sent:
     url: str
     body: bytes | None
     content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -178,6 +179,7 @@ class Capture:
                         str(request.url),
                         body,
                         str(request.headers.get("Content-Type", "")),
+                        dict(request.headers),
                     )
                 )
             return original(adapter, request, *args, **kwargs)

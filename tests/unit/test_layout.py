@@ -23,6 +23,7 @@ LEDGERLINK = REPO_ROOT / "functions" / "ledgerlink"
 
 # A flow's room -> the modules outside it that may import it: its Lambda handler.
 FLOWS: Mapping[str, frozenset[str]] = {
+    "ledgerlink.calendar_sync": frozenset({"outlook_calendar_sync.handler"}),
     "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler"}),
     "ledgerlink.ingest": frozenset({"qbo_ingest.handler"}),
 }
@@ -37,12 +38,14 @@ SHARED: frozenset[str] = frozenset(
         "ledgerlink.crosswalk",
         "ledgerlink.dates",
         "ledgerlink.events",
+        "ledgerlink.graph",
         "ledgerlink.http",
         "ledgerlink.hubspot",
         "ledgerlink.idempotency",
         "ledgerlink.mapping",
         "ledgerlink.money",
         "ledgerlink.observability",
+        "ledgerlink.outlook_items",
         "ledgerlink.publisher",
         "ledgerlink.qbo",
         "ledgerlink.schemas",

@@ -1,22 +1,21 @@
 """SQS records of the deal-sync queue → typed :class:`ChangeEvent` s.
 
-The EventBridge rule delivers the whole EventBridge event as the message body; its ``detail`` is a
-``qbo.entity.changed`` v1 envelope, validated against its schema here. A record that does not parse
-raises :class:`~ledgerlink.consumer.batch.MalformedRecord` naming the field: it can never succeed, so it goes to the dead-letter
-queue with that reason.
+Each message carries a ``qbo.entity.changed`` v1 envelope (:func:`~ledgerlink.consumer.records.read_envelope`
+checks it); a record that does not parse raises :class:`~ledgerlink.consumer.batch.MalformedRecord` naming
+the field: it can never succeed, so it goes to the dead-letter queue with that reason.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from ledgerlink.consumer.batch import MalformedRecord
+from ledgerlink.consumer.records import read_envelope
 from ledgerlink.dates import epoch_ms
-from ledgerlink.events import DetailType, Envelope, EnvelopeError
+from ledgerlink.events import DetailType
 
 # The QBO entities this Lambda syncs (infra/topology.py DEAL_SYNC_ENTITIES routes exactly these).
 SYNCED_ENTITIES: Final = frozenset({"Invoice", "Estimate", "Payment", "Customer"})
@@ -52,24 +51,8 @@ class ChangeEvent:
 
 def parse_record(record: Mapping[str, Any]) -> ChangeEvent:
     """One SQS record (Lambda's SQS event shape) → :class:`ChangeEvent`, or :class:`MalformedRecord`."""
-    message_id = str(record.get("messageId") or "")
-    if not message_id:
-        raise MalformedRecord("SQS record has no messageId")
-    try:
-        event = json.loads(record.get("body") or "")
-    except ValueError:
-        raise MalformedRecord(f"message {message_id}: body is not JSON") from None
-    if not isinstance(event, dict):
-        raise MalformedRecord(f"message {message_id}: body is not a JSON object")
-    if event.get("detail-type") != DetailType.QBO_ENTITY_CHANGED:
-        raise MalformedRecord(
-            f"message {message_id}: detail-type is {event.get('detail-type')!r}, "
-            f"expected {DetailType.QBO_ENTITY_CHANGED!r}"
-        )
-    try:
-        envelope = Envelope.from_eventbridge(event)
-    except EnvelopeError as error:
-        raise MalformedRecord(f"message {message_id}: {error}") from None
+    received = read_envelope(record, DetailType.QBO_ENTITY_CHANGED)
+    message_id, envelope = received.message_id, received.envelope
     payload = envelope.payload
     try:
         last_updated = datetime.fromisoformat(str(payload["last_updated"]).replace("Z", "+00:00"))
@@ -77,14 +60,9 @@ def parse_record(record: Mapping[str, Any]) -> ChangeEvent:
         raise MalformedRecord(
             f"message {message_id}: $.detail.payload.last_updated is not a date-time"
         ) from None
-    attributes = record.get("attributes") or {}
-    try:
-        receive_count = int(attributes.get("ApproximateReceiveCount", "1"))
-    except (TypeError, ValueError):
-        receive_count = 1
     return ChangeEvent(
         message_id=message_id,
-        receive_count=receive_count,
+        receive_count=received.receive_count,
         event_id=envelope.event_id,
         correlation_id=envelope.correlation_id,
         realm_id=str(payload["realm_id"]),

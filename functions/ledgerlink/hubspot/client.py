@@ -399,6 +399,18 @@ class HubSpotClient:
             if pipeline.get("id") is not None
         }
 
+    def owner_email(self, owner_id: str) -> str | None:
+        """The e-mail of an active owner (``GET /crm/v3/owners/{ownerId}``); None when HubSpot has no such
+        active owner (404: unknown, or archived, which the endpoint does not return by default)."""
+        if not owner_id.isdigit():
+            return None
+        response = self._http.get(f"/crm/v3/owners/{owner_id}", scope=self.scope, accept=(404,))
+        self.calls += 1
+        if response.status_code == 404:
+            return None
+        email = _json(response).get("email")
+        return str(email).strip() or None if email else None
+
     # ---- plumbing
 
     def _get(self, path: str) -> requests.Response:
