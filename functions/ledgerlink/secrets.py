@@ -60,6 +60,11 @@ class SecretStore(Protocol):
         """Store a new version (e.g. a rotated refresh token); the next read returns it."""
         ...
 
+    def invalidate(self, name: str) -> None:
+        """Forget any cached copy: the next read of ``name`` goes to the source (an operator may have
+        just rotated it, e.g. after a vendor refused the cached credentials)."""
+        ...
+
 
 def decode(name: str, raw: str | bytes) -> SecretValue:
     if isinstance(raw, bytes):
@@ -144,9 +149,14 @@ class PowertoolsSecretStore:
             provider.client.put_secret_value(SecretId=name, SecretString=secret_string)
         except (ClientError, BotoCoreError) as error:
             raise SecretError(f"secret {name!r} could not be stored ({_error_code(error)})") from None
+        self.invalidate(name)
+        logger.info("secret rotated", extra={"secret_name": name})
+
+    def invalidate(self, name: str) -> None:
+        # Marked rather than dropped from the provider's cache: the next get() asks Powertools for
+        # force_fetch, and keeps asking until one read has succeeded.
         with self._lock:
             self._stale.add(name)
-        logger.info("secret rotated", extra={"secret_name": name})
 
 
 def _error_code(error: BaseException | None) -> str:
@@ -183,6 +193,10 @@ class InMemorySecretStore:
             raise SecretError(f"secret {name!r} could not be stored (ResourceNotFoundException)")
         self._values[name] = encode(name, value)
         self.versions[name] += 1
+
+    def invalidate(self, name: str) -> None:
+        """Nothing is cached here: every read already returns the current value."""
+        return None
 
 
 @lru_cache(maxsize=1)

@@ -63,6 +63,25 @@ def test_reads_are_cached_for_max_age(secretsmanager) -> None:  # type: ignore[n
     assert uncached.get_json("ledgerlink/qbo/oauth") == {"refresh_token": "other"}
 
 
+def test_invalidate_makes_the_next_read_bypass_the_cache(secretsmanager) -> None:  # type: ignore[no-untyped-def]
+    # given a value read once and cached for five minutes
+    store = PowertoolsSecretStore(max_age_seconds=300, client=secretsmanager)
+    assert store.get_json("ledgerlink/qbo/oauth") == OAUTH_SECRET
+    # and an operator who rotates it in Secrets Manager from elsewhere
+    secretsmanager.put_secret_value(
+        SecretId="ledgerlink/qbo/oauth", SecretString='{"refresh_token":"rotated"}'
+    )
+    assert store.get_json("ledgerlink/qbo/oauth") == OAUTH_SECRET
+
+    # when this process is told its copy may be stale
+    store.invalidate("ledgerlink/qbo/oauth")
+
+    # then the next read fetches the operator's value, and later reads are cached again
+    assert store.get_json("ledgerlink/qbo/oauth") == {"refresh_token": "rotated"}
+    secretsmanager.put_secret_value(SecretId="ledgerlink/qbo/oauth", SecretString='{"refresh_token":"third"}')
+    assert store.get_json("ledgerlink/qbo/oauth") == {"refresh_token": "rotated"}
+
+
 def test_put_secret_json_stores_a_new_version_and_invalidates_the_cache(secretsmanager) -> None:  # type: ignore[no-untyped-def]
     store = PowertoolsSecretStore(max_age_seconds=300, client=secretsmanager)
     assert store.get_json("ledgerlink/qbo/oauth")["refresh_token"] == REFRESH_TOKEN

@@ -9,8 +9,10 @@ from __future__ import annotations
 from ledgerlink.http.backoff import Backoff, parse_retry_after
 from ledgerlink.http.breaker import BreakerState, CircuitBreaker, InMemoryBreakerStore
 from ledgerlink.http.client import AuthProvider, VendorHttpClient
+from ledgerlink.http.concurrency import ConcurrencyLimiter, InMemoryConcurrencyStore
 from ledgerlink.http.errors import (
     CircuitOpenError,
+    ConcurrencyLimited,
     RateLimited,
     VendorConnectionError,
     VendorError,
@@ -29,7 +31,10 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "CircuitOpenError",
+    "ConcurrencyLimited",
+    "ConcurrencyLimiter",
     "InMemoryBreakerStore",
+    "InMemoryConcurrencyStore",
     "InMemoryRateLimitStore",
     "RateLimit",
     "RateLimited",

@@ -1,7 +1,7 @@
 """``VendorHttpClient``: every call LedgerLink makes to QBO, HubSpot or Microsoft Graph goes through here.
 
-One call = breaker check → auth headers → rate-limit slot → HTTP → outcome to the breaker → return,
-or retry (backoff with full jitter, or the vendor's Retry-After), or raise a
+One call = breaker check → auth headers → concurrency slot (vendors that limit requests in flight) →
+rate-limit slot → HTTP → concurrency slot back → outcome to the breaker → return, or retry (backoff with full jitter, or the vendor's Retry-After), or raise a
 :mod:`ledgerlink.http.errors` error. Nothing here knows a vendor's payloads; vendor clients build
 requests and parse responses on top of it.
 """
@@ -21,6 +21,7 @@ from urllib3.exceptions import NewConnectionError
 from ledgerlink.clock import Clock, SystemClock
 from ledgerlink.http.backoff import RandomSource, parse_retry_after
 from ledgerlink.http.breaker import BreakerStore, CircuitBreaker
+from ledgerlink.http.concurrency import ConcurrencyLimiter, ConcurrencyStore, InMemoryConcurrencyStore, Slot
 from ledgerlink.http.errors import (
     RateLimited,
     VendorConnectionError,
@@ -63,6 +64,7 @@ class VendorHttpClient:
         clock: Clock | None = None,
         rng: RandomSource | None = None,
         session: requests.Session | None = None,
+        concurrency_store: ConcurrencyStore | None = None,
     ) -> None:
         self.policy = policy
         self._auth = auth
@@ -87,6 +89,18 @@ class VendorHttpClient:
             probe_lease_seconds=policy.probe_lease_seconds,
             cache_seconds=policy.breaker_cache_seconds,
         )
+        # Only for a policy with max_concurrent_per_scope. Without a store the limit holds in this
+        # process only; shared_state_client passes the DynamoDB store so it holds across Lambdas.
+        self.concurrency: ConcurrencyLimiter | None = None
+        if policy.max_concurrent_per_scope is not None:
+            self.concurrency = ConcurrencyLimiter(
+                policy.vendor,
+                policy.max_concurrent_per_scope,
+                concurrency_store if concurrency_store is not None else InMemoryConcurrencyStore(),
+                self._clock,
+                lease_seconds=policy.concurrency_lease_seconds,
+                poll_seconds=policy.concurrency_poll_seconds,
+            )
 
     def close(self) -> None:
         self._session.close()
@@ -147,19 +161,26 @@ class VendorHttpClient:
             # stamps the admission, the vendor stamps the arrival, and nothing may come between them.
             call_headers = self._headers(headers, force_refresh=refresh_now)
             refresh_now = False
-            waited += self.limiter.acquire(
-                scope, limit_group, method=method, path=shown_path, max_wait=self._wait_cap(waited)
-            )
+            slot, spent = self._admit(scope, limit_group, method, shown_path, waited)
+            waited += spent
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    data=data,
-                    headers=call_headers,
-                    timeout=self.policy.timeout,
-                )
+                try:
+                    response = self._session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=json,
+                        data=data,
+                        headers=call_headers,
+                        timeout=self.policy.timeout,
+                    )
+                finally:
+                    # The whole answer has been read (requests does not stream unless asked), so the
+                    # vendor is done with the request and its slot is free before any retry wait. After a
+                    # read timeout the vendor may still be working on it; the slot is freed all the same,
+                    # because holding it for an unknown time would starve the scope, and the vendor's
+                    # 429 for one request too many is retried.
+                    self._release(slot)
             except requests.RequestException as exc:
                 failure = self._transport_error(exc, method, shown_path)
                 if failure is None:
@@ -199,6 +220,50 @@ class VendorHttpClient:
             delay = retry_after if retry_after is not None else self.policy.backoff.delay(attempt, self._rng)
             waited = self._sleep_or_raise(delay, waited, error, method, shown_path, scope)
             attempt += 1
+
+    def _admit(
+        self, scope: str, group: str, method: str, path: str, waited: float
+    ) -> tuple[Slot | None, float]:
+        """Take the concurrency slot (if the policy has a limit) and the rate-limit slot; return the
+        concurrency slot (the caller releases it after the send) and the seconds spent waiting.
+
+        The concurrency slot comes first and the rate-limit admission last, right before the send:
+        waiting for a concurrency slot between the limiter's stamp and the send would let calls arrive
+        later than the log says, and a rolling window counted on admissions could then hold more
+        arrivals than the limit. The other order's cost is avoided too: a slot is never held while
+        sleeping for room in a rolling window (that could be many seconds, starving the scope's other
+        callers and outliving the lease); when the window is full, the slot is given back, the call
+        sleeps, and both are taken again.
+        """
+        if self.concurrency is None:
+            return None, self.limiter.acquire(
+                scope, group, method=method, path=path, max_wait=self._wait_cap(waited)
+            )
+        budget = self._wait_cap(waited)
+        spent = 0.0
+        not_before = 0.0
+        while True:
+            slot, slot_wait = self.concurrency.acquire(
+                scope, max_wait=budget - spent, method=method, path=path
+            )
+            spent += slot_wait
+            try:
+                window_wait, now = self.limiter.try_acquire(scope, group, not_before=not_before)
+            except BaseException:
+                self.concurrency.release(slot)
+                raise
+            if window_wait <= 0:
+                return slot, spent
+            self.concurrency.release(slot)
+            if spent + window_wait > budget:
+                raise self.limiter.refusal(scope, group, window_wait, method=method, path=path)
+            self._clock.sleep(window_wait)
+            spent += window_wait
+            not_before = now + window_wait
+
+    def _release(self, slot: Slot | None) -> None:
+        if slot is not None and self.concurrency is not None:
+            self.concurrency.release(slot)
 
     def _resolve(self, path: str) -> tuple[str, str]:
         """The URL to call and the path to name in logs and errors (no query string, which may carry ids)."""

@@ -6,18 +6,24 @@ Item layout (keys from :data:`ledgerlink.tables.VENDOR_STATE`):
   ``log`` (the admission times, see :class:`_SlidingLog`), ``version`` and ``expires_at`` (TTL).
 - circuit breaker: pk ``breaker#<vendor>``, sk ``state``; attributes ``state``, ``failures``,
   ``opened_at``, ``probe_until``.
+- concurrency slot: pk ``concurrency#<vendor>#<scope>``, sk ``slot#<n>`` (n from 0 to the limit - 1);
+  attributes ``owner``, ``lease_until`` and ``expires_at`` (TTL); present only while held (or until
+  TTL removes the slot of a holder that crashed).
 
 An admission is a ``PutItem`` of the whole log guarded by ``version = <the version read>``; a lost
 race re-decides on the item the failed write returns. A probe claim is one ``UpdateItem`` guarded by
 "OPEN and cooled down, or HALF_OPEN and lease expired". A failure is counted with one ``ADD`` and,
 only when a transition is due, a second conditional write. DynamoDB applies each conditional write
-atomically, so the budget and the single probe hold across any number of concurrent Lambdas.
+atomically, so the budget and the single probe hold across any number of concurrent Lambdas. A slot is
+taken with a ``PutItem`` guarded by "absent, or its lease ended" and given back with a ``DeleteItem``
+guarded by "still mine".
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import random
 import secrets
 import struct
 from collections.abc import Mapping, Sequence
@@ -29,6 +35,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from ledgerlink.http.breaker import BreakerSnapshot, BreakerState
+from ledgerlink.http.concurrency import Holder, Slot
 from ledgerlink.http.ratelimit import EXPIRY_TOLERANCE_SECONDS, RateLimit, retention_seconds, rolling_wait
 from ledgerlink.tables import VENDOR_STATE
 
@@ -323,3 +330,95 @@ def _snapshot(item: dict[str, Any] | None) -> BreakerSnapshot:
         opened_at=float(item["opened_at"]["N"]) if "opened_at" in item else None,
         probe_until=float(item["probe_until"]["N"]) if "probe_until" in item else None,
     )
+
+
+# A slot item outlives its lease by this much before TTL may remove it. Only a crashed holder leaves one
+# behind; by then its lease has ended, so removing it changes no decision.
+SLOT_GRACE_SECONDS = 300
+
+
+class DynamoDBConcurrencyStore:
+    """Concurrency slots shared by every Lambda: one item per held slot, conditional writes.
+
+    An acquisition is a strongly consistent ``Query`` of the scope's partition (at most ``limit`` small
+    items), then a ``PutItem`` on a slot the query showed free or expired, guarded by
+    ``attribute_not_exists(pk) OR lease_until <= :now``. When a rival took that slot between the query
+    and the write, the next candidate is tried; no candidate left means "all held" (nothing written).
+    Candidates are tried in random order, so Lambdas that queried the same free slots spread over them
+    instead of all racing for slot 0. A release is a ``DeleteItem`` guarded by ``owner = :me``.
+    """
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = _Table(table_name, client)
+        self._random = random.Random()
+
+    @staticmethod
+    def _pk(bucket: str) -> str:
+        return f"concurrency#{bucket}"
+
+    def _key(self, bucket: str, number: int) -> dict[str, Any]:
+        return {PK: {"S": self._pk(bucket)}, SK: {"S": f"slot#{number}"}}
+
+    def try_acquire(
+        self, bucket: str, limit: int, owner: str, now: float, lease_seconds: float
+    ) -> Slot | None:
+        held = {holder.number for holder in self.holders(bucket, now)}
+        candidates = [number for number in range(limit) if number not in held]
+        self._random.shuffle(candidates)
+        lease_until = now + lease_seconds
+        for number in candidates:
+            try:
+                self._table.client.put_item(
+                    TableName=self._table.table_name,
+                    Item={
+                        **self._key(bucket, number),
+                        "owner": {"S": owner},
+                        "lease_until": _number(lease_until),
+                        TTL: _number(math.ceil(lease_until) + SLOT_GRACE_SECONDS),
+                    },
+                    ConditionExpression="attribute_not_exists(#pk) OR lease_until <= :now",
+                    ExpressionAttributeNames={"#pk": PK},
+                    ExpressionAttributeValues={":now": _number(now)},
+                )
+            except ClientError as error:
+                if _conditional_failed(error):
+                    continue  # a rival took it since the query
+                raise self._table.failed("concurrency slot PutItem", error) from None
+            return Slot(bucket, number, owner, lease_until)
+        return None
+
+    def release(self, slot: Slot) -> bool:
+        try:
+            self._table.client.delete_item(
+                TableName=self._table.table_name,
+                Key=self._key(slot.bucket, slot.number),
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": slot.owner}},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise self._table.failed("concurrency slot DeleteItem", error) from None
+        return True
+
+    def holders(self, bucket: str, now: float) -> list[Holder]:
+        try:
+            response = self._table.client.query(
+                TableName=self._table.table_name,
+                KeyConditionExpression="#pk = :pk",
+                ExpressionAttributeNames={"#pk": PK},
+                ExpressionAttributeValues={":pk": {"S": self._pk(bucket)}},
+                ConsistentRead=True,
+            )
+        except ClientError as error:
+            raise self._table.failed("concurrency slot Query", error) from None
+        holders = []
+        for item in response.get("Items", []):
+            sort_key = item.get(SK, {}).get("S", "")
+            if not sort_key.startswith("slot#") or "lease_until" not in item:
+                continue
+            lease_until = float(item["lease_until"]["N"])
+            if lease_until > now:
+                holders.append(Holder(int(sort_key[len("slot#") :]), item["owner"]["S"], lease_until))
+        return sorted(holders, key=lambda holder: holder.number)

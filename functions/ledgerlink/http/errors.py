@@ -137,6 +137,31 @@ class RateLimited(VendorError):
         )
 
 
+class ConcurrencyLimited(RateLimited):
+    """Our own concurrency limit had no free slot for the scope in time (``ledgerlink.http.concurrency``):
+    nothing was sent (``status`` None). Retryable, like every rate limit: the slots free within seconds."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        method: str,
+        path: str,
+        scope: str,
+        limit: int,
+        retry_after: float | None,
+    ) -> None:
+        super().__init__(
+            vendor=vendor, method=method, path=path, retry_after=retry_after, scope=scope, status=None
+        )
+        self.limit = limit
+        wait = f"retry after {retry_after:.3f}s" if retry_after is not None else "retry later"
+        self.args = (
+            f"{vendor} client-side concurrency limit ({limit} requests in flight) reached for scope "
+            f"{scope}{_call(method, path)}: {wait}",
+        )
+
+
 class CircuitOpenError(VendorError):
     """The vendor's circuit breaker is open: the call was not sent. Retry after the cool-down."""
 

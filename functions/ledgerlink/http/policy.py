@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ledgerlink.config import Settings
 from ledgerlink.http.backoff import Backoff
+from ledgerlink.http.concurrency import DEFAULT_POLL_SECONDS
 from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -26,6 +27,10 @@ DEFAULT_RATE_LIMIT_HEADROOM_SECONDS = 0.2
 # Connecting should take milliseconds; a slightly-above-3 s connect timeout is the conventional
 # value (one TCP SYN retransmission) and fails fast when a host is unreachable.
 CONNECT_TIMEOUT_SECONDS = 3.05
+
+# Outlook's documented limit of requests in flight at once per app and mailbox (../shared/api-notes.md §4,
+# "4 concurrent requests"); the fifth is answered 429.
+OUTLOOK_CONCURRENT_REQUESTS = 4
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ class VendorPolicy:
     breaker_counts_429: bool = False
     # How long this process trusts the breaker state it last read from the store.
     breaker_cache_seconds: float = 1.0
+    # At most this many requests in flight at once per scope, across every Lambda (None: no limit);
+    # see ledgerlink.http.concurrency.
+    max_concurrent_per_scope: int | None = None
+    # The first wait of a caller that finds every slot taken (doubling up to concurrency.MAX_POLL_SECONDS).
+    concurrency_poll_seconds: float = DEFAULT_POLL_SECONDS
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("https://", "http://")):
@@ -70,6 +80,13 @@ class VendorPolicy:
                 f"{self.vendor}: rate_limit_headroom_seconds must not be negative, "
                 f"got {self.rate_limit_headroom_seconds}"
             )
+        if self.max_concurrent_per_scope is not None and self.max_concurrent_per_scope < 1:
+            raise ValueError(
+                f"{self.vendor}: max_concurrent_per_scope must be at least 1 (or None for no limit), "
+                f"got {self.max_concurrent_per_scope}"
+            )
+        if self.concurrency_poll_seconds <= 0:
+            raise ValueError(f"{self.vendor}: concurrency_poll_seconds must be positive")
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -80,6 +97,12 @@ class VendorPolicy:
         """How long a half-open probe may take before another caller may probe instead."""
         return self.connect_timeout_seconds + self.read_timeout_seconds + 5.0
 
+    @property
+    def concurrency_lease_seconds(self) -> float:
+        """How long a concurrency slot is held before it counts as free (its holder crashed): longer than a
+        healthy call (connect, then the read timeout, which bounds each wait for the answer), plus margin."""
+        return self.connect_timeout_seconds + self.read_timeout_seconds + 5.0
+
 
 def _from_settings(
     settings: Settings,
@@ -88,6 +111,7 @@ def _from_settings(
     base_url: str,
     rate_limits: Mapping[str, tuple[RateLimit, ...]],
     default_429_wait_seconds: float | None = None,
+    max_concurrent_per_scope: int | None = None,
 ) -> VendorPolicy:
     return VendorPolicy(
         vendor=vendor,
@@ -99,6 +123,7 @@ def _from_settings(
         breaker_failure_threshold=settings.breaker_failure_threshold,
         breaker_cool_down_seconds=settings.breaker_cool_down_seconds,
         default_429_wait_seconds=default_429_wait_seconds,
+        max_concurrent_per_scope=max_concurrent_per_scope,
     )
 
 
@@ -134,10 +159,13 @@ def hubspot_policy(settings: Settings) -> VendorPolicy:
 
 
 def graph_policy(settings: Settings) -> VendorPolicy:
-    """Microsoft Graph (Outlook): per mailbox, 10,000 per 10 minutes; Retry-After on every 429."""
+    """Microsoft Graph (Outlook): per app and mailbox (the scope ``<app id>/<mailbox>``, see
+    ``ledgerlink.graph.client``), 10,000 per 10 minutes and at most 4 requests in flight; Retry-After on
+    every 429."""
     return _from_settings(
         settings,
         vendor="graph",
         base_url=settings.graph_base_url,
         rate_limits={DEFAULT_GROUP: (RateLimit(settings.limits.graph_per_10min, 600.0),)},
+        max_concurrent_per_scope=OUTLOOK_CONCURRENT_REQUESTS,
     )

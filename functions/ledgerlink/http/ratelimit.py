@@ -188,28 +188,14 @@ class RateLimiter:
         ``max_wait`` (default: the limiter's maximum wait) from the first attempt.
         """
         limit_wait = self._max_wait if max_wait is None else max_wait
-        if not scope:
-            raise ValueError(f"{self.vendor}: a rate-limit scope (realm, portal or mailbox) is required")
-        limits = self.limits(group)
-        bucket = bucket_key(self.vendor, group, scope)
         waited = 0.0
         not_before = 0.0
         while True:
-            # After sleeping until an entry's expiry the clock can read a hair earlier than that
-            # instant (float rounding, a sleep that wakes early); the call is admitted as of the
-            # instant it waited for, which only ever makes the record later, never earlier.
-            now = max(self._clock.now(), not_before)
-            wait = self._store.try_acquire(bucket, limits, now, self.headroom_seconds)
+            wait, now = self.try_acquire(scope, group, not_before=not_before)
             if wait <= 0:
                 return waited
             if waited + wait > limit_wait:
-                logger.warning(
-                    "client-side rate limit: giving the work back",
-                    extra={"vendor": self.vendor, "group": group, "scope": scope, "retry_after": wait},
-                )
-                raise RateLimited(
-                    vendor=self.vendor, method=method, path=path, retry_after=wait, scope=scope, status=None
-                )
+                raise self.refusal(scope, group, wait, method=method, path=path)
             logger.debug(
                 "client-side rate limit: waiting for room in the rolling window",
                 extra={"vendor": self.vendor, "group": group, "scope": scope, "wait_seconds": wait},
@@ -217,3 +203,33 @@ class RateLimiter:
             self._clock.sleep(wait)
             waited += wait
             not_before = now + wait
+
+    def try_acquire(
+        self, scope: str, group: str = DEFAULT_GROUP, *, not_before: float = 0.0
+    ) -> tuple[float, float]:
+        """One admission attempt, never waiting: ``(0.0, now)`` when admitted, else ``(seconds until room,
+        now)``, where ``now`` is the instant the attempt was made as of.
+
+        ``not_before`` is the instant a caller that just slept waited for: after sleeping until an entry's
+        expiry the clock can read a hair earlier than that (float rounding, a sleep that wakes early), and
+        the call is admitted as of the instant it waited for, which only ever makes the record later.
+        """
+        if not scope:
+            raise ValueError(f"{self.vendor}: a rate-limit scope (realm, portal or mailbox) is required")
+        limits = self.limits(group)
+        now = max(self._clock.now(), not_before)
+        return self._store.try_acquire(
+            bucket_key(self.vendor, group, scope), limits, now, self.headroom_seconds
+        ), now
+
+    def refusal(
+        self, scope: str, group: str, wait: float, *, method: str = "", path: str = ""
+    ) -> RateLimited:
+        """The error for a call that would have to wait ``wait`` seconds, more than it may."""
+        logger.warning(
+            "client-side rate limit: giving the work back",
+            extra={"vendor": self.vendor, "group": group, "scope": scope, "retry_after": wait},
+        )
+        return RateLimited(
+            vendor=self.vendor, method=method, path=path, retry_after=wait, scope=scope, status=None
+        )

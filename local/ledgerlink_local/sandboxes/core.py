@@ -16,7 +16,7 @@ Admin API (never under a vendor path; all JSON):
 | GET | /_admin/state | vendor-specific dump of the stored objects |
 | GET | /_admin/requests | request log (``?since=<seq>``, ``?path_prefix=``): method, path, status, ms |
 | DELETE | /_admin/requests | clear the request log |
-| GET, POST, DELETE | /_admin/faults | list, add (kind, rate, path_prefix, method, count, delay_seconds), clear |
+| GET, POST, DELETE | /_admin/faults | list, add (kind, rate, path_prefix, method, count, delay_seconds), clear (which also lets held requests go) |
 | GET, PATCH | /_admin/config | read / change options (rate limits on or off, limits, webhook URL, ...) |
 | POST | /_admin/clock | ``{"advance_seconds": n}`` moves the sandbox clock forward (token expiry, CDC) |
 | GET | /_admin/webhooks | webhook deliveries attempted: url, status, attempt, body |
@@ -47,7 +47,9 @@ import requests
 JsonBody = Any
 
 ADMIN_PREFIX = "/_admin"
-FAULT_KINDS = ("429", "500", "503", "slow", "drop")
+# "hold" keeps a matching request waiting (in flight) until the faults are cleared or delay_seconds pass,
+# then serves it normally: how tests put requests in flight at once without timing races.
+FAULT_KINDS = ("429", "500", "503", "slow", "drop", "hold")
 
 
 # --------------------------------------------------------------------------- clock
@@ -217,8 +219,9 @@ class Fault:
     path_prefix: str = ""
     method: str | None = None
     count: int | None = None  # stop after this many injections (None: forever)
-    delay_seconds: float = 2.0  # for "slow"
+    delay_seconds: float = 2.0  # for "slow"; for "hold", the longest a request is held
     injected: int = 0
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def matches(self, method: str, path: str) -> bool:
         if self.count is not None and self.injected >= self.count:
@@ -518,10 +521,17 @@ class Sandbox:
 
     # ---- the request pipeline
 
+    def clear_faults(self) -> None:
+        """Remove every fault; requests a "hold" fault keeps waiting go on at once."""
+        with self.lock:
+            for fault in self.faults:
+                fault.released.set()
+            self.faults.clear()
+
     def reset(self) -> None:
         with self.lock:
             self.reset_state()
-            self.faults.clear()
+            self.clear_faults()
             self.request_log.clear()
             self.limiter.reset()
             self.clock.reset()
@@ -549,6 +559,8 @@ class Sandbox:
                 raise _DropConnection()
             if fault.kind == "slow":
                 time.sleep(fault.delay_seconds)
+            elif fault.kind == "hold":
+                fault.released.wait(fault.delay_seconds)
             elif fault.kind == "429":
                 return self.rate_limited_response(request, RateDecision(False, None, 0, 1.0))
             else:
@@ -659,7 +671,7 @@ class Sandbox:
                 if method == "POST":
                     self.faults.append(parse_fault(body))
                 elif method == "DELETE":
-                    self.faults.clear()
+                    self.clear_faults()
                 return Response(200, {"faults": [f.describe() for f in self.faults]})
         if action == "config":
             if method in ("PATCH", "POST", "PUT"):

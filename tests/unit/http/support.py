@@ -182,3 +182,69 @@ def earliest_admission(earlier: list[float], limits: tuple[RateLimit, ...], aske
         if len(ordered) >= rate_limit.limit:
             earliest = max(earliest, ordered[-rate_limit.limit] + rate_limit.window_seconds)
     return earliest
+
+
+# ----------------------------------------------------------------------------- requests in flight
+
+
+class GatedVendor:
+    """A vendor that holds every request until the test opens the gate, counting requests in flight.
+
+    ``peak`` is the most requests it ever had in flight at once: what a vendor's concurrency limit
+    sees. Tests wait on :meth:`wait_in_flight` for the effect instead of sleeping.
+    """
+
+    def __init__(self, hold_timeout_seconds: float = 30.0) -> None:
+        self.url = ""
+        self.in_flight = 0
+        self.peak = 0
+        self.served = 0
+        self._hold_timeout = hold_timeout_seconds
+        self._gate = threading.Event()
+        self._changed = threading.Condition()
+
+    def open(self) -> None:
+        self._gate.set()
+
+    def wait_in_flight(self, count: int, timeout: float = 10.0) -> bool:
+        """True once exactly ``count`` requests are in flight (False if that never happened in time)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.in_flight == count, timeout=timeout)
+
+    def serve(self) -> None:
+        with self._changed:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self._changed.notify_all()
+        try:
+            self._gate.wait(self._hold_timeout)
+        finally:
+            with self._changed:
+                self.in_flight -= 1
+                self.served += 1
+                self._changed.notify_all()
+
+
+def start_gated_server(gated: GatedVendor) -> ThreadingHTTPServer:
+    """Serve ``gated`` on 127.0.0.1 (a free port): every request waits for the gate, then gets 200 {}."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            gated.serve()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    gated.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    return server

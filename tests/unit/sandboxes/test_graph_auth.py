@@ -312,3 +312,68 @@ def unused_tcp_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------- client secrets at runtime
+
+
+def entra_code(reply: requests.Response) -> tuple[int, str, list[int]]:
+    body = reply.json()
+    assert set(body) >= ENTRA_ERROR_FIELDS
+    return reply.status_code, body["error"], body["error_codes"]
+
+
+def test_a_revoked_secret_is_refused_until_a_new_one_is_rotated_in(graph_sandbox: SandboxServer) -> None:
+    # given the demo app's secret, which works
+    assert get_token(graph_sandbox).status_code == 200
+    # when an administrator deletes it from the app registration
+    revoked = requests.post(f"{graph_sandbox.url}/_admin/apps/revoke-secret", json={}, timeout=5)
+    # then the registration says so (never the secret), and Entra refuses it as a wrong secret
+    assert revoked.status_code == 200 and revoked.json()["secretState"] == "revoked"
+    assert DEMO_CLIENT_SECRET not in revoked.text
+    assert entra_code(get_token(graph_sandbox)) == (401, "invalid_client", [7000215])
+    # when a new secret is added, then it works and the old one still does not
+    rotated = requests.post(
+        f"{graph_sandbox.url}/_admin/apps/rotate-secret", json={"clientId": DEMO_CLIENT_ID}, timeout=5
+    ).json()
+    assert rotated["clientSecret"] and rotated["clientSecret"] != DEMO_CLIENT_SECRET
+    assert get_token(graph_sandbox, client_secret=rotated["clientSecret"]).status_code == 200
+    assert entra_code(get_token(graph_sandbox)) == (401, "invalid_client", [7000215])
+    # and a reset brings the demo secret back
+    requests.post(f"{graph_sandbox.url}/_admin/reset", timeout=5)
+    assert get_token(graph_sandbox).status_code == 200
+
+
+def test_a_rotation_can_name_the_new_secret(graph_sandbox: SandboxServer) -> None:
+    requests.post(
+        f"{graph_sandbox.url}/_admin/apps/rotate-secret", json={"clientSecret": "chosen~secret"}, timeout=5
+    )
+    assert get_token(graph_sandbox, client_secret="chosen~secret").status_code == 200
+    assert get_token(graph_sandbox).status_code == 401
+
+
+def test_an_expired_secret_gets_its_own_code(graph_sandbox: SandboxServer) -> None:
+    requests.post(f"{graph_sandbox.url}/_admin/apps/expire-secret", json={}, timeout=5)
+    reply = get_token(graph_sandbox)
+    assert entra_code(reply) == (401, "invalid_client", [7000222])
+    assert reply.json()["error_description"].startswith("AADSTS7000222: ")
+    # a wrong secret is still just wrong
+    assert entra_code(get_token(graph_sandbox, client_secret="nope")) == (401, "invalid_client", [7000215])
+
+
+def test_secret_actions_name_a_known_app(graph_sandbox: SandboxServer) -> None:
+    reply = requests.post(
+        f"{graph_sandbox.url}/_admin/apps/revoke-secret", json={"clientId": "no-such-app"}, timeout=5
+    )
+    assert reply.status_code == 400 and "no-such-app" in reply.json()["error"]
+    assert get_token(graph_sandbox).status_code == 200
+
+
+def test_the_demo_companys_domain_is_a_verified_domain_of_the_tenant(graph_sandbox: SandboxServer) -> None:
+    # when the token endpoint is addressed by the company's domain, then it is the demo tenant
+    reply = requests.post(
+        f"{graph_sandbox.url}/northwind-demo.example/oauth2/v2.0/token", data=token_form(), timeout=5
+    )
+    assert reply.status_code == 200
+    state = requests.get(f"{graph_sandbox.url}/_admin/state", timeout=5).json()
+    assert state["tenant"]["verifiedDomains"] == [DEMO_TENANT_DOMAIN, "northwind-demo.example"]

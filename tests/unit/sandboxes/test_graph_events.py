@@ -553,3 +553,56 @@ def test_seeded_events_are_served(graph_sandbox: SandboxServer, graph: Graph) ->
         timeout=5,
     )
     assert bad.status_code == 400 and "ErrorPropertyValidationFailure" in bad.json()["error"]
+
+
+# ----------------------------------------------------------------------------- immutable ids; the demo owners
+
+
+def test_the_immutable_id_preference_is_answered_on_calendar_calls(graph: Graph) -> None:
+    # given a client that asks for immutable ids (and for a time zone, as a second preference)
+    prefer = {"Prefer": 'IdType="ImmutableId", outlook.timezone="UTC"'}
+    body = {
+        "subject": "Invoice 1001 due",
+        "start": {"dateTime": "2025-03-10T00:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2025-03-11T00:00:00", "timeZone": "UTC"},
+        "isAllDay": True,
+    }
+    # when it creates, reads, lists and deletes an event
+    created = graph.call("POST", f"/users/{DEMO_CALENDAR_USER}/events", json=body, headers=prefer)
+    url = f"/users/{DEMO_CALENDAR_USER}/events/{created.json()['id']}"
+    read = graph.call("GET", url, headers=prefer)
+    listed = graph.call("GET", f"/users/{DEMO_CALENDAR_USER}/events", headers=prefer)
+    deleted = graph.call("DELETE", url, headers=prefer)
+    # then each answer says the preference was applied, beside the others it applied
+    for reply in (created, read, listed):
+        assert reply.headers["Preference-Applied"] == 'outlook.timezone="UTC", IdType="ImmutableId"'
+    assert deleted.status_code == 204 and deleted.headers["Preference-Applied"] == 'IdType="ImmutableId"'
+    # and the id it was given is the one it reads back by
+    assert read.json()["id"] == created.json()["id"]
+    # and neither a call that did not ask, nor an error, nor a directory call says so
+    assert "Preference-Applied" not in graph.call("GET", f"/users/{DEMO_CALENDAR_USER}/calendar").headers
+    assert "Preference-Applied" not in graph.call("GET", url, headers=prefer).headers
+    directory = graph.call("GET", f"/users/{DEMO_CALENDAR_USER}", headers=prefer)
+    assert directory.status_code == 200 and "Preference-Applied" not in directory.headers
+
+
+@pytest.mark.parametrize(
+    ("address", "found"),
+    [
+        ("maria.alvarez@northwind-demo.example", True),
+        ("sam.okafor@northwind-demo.example", True),
+        ("priya.nair@northwind-demo.example", False),
+    ],
+)
+def test_two_of_the_hubspot_demo_owners_are_users_of_the_tenant(
+    graph: Graph, address: str, found: bool
+) -> None:
+    reply = graph.call(
+        "GET",
+        "/users",
+        params={"$filter": f"mail eq '{address}' or userPrincipalName eq '{address}'", "$select": "id,mail"},
+    )
+    assert reply.status_code == 200
+    assert [user["mail"] for user in reply.json()["value"]] == ([address] if found else [])
+    if found:  # and each has a calendar
+        assert graph.call("GET", f"/users/{address}/calendar").status_code == 200

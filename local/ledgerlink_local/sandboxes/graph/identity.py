@@ -79,6 +79,12 @@ class TenantUser:
         return {"name": self.display_name, "address": self.mail}
 
 
+SECRET_ACTIVE = "active"
+SECRET_EXPIRED = "expired"  # past its end date: Entra answers AADSTS7000222 for it
+SECRET_REVOKED = "revoked"  # deleted from the app registration: it is just a wrong secret now (AADSTS7000215)
+SECRET_STATES = (SECRET_ACTIVE, SECRET_EXPIRED, SECRET_REVOKED)
+
+
 @dataclass(frozen=True)
 class AppRegistration:
     client_id: str
@@ -86,9 +92,15 @@ class AppRegistration:
     display_name: str
     roles: tuple[str, ...]
     service_principal_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    secret_state: str = SECRET_ACTIVE
 
     def describe(self) -> dict[str, Any]:  # never the secret
-        return {"clientId": self.client_id, "displayName": self.display_name, "roles": list(self.roles)}
+        return {
+            "clientId": self.client_id,
+            "displayName": self.display_name,
+            "roles": list(self.roles),
+            "secretState": self.secret_state,
+        }
 
 
 @dataclass(frozen=True)
@@ -207,7 +219,17 @@ class TokenService:
                 "'client_secret'.",
                 now,
             )
-        if not hmac.compare_digest(secret.encode("utf-8"), app.client_secret.encode("utf-8")):
+        matches = hmac.compare_digest(secret.encode("utf-8"), app.client_secret.encode("utf-8"))
+        if matches and app.secret_state == SECRET_EXPIRED:
+            raise entra_error(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{app.client_id}' are expired. Create a new client "
+                "secret for the app in its registration and use that one.",
+                now,
+            )
+        if not matches or app.secret_state == SECRET_REVOKED:
             raise entra_error(
                 401,
                 "invalid_client",

@@ -73,14 +73,37 @@ Behaviours (Graph's documented ones unless marked *assumption* / *unverified*):
   (teams.microsoft.com/l/meetup-join/...), conferenceId, ...} and the Teams block appended to
   the body; once online it stays online. The demo calendars allow only teamsForBusiness; a
   Skype provider leaves the event offline (*assumption*).
-- Throttling per app per mailbox: 10,000 requests per 10 minutes (Outlook's documented limit)
-  plus a burst limit of 40 requests per second (*assumption* standing in for Outlook's "four
-  concurrent requests", which a sequential client cannot exceed here); → 429 with
-  ``Retry-After`` (whole seconds) and the body of Graph's throttling docs (``TooManyRequests``
-  with innerError code "429"). ``/_admin/config`` sets ``requests_per_10_minutes``,
-  ``burst_per_second`` (0: off), ``token_lifetime_seconds`` and ``throttle_error_code``
-  (``TooManyRequests`` | ``ApplicationThrottled`` | ``activityLimitReached``, the other shapes
-  clients meet in the wild); ``/_admin/reset`` restores these defaults.
+- Throttling per app per mailbox (calendar paths only): 10,000 requests per 10 minutes (Outlook's
+  documented limit) plus a burst limit of 40 requests per second (*assumption*, a guard against
+  runaway loops; Outlook documents no per-second figure); → 429 with ``Retry-After`` and the body
+  of Graph's throttling docs (``TooManyRequests`` with innerError code "429").
+- Outlook's documented **4 concurrent requests per app and mailbox**: a request that arrives while
+  4 others for the same app and mailbox are in flight (faults like ``hold`` and ``slow`` keep them
+  in flight) → 429 ``ApplicationThrottled`` "Application is over its MailboxConcurrency limit."
+  with ``Retry-After`` (the body is *unverified*: it is what clients report; Microsoft documents
+  the limit, not the answer). On by default (LedgerLink's client never sends a fifth, and a 429 is
+  retried), like every limit off with ``rate_limits_enabled: false``; ``/_admin/state`` shows
+  ``concurrency.inFlight`` and ``concurrency.peak`` per app and mailbox.
+- ``Retry-After`` is whole seconds by default; ``retry_after_fractional: true`` sends
+  millisecond-precision values like Graph's docs show (``2.128``), so clients are tested against
+  both shapes. An injected 429 fault asks for ``fault_retry_after_seconds`` (1).
+- ``/_admin/config`` sets ``requests_per_10_minutes``, ``burst_per_second`` (0: off),
+  ``concurrent_requests_per_mailbox`` (4; 0: off), ``concurrency_retry_after_seconds`` (1),
+  ``retry_after_fractional`` (false), ``fault_retry_after_seconds`` (1), ``token_lifetime_seconds``
+  and ``throttle_error_code`` (``TooManyRequests`` | ``ApplicationThrottled`` |
+  ``activityLimitReached``, the other shapes clients meet in the wild); ``/_admin/reset``
+  restores these defaults.
+- ``Prefer: IdType="ImmutableId"`` is answered with ``Preference-Applied: IdType="ImmutableId"``
+  on successful calendar answers. Ids here never change whether it is sent or not: on Exchange an
+  event's default id changes when the item moves folders, and the only move here is to Deleted
+  Items, where an event can no longer be reached through the calendar. Whether Graph echoes the
+  preference on 204/202 answers is *unverified*; the sandbox does on every 2xx calendar answer.
+- Client secrets: ``POST /_admin/apps/rotate-secret`` ``{"clientId"?, "clientSecret"?}`` gives the
+  app a new secret (generated when not given, returned) and invalidates the old one;
+  ``/_admin/apps/revoke-secret`` ``{"clientId"?}`` deletes the app's secret (every token request →
+  401 invalid_client AADSTS7000215, as for a wrong secret) until a rotation;
+  ``/_admin/apps/expire-secret`` makes it expired (→ 401 invalid_client AADSTS7000222). The
+  default app is the demo app.
 - Injected 500/503 faults answer ``generalException`` / ``serviceNotAvailable`` (codes from
   Graph's error docs); on the token path they answer in Entra's shape.
 
@@ -88,10 +111,16 @@ Not reproduced yet: recurrence (a non-null ``recurrence`` → 501), attachments,
 extended properties (unknown properties → 400), accept/decline/tentativelyAccept, delta,
 change notifications (subscriptions), ``$expand``/``$search``, lambda filters
 (``attendees/any``), JSON batching (``/$batch``), other calendars (``/calendars/{id}``),
-groups, ``Prefer: IdType="ImmutableId"`` (ids never change here, except that cancelled events
-leave the calendar), the four-concurrent-requests limit, the application access policy for
-onlineMeetings (every demo user is covered), case-insensitive path segments, Graph's
-tenant-wide and per-app global limits.
+groups, id changes on folder moves (so ``IdType`` changes nothing here), the application access
+policy for onlineMeetings (every demo user is covered), case-insensitive path segments, Graph's
+tenant-wide and per-app global limits, Outlook's 150 MB upload limit.
+
+Demo tenant: ``ledgerlinkdemo.onmicrosoft.com`` with the verified domain ``northwind-demo.example``
+(the demo company's, which the HubSpot sandbox's deal owners use): users ``finance@`` (the
+accounts-receivable calendar), ``avery.chen@``, ``jordan.lee@``, ``priya.patel@`` and
+``contractor@`` (no mailbox: calendar calls → 404 ``MailboxNotEnabledForRESTAPI``) on the first,
+``maria.alvarez@`` and ``sam.okafor@`` on the second (two of HubSpot's three demo owners; the
+third, ``priya.nair@``, is not a user).
 
 Seed body for ``POST /_admin/seed`` (all keys optional)::
 
@@ -108,10 +137,11 @@ import math
 import random
 import re
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -154,6 +184,9 @@ from ledgerlink_local.sandboxes.graph.identity import (
     ROLE_CALENDARS_READWRITE,
     ROLE_ONLINE_MEETINGS_READWRITE,
     ROLE_USERS_READ,
+    SECRET_ACTIVE,
+    SECRET_EXPIRED,
+    SECRET_REVOKED,
     TOKEN_LIFETIME_SECONDS,
     AppRegistration,
     TenantUser,
@@ -188,6 +221,9 @@ DEMO_TENANT_DOMAIN = "ledgerlinkdemo.onmicrosoft.com"
 DEMO_CLIENT_ID = "9d3e6b2a-51c4-4f0e-8a7d-2c6b1e9f4a03"
 DEMO_CLIENT_SECRET = "Xq28Q~ledgerlink-local-graph-demo-secret.0"
 DEMO_CALENDAR_USER = f"finance@{DEMO_TENANT_DOMAIN}"
+# The demo company's own domain, verified in the demo tenant: the HubSpot sandbox's deal owners have
+# addresses on it (hubspot/model.py default_owners), and two of them are users here.
+DEMO_COMPANY_DOMAIN = "northwind-demo.example"
 DEFAULT_PORT = 4013  # the local stack's graph port (qbo 4011, hubspot 4012)
 
 GRAPH_CONTENT_TYPE = (
@@ -198,6 +234,10 @@ EVENT_ID = re.compile(r"^AAMk[A-Za-z0-9_\-]{16,}={0,2}$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 OUTLOOK_SEGMENTS = ("events", "calendar", "calendarView")
 THROTTLE_CODES = ("TooManyRequests", "ApplicationThrottled", "activityLimitReached")
+IMMUTABLE_ID_PREFERENCE = re.compile(r'IdType\s*=\s*"?ImmutableId"?', re.IGNORECASE)
+# /v1.0/users/{user}/<Outlook segment>...: the requests Outlook's per-app-per-mailbox limits count.
+OUTLOOK_PATH = re.compile(r"^/v1\.0/users/(?P<user>[^/]+)/(?:events|calendar|calendarView)(?:/|$)")
+OUTLOOK_CONCURRENT_REQUESTS = 4  # Outlook's documented in-flight limit per app and mailbox
 MAX_EVENT_PAGE = 1000
 MAX_USER_PAGE = 999
 
@@ -282,6 +322,28 @@ def _demo_users() -> list[TenantUser]:
             job_title="Contractor (no Exchange licence)",
             has_mailbox=False,
         ),
+        # Two of the HubSpot sandbox's deal owners (its third, priya.nair@, is no user here: her deals'
+        # events go to the accounts-receivable mailbox).
+        TenantUser(
+            id="3d8e2b61-7c4a-4f19-a5d0-9b6e1c2f8a47",
+            user_principal_name=f"maria.alvarez@{DEMO_COMPANY_DOMAIN}",
+            mail=f"maria.alvarez@{DEMO_COMPANY_DOMAIN}",
+            display_name="Maria Alvarez",
+            given_name="Maria",
+            surname="Alvarez",
+            job_title="Account Executive",
+            office_location="HQ",
+        ),
+        TenantUser(
+            id="8a5f0c3e-2b97-4d6a-b1e4-6c0d9f7a2e58",
+            user_principal_name=f"sam.okafor@{DEMO_COMPANY_DOMAIN}",
+            mail=f"sam.okafor@{DEMO_COMPANY_DOMAIN}",
+            display_name="Sam Okafor",
+            given_name="Sam",
+            surname="Okafor",
+            job_title="Account Executive",
+            office_location="Remote",
+        ),
     ]
 
 
@@ -364,6 +426,7 @@ class Preferences:
     time_zone: str | None = None
     body_as_text: bool = False
     max_page_size: int | None = None
+    immutable_id: bool = False  # IdType="ImmutableId": answered in GraphSandbox.handle for Outlook paths
 
     def applied(self) -> dict[str, str]:
         applied = []
@@ -388,7 +451,8 @@ def _preferences(request: Request) -> Preferences:
     body_text = re.search(r'outlook\.body-content-type\s*=\s*"?text"?', header, re.IGNORECASE) is not None
     page_match = re.search(r"odata\.maxpagesize\s*=\s*(\d+)", header, re.IGNORECASE)
     page = int(page_match.group(1)) if page_match and int(page_match.group(1)) > 0 else None
-    return Preferences(zone, body_text, page)
+    immutable = IMMUTABLE_ID_PREFERENCE.search(header) is not None
+    return Preferences(zone, body_text, page, immutable)
 
 
 # --------------------------------------------------------------------------- the sandbox
@@ -409,10 +473,19 @@ class GraphSandbox(Sandbox):
         super().__init__(rate_limits_enabled=rate_limits_enabled, clock=clock)
         self._rng = random.Random(seed)
         self._current = threading.local()
-        self.tokens = TokenService(DEMO_TENANT_ID, (DEMO_TENANT_DOMAIN,))
+        self.tokens = TokenService(DEMO_TENANT_ID, (DEMO_TENANT_DOMAIN, DEMO_COMPANY_DOMAIN))
         self.requests_per_10_minutes = 0
         self.burst_per_second = 0
         self.throttle_error_code = ""
+        self.concurrent_requests_per_mailbox = 0
+        self.concurrency_retry_after_seconds = 1.0
+        self.retry_after_fractional = False
+        self.fault_retry_after_seconds = 1.0
+        # Requests in flight per app|mailbox, and the most there ever were (under their own lock: the
+        # count spans the whole request, while self.lock is held only inside a route).
+        self._in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
+        self._flight_lock = threading.Lock()
         self.users: dict[str, TenantUser] = {}
         self.apps: dict[str, AppRegistration] = {}
         self.mailboxes: dict[str, dict[str, StoredEvent]] = {}
@@ -472,11 +545,77 @@ class GraphSandbox(Sandbox):
         client_request_id = request.headers.get("client-request-id") or request_id
         self._current.ids = (request_id, client_request_id)
         self._current.token_path = TOKEN_PATH.match(request.path) is not None
-        response = super().handle(request)
+        scope = self._concurrency_scope(request)
+        if scope is not None and not self._enter_flight(scope):
+            response = self._concurrency_throttled()
+            self._log(request, response.status, time.perf_counter(), None)
+        else:
+            try:
+                response = super().handle(request)
+            finally:
+                if scope is not None:
+                    self._leave_flight(scope)
         if not self._current.token_path:
             response.headers.setdefault("request-id", request_id)
             response.headers.setdefault("client-request-id", client_request_id)
+        if response.status < 400 and OUTLOOK_PATH.match(request.path) and _preferences(request).immutable_id:
+            # Ids here never change (see the module docstring), so the preference is always honoured.
+            applied = response.headers.get("Preference-Applied")
+            preference = 'IdType="ImmutableId"'
+            response.headers["Preference-Applied"] = f"{applied}, {preference}" if applied else preference
         return response
+
+    # ---- Outlook's concurrency limit
+
+    def _concurrency_scope(self, request: Request) -> str | None:
+        """The app|mailbox a request counts against, or None when no concurrency limit applies to it."""
+        if not self.rate_limits_enabled or self.concurrent_requests_per_mailbox <= 0:
+            return None
+        found = OUTLOOK_PATH.match(request.path)
+        if found is None:
+            return None
+        try:
+            claims = self.tokens.verify(request.headers.get("Authorization"), self.clock.now())
+        except TokenRejected:
+            return None  # answered 401 by the route; Outlook never sees it
+        reference = found.group("user")
+        with self.lock:  # a seed may be adding users
+            user = self._find_user(reference)
+        return f"{claims.app_id}|{user.id if user else reference.lower()}"
+
+    def _enter_flight(self, scope: str) -> bool:
+        with self._flight_lock:
+            current = self._in_flight.get(scope, 0)
+            if current >= self.concurrent_requests_per_mailbox:
+                return False
+            self._in_flight[scope] = current + 1
+            self.peak_in_flight[scope] = max(self.peak_in_flight.get(scope, 0), current + 1)
+            return True
+
+    def _leave_flight(self, scope: str) -> None:
+        with self._flight_lock:
+            left = self._in_flight.get(scope, 1) - 1
+            if left > 0:
+                self._in_flight[scope] = left
+            else:
+                self._in_flight.pop(scope, None)
+
+    def _concurrency_throttled(self) -> Response:
+        # The code and message are what clients report from Outlook (*unverified*: Microsoft documents
+        # the limit, not the body).
+        response = self._graph_error(
+            429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit."
+        )
+        response.headers["Retry-After"] = self._retry_after(self.concurrency_retry_after_seconds)
+        return response
+
+    def _retry_after(self, seconds: float) -> str:
+        """Retry-After as whole seconds (RFC 9110), or with fractional digits when configured: Graph's
+        throttling docs show values like ``2.128``, so clients must parse both."""
+        if self.retry_after_fractional:
+            text = f"{max(0.001, seconds):.3f}".rstrip("0")
+            return text + "0" if text.endswith(".") else text
+        return str(max(1, math.ceil(seconds)))
 
     def authenticate(self, request: Request) -> TokenClaims:
         try:
@@ -506,7 +645,9 @@ class GraphSandbox(Sandbox):
         return limits
 
     def rate_limited_response(self, request: Request, decision: RateDecision) -> Response:
-        retry_after = str(max(1, math.ceil(decision.retry_after)))
+        # An injected 429 fault has no window to wait for; it asks for fault_retry_after_seconds.
+        wait = decision.retry_after if decision.limit is not None else self.fault_retry_after_seconds
+        retry_after = self._retry_after(wait)
         if self.throttle_error_code == "TooManyRequests":
             request_id, _ = self._ids()
             body: dict[str, Any] = {
@@ -587,6 +728,12 @@ class GraphSandbox(Sandbox):
         self.requests_per_10_minutes = 10_000
         self.burst_per_second = 40
         self.throttle_error_code = "TooManyRequests"
+        self.concurrent_requests_per_mailbox = OUTLOOK_CONCURRENT_REQUESTS
+        self.concurrency_retry_after_seconds = 1.0
+        self.retry_after_fractional = False
+        self.fault_retry_after_seconds = 1.0
+        with self._flight_lock:
+            self.peak_in_flight = {}
         self.tokens.lifetime_seconds = TOKEN_LIFETIME_SECONDS
         self.users = {user.id: user for user in _demo_users()}
         self.apps = {app.client_id.lower(): app for app in _demo_apps()}
@@ -647,7 +794,11 @@ class GraphSandbox(Sandbox):
 
     def dump_state(self) -> JsonBody:
         return {
-            "tenant": {"id": DEMO_TENANT_ID, "domain": DEMO_TENANT_DOMAIN},
+            "tenant": {
+                "id": DEMO_TENANT_ID,
+                "domain": DEMO_TENANT_DOMAIN,
+                "verifiedDomains": [DEMO_TENANT_DOMAIN, DEMO_COMPANY_DOMAIN],
+            },
             "users": [user.resource() | {"hasMailbox": user.has_mailbox} for user in self.users.values()],
             "apps": [app.describe() for app in self.apps.values()],
             "mailboxes": {
@@ -667,7 +818,22 @@ class GraphSandbox(Sandbox):
                 if meetings
             },
             "outbox": [dict(message) for message in self.outbox],
+            "concurrency": self._concurrency_state(),
         }
+
+    def _concurrency_state(self) -> dict[str, Any]:
+        """Requests in flight and the peak, per ``<app id>|<mailbox UPN>`` (the user id when unknown)."""
+
+        def named(scope: str) -> str:
+            app_id, _, user_id = scope.partition("|")
+            user = self.users.get(user_id)
+            return f"{app_id}|{user.user_principal_name if user else user_id}"
+
+        with self._flight_lock:
+            return {
+                "inFlight": {named(scope): count for scope, count in self._in_flight.items()},
+                "peak": {named(scope): count for scope, count in self.peak_in_flight.items()},
+            }
 
     def config(self) -> dict[str, Any]:
         return {
@@ -676,6 +842,10 @@ class GraphSandbox(Sandbox):
             "burst_per_second": self.burst_per_second,
             "token_lifetime_seconds": self.tokens.lifetime_seconds,
             "throttle_error_code": self.throttle_error_code,
+            "concurrent_requests_per_mailbox": self.concurrent_requests_per_mailbox,
+            "concurrency_retry_after_seconds": self.concurrency_retry_after_seconds,
+            "retry_after_fractional": self.retry_after_fractional,
+            "fault_retry_after_seconds": self.fault_retry_after_seconds,
         }
 
     def update_config(self, changes: Mapping[str, Any]) -> None:
@@ -696,7 +866,61 @@ class GraphSandbox(Sandbox):
             if changes["throttle_error_code"] not in THROTTLE_CODES:
                 raise ValueError(f"throttle_error_code must be one of {', '.join(THROTTLE_CODES)}")
             self.throttle_error_code = str(changes["throttle_error_code"])
+        if "concurrent_requests_per_mailbox" in changes:
+            value = int(changes["concurrent_requests_per_mailbox"])
+            if value < 0:
+                raise ValueError("concurrent_requests_per_mailbox must be 0 (off) or a positive integer")
+            self.concurrent_requests_per_mailbox = value
+        if "concurrency_retry_after_seconds" in changes:
+            self.concurrency_retry_after_seconds = _positive_seconds(
+                "concurrency_retry_after_seconds", changes["concurrency_retry_after_seconds"]
+            )
+        if "fault_retry_after_seconds" in changes:
+            self.fault_retry_after_seconds = _positive_seconds(
+                "fault_retry_after_seconds", changes["fault_retry_after_seconds"]
+            )
+        if "retry_after_fractional" in changes:
+            if not isinstance(changes["retry_after_fractional"], bool):
+                raise ValueError("retry_after_fractional must be true or false")
+            self.retry_after_fractional = changes["retry_after_fractional"]
         super().update_config(changes)
+
+    # ---- vendor admin actions: an app's client secret
+
+    def admin_action(self, method: str, action: str, body: Any, request: Request) -> Response | None:
+        actions = {
+            "apps/rotate-secret": self._rotate_secret,
+            "apps/revoke-secret": self._revoke_secret,
+            "apps/expire-secret": self._expire_secret,
+        }
+        if method != "POST" or action not in actions:
+            return None
+        if not isinstance(body, Mapping):
+            raise ValueError("body must be a JSON object")
+        client_id = str(body.get("clientId") or DEMO_CLIENT_ID)
+        with self.lock:
+            app = self.apps.get(client_id.lower())
+            if app is None:
+                raise ValueError(f"unknown app {client_id!r}")
+            return actions[action](app, body)
+
+    def _rotate_secret(self, app: AppRegistration, body: Mapping[str, Any]) -> Response:
+        """An administrator adds a new client secret and deletes the old one: only the new one works."""
+        secret = str(body.get("clientSecret") or f"{uuid.UUID(int=self._rng.getrandbits(128)).hex}~rotated")
+        self.apps[app.client_id.lower()] = replace(app, client_secret=secret, secret_state=SECRET_ACTIVE)
+        # The sandbox hands the new value out, as the portal shows it once; a real secret never leaves it.
+        return Response(200, {"clientId": app.client_id, "clientSecret": secret})
+
+    def _revoke_secret(self, app: AppRegistration, body: Mapping[str, Any]) -> Response:
+        """The app's secret is deleted from its registration: every token request is refused
+        (401 invalid_client AADSTS7000215) until a new secret is rotated in."""
+        self.apps[app.client_id.lower()] = replace(app, secret_state=SECRET_REVOKED)
+        return Response(200, self.apps[app.client_id.lower()].describe())
+
+    def _expire_secret(self, app: AppRegistration, body: Mapping[str, Any]) -> Response:
+        """The app's secret passed its end date (401 invalid_client AADSTS7000222)."""
+        self.apps[app.client_id.lower()] = replace(app, secret_state=SECRET_EXPIRED)
+        return Response(200, self.apps[app.client_id.lower()].describe())
 
     # ---- helpers: errors, bodies, lookups
 
@@ -1404,6 +1628,13 @@ class GraphSandbox(Sandbox):
 
 def _clone(value: Any) -> Any:
     return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds")
+    return seconds
 
 
 def _positive_int(name: str, value: Any) -> int:
