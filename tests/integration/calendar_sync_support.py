@@ -108,7 +108,13 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
             {"tenant_id": DEMO_TENANT_ID, "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
         ),
     )
-    return {"dynamodb": dynamodb, "events": events, "sqs": sqs, "queue_url": queue_url}
+    return {
+        "dynamodb": dynamodb,
+        "events": events,
+        "sqs": sqs,
+        "secretsmanager": secretsmanager,
+        "queue_url": queue_url,
+    }
 
 
 def build_world(hubspot: SandboxServer, graph: SandboxServer, monkeypatch: Any) -> CalendarWorld:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -14,6 +16,7 @@ from moto import mock_aws
 
 from ledgerlink.consumer.outcome import OutcomeStatus
 from ledgerlink_local.sandboxes.core import SandboxServer
+from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from tests.integration.calendar_sync_support import (
     AR_MAILBOX,
     GRAPH_SECRET,
@@ -24,6 +27,7 @@ from tests.integration.calendar_sync_support import (
 )
 
 OWNER_MAILBOX = "maria.alvarez@northwind-demo.example"
+NO_MAILBOX_USER = "contractor@ledgerlinkdemo.onmicrosoft.com"
 NEW_YORK = "America/New_York"
 
 
@@ -458,8 +462,6 @@ def test_a_mailbox_graph_does_not_know_is_a_permanent_failure_with_that_reason(
 ) -> None:
     # given a connection whose accounts-receivable mailbox is no user of the tenant
     config = world.parts.only.service.config
-    from dataclasses import replace
-
     world.parts.only.service.config = replace(
         config, accounts_receivable_mailbox="nobody@ledgerlinkdemo.onmicrosoft.com"
     )
@@ -478,7 +480,7 @@ def test_a_mailbox_graph_does_not_know_is_a_permanent_failure_with_that_reason(
 
 def test_a_revoked_app_secret_fails_the_connection_without_saying_the_secret(world: CalendarWorld) -> None:
     # given the app's client secret was revoked in Entra ID
-    world.graph_admin("POST", "apps/revoke-secret", {"clientId": world_client_id()})
+    world.graph_admin("POST", "apps/revoke-secret", {"clientId": DEMO_CLIENT_ID})
 
     # when an invoice is synced
     outcome = world.sync_one(world.deal_synced(owner_id=OWNER_NOT_IN_TENANT))
@@ -487,14 +489,62 @@ def test_a_revoked_app_secret_fails_the_connection_without_saying_the_secret(wor
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.retryable is False
     assert GRAPH_SECRET in (outcome.reason or "")
-    from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_SECRET
-
     assert DEMO_CLIENT_SECRET not in (outcome.reason or "")
     # and no event was written with a token Entra ID did not issue
     assert [s for s in world.graph_requests() if s.method == "POST"] == []
 
 
-def world_client_id() -> str:
-    from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_ID
+def test_a_fractional_retry_after_is_honoured(world: CalendarWorld) -> None:
+    # given Graph asks for 0.25 s after throttling the first create (Graph's docs show "2.128"-style values)
+    world.graph_admin("PATCH", "config", {"retry_after_fractional": True, "fault_retry_after_seconds": 0.25})
+    world.graph_admin(
+        "POST", "faults", {"kind": "429", "path_prefix": "/v1.0/users", "method": "POST", "count": 1}
+    )
 
-    return DEMO_CLIENT_ID
+    # when the invoice is synced
+    outcome = world.sync_one(world.deal_synced(owner_id=OWNER_NOT_IN_TENANT))
+
+    # then the create was sent again after the wait and the calendar has the event
+    assert outcome.status is OutcomeStatus.SYNCED, outcome.reason
+    assert len(world.calendar(AR_MAILBOX)) == 1
+
+
+def test_a_user_without_a_mailbox_is_a_permanent_failure_with_that_reason(world: CalendarWorld) -> None:
+    # given the accounts-receivable address is a user of the tenant without an Exchange Online mailbox
+    service = world.parts.only.service
+    service.config = replace(service.config, accounts_receivable_mailbox=NO_MAILBOX_USER)
+    service.mailboxes.config = service.config
+
+    # when an invoice is synced
+    outcome = world.sync_one(world.deal_synced(owner_id=OWNER_NOT_IN_TENANT))
+
+    # then it failed for good, saying the user has no mailbox
+    assert outcome.status is OutcomeStatus.FAILED and outcome.retryable is False
+    assert f"mailbox {NO_MAILBOX_USER} has no Exchange Online mailbox" in (outcome.reason or "")
+
+
+def test_a_rotated_app_secret_takes_effect_at_once(world: CalendarWorld) -> None:
+    # given the process holds a token, and the app's secret is then rotated and the new one stored
+    world.sync_one(world.deal_synced(owner_id=OWNER_NOT_IN_TENANT))
+    rotated = world.graph_admin("POST", "apps/rotate-secret", {})
+    world.aws["secretsmanager"].put_secret_value(
+        SecretId=GRAPH_SECRET,
+        SecretString=json.dumps(
+            {
+                "tenant_id": DEMO_TENANT_ID,
+                "client_id": DEMO_CLIENT_ID,
+                "client_secret": rotated["clientSecret"],
+            }
+        ),
+    )
+    world.graph_admin("POST", "clock", {"advance_seconds": 3600})  # the held token expires
+
+    # when the next invoice is synced
+    outcome = world.sync_one(
+        world.deal_synced(
+            owner_id=OWNER_NOT_IN_TENANT, invoice_id="1043", invoice_key="9341453908059321:1043"
+        )
+    )
+
+    # then the refused old secret made the client read the secret again, and the event was written
+    assert outcome.status is OutcomeStatus.SYNCED, outcome.reason
