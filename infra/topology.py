@@ -646,6 +646,38 @@ def build_topology(
         retry_attempts=185,
     )
 
+    calendar_sync_timeout_seconds = 60
+    # Graph has no batch write worth using here: $batch runs at most 4 of its requests against Outlook at
+    # once and each still counts against the mailbox's limits, so a large batch saves nothing. A short
+    # window still lets the deal.synced events of one deal-sync batch (published together) share one
+    # invocation, and adds at most a second to the webhook-to-calendar latency issue 11 measures.
+    calendar_sync_batching_window_seconds = 1
+    calendar_sync_queue = QueueSpec(
+        key="calendar-sync",
+        name=resource_name(stage, "calendar-sync"),
+        dlq_name=resource_name(stage, "calendar-sync-dlq"),
+        visibility_timeout_seconds=(
+            VISIBILITY_TIMEOUT_FACTOR * calendar_sync_timeout_seconds + calendar_sync_batching_window_seconds
+        ),
+        retention_seconds=4 * 24 * 3600,
+        dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        # The same retry delays and outage span as the deal sync: a Graph outage is waited out as long.
+        max_receive_count=redelivery.max_receive_count(),
+        redelivery=redelivery,
+    )
+    calendar_sync_rule = RuleSpec(
+        key="deal-synced-to-calendar-sync",
+        name=resource_name(stage, "deal-synced-to-calendar-sync"),
+        description="HubSpot deals the deal sync wrote -> Outlook calendar sync queue",
+        # Only what the deal sync published: the calendar follows the deal, never the QBO event itself.
+        event_pattern=MappingProxyType(
+            {"source": [EventSource.HUBSPOT_DEAL_SYNC], "detail-type": [DetailType.DEAL_SYNCED]}
+        ),
+        target_queue=calendar_sync_queue.key,
+        max_event_age_seconds=24 * 3600,
+        retry_attempts=185,
+    )
+
     common_environment = _common_environment(
         environment,
         event_bus=event_bus,
@@ -711,6 +743,41 @@ def build_topology(
                 Grant(ResourceKind.DEAD_LETTER_QUEUE, deal_sync_queue.key, Access.WRITE),
             ),
         ),
+        FunctionSpec(
+            key="outlook_calendar_sync",
+            name=resource_name(stage, "outlook-calendar-sync"),
+            service="outlook-calendar-sync",
+            handler="outlook_calendar_sync.handler.lambda_handler",
+            description="Puts open invoices' due dates on Outlook calendars; moves and removes them with the deal",
+            memory_mb=512,
+            timeout_seconds=calendar_sync_timeout_seconds,
+            # Capped on the event source instead, as the deal sync (see there).
+            reserved_concurrency=None,
+            environment=_function_environment(
+                common_environment,
+                "outlook-calendar-sync",
+                # It dead-letters what cannot succeed itself, with the reason, as the deal sync does.
+                {
+                    EnvVar.DEAD_LETTER_QUEUE_NAME: calendar_sync_queue.dlq_name,
+                    EnvVar.MAX_RECEIVE_COUNT: str(calendar_sync_queue.max_receive_count),
+                    **calendar_sync_queue.redelivery.environment(),
+                },
+            ),
+            grants=(
+                # Each connection's HubSpot app (deal owners' e-mails) and Graph app (its tenant's
+                # calendars), read only: neither rotates through LedgerLink.
+                *(
+                    Grant(ResourceKind.SECRET, secret.key, Access.READ)
+                    for secret in secret_specs
+                    if secret.connection is not None and secret.key.endswith((":hubspot", ":graph"))
+                ),
+                Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
+                Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+                Grant(ResourceKind.DEAD_LETTER_QUEUE, calendar_sync_queue.key, Access.WRITE),
+            ),
+        ),
     )
     queue_sources = (
         QueueSourceSpec(
@@ -723,6 +790,18 @@ def build_topology(
             # Keeps the vendors' per-app rate limits reachable by few concurrent pollers.
             max_concurrency=5,
         ),
+        QueueSourceSpec(
+            queue=calendar_sync_queue.key,
+            function="outlook_calendar_sync",
+            # Ten without a window is SQS's limit; see the window's comment above for why it is small.
+            batch_size=10,
+            max_batching_window_seconds=calendar_sync_batching_window_seconds,
+            report_batch_item_failures=True,
+            # Outlook allows 4 concurrent requests per app and mailbox, and most due dates may land on
+            # one accounts-receivable mailbox: more invocations than that would only wait on each other
+            # in the shared HTTP layer's limiter (or be throttled). AWS's minimum here is 2.
+            max_concurrency=4,
+        ),
     )
     api = ApiSpec(
         name=resource_name(stage, "api"),
@@ -732,11 +811,15 @@ def build_topology(
         access_log_group_name=f"/aws/apigateway/{resource_name(stage, 'api')}/access",
     )
     oauth_secret = secret_name(stage, "connections/<connection>/qbo/oauth")
+    graph_secret = secret_name(stage, "connections/<connection>/graph/app")
     monitoring = MonitoringSpec(
         topic_name=resource_name(stage, "alarms"),
         dashboard_name=resource_name(stage, "dashboard"),
         alarm_email=environment.alarm_email,
-        metric_alarms=_deal_sync_alarms(oauth_secret, deal_sync_queue),
+        metric_alarms=(
+            *_deal_sync_alarms(oauth_secret, deal_sync_queue),
+            *_calendar_sync_alarms(graph_secret, calendar_sync_queue),
+        ),
     )
     topology = Topology(
         environment=environment,
@@ -744,8 +827,8 @@ def build_topology(
         bucket=bucket,
         tables=table_specs,
         secrets=secret_specs,
-        queues=(deal_sync_queue,),
-        rules=(deal_sync_rule,),
+        queues=(deal_sync_queue, calendar_sync_queue),
+        rules=(deal_sync_rule, calendar_sync_rule),
         functions=functions,
         api=api,
         queue_sources=queue_sources,
@@ -840,6 +923,45 @@ def _deal_sync_alarms(oauth_secret: str, queue: QueueSpec) -> tuple[MetricAlarmS
             "deal-sync-dead-letter-send-failed",
             "DeadLetterSendFailed",
             f"The deal sync could not send a failed record to {queue.dlq_name} itself; SQS retries it "
+            "and its redrive dead-letters it without a reason: check sqs:SendMessage on the queue.",
+        ),
+    )
+
+
+def _calendar_sync_alarms(graph_secret: str, queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
+    """The calendar sync's metrics that mean a human must act (names as its code emits them)."""
+
+    def alarm(key: str, metric_name: str, description: str) -> MetricAlarmSpec:
+        return MetricAlarmSpec(key, metric_name, "outlook_calendar_sync", description)
+
+    return (
+        alarm(
+            "calendar-sync-failed-permanently",
+            "CalendarSyncFailedPermanently",
+            f"An invoice's due date cannot be written to Outlook and will not be retried (a mailbox Graph "
+            f"does not know, a user without a mailbox, a malformed event). It is in {queue.dlq_name} with "
+            "its reason: `ledgerlink dlq replay <queue> --dry-run` lists them; fix the connection's "
+            "mailbox in the configuration file or in Microsoft 365, then replay.",
+        ),
+        alarm(
+            "calendar-sync-unexpected-error",
+            "UnexpectedErrors",
+            f"An exception nobody classified (a LedgerLink bug) failed a record; it was dead-lettered at "
+            f"once to {queue.dlq_name} as 'unexpected' with the error as its reason, and the function's "
+            "log has the traceback. Report it; after the fix, `ledgerlink dlq replay` brings the record "
+            "back.",
+        ),
+        alarm(
+            "graph-credentials-rejected",
+            "GraphCredentialsRejected",
+            f"Microsoft's token endpoint refused the Graph app's client id/secret in secret {graph_secret} "
+            "(expired or revoked secret, wrong tenant): put the app registration's current credentials "
+            f"there, then `ledgerlink dlq replay` {queue.dlq_name}.",
+        ),
+        alarm(
+            "calendar-sync-dead-letter-send-failed",
+            "DeadLetterSendFailed",
+            f"The calendar sync could not send a failed record to {queue.dlq_name} itself; SQS retries it "
             "and its redrive dead-letters it without a reason: check sqs:SendMessage on the queue.",
         ),
     )

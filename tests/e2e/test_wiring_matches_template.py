@@ -306,6 +306,23 @@ def test_the_api_routes_payload_format_and_throttling_match(cloud, environment):
         assert functions[local.function] == cloud_function
 
 
+def test_the_calendar_flow_is_wired_on_both_sides(cloud, environment):
+    # given the calendar sync's queue, rule, function and event source as the template declares them
+    queue = "ledgerlink-dev-calendar-sync"
+    assert queue in {q["QueueName"] for q in cloud.of_type("AWS::SQS::Queue")}
+    assert "ledgerlink-dev-deal-synced-to-calendar-sync" in {
+        r["Name"] for r in cloud.of_type("AWS::Events::Rule")
+    }
+    assert "ledgerlink-dev-outlook-calendar-sync" in {
+        f["FunctionName"] for f in cloud.of_type("AWS::Lambda::Function")
+    }
+    # then the local stack has a function pool and a poller for it (the tests above compare them)
+    pools = {pool.runtime.key: pool.runtime for pool in environment.stack.pools.values()}
+    assert pools["outlook_calendar_sync"].handler == "outlook_calendar_sync.handler.lambda_handler"
+    (poller,) = [p for p in environment.stack.pollers if p.config.function == "outlook_calendar_sync"]
+    assert poller.config.queue_name == to_local(queue)
+
+
 def test_event_sources_match(cloud, environment):
     expected = {
         (to_local(cloud.name(mapping["EventSourceArn"])), to_local(cloud.name(mapping["FunctionName"]))): (
@@ -347,17 +364,21 @@ def test_local_only_variables_are_the_documented_overrides_and_nothing_else(clou
         assert config.connections[0].invoice_stages.by_status["paid"].pipeline == INVOICES_PIPELINE_ID
 
 
-def test_the_deal_sync_dead_letters_into_its_queues_own_dead_letter_queue(environment):
-    # given the local deal sync's variables (the same as the template's, by test_functions_...)
+@pytest.mark.parametrize(
+    ("function", "queue_key"),
+    [("hubspot_deal_sync", "deal-sync"), ("outlook_calendar_sync", "calendar-sync")],
+)
+def test_each_consumer_dead_letters_into_its_queues_own_dead_letter_queue(environment, function, queue_key):
+    # given the local consumer's variables (the same as the template's, by test_functions_...)
     variables = next(
         pool.runtime.function_variables
         for pool in environment.stack.pools.values()
-        if pool.runtime.key == "hubspot_deal_sync"
+        if pool.runtime.key == function
     )
     # then the dead-letter queue it names is the one its queue redrives to, with the same last receive
     sqs = environment.stack.client("sqs")
     assert environment.stack.resources is not None
-    queue = environment.stack.resources.queue("deal-sync")
+    queue = environment.stack.resources.queue(queue_key)
     redrive = json.loads(
         sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["RedrivePolicy"])["Attributes"][
             "RedrivePolicy"

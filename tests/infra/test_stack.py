@@ -146,11 +146,15 @@ def test_raw_delivery_retention_follows_the_stage(prod: Synthesized) -> None:
 # --- eventing ----------------------------------------------------------------------------------------
 
 
-def test_deal_sync_queue_redrives_to_its_dlq_and_both_are_encrypted_and_tls_only(dev: Synthesized) -> None:
-    spec = dev.topology.queue("deal-sync")
+@pytest.mark.parametrize("key", ["deal-sync", "calendar-sync"])
+def test_each_work_queue_redrives_to_its_dlq_and_both_are_encrypted_and_tls_only(
+    dev: Synthesized, key: str
+) -> None:
+    spec = dev.topology.queue(key)
     queue_id, queue = dev.one("AWS::SQS::Queue", QueueName=spec.name)
     dlq_id, dlq = dev.one("AWS::SQS::Queue", QueueName=spec.dlq_name)
     assert queue["Properties"]["VisibilityTimeout"] == spec.visibility_timeout_seconds
+    assert queue["Properties"]["MessageRetentionPeriod"] == 4 * 24 * 3600
     assert queue["Properties"]["RedrivePolicy"] == {
         "deadLetterTargetArn": _arn(dlq_id),
         "maxReceiveCount": spec.max_receive_count,
@@ -187,6 +191,34 @@ def test_rule_sends_exactly_the_topology_pattern_to_the_deal_sync_queue(dev: Syn
     assert target["Arn"] == _arn(queue_id)
     assert target["DeadLetterConfig"] == {"Arn": _arn(dlq_id)}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+
+
+def test_deal_synced_events_go_to_the_calendar_sync_queue_and_nothing_else_does(dev: Synthesized) -> None:
+    # given the calendar rule, the bus and the calendar sync's queues in the template
+    spec = dev.topology.rule("deal-synced-to-calendar-sync")
+    bus_id, _ = dev.one("AWS::Events::EventBus", Name=dev.topology.event_bus.name)
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").dlq_name)
+    _, rule = dev.one("AWS::Events::Rule", Name=spec.name)
+    properties = rule["Properties"]
+    # then the rule on the LedgerLink bus sends the deal sync's deal.synced events to that queue
+    assert properties["EventBusName"] == _ref(bus_id)
+    assert properties["EventPattern"] == {
+        "source": ["ledgerlink.hubspot"],
+        "detail-type": ["ledgerlink.deal.synced"],
+    }
+    (target,) = properties["Targets"]
+    assert target["Arn"] == _arn(queue_id)
+    # and what EventBridge cannot deliver lands in the same dead-letter queue as failed records
+    assert target["DeadLetterConfig"] == {"Arn": _arn(dlq_id)}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    # and no other rule targets the calendar queue
+    targeting = [
+        r["Properties"]["Name"]
+        for r in dev.of_type("AWS::Events::Rule").values()
+        if any(t["Arn"] == _arn(queue_id) for t in r["Properties"]["Targets"])
+    ]
+    assert targeting == [spec.name]
 
 
 @pytest.mark.parametrize(("stage", "days"), [("dev", 7), ("staging", 30), ("prod", 90)])
@@ -267,6 +299,27 @@ def test_deal_sync_consumes_its_queue_in_batches_with_partial_failures(dev: Synt
     }
 
 
+def test_calendar_sync_consumes_its_queue_in_small_quick_batches_with_partial_failures(
+    dev: Synthesized,
+) -> None:
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").name)
+    function_id, function = dev.one(
+        "AWS::Lambda::Function", FunctionName=dev.topology.function("outlook_calendar_sync").name
+    )
+    _, mapping = dev.one("AWS::Lambda::EventSourceMapping", EventSourceArn=_arn(queue_id))
+    properties = {key: value for key, value in mapping["Properties"].items() if key != "Tags"}
+    assert properties == {
+        "EventSourceArn": _arn(queue_id),
+        "FunctionName": _ref(function_id),
+        "BatchSize": 10,
+        "MaximumBatchingWindowInSeconds": 1,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": 4},
+    }
+    assert function["Properties"]["Handler"] == "outlook_calendar_sync.handler.lambda_handler"
+    assert (function["Properties"]["MemorySize"], function["Properties"]["Timeout"]) == (512, 60)
+
+
 def _policy_statements(synthesized: Synthesized, function_key: str) -> list[dict[str, Any]]:
     function_name = synthesized.topology.function(function_key).name
     _, function = synthesized.one("AWS::Lambda::Function", FunctionName=function_name)
@@ -297,7 +350,7 @@ def _resources_of(statements: list[dict[str, Any]], action: str) -> list[str]:
 def test_roles_have_no_managed_policies_and_wildcards_only_where_acknowledged(dev: Synthesized) -> None:
     for role in dev.of_type("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
-    for key in ("qbo_ingest", "hubspot_deal_sync"):
+    for key in ("qbo_ingest", "hubspot_deal_sync", "outlook_calendar_sync"):
         for statement in _policy_statements(dev, key):
             if statement["Resource"] == "*":
                 assert _actions(statement) == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -344,6 +397,75 @@ def test_deal_sync_may_send_only_to_its_own_dead_letter_queue(dev: Synthesized) 
     assert _resources_of(statements, "sqs:ReceiveMessage") != [json.dumps(_arn(dlq_id))]
     # and the ingest function may send to no queue
     assert _resources_of(_policy_statements(dev, "qbo_ingest"), "sqs:SendMessage") == []
+
+
+def test_calendar_sync_reads_secrets_writes_none_and_sends_only_to_its_own_dead_letter_queue(
+    dev: Synthesized,
+) -> None:
+    # given the calendar sync's policies
+    statements = _policy_statements(dev, "outlook_calendar_sync")
+    hubspot_id, _ = dev.one("AWS::SecretsManager::Secret", Name=dev.topology.secret("main:hubspot").name)
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").dlq_name)
+    bus_id, _ = dev.one("AWS::Events::EventBus", Name=dev.topology.event_bus.name)
+    # then it reads the connection's HubSpot secret (dev's connection has no Microsoft tenant) and
+    # writes no secret, no object
+    assert _resources_of(statements, "secretsmanager:GetSecretValue") == [json.dumps(_ref(hubspot_id))]
+    assert _resources_of(statements, "secretsmanager:PutSecretValue") == []
+    assert _resources_of(statements, "s3:PutObject") == _resources_of(statements, "s3:GetObject") == []
+    # and consumes its own queue, sends only to its dead-letter queue, and puts events on the bus
+    assert _resources_of(statements, "sqs:ReceiveMessage") == [json.dumps(_arn(queue_id))]
+    assert _resources_of(statements, "sqs:SendMessage") == [json.dumps(_arn(dlq_id))]
+    assert _resources_of(statements, "events:PutEvents") == [json.dumps(_arn(bus_id))]
+    # and reads/writes the three tables
+    table_resources = " ".join(_resources_of(statements, "dynamodb:PutItem"))
+    for key in ("idempotency", "links", "vendor-state"):
+        table_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table(key).name)
+        assert table_id in table_resources, key
+
+
+def test_with_a_microsoft_tenant_only_the_calendar_sync_reads_its_graph_secret(
+    lambda_code_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given dev's configuration file with a second connection that has a Microsoft tenant
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "dev.toml").write_text(
+        (topo.CONFIG_DIR / "dev.toml").read_text(encoding="utf-8")
+        + """
+[[connections]]
+name = "office"
+qbo = { realm_id = "1111222233334444" }
+hubspot = { portal_id = "55556666" }
+country = "US"
+
+[connections.microsoft]
+tenant_id = "0b7e5c1a-2d3f-4e6a-8b9c-1d2e3f4a5b6c"
+accounts_receivable_mailbox = "ar@example.com"
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(topo, "CONFIG_DIR", config_dir)
+    # when dev is synthesised with cdk-nag (synth raises on an unacknowledged finding)
+    synthesized = synthesize("dev", tmp_path / "out", lambda_code_dir)
+    graph_id, _ = synthesized.one(
+        "AWS::SecretsManager::Secret", Name="ledgerlink/dev/connections/office/graph/app"
+    )
+    # then the calendar sync reads it, beside both connections' HubSpot secrets, and writes no secret
+    calendar = _policy_statements(synthesized, "outlook_calendar_sync")
+    hubspot_ids = [
+        synthesized.one("AWS::SecretsManager::Secret", Name=synthesized.topology.secret(key).name)[0]
+        for key in ("main:hubspot", "office:hubspot")
+    ]
+    assert sorted(_resources_of(calendar, "secretsmanager:GetSecretValue")) == sorted(
+        json.dumps(_ref(logical_id)) for logical_id in [*hubspot_ids, graph_id]
+    )
+    assert _resources_of(calendar, "secretsmanager:PutSecretValue") == []
+    # and neither the deal sync nor the ingest function can read it
+    for key in ("hubspot_deal_sync", "qbo_ingest"):
+        assert json.dumps(_ref(graph_id)) not in _resources_of(
+            _policy_statements(synthesized, key), "secretsmanager:GetSecretValue"
+        ), key
 
 
 # --- secrets -----------------------------------------------------------------------------------------
@@ -451,6 +573,71 @@ def test_the_functions_own_metrics_that_need_a_human_are_alarmed(dev: Synthesize
         assert alarm["AlarmDescription"] == spec.description
 
 
+def test_the_calendar_flow_has_its_own_queue_function_and_metric_alarms(dev: Synthesized) -> None:
+    # given the calendar sync's queues and function in the template
+    topic_id, _ = dev.one("AWS::SNS::Topic", TopicName=dev.topology.monitoring.topic_name)
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").dlq_name)
+    function_id, _ = dev.one(
+        "AWS::Lambda::Function", FunctionName=dev.topology.function("outlook_calendar_sync").name
+    )
+    # then a message in its dead-letter queue, a stuck message in its queue and any function error alarm
+    dlq_alarm = _alarm_on(dev, "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [dlq_id, "QueueName"]})
+    stuck = _alarm_on(dev, "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": [queue_id, "QueueName"]})
+    errors = _alarm_on(dev, "Errors", _ref(function_id))
+    assert dlq_alarm["AlarmName"] == "ledgerlink-dev-calendar-sync-dlq-not-empty"
+    assert (dlq_alarm["Threshold"], stuck["Threshold"], errors["Threshold"]) == (1, 15 * 60, 1)
+    assert "ledgerlink-dev-calendar-sync-dlq" in dlq_alarm["AlarmDescription"]
+    # and so do its own metrics that need a human, on its service's dimension
+    for metric_name, alarm_name in (
+        ("CalendarSyncFailedPermanently", "ledgerlink-dev-calendar-sync-failed-permanently"),
+        ("UnexpectedErrors", "ledgerlink-dev-calendar-sync-unexpected-error"),
+        ("GraphCredentialsRejected", "ledgerlink-dev-graph-credentials-rejected"),
+        ("DeadLetterSendFailed", "ledgerlink-dev-calendar-sync-dead-letter-send-failed"),
+    ):
+        alarm = _alarm_on(dev, metric_name, "outlook-calendar-sync")
+        assert alarm["AlarmName"] == alarm_name
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "outlook-calendar-sync"}]
+    for alarm in (dlq_alarm, stuck, errors):
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [_ref(topic_id)]
+
+
+def _dashboard_widgets(synthesized: Synthesized) -> list[dict[str, Any]]:
+    """The dashboard's widgets, with each reference in the body (a Fn::Join) replaced by its logical id."""
+    _, dashboard = synthesized.one(
+        "AWS::CloudWatch::Dashboard", DashboardName=synthesized.topology.monitoring.dashboard_name
+    )
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    body = "".join(
+        part if isinstance(part, str) else f"<{part.get('Ref') or part['Fn::GetAtt'][0]}>" for part in parts
+    )
+    widgets: list[dict[str, Any]] = json.loads(body)["widgets"]
+    return widgets
+
+
+def test_the_dashboard_graphs_the_calendar_function_its_queues_and_its_metrics(dev: Synthesized) -> None:
+    # given the dashboard's widgets
+    widgets = {widget["properties"].get("title"): widget["properties"] for widget in _dashboard_widgets(dev)}
+    name = dev.topology.function("outlook_calendar_sync").name
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("calendar-sync").dlq_name)
+    # then the calendar sync has its invocations/errors/throttles/duration graph
+    assert name in widgets
+    metrics = json.dumps(widgets[name]["metrics"])
+    assert all(metric in metrics for metric in ("Invocations", "Errors", "Throttles", "Duration"))
+    # and the queue graph shows its queue's and its dead-letter queue's depth
+    queues = json.dumps(widgets["Queues"]["metrics"])
+    assert f"<{queue_id}>" in queues and f"<{dlq_id}>" in queues
+    # and its own metrics are graphed under its service, the alarmed ones among them
+    events = json.dumps(widgets[f"{name}: events"]["metrics"])
+    assert "outlook-calendar-sync" in events
+    for metric in ("CalendarSyncFailedPermanently", "GraphCredentialsRejected", "EventsDeadLettered"):
+        assert metric in events, metric
+    # and its alarms are on the alarm status widget
+    alarms = json.dumps(widgets["Alarms"]["alarms"])
+    assert "calendarsyncdlqnotempty" in alarms.lower().replace("-", "")
+
+
 def test_alarm_email_is_subscribed_only_where_configured(dev: Synthesized, prod: Synthesized) -> None:
     assert dev.of_type("AWS::SNS::Subscription") == {}
     _, subscription = prod.one("AWS::SNS::Subscription", Protocol="email")
@@ -499,16 +686,15 @@ def test_a_function_whose_handler_is_not_in_the_asset_is_flagged_at_synth(tmp_pa
     )
     # when the stack is built from it
     _, stack = build_app(outdir=tmp_path / "out", context={"env": "dev"}, code_dir=code_dir)
-    # then the deal-sync function (and only it) carries a warning naming the missing module
+    # then the functions without a handler (and only they) carry a warning naming the missing module
     warnings = {
         key: [entry.data for entry in function.node.metadata if entry.type == "aws:cdk:warning"]
         for key, function in stack.functions.functions.items()
     }
     assert warnings["qbo_ingest"] == []
-    assert len(warnings["hubspot_deal_sync"]) == 1
-    assert "hubspot_deal_sync/handler.py is not in the code asset yet" in str(
-        warnings["hubspot_deal_sync"][0]
-    )
+    for key in ("hubspot_deal_sync", "outlook_calendar_sync"):
+        assert len(warnings[key]) == 1, key
+        assert f"{key}/handler.py is not in the code asset yet" in str(warnings[key][0])
 
 
 def test_the_stack_outputs_the_webhook_url_to_register_with_intuit(prod: Synthesized) -> None:
@@ -518,3 +704,5 @@ def test_the_stack_outputs_the_webhook_url_to_register_with_intuit(prod: Synthes
     assert parts[0] == "https://" and parts[1] == _ref(api_id) and parts[-1] == "/v1/webhooks/qbo"
     dlq_id, _ = prod.one("AWS::SQS::Queue", QueueName=prod.topology.queue("deal-sync").dlq_name)
     assert outputs["DeadLetterQueueUrlDealSync"]["Value"] == _ref(dlq_id)
+    calendar_dlq_id, _ = prod.one("AWS::SQS::Queue", QueueName=prod.topology.queue("calendar-sync").dlq_name)
+    assert outputs["DeadLetterQueueUrlCalendarSync"]["Value"] == _ref(calendar_dlq_id)

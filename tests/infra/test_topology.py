@@ -14,12 +14,18 @@ from moto.events.models import EventPattern
 
 from infra import topology as topo
 from ledgerlink.config import EnvVar, Settings
+from ledgerlink.configfile import load as load_config
+from ledgerlink.consumer.redelivery import RedeliverySchedule
 from ledgerlink.events import validate_detail
+from ledgerlink.observability import Service
 from tests.conftest import FIXTURES, REPO_ROOT
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 INVOICE_EVENT = FIXTURES / "infra" / "qbo-entity-changed-invoice.eventbridge.json"
+DEAL_SYNCED_EVENT = FIXTURES / "infra" / "deal-synced-invoice.eventbridge.json"
+# The local stack's configuration: two connections, each with a Microsoft tenant (Graph secrets).
+WITH_TENANTS = REPO_ROOT / "local" / "config" / "local.toml"
 
 
 def _topology(stage: str) -> topo.Topology:
@@ -31,9 +37,29 @@ def _cdk_json_environments() -> dict[str, Any]:
 
 
 def _recorded_invoice_event() -> dict[str, Any]:
-    event: dict[str, Any] = json.loads(INVOICE_EVENT.read_text(encoding="utf-8"))
+    return _event(INVOICE_EVENT)
+
+
+def _deal_synced_event() -> dict[str, Any]:
+    return _event(DEAL_SYNCED_EVENT)
+
+
+def _event(path: Path) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     validate_detail(event["detail-type"], event["detail"])  # the fixture itself honours the contract
     return event
+
+
+def _replaced(topology: topo.Topology, item: Any) -> topo.Topology:
+    """``topology`` with the queue, function or queue source of ``item``'s key replaced by ``item``."""
+    if isinstance(item, topo.QueueSpec):
+        queues = tuple(item if queue.key == item.key else queue for queue in topology.queues)
+        return dataclasses.replace(topology, queues=queues)
+    if isinstance(item, topo.FunctionSpec):
+        functions = tuple(item if function.key == item.key else function for function in topology.functions)
+        return dataclasses.replace(topology, functions=functions)
+    sources = tuple(item if source.queue == item.queue else source for source in topology.queue_sources)
+    return dataclasses.replace(topology, queue_sources=sources)
 
 
 # --- cdk.json environments -------------------------------------------------------------------------
@@ -132,6 +158,14 @@ def test_handlers_and_services_are_the_agreed_ones() -> None:
     assert topology.function("hubspot_deal_sync").handler == "hubspot_deal_sync.handler.lambda_handler"
     assert topology.function("hubspot_deal_sync").source_folder == "hubspot_deal_sync"
     assert topology.function("qbo_ingest").environment["POWERTOOLS_SERVICE_NAME"] == "qbo-ingest"
+    calendar = topology.function("outlook_calendar_sync")
+    assert calendar.handler == "outlook_calendar_sync.handler.lambda_handler"
+    assert calendar.source_folder == "outlook_calendar_sync"
+    assert calendar.name == "ledgerlink-dev-outlook-calendar-sync"
+    assert (
+        calendar.service == Service.OUTLOOK_CALENDAR_SYNC == calendar.environment["POWERTOOLS_SERVICE_NAME"]
+    )
+    assert (calendar.memory_mb, calendar.timeout_seconds, calendar.reserved_concurrency) == (512, 60, None)
 
 
 # --- queues, sources, rules -----------------------------------------------------------------------
@@ -157,20 +191,66 @@ def test_deal_sync_queue_outlasts_six_function_timeouts_and_an_hour_of_retries_b
     assert source.report_batch_item_failures is True
 
 
-def test_a_visibility_timeout_too_short_for_the_consumer_is_refused() -> None:
+def test_calendar_sync_queue_outlasts_six_function_timeouts_and_the_same_hour_of_retries() -> None:
+    # given the calendar sync's queue, its event source and the deal sync's queue
     topology = _topology("dev")
-    short = dataclasses.replace(topology.queue("deal-sync"), visibility_timeout_seconds=120)
-    with pytest.raises(
-        topo.TopologyError, match=r"visibility timeout 120s is below 6 x the hubspot_deal_sync"
+    queue = topology.queue("calendar-sync")
+    (source,) = [source for source in topology.queue_sources if source.queue == "calendar-sync"]
+    function = topology.function(source.function)
+    # then it feeds the calendar sync, and no message becomes visible again while a batch still runs
+    assert source.function == "outlook_calendar_sync"
+    assert (
+        queue.visibility_timeout_seconds == 6 * function.timeout_seconds + source.max_batching_window_seconds
+    )
+    assert (queue.name, queue.dlq_name) == (
+        "ledgerlink-dev-calendar-sync",
+        "ledgerlink-dev-calendar-sync-dlq",
+    )
+    # and it retries as long as the deal sync (the same delays, an hour-long outage) before dead-lettering
+    assert queue.redelivery == topology.queue("deal-sync").redelivery
+    assert queue.max_receive_count == queue.redelivery.max_receive_count() == 76
+    assert (queue.retention_seconds, queue.dlq_retention_seconds) == (4 * 24 * 3600, 14 * 24 * 3600)
+    # and Lambda hands it small batches quickly, with partial failures, at most 4 at a time
+    assert (source.batch_size, source.max_batching_window_seconds) == (10, 1)
+    assert source.report_batch_item_failures is True
+    assert source.max_concurrency == 4
+
+
+def test_a_shorter_outage_span_resizes_both_queues_alike() -> None:
+    # given the retry delays the end-to-end tests use (seconds, not an hour)
+    short = topo.RedeliveryPolicy(RedeliverySchedule(base_seconds=1, cap_seconds=1), outage_span_seconds=4)
+    topology = topo.build_topology(
+        topo.environment_from_cdk_json("dev"), account=ACCOUNT, region=REGION, redelivery=short
+    )
+    # then the calendar sync's queue and its variables follow them, as the deal sync's do
+    for queue_key, function_key in (
+        ("deal-sync", "hubspot_deal_sync"),
+        ("calendar-sync", "outlook_calendar_sync"),
     ):
-        topo.validate(dataclasses.replace(topology, queues=(short,)))
+        settings = Settings.from_env(topology.function(function_key).environment)
+        assert (
+            topology.queue(queue_key).max_receive_count
+            == short.max_receive_count()
+            == settings.max_receive_count
+        )
+        assert (settings.retry_base_seconds, settings.retry_max_delay_seconds) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("queue", "function"), [("deal-sync", "hubspot_deal_sync"), ("calendar-sync", "outlook_calendar_sync")]
+)
+def test_a_visibility_timeout_too_short_for_the_consumer_is_refused(queue: str, function: str) -> None:
+    topology = _topology("dev")
+    short = dataclasses.replace(topology.queue(queue), visibility_timeout_seconds=120)
+    with pytest.raises(topo.TopologyError, match=rf"visibility timeout 120s is below 6 x the {function}"):
+        topo.validate(_replaced(topology, short))
 
 
 def test_a_large_batch_without_a_batching_window_is_refused() -> None:
     topology = _topology("dev")
     no_window = dataclasses.replace(topology.queue_sources[0], max_batching_window_seconds=0)
     with pytest.raises(topo.TopologyError, match="batch size above 10 needs a batching window"):
-        topo.validate(dataclasses.replace(topology, queue_sources=(no_window,)))
+        topo.validate(_replaced(topology, no_window))
 
 
 def test_a_grant_on_a_resource_that_does_not_exist_is_refused() -> None:
@@ -180,7 +260,7 @@ def test_a_grant_on_a_resource_that_does_not_exist_is_refused() -> None:
         ingest, grants=(*ingest.grants, topo.Grant(topo.ResourceKind.TABLE, "link", topo.Access.READ))
     )
     with pytest.raises(topo.TopologyError, match="function qbo_ingest is granted unknown table 'link'"):
-        topo.validate(dataclasses.replace(topology, functions=(typo, topology.function("hubspot_deal_sync"))))
+        topo.validate(_replaced(topology, typo))
 
 
 def test_the_deal_sync_knows_its_dead_letter_queue_and_last_receive_and_may_send_only_there() -> None:
@@ -203,36 +283,102 @@ def test_the_deal_sync_knows_its_dead_letter_queue_and_last_receive_and_may_send
     )
 
 
-def _with_deal_sync(topology: topo.Topology, **changes: Any) -> topo.Topology:
-    deal_sync = dataclasses.replace(topology.function("hubspot_deal_sync"), **changes)
-    return dataclasses.replace(topology, functions=(topology.function("qbo_ingest"), deal_sync))
+def test_the_calendar_sync_dead_letters_into_its_own_queues_dead_letter_queue_only() -> None:
+    # given the calendar sync and the queue that feeds it
+    topology = _topology("prod")
+    queue = topology.queue("calendar-sync")
+    function = topology.function("outlook_calendar_sync")
+    # then its environment names that queue's dead-letter queue, last receive and retry delays
+    settings = Settings.from_env(function.environment)
+    assert settings.dead_letter_queue_name == queue.dlq_name == "ledgerlink-prod-calendar-sync-dlq"
+    assert settings.max_receive_count == queue.max_receive_count
+    assert (settings.retry_base_seconds, settings.retry_max_delay_seconds) == (2.0, 120.0)
+    # and it may send to that dead-letter queue and to no other
+    dead_letter_grants = [g for g in function.grants if g.kind is topo.ResourceKind.DEAD_LETTER_QUEUE]
+    assert dead_letter_grants == [
+        topo.Grant(topo.ResourceKind.DEAD_LETTER_QUEUE, "calendar-sync", topo.Access.WRITE)
+    ]
 
 
-def test_a_dead_lettering_function_with_another_receive_count_than_its_queue_is_refused() -> None:
-    # given a function that would dead-letter on the 3rd receive of a queue that allows 5
+def test_the_calendar_sync_reads_each_connections_hubspot_and_graph_secrets_and_writes_none() -> None:
+    # given a deployment whose connections have Microsoft tenants (the local stack's two)
+    config = load_config(WITH_TENANTS)
+    topology = topo.build_topology(
+        topo.environment_from_cdk_json("dev"), account=ACCOUNT, region=REGION, config=config
+    )
+    function = topology.function("outlook_calendar_sync")
+    secrets = {g.key: g.access for g in function.grants if g.kind is topo.ResourceKind.SECRET}
+    # then it reads every connection's HubSpot app (owners' e-mails) and Graph app, and nothing else
+    expected = {f"{c.name}:{kind}" for c in config.connections for kind in ("hubspot", "graph")}
+    assert set(secrets) == expected and len(expected) == 4
+    assert set(secrets.values()) == {topo.Access.READ}
+    # and the tables, the bus and its dead-letter queue as the deal sync does, but not the raw bucket
+    others = {(g.kind, g.key, g.access) for g in function.grants if g.kind is not topo.ResourceKind.SECRET}
+    assert others == {
+        (topo.ResourceKind.TABLE, "idempotency", topo.Access.READ_WRITE),
+        (topo.ResourceKind.TABLE, "links", topo.Access.READ_WRITE),
+        (topo.ResourceKind.TABLE, "vendor-state", topo.Access.READ_WRITE),
+        (topo.ResourceKind.EVENT_BUS, "events", topo.Access.WRITE),
+        (topo.ResourceKind.DEAD_LETTER_QUEUE, "calendar-sync", topo.Access.WRITE),
+    }
+    # and the deal sync still reads no Graph secret
+    assert not [g for g in topology.function("hubspot_deal_sync").grants if g.key.endswith(":graph")]
+
+
+def _changed(topology: topo.Topology, function_key: str, **changes: Any) -> topo.Topology:
+    return _replaced(topology, dataclasses.replace(topology.function(function_key), **changes))
+
+
+@pytest.mark.parametrize(
+    ("queue", "function"), [("deal-sync", "hubspot_deal_sync"), ("calendar-sync", "outlook_calendar_sync")]
+)
+def test_a_dead_lettering_function_with_another_receive_count_than_its_queue_is_refused(
+    queue: str, function: str
+) -> None:
+    # given a function that would dead-letter on the 3rd receive of a queue that allows more
     topology = _topology("dev")
-    environment = {**topology.function("hubspot_deal_sync").environment, EnvVar.MAX_RECEIVE_COUNT.value: "3"}
+    environment = {**topology.function(function).environment, EnvVar.MAX_RECEIVE_COUNT.value: "3"}
     # then the topology is refused, naming what it needs
-    with pytest.raises(topo.TopologyError, match=r"dead-letters records of queue deal-sync itself: it needs"):
-        topo.validate(_with_deal_sync(topology, environment=environment))
+    with pytest.raises(topo.TopologyError, match=rf"dead-letters records of queue {queue} itself: it needs"):
+        topo.validate(_changed(topology, function, environment=environment))
 
 
-def test_a_dead_lettering_function_without_the_grant_on_its_dead_letter_queue_is_refused() -> None:
+def test_a_function_naming_another_queues_dead_letter_queue_is_refused() -> None:
+    # given the calendar sync told to dead-letter into the deal sync's dead-letter queue
+    topology = _topology("dev")
+    wrong = topology.queue("deal-sync").dlq_name
+    environment = {
+        **topology.function("outlook_calendar_sync").environment,
+        EnvVar.DEAD_LETTER_QUEUE_NAME.value: wrong,
+    }
+    # then the topology is refused
+    with pytest.raises(
+        topo.TopologyError, match=r"outlook_calendar_sync dead-letters records of queue calendar-sync"
+    ):
+        topo.validate(_changed(topology, "outlook_calendar_sync", environment=environment))
+
+
+@pytest.mark.parametrize("function", ["hubspot_deal_sync", "outlook_calendar_sync"])
+def test_a_dead_lettering_function_without_the_grant_on_its_dead_letter_queue_is_refused(
+    function: str,
+) -> None:
     topology = _topology("dev")
     grants = tuple(
-        g
-        for g in topology.function("hubspot_deal_sync").grants
-        if g.kind is not topo.ResourceKind.DEAD_LETTER_QUEUE
+        g for g in topology.function(function).grants if g.kind is not topo.ResourceKind.DEAD_LETTER_QUEUE
     )
     with pytest.raises(topo.TopologyError, match="is not granted write on its dead-letter queue"):
-        topo.validate(_with_deal_sync(topology, grants=grants))
+        topo.validate(_changed(topology, function, grants=grants))
 
 
 # --- alarms on the functions' own metrics --------------------------------------------------------------
 
 
 def test_the_deal_sync_alarms_on_what_needs_a_human() -> None:
-    alarms = {alarm.metric_name: alarm for alarm in _topology("dev").monitoring.metric_alarms}
+    alarms = {
+        alarm.metric_name: alarm
+        for alarm in _topology("dev").monitoring.metric_alarms
+        if alarm.function == "hubspot_deal_sync"
+    }
     assert set(alarms) == {
         "EventsFailedPermanently",
         "QboConnectionRevoked",
@@ -247,18 +393,69 @@ def test_the_deal_sync_alarms_on_what_needs_a_human() -> None:
     assert all(len(alarm.description) <= 1024 for alarm in alarms.values())  # CloudWatch's limit
 
 
-def test_every_alarmed_metric_is_one_the_functions_emit() -> None:
-    # given every metric name the function code emits (metrics sinks, alarm hooks, Powertools calls)
-    emitted = set()
-    for path in (REPO_ROOT / "functions").rglob("*.py"):
+def test_the_calendar_sync_alarms_on_what_needs_a_human_named_like_the_deal_syncs() -> None:
+    # given the alarms on the calendar sync's own metrics
+    alarms = {
+        alarm.key: alarm
+        for alarm in _topology("dev").monitoring.metric_alarms
+        if alarm.function == "outlook_calendar_sync"
+    }
+    # then each metric that needs a human has one, named after its flow as the deal sync's are
+    assert {key: alarm.metric_name for key, alarm in alarms.items()} == {
+        "calendar-sync-failed-permanently": "CalendarSyncFailedPermanently",
+        "calendar-sync-unexpected-error": "UnexpectedErrors",
+        "graph-credentials-rejected": "GraphCredentialsRejected",
+        "calendar-sync-dead-letter-send-failed": "DeadLetterSendFailed",
+    }
+    assert all(alarm.threshold == 1 for alarm in alarms.values())
+    # and each says where the records are and what to do, within CloudWatch's limit
+    assert all("ledgerlink-dev-calendar-sync-dlq" in alarm.description for alarm in alarms.values())
+    graph_secret = "ledgerlink/dev/connections/<connection>/graph/app"
+    assert graph_secret in alarms["graph-credentials-rejected"].description
+    assert all(len(alarm.description) <= 1024 for alarm in alarms.values())
+    # and no two alarms of the stage share a key (each becomes the alarm's name)
+    keys = [alarm.key for alarm in _topology("dev").monitoring.metric_alarms]
+    assert len(keys) == len(set(keys))
+
+
+def _emitted_metric_names(paths: list[Path]) -> set[str]:
+    """Every metric name the code in ``paths`` emits (metrics sinks, alarm hooks, Powertools calls)."""
+    emitted: set[str] = set()
+    for path in paths:
         text = path.read_text(encoding="utf-8")
         emitted |= set(re.findall(r'(?:count|_alarm|alarm)\(\s*"([A-Z][A-Za-z]+)"', text))
         emitted |= set(re.findall(r'add_metric\(\s*name="([A-Z][A-Za-z]+)"', text))
         for names in re.findall(r"for name in \(([^)]*)\):", text):  # count(name) over a literal tuple
             emitted |= set(re.findall(r'"([A-Z][A-Za-z]+)"', names))
-    # then each alarm watches a name the code really emits (a rename would silence the alarm)
-    for alarm in _topology("dev").monitoring.metric_alarms:
-        assert alarm.metric_name in emitted, alarm.metric_name
+    return emitted
+
+
+def _code_of(function: topo.FunctionSpec) -> list[Path]:
+    """What runs in ``function``: its handler folder and functions/ledgerlink less the other flows' rooms
+    (tests/unit/test_layout.py FLOWS names each room's handler)."""
+    from tests.unit.test_layout import FLOWS
+
+    handler_module = f"{function.source_folder}.handler"
+    others = [
+        REPO_ROOT / "functions" / Path(*room.split("."))
+        for room, handlers in FLOWS.items()
+        if handler_module not in handlers
+    ]
+    shared = [
+        path
+        for path in (REPO_ROOT / "functions" / "ledgerlink").rglob("*.py")
+        if not any(path.is_relative_to(room) for room in others)
+    ]
+    return [*(REPO_ROOT / "functions" / function.source_folder).rglob("*.py"), *shared]
+
+
+def test_every_alarmed_metric_is_one_the_alarmed_function_emits() -> None:
+    # given the metric names each function's own code emits (its handler, its flow, the shared rooms)
+    topology = _topology("dev")
+    for alarm in topology.monitoring.metric_alarms:
+        emitted = _emitted_metric_names(_code_of(topology.function(alarm.function)))
+        # then each alarm watches a name that function really emits (a rename would silence the alarm)
+        assert alarm.metric_name in emitted, (alarm.function, alarm.metric_name)
 
 
 def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.CaptureFixture[str]) -> None:
@@ -279,7 +476,9 @@ def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.
 
 
 def test_an_unknown_key_lookup_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="no queue 'deal_sync' in the topology \\(known: deal-sync\\)"):
+    with pytest.raises(
+        KeyError, match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync\\)"
+    ):
         _topology("dev").queue("deal_sync")
 
 
@@ -313,6 +512,30 @@ def test_the_deal_sync_rule_ignores_other_sources_and_detail_types() -> None:
     other_type = {**_recorded_invoice_event(), "detail-type": "ledgerlink.deal.synced"}
     assert not _matches(pattern, from_hubspot)
     assert not _matches(pattern, other_type)
+
+
+def test_the_calendar_sync_rule_matches_what_the_deal_sync_publishes_and_nothing_else() -> None:
+    # given the rule's pattern and a deal.synced event as EventBridge delivers it
+    rule = _topology("dev").rule("deal-synced-to-calendar-sync")
+    pattern = dict(rule.event_pattern)
+    # then it sends deal.synced events to the calendar sync's queue
+    assert rule.target_queue == "calendar-sync"
+    assert rule.name == "ledgerlink-dev-deal-synced-to-calendar-sync"
+    assert _matches(pattern, _deal_synced_event())
+    # whatever the invoice's status (a paid invoice's event is what removes its calendar entry)
+    for status in ("open", "overdue", "partially_paid", "paid", "voided", "deleted"):
+        event = _deal_synced_event()
+        event["detail"]["payload"]["status"] = status
+        assert _matches(pattern, event), status
+    # but not the QBO change itself (the calendar follows the deal), nor a deal.synced from elsewhere
+    assert not _matches(pattern, _recorded_invoice_event())
+    assert not _matches(pattern, {**_deal_synced_event(), "source": "ledgerlink.qbo"})
+    assert not _matches(pattern, {**_deal_synced_event(), "detail-type": "ledgerlink.calendar.synced"})
+
+
+def test_the_deal_sync_rule_ignores_deal_synced_events() -> None:
+    pattern = dict(_topology("dev").rule("qbo-entity-to-deal-sync").event_pattern)
+    assert not _matches(pattern, _deal_synced_event())
 
 
 # --- names ------------------------------------------------------------------------------------------
@@ -352,6 +575,11 @@ def test_names_carry_the_stage_and_fit_aws_limits() -> None:
     assert topology.table("idempotency").name == "ledgerlink-staging-idempotency"
     assert topology.queue("deal-sync").name == "ledgerlink-staging-deal-sync"
     assert topology.queue("deal-sync").dlq_name == "ledgerlink-staging-deal-sync-dlq"
+    assert topology.queue("calendar-sync").name == "ledgerlink-staging-calendar-sync"
+    assert (
+        topology.rule("deal-synced-to-calendar-sync").name
+        == "ledgerlink-staging-deal-synced-to-calendar-sync"
+    )
     assert topology.event_bus.name == "ledgerlink-staging-events"
     assert len(topology.bucket.name) <= 63 and len(topology.bucket.access_log_bucket_name) <= 63
     assert len(topology.event_bus.archive_name) <= 48

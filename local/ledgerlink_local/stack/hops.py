@@ -262,12 +262,10 @@ class HopLog:
         for entry in message.get("entries", []):
             correlation = entry.get("correlation_id") or fallback
             payload = entry.get("payload") or {}
-            subject = f" {payload['entity']}/{payload.get('entity_id')}" if payload.get("entity") else ""
-            operation = f" {payload['operation']}" if payload.get("operation") else ""
-            delivery = f" (delivery {payload['delivery_id']})" if payload.get("delivery_id") else ""
             self.record(
                 "published",
-                f"{entry.get('detail_type')}{subject}{operation} -> {entry.get('bus')}{delivery}",
+                f"{entry.get('detail_type')}{event_subject(payload)} -> {entry.get('bus')}"
+                + (f" (delivery {payload['delivery_id']})" if payload.get("delivery_id") else ""),
                 correlation,
                 outcome="ok",
                 function=runtime.key,
@@ -277,6 +275,9 @@ class HopLog:
                 entity_id=payload.get("entity_id"),
                 operation=payload.get("operation"),
                 delivery_id=payload.get("delivery_id"),
+                invoice_id=payload.get("invoice_id"),
+                status=payload.get("status"),
+                action=payload.get("action"),
             )
             if isinstance(entry.get("event"), Mapping):
                 self._route(entry["event"], str(entry.get("bus")), correlation)
@@ -295,7 +296,13 @@ class HopLog:
         for rule, pattern in self._rules:
             if rule.bus == bus and pattern.matches_event(event):  # type: ignore[arg-type]
                 matched = True
-                self.record("rule", f"{rule.name} matched -> queue {rule.queue}", correlation, rule=rule.name)
+                self.record(
+                    "rule",
+                    f"{rule.name} matched -> queue {rule.queue}",
+                    correlation,
+                    rule=rule.name,
+                    queue=rule.queue,
+                )
         if not matched:
             self.record("rule", f"no rule on {bus} matches; the event ends here", correlation, outcome="ok")
 
@@ -351,6 +358,20 @@ class HopLog:
 
     def _is_raw(self, resource: str) -> bool:
         return not self._raw_bucket or resource.startswith(self._raw_bucket + "/")
+
+
+def event_subject(payload: Mapping[str, Any]) -> str:
+    """What an event is about, for its hop line: `` Invoice/130 Update`` (a QBO change), `` Invoice/130
+    paid`` (a deal.synced: the invoice's status), `` Invoice/130 created`` (a calendar.synced: what was
+    done to its calendar event); empty for an event with none of these fields."""
+    if payload.get("entity"):
+        subject = f" {payload['entity']}/{payload.get('entity_id')}"
+    elif payload.get("invoice_id"):
+        subject = f" Invoice/{payload['invoice_id']}"
+    else:
+        subject = ""
+    state = payload.get("operation") or payload.get("action") or payload.get("status")
+    return subject + (f" {state}" if state else "")
 
 
 def read_hops(path: Path, limit: int = 2000) -> list[Hop]:

@@ -261,6 +261,7 @@ class QueuePoller:
                     labels[record["messageId"]],
                     message_id=record["messageId"],
                     queue=config.queue_name,
+                    function=config.function,
                 )
         request_id = str(uuid.uuid4())
         if self._hops is not None:

@@ -112,16 +112,7 @@ class LocalStack:
         self.hops = HopLog(
             stream=options.console,
             path=None if state_dir is None else state_dir / EVENT_LOG,
-            rules=[
-                RuleRoute(
-                    name=rule.name,
-                    bus=topology.event_bus.name,
-                    pattern_json=plain_json(rule.event_pattern),
-                    queue=topology.queue(rule.target_queue).name,
-                )
-                for rule in topology.rules
-                if rule.event_pattern
-            ],
+            rules=rule_routes(topology),
             vendors=options.vendor_names or _vendor_names(options.vendors),
             raw_bucket=topology.bucket.name,
             account=resources.account,
@@ -294,6 +285,20 @@ class LocalStack:
     def _on_schedule(self, rule: ScheduledRule, event: dict[str, Any]) -> None:
         if self.hops is not None:
             self.hops.record("schedule", f"{rule.name} fired", event["id"], rule=rule.name)
+
+
+def rule_routes(topology: Topology) -> list[RuleRoute]:
+    """The topology's event-pattern rules as the hop log matches them (scheduled rules have none)."""
+    return [
+        RuleRoute(
+            name=rule.name,
+            bus=topology.event_bus.name,
+            pattern_json=plain_json(rule.event_pattern),
+            queue=topology.queue(rule.target_queue).name,
+        )
+        for rule in topology.rules
+        if rule.event_pattern
+    ]
 
 
 def _vendor_names(vendors: VendorUrls) -> dict[str, str]:

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ledgerlink.consumer.deadletter import DeadLetterView, describe, peek
 from ledgerlink.crosswalk import Failure, LinkStore
-from ledgerlink_local.stack.hops import Hop, read_hops
+from ledgerlink_local.stack.hops import Hop, event_subject, read_hops
 from ledgerlink_local.stack.settings import EVENT_LOG, LOCAL_JSON
 from ledgerlink_local.stack.wiring import VendorUrls, local_topology
+
+if TYPE_CHECKING:
+    from infra.topology import Topology
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int = 48) -> str:
@@ -103,20 +106,38 @@ def dead_letters(sqs: Any, depths: Iterable[QueueDepth], limit: int) -> list[tup
     return found
 
 
-def links_table_name() -> str:
-    """The local stack's links table (names do not depend on where the vendors are)."""
+def _names() -> Topology:
+    """The local stack's topology, for its names (they do not depend on where the vendors are)."""
     nowhere = "http://127.0.0.1"
-    topology = local_topology(VendorUrls(nowhere, nowhere, nowhere, nowhere, nowhere))
-    return topology.table("links").name
+    return local_topology(VendorUrls(nowhere, nowhere, nowhere, nowhere, nowhere))
+
+
+def links_table_name() -> str:
+    """The local stack's links table."""
+    return _names().table("links").name
+
+
+def queue_consumers() -> dict[str, str]:
+    """Each local work queue's name -> the function its event source feeds (deal sync, calendar sync)."""
+    topology = _names()
+    return {topology.queue(source.queue).name: source.function for source in topology.queue_sources}
 
 
 def recorded_failures(dynamodb: Any, limit: int) -> list[Failure]:
-    """The deal sync's failures on record in the links table, newest first (retrying ones too)."""
+    """The flows' failures on record in the links table, newest first (retrying ones too)."""
     return LinkStore(links_table_name(), dynamodb).recent_failures(limit)
+
+
+def failure_flows(events: Iterable[EventSummary]) -> dict[str, str]:
+    """Event id -> the flow it failed in, from the hop log (a failure on record names its event)."""
+    return {event_id: event.flow for event in events for event_id in event.event_ids if event.flow}
 
 
 @dataclass(frozen=True)
 class EventSummary:
+    """One event's way through one flow: the hops from its publication to the consuming function's
+    outcome (``flow``: that function, or empty when no rule matched the event)."""
+
     correlation_id: str
     last_at: str
     subject: str
@@ -124,6 +145,9 @@ class EventSummary:
     outcome: str
     vendor_calls: int
     receives: int = 0
+    flow: str = ""
+    event_ids: tuple[str, ...] = ()
+    """The ids of the events that entered the flow (a failure on record names one of them)."""
 
 
 @dataclass(frozen=True)
@@ -136,13 +160,21 @@ class WebhookSummary:
 
 
 _PATH_STEPS = ("webhook", "archived", "published", "rule", "queue", "handler", "dead-letter", "schedule")
+# The event every chain starts from; the events the flows publish are named by their type.
+_ROOT_DETAIL_TYPE = "qbo.entity.changed"
 
 
-def summarise(hops: Iterable[Hop]) -> tuple[list[WebhookSummary], list[EventSummary]]:
-    """Group hops by correlation id: webhook requests (gateway request ids) and the events they caused.
+def summarise(
+    hops: Iterable[Hop], consumers: Mapping[str, str] | None = None
+) -> tuple[list[WebhookSummary], list[EventSummary]]:
+    """Group hops by correlation id: webhook requests (gateway request ids) and the events they caused,
+    one :class:`EventSummary` per flow an event went through (an invoice's QBO change through the deal
+    sync, then its ``deal.synced`` through the calendar sync: the chain keeps one correlation id).
 
-    Vendor calls a function made for a whole batch carry the invocation's request id; they count for
-    every event of that batch (each event's handler hop names the request id).
+    ``consumers`` maps a queue's name to the function it feeds (the topology's event sources), so a
+    flow whose queue has not been polled yet is still named; without it, flows are named from the
+    hops. Vendor calls a function made for a whole batch carry the invocation's request id; they count
+    for every event of that batch (each event's handler hop names the request id).
     """
     hops = list(hops)
     groups: OrderedDict[str, list[Hop]] = OrderedDict()
@@ -175,36 +207,140 @@ def summarise(hops: Iterable[Hop]) -> tuple[list[WebhookSummary], list[EventSumm
                 )
             )
         elif steps & set(_PATH_STEPS):
-            requests = {
-                str(hop.details["request_id"])
-                for hop in group
-                if hop.step == "handler" and hop.details.get("request_id")
-            }
-            calls = sum(vendor_calls_per_request.get(request, 0) for request in requests)
-            events.append(_event_summary(correlation_id, group, calls))
+            for leg in _legs(group, consumers or {}):
+                requests = {
+                    str(hop.details["request_id"])
+                    for hop in leg.own
+                    if hop.step == "handler" and hop.details.get("request_id")
+                }
+                calls = sum(vendor_calls_per_request.get(request, 0) for request in requests)
+                events.append(_event_summary(correlation_id, leg, calls))
         # else: only the calls of a batch invocation (labelled with its request id), counted above
     return webhooks, events
 
 
-def _event_summary(correlation_id: str, group: list[Hop], vendor_calls: int) -> EventSummary:
-    published = next((hop for hop in group if hop.step == "published"), None)
-    subject = "scheduled" if any(hop.step == "schedule" for hop in group) else "?"
+@dataclass
+class _Leg:
+    """The hops of one flow of one correlation id: ``own`` (what entered it and what its consumer did)
+    and, in ``hops``, the events its consumer published as well (in order)."""
+
+    queue: str
+    function: str = ""
+    hops: list[Hop] = field(default_factory=list)
+    own: list[Hop] = field(default_factory=list)
+
+    def add(self, hop: Hop, *, own: bool = True) -> None:
+        if not any(hop is seen for seen in self.hops):
+            self.hops.append(hop)
+        if own and not any(hop is seen for seen in self.own):
+            self.own.append(hop)
+
+
+def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
+    """Split one correlation id's hops into the flows they went through (see :func:`summarise`).
+
+    A rule that matched sends the event just published to a queue: both hops open (or join) that
+    queue's flow. Queue hops name their queue; the consuming function's hops (handler, vendor,
+    dead-letter) name the function, whose queue the queue hops tell. What that function publishes is
+    the end of its flow and the start of the next.
+    """
+    legs: OrderedDict[str, _Leg] = OrderedDict()
+    by_function: dict[str, _Leg] = {}
+
+    def leg_of_queue(queue: str) -> _Leg:
+        if queue not in legs:
+            legs[queue] = _Leg(queue=queue, function=consumers.get(queue, ""))
+            if legs[queue].function:
+                by_function.setdefault(legs[queue].function, legs[queue])
+        return legs[queue]
+
+    def leg_of_function(function: str) -> _Leg:
+        if function not in by_function:
+            by_function[function] = leg_of_queue(f"function:{function}")
+            by_function[function].function = function
+        return by_function[function]
+
+    last_published: Hop | None = None
+    pending_schedule: Hop | None = None
+    for hop in group:
+        function = str(hop.details.get("function") or "")
+        if hop.step == "published":
+            last_published = hop
+            if function in by_function:
+                by_function[function].add(hop, own=False)  # its consumer's output
+        elif hop.step == "rule":
+            queue = str(hop.details.get("queue") or _after(hop.text, " matched -> queue "))
+            if queue:
+                leg = leg_of_queue(queue)
+                if last_published is not None:
+                    leg.add(last_published)
+                leg.add(hop)
+            elif last_published is not None and str(last_published.details.get("function")) in by_function:
+                by_function[str(last_published.details.get("function"))].add(hop, own=False)
+            else:  # published by a function no queue feeds (ingest), and no rule wanted it
+                leg = leg_of_queue("")
+                if last_published is not None:
+                    leg.add(last_published)
+                leg.add(hop)
+        elif hop.step == "schedule":
+            pending_schedule = hop
+        elif hop.step == "queue":
+            queue = str(hop.details.get("queue") or hop.text.split(" -> ", 1)[0])
+            leg = leg_of_queue(queue)
+            consumer = function or _between(hop.text, " -> ", " (receive")
+            if consumer and not leg.function:
+                leg.function = consumer
+            if consumer:
+                by_function.setdefault(consumer, leg)
+            if pending_schedule is not None:
+                leg.add(pending_schedule)
+                pending_schedule = None
+            leg.add(hop)
+        elif function:
+            leg_of_function(function).add(hop)
+        else:
+            leg_of_queue("").add(hop)
+    return [leg for leg in legs.values() if leg.own]
+
+
+def _after(text: str, marker: str) -> str:
+    return text.split(marker, 1)[1].strip() if marker in text else ""
+
+
+def _between(text: str, start: str, end: str) -> str:
+    return _after(text, start).split(end, 1)[0].strip() if start in text else ""
+
+
+def _event_summary(correlation_id: str, leg: _Leg, vendor_calls: int) -> EventSummary:
+    own = leg.own
+    published = next((hop for hop in own if hop.step == "published"), None)
+    subject = "scheduled" if any(hop.step == "schedule" for hop in own) else "?"
     if published is not None:
         details = published.details
-        subject = f"{details.get('entity') or details.get('detail_type')}/{details.get('entity_id') or ''} "
-        subject += str(details.get("operation") or "")
+        subject = event_subject(details).strip() or f"{details.get('detail_type')}/"
+        detail_type = str(details.get("detail_type") or "")
+        if details.get("invoice_id") and detail_type != _ROOT_DETAIL_TYPE:
+            subject = f"{detail_type.removeprefix('ledgerlink.')} {subject}"
     path: list[str] = []
-    for hop in group:
+    for hop in leg.hops:
         if hop.step in _PATH_STEPS and hop.step not in path:
             path.append(hop.step)
     return EventSummary(
         correlation_id=correlation_id,
-        last_at=group[-1].at[11:19],
-        subject=subject.strip(),
+        last_at=leg.hops[-1].at[11:19],
+        subject=subject,
         path=" > ".join(path),
-        outcome=_outcome(group),
+        outcome=_outcome(own),
         vendor_calls=vendor_calls,
-        receives=sum(1 for hop in group if hop.step == "queue"),
+        receives=sum(1 for hop in own if hop.step == "queue"),
+        flow=leg.function or leg.queue,
+        event_ids=tuple(
+            dict.fromkeys(
+                str(hop.details["event_id"])
+                for hop in own
+                if hop.step == "published" and hop.details.get("event_id")
+            )
+        ),
     )
 
 
@@ -238,6 +374,7 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
     region = str(description["aws"]["region"])
     print(f"gateway  {description.get('gateway_url')}    aws  {endpoint}    state  {state_dir}", file=out)
     status = 0
+    webhooks, events = summarise(read_hops(state_dir / EVENT_LOG), queue_consumers())
     try:
         from ledgerlink_local.stack.aws import client
 
@@ -271,11 +408,11 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
         )
         try:
             print_dead_letters(dead_letters(sqs, depths, limit), out)
-            print_failures(recorded_failures(client("dynamodb", endpoint, region), limit), out)
+            failures = recorded_failures(client("dynamodb", endpoint, region), limit)
+            print_failures(failures, out, failure_flows(events))
         except Exception as error:  # noqa: BLE001 - the tables above stand; say what is missing
             print(f"\n(dead letters or failures unreadable: {type(error).__name__}: {error})", file=out)
             status = 1
-    webhooks, events = summarise(read_hops(state_dir / EVENT_LOG))
     print(f"\nRecent webhooks (last {min(limit, len(webhooks))} of {len(webhooks)})", file=out)
     print(
         table(
@@ -287,12 +424,13 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
     print(f"\nRecent events (last {min(limit, len(events))} of {len(events)})", file=out)
     print(
         table(
-            ("time", "correlation id", "what", "hops", "receives", "outcome", "vendor calls"),
+            ("time", "correlation id", "what", "flow", "hops", "receives", "outcome", "vendor calls"),
             (
                 (
                     e.last_at,
                     e.correlation_id,
                     e.subject,
+                    e.flow or "-",
                     e.path,
                     str(e.receives),
                     e.outcome,
@@ -335,16 +473,19 @@ def print_dead_letters(letters: Sequence[tuple[str, DeadLetterView]], out: TextI
     )
 
 
-def print_failures(failures: Sequence[Failure], out: TextIO) -> None:
+def print_failures(failures: Sequence[Failure], out: TextIO, flows: Mapping[str, str] | None = None) -> None:
+    """The failures table; ``flows`` (event id -> flow, :func:`failure_flows`) says which flow each
+    failed in, "-" for an event the hop log no longer has."""
     print(f"\nFailures on record (links table, newest first: {len(failures)})", file=out)
     if not failures:
         return
     print(
         table(
-            ("failed at", "what", "event id", "retryable", "receive", "reason"),
+            ("failed at", "flow", "what", "event id", "retryable", "receive", "reason"),
             (
                 (
                     failure.failed_at[11:19],
+                    (flows or {}).get(failure.event_id, "-"),
                     f"{failure.entity}/{failure.entity_id}",
                     failure.event_id[:12],
                     "yes" if failure.retryable else "no",

@@ -30,8 +30,10 @@ import urllib.parse
 from collections.abc import Callable
 from typing import IO, Any, Final
 
-# Fields of an event payload worth showing on a hop line (identifiers, never amounts or names).
-SUMMARY_FIELDS: Final = ("entity", "entity_id", "operation", "delivery_id")
+# Fields of an event payload worth showing on a hop line (identifiers and states, never amounts, names
+# or addresses): a QBO change's entity and operation, a deal.synced's invoice and status, a
+# calendar.synced's invoice and action.
+SUMMARY_FIELDS: Final = ("entity", "entity_id", "operation", "delivery_id", "invoice_id", "status", "action")
 
 
 class LambdaContext:

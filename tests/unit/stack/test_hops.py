@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
-import requests
-from botocore.client import BaseClient
 from moto import mock_aws
 
 from ledgerlink.consumer.deadletter import DeadLetterRouter, RecordFailure, SqsDeadLetterQueue
@@ -22,6 +18,7 @@ from ledgerlink_local.stack.hops import HopLog, read_hops
 from ledgerlink_local.stack.runtime import FunctionRuntime, InvocationResult
 from ledgerlink_local.stack.status import summarise
 from tests.conftest import FIXTURES
+from tests.unit.stack.conftest import Recorder
 
 DLQ = "ledgerlink-local-deal-sync-dlq"
 REQUEST_ID = "5a1b1fbd-8795-432d-8d8d-f42361ffe246"
@@ -35,29 +32,6 @@ RUNTIME = FunctionRuntime(
     code_root=Path("functions"),
 )
 REASON = "QBO refused the client id/secret in secret 'ledgerlink/local/qbo/oauth' (invalid_client)"
-
-
-class Recorder:
-    """The worker's channel to the parent, kept in a list."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.messages.append(json.loads(json.dumps(message, default=str)))
-
-
-@pytest.fixture
-def reported() -> Iterator[Recorder]:
-    """Every AWS call made in the test, reported as the worker process reports it to the stack."""
-    original_call, original_send = BaseClient._make_api_call, requests.Session.send  # type: ignore[attr-defined]
-    channel = Recorder()
-    worker.instrument(channel)  # type: ignore[arg-type]
-    try:
-        yield channel
-    finally:
-        BaseClient._make_api_call = original_call  # type: ignore[attr-defined]
-        requests.Session.send = original_send  # type: ignore[method-assign]
 
 
 def _record(correlation_id: str) -> dict[str, Any]:
