@@ -937,7 +937,7 @@ def _calendar_sync_alarms(graph_secret: str, queue: QueueSpec) -> tuple[MetricAl
     return (
         alarm(
             "calendar-sync-failed-permanently",
-            "CalendarSyncFailedPermanently",
+            "EventsFailedPermanently",
             f"An invoice's due date cannot be written to Outlook and will not be retried (a mailbox Graph "
             f"does not know, a user without a mailbox, a malformed event). It is in {queue.dlq_name} with "
             "its reason: `ledgerlink dlq replay <queue> --dry-run` lists them; fix the connection's "

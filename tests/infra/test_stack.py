@@ -590,7 +590,7 @@ def test_the_calendar_flow_has_its_own_queue_function_and_metric_alarms(dev: Syn
     assert "ledgerlink-dev-calendar-sync-dlq" in dlq_alarm["AlarmDescription"]
     # and so do its own metrics that need a human, on its service's dimension
     for metric_name, alarm_name in (
-        ("CalendarSyncFailedPermanently", "ledgerlink-dev-calendar-sync-failed-permanently"),
+        ("EventsFailedPermanently", "ledgerlink-dev-calendar-sync-failed-permanently"),
         ("UnexpectedErrors", "ledgerlink-dev-calendar-sync-unexpected-error"),
         ("GraphCredentialsRejected", "ledgerlink-dev-graph-credentials-rejected"),
         ("DeadLetterSendFailed", "ledgerlink-dev-calendar-sync-dead-letter-send-failed"),
@@ -631,7 +631,7 @@ def test_the_dashboard_graphs_the_calendar_function_its_queues_and_its_metrics(d
     # and its own metrics are graphed under its service, the alarmed ones among them
     events = json.dumps(widgets[f"{name}: events"]["metrics"])
     assert "outlook-calendar-sync" in events
-    for metric in ("CalendarSyncFailedPermanently", "GraphCredentialsRejected", "EventsDeadLettered"):
+    for metric in ("EventsFailedPermanently", "GraphCredentialsRejected", "EventsDeadLettered"):
         assert metric in events, metric
     # and its alarms are on the alarm status widget
     alarms = json.dumps(widgets["Alarms"]["alarms"])

@@ -402,7 +402,7 @@ def test_the_calendar_sync_alarms_on_what_needs_a_human_named_like_the_deal_sync
     }
     # then each metric that needs a human has one, named after its flow as the deal sync's are
     assert {key: alarm.metric_name for key, alarm in alarms.items()} == {
-        "calendar-sync-failed-permanently": "CalendarSyncFailedPermanently",
+        "calendar-sync-failed-permanently": "EventsFailedPermanently",
         "calendar-sync-unexpected-error": "UnexpectedErrors",
         "graph-credentials-rejected": "GraphCredentialsRejected",
         "calendar-sync-dead-letter-send-failed": "DeadLetterSendFailed",

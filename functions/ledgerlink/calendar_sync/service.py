@@ -116,6 +116,9 @@ class CalendarSyncService:
                     self.metrics.count("EventsFailedPermanently")
                 if outcome.unexpected:
                     self.metrics.count("UnexpectedErrors")
+                if outcome.error_type == "GraphCredentialsRejected":
+                    # Alarmed: an operator must put the app's current secret in place, then replay.
+                    self.metrics.count("GraphCredentialsRejected")
                 if outcome.scope is FailureScope.SHARED:
                     shared = outcome
             outcomes[event.message_id] = outcome
