@@ -17,6 +17,7 @@ from moto import mock_aws
 from ledgerlink.consumer.outcome import OutcomeStatus
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
+from tests.graph_shapes import assert_event_body_conforms
 from tests.integration.calendar_sync_support import (
     AR_MAILBOX,
     GRAPH_SECRET,
@@ -39,6 +40,15 @@ def world(
         built = build_world(hubspot_sandbox, graph_sandbox, monkeypatch)
         yield built
         built.parts.close()
+        # and whatever the test did, every event body the code sent is one Graph documents
+        for sent in built.graph_requests():
+            if (
+                sent.method in ("POST", "PATCH")
+                and "/events" in sent.path
+                and not sent.path.endswith("/cancel")
+                and sent.body
+            ):
+                assert_event_body_conforms(sent.json())
 
 
 def only_event(
