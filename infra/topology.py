@@ -64,6 +64,8 @@ VISIBILITY_TIMEOUT_FACTOR: Final = 6
 # SQS event sources: more than 10 messages a batch needs a batching window of at least one second.
 SQS_BATCH_WITHOUT_WINDOW_MAX: Final = 10
 SQS_BATCH_MAX: Final = 10_000
+# The values an SQS event source's maximum concurrency may take.
+SQS_MAX_CONCURRENCY_RANGE: Final = range(2, 1001)
 
 # The QBO entities that become HubSpot objects (F2): invoices, estimates and payments become deals,
 # customers become companies/contacts.
@@ -650,7 +652,7 @@ def build_topology(
     # Graph has no batch write worth using here: $batch runs at most 4 of its requests against Outlook at
     # once and each still counts against the mailbox's limits, so a large batch saves nothing. A short
     # window still lets the deal.synced events of one deal-sync batch (published together) share one
-    # invocation, and adds at most a second to the webhook-to-calendar latency issue 11 measures.
+    # invocation, and adds at most a second to the webhook-to-calendar-event latency.
     calendar_sync_batching_window_seconds = 1
     calendar_sync_queue = QueueSpec(
         key="calendar-sync",
@@ -793,13 +795,13 @@ def build_topology(
         QueueSourceSpec(
             queue=calendar_sync_queue.key,
             function="outlook_calendar_sync",
-            # Ten without a window is SQS's limit; see the window's comment above for why it is small.
+            # The most a batch may hold without a batching window (see the window's comment: why small).
             batch_size=10,
             max_batching_window_seconds=calendar_sync_batching_window_seconds,
             report_batch_item_failures=True,
             # Outlook allows 4 concurrent requests per app and mailbox, and most due dates may land on
             # one accounts-receivable mailbox: more invocations than that would only wait on each other
-            # in the shared HTTP layer's limiter (or be throttled). AWS's minimum here is 2.
+            # in the shared HTTP layer's limiter (or be throttled). AWS allows 2..1000 here.
             max_concurrency=4,
         ),
     )
@@ -1007,6 +1009,11 @@ def validate(topology: Topology) -> None:
         queue = topology.queue(source.queue)
         if not 1 <= source.batch_size <= SQS_BATCH_MAX:
             raise TopologyError(f"queue source {source.queue}: batch size must be 1..{SQS_BATCH_MAX}")
+        if source.max_concurrency is not None and source.max_concurrency not in SQS_MAX_CONCURRENCY_RANGE:
+            raise TopologyError(
+                f"queue source {source.queue}: maximum concurrency must be "
+                f"{SQS_MAX_CONCURRENCY_RANGE.start}..{SQS_MAX_CONCURRENCY_RANGE.stop - 1}"
+            )
         if source.batch_size > SQS_BATCH_WITHOUT_WINDOW_MAX and source.max_batching_window_seconds < 1:
             raise TopologyError(
                 f"queue source {source.queue}: a batch size above {SQS_BATCH_WITHOUT_WINDOW_MAX} "

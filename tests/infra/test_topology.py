@@ -253,6 +253,14 @@ def test_a_large_batch_without_a_batching_window_is_refused() -> None:
         topo.validate(_replaced(topology, no_window))
 
 
+@pytest.mark.parametrize("concurrency", [1, 1001])
+def test_a_maximum_concurrency_sqs_refuses_is_refused(concurrency: int) -> None:
+    topology = _topology("dev")
+    (calendar,) = [source for source in topology.queue_sources if source.queue == "calendar-sync"]
+    with pytest.raises(topo.TopologyError, match=r"calendar-sync: maximum concurrency must be 2\.\.1000"):
+        topo.validate(_replaced(topology, dataclasses.replace(calendar, max_concurrency=concurrency)))
+
+
 def test_a_grant_on_a_resource_that_does_not_exist_is_refused() -> None:
     topology = _topology("dev")
     ingest = topology.function("qbo_ingest")
