@@ -24,8 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ledgerlink.config import get_settings
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
-from ledgerlink.consumer.batch import process_batch
-from ledgerlink.consumer.partial_response import partial_batch_response
+from ledgerlink.consumer.partial_response import consume_batch
 from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
 from ledgerlink.deal_sync.inbox import parse_record
 from ledgerlink.observability import Service, ServiceMetrics, get_logger, get_metrics, get_tracer
@@ -51,14 +50,13 @@ def _alarm(name: str, fields: Mapping[str, Any]) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parts = _parts()
     remaining_ms = context.get_remaining_time_in_millis()
-    routed = process_batch(
-        event.get("Records") or [],
+    return consume_batch(
+        event,
+        context,
         parse=parse_record,
         sync=lambda changes: parts.service.sync(changes, remaining_ms=remaining_ms),
         router=parts.dead_letters,
     )
-
-    return partial_batch_response(event, context, routed)
 
 
 @cache

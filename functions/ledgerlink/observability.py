@@ -75,6 +75,17 @@ def correlation_scope(logger: Logger, correlation_id: str) -> Iterator[None]:
         logger.set_correlation_id(previous)
 
 
+@contextmanager
+def connection_scope(logger: Logger, connection: str, config_version: str) -> Iterator[None]:
+    """Every line ``logger`` writes inside the block names the connection and the configuration version
+    it works under (one batch can hold several connections' events)."""
+    logger.append_keys(connection=connection, config_version=config_version)
+    try:
+        yield
+    finally:
+        logger.remove_keys(["connection", "config_version"])
+
+
 class ServiceMetrics:
     """A flow's metrics sink (``count``), dimension ``service``: what the alarms watch."""
 

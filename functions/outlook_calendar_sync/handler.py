@@ -18,8 +18,7 @@ from ledgerlink.calendar_sync.factory import CalendarSyncParts, build_calendar_s
 from ledgerlink.calendar_sync.inbox import parse_record
 from ledgerlink.config import get_settings
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
-from ledgerlink.consumer.batch import process_batch
-from ledgerlink.consumer.partial_response import partial_batch_response
+from ledgerlink.consumer.partial_response import consume_batch
 from ledgerlink.observability import Service, ServiceMetrics, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
@@ -37,13 +36,13 @@ metrics = get_metrics(Service.OUTLOOK_CALENDAR_SYNC)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parts = _parts()
     remaining_ms = context.get_remaining_time_in_millis()
-    routed = process_batch(
-        event.get("Records") or [],
+    return consume_batch(
+        event,
+        context,
         parse=parse_record,
         sync=lambda events: parts.service.sync(events, remaining_ms=remaining_ms),
         router=parts.dead_letters,
     )
-    return partial_batch_response(event, context, routed)
 
 
 @cache

@@ -25,6 +25,7 @@ from ledgerlink.tables import LINKS, VENDOR_STATE
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN, DEMO_PORTAL_ID
+from tests.aws_fixtures import capture_queue, create_tables
 from tests.conftest import FIXTURES
 from tests.integration.test_deal_sync_support import Capture, RecordingMetrics
 
@@ -68,34 +69,12 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
     """The links and vendor-state tables, the bus with a rule copying calendar.synced to a capture
     queue, and the connection's HubSpot and Graph secrets."""
     dynamodb = boto3.client("dynamodb", region_name=region)
-    for name, keys in ((LINKS_TABLE, LINKS), (VENDOR_STATE_TABLE, VENDOR_STATE)):
-        assert keys.sort_key is not None
-        dynamodb.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": keys.partition_key, "KeyType": "HASH"},
-                {"AttributeName": keys.sort_key, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": keys.partition_key, "AttributeType": "S"},
-                {"AttributeName": keys.sort_key, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    create_tables(dynamodb, ((LINKS_TABLE, LINKS), (VENDOR_STATE_TABLE, VENDOR_STATE)))
     events = boto3.client("events", region_name=region)
     sqs = boto3.client("sqs", region_name=region)
     events.create_event_bus(Name=BUS)
-    queue_url = sqs.create_queue(QueueName=PUBLISHED_QUEUE)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(
-        Name="capture-calendar-synced",
-        EventBusName=BUS,
-        EventPattern=json.dumps({"detail-type": ["ledgerlink.calendar.synced"]}),
-    )
-    events.put_targets(
-        Rule="capture-calendar-synced", EventBusName=BUS, Targets=[{"Id": "capture", "Arn": queue_arn}]
+    queue_url = capture_queue(
+        events, sqs, bus=BUS, detail_type="ledgerlink.calendar.synced", queue_name=PUBLISHED_QUEUE
     )
     secretsmanager = boto3.client("secretsmanager", region_name=region)
     secretsmanager.create_secret(

@@ -41,6 +41,7 @@ from ledgerlink_local.sandboxes.qbo import (
     DEMO_REFRESH_TOKEN,
     TOKEN_PATH,
 )
+from tests.aws_fixtures import capture_queue, create_tables
 from tests.conftest import FIXTURES
 from tests.openapi import find_operation, validate_request_body
 from tests.qbo_xsd import allowed_fields
@@ -83,33 +84,19 @@ def environment(qbo_url: str, hubspot_url: str) -> dict[str, str]:
 def create_aws_resources(region: str = REGION) -> dict[str, Any]:
     """Tables, bus + a rule copying deal.synced events to a capture queue, and the two secrets."""
     dynamodb = boto3.client("dynamodb", region_name=region)
-    for name, keys in (
-        (TABLES["idempotency"], IDEMPOTENCY),
-        (TABLES["links"], LINKS),
-        (TABLES["vendor-state"], VENDOR_STATE),
-    ):
-        schema: list[Any] = [{"AttributeName": keys.partition_key, "KeyType": "HASH"}]
-        attributes: list[Any] = [{"AttributeName": keys.partition_key, "AttributeType": "S"}]
-        if keys.sort_key:
-            schema.append({"AttributeName": keys.sort_key, "KeyType": "RANGE"})
-            attributes.append({"AttributeName": keys.sort_key, "AttributeType": "S"})
-        dynamodb.create_table(
-            TableName=name, KeySchema=schema, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
-        )
+    create_tables(
+        dynamodb,
+        (
+            (TABLES["idempotency"], IDEMPOTENCY),
+            (TABLES["links"], LINKS),
+            (TABLES["vendor-state"], VENDOR_STATE),
+        ),
+    )
     events = boto3.client("events", region_name=region)
     sqs = boto3.client("sqs", region_name=region)
     events.create_event_bus(Name=BUS)
-    queue_url = sqs.create_queue(QueueName=PUBLISHED_QUEUE)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(
-        Name="capture-deal-synced",
-        EventBusName=BUS,
-        EventPattern=json.dumps({"detail-type": ["ledgerlink.deal.synced"]}),
-    )
-    events.put_targets(
-        Rule="capture-deal-synced", EventBusName=BUS, Targets=[{"Id": "capture", "Arn": queue_arn}]
+    queue_url = capture_queue(
+        events, sqs, bus=BUS, detail_type="ledgerlink.deal.synced", queue_name=PUBLISHED_QUEUE
     )
     secretsmanager = boto3.client("secretsmanager", region_name=region)
     secretsmanager.create_secret(

@@ -32,7 +32,7 @@ from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.policy import graph_policy, hubspot_policy
 from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
-from ledgerlink.observability import Service, get_logger
+from ledgerlink.observability import Service, connection_scope, get_logger
 from ledgerlink.outlook_items import OutlookItemStore
 from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.secrets import SecretStore
@@ -108,11 +108,8 @@ class ConnectionsCalendarSync:
                 continue
             by_connection.setdefault(name, []).append(event)
         for name, connection_events in by_connection.items():
-            logger.append_keys(connection=name, config_version=self.config.version)
-            try:
+            with connection_scope(logger, name, self.config.version):
                 outcomes.update(self.parts[name].service.sync(connection_events, remaining_ms=remaining_ms))
-            finally:
-                logger.remove_keys(["connection", "config_version"])
         return outcomes
 
 

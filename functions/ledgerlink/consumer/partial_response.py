@@ -1,5 +1,6 @@
-"""The answer a queue-fed Lambda gives SQS: Powertools' partial batch response, from what
-:func:`~ledgerlink.consumer.batch.process_batch` decided for each record.
+"""One SQS batch in a queue-fed Lambda, and the answer it gives SQS: :func:`consume_batch` runs
+:func:`~ledgerlink.consumer.batch.process_batch` and turns what it decided for each record into
+Powertools' partial batch response.
 
 A record to retry is reported in ``batchItemFailures`` (Powertools' :class:`BatchProcessor` lists the
 records whose handler raised), so exactly those are delivered again; the others (done, or
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ledgerlink.consumer.deadletter import Disposition, Routed
+from ledgerlink.consumer.batch import E, Parse, Sync, process_batch
+from ledgerlink.consumer.deadletter import DeadLetterRouter, Disposition, Routed
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,3 +40,16 @@ def partial_batch_response(
         event=dict(event), record_handler=record_handler, processor=processor, context=context
     )
     return response
+
+
+def consume_batch(
+    event: Mapping[str, Any],
+    context: LambdaContext,
+    *,
+    parse: Parse[E],
+    sync: Sync[E],
+    router: DeadLetterRouter,
+) -> dict[str, Any]:
+    """What a queue-fed handler does with its event: settle every record, answer SQS."""
+    routed = process_batch(event.get("Records") or [], parse=parse, sync=sync, router=router)
+    return partial_batch_response(event, context, routed)

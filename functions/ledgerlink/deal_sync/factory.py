@@ -31,7 +31,7 @@ from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.policy import hubspot_policy, qbo_policy
 from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
-from ledgerlink.observability import Service, get_logger
+from ledgerlink.observability import Service, connection_scope, get_logger
 from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.qbo.client import QboClient
 from ledgerlink.qbo.oauth import AlarmHook, DynamoDBTokenStateStore, QboOAuth, token_endpoint, token_policy
@@ -127,11 +127,8 @@ class ConnectionsSync:
                 if remaining_ms is None
                 else max(0, remaining_ms - int((self.clock.now() - started) * 1000))
             )
-            logger.append_keys(connection=name, config_version=self.config.version)
-            try:
+            with connection_scope(logger, name, self.config.version):
                 outcomes.update(self.parts[name].service.sync(connection_events, remaining_ms=left))
-            finally:
-                logger.remove_keys(["connection", "config_version"])
         return outcomes
 
 
