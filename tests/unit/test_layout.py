@@ -37,6 +37,7 @@ SHARED: frozenset[str] = frozenset(
         "ledgerlink.crosswalk",
         "ledgerlink.dates",
         "ledgerlink.events",
+        "ledgerlink.graph",
         "ledgerlink.http",
         "ledgerlink.hubspot",
         "ledgerlink.idempotency",
