@@ -26,11 +26,11 @@ from ledgerlink.consumer.deadletter import DeadLetterRouter
 from ledgerlink.consumer.factory import dead_letter_router
 from ledgerlink.consumer.failures import FailureScope
 from ledgerlink.consumer.outcome import Outcome, OutcomeStatus
-from ledgerlink.graph.auth import GraphAuth
 from ledgerlink.graph.client import GraphClient
+from ledgerlink.graph.factory import graph_client
 from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.factory import shared_state_client
-from ledgerlink.http.policy import graph_policy, hubspot_policy
+from ledgerlink.http.policy import hubspot_policy
 from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
 from ledgerlink.observability import Service, connection_scope, get_logger
 from ledgerlink.outlook_items import OutlookItemStore
@@ -196,17 +196,8 @@ def _connection_parts(
     def shared(policy: Any, auth: Any = None) -> VendorHttpClient:
         return shared_state_client(policy, auth, table_name=table, dynamodb_client=dynamodb, clock=clock)
 
-    assert connection.tenant_id is not None
-    auth, token_http = GraphAuth.for_connection(
-        settings,
-        secrets=secrets,
-        secret_name=connection.secret_name(settings.stage, "graph"),
-        tenant_id=connection.tenant_id,
-        http_factory=shared,
-        clock=clock,
-    )
-    graph_http = shared(graph_policy(settings), auth)
-    graph = GraphClient(graph_http, auth)
+    graph_parts = graph_client(connection, settings, secrets=secrets, dynamodb=dynamodb, clock=clock)
+    graph = graph_parts.client
     hubspot_http = shared(
         hubspot_policy(settings), HubSpotAuth(secrets, connection.secret_name(settings.stage, "hubspot"))
     )
@@ -230,5 +221,5 @@ def _connection_parts(
         metrics=metrics,
     )
     return CalendarConnectionParts(
-        connection, service, graph, hubspot, items, (token_http, graph_http, hubspot_http)
+        connection, service, graph, hubspot, items, (graph_parts.token_http, graph_parts.http, hubspot_http)
     )

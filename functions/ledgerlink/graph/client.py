@@ -1,22 +1,36 @@
-"""The Outlook calendar calls of Microsoft Graph v1.0, app-only (``/users/{mailbox}/...``).
+"""The Microsoft Graph client (app-only): tenant users and Outlook calendar events, one per connection.
 
-Every call asks for immutable ids (``Prefer: IdType="ImmutableId"``: an event's id then survives moves
-between folders) and counts against Outlook's limits for this app and that mailbox (the rate-limit
-and concurrency scope ``<app id>/<mailbox>``: 10,000 requests per 10 minutes, 4 at once). Responses
-are parsed into small typed values; errors into :mod:`ledgerlink.graph.errors`. Bodies are never
-logged.
+``GraphClient(http, auth)``: ``http`` is a :class:`~ledgerlink.http.client.VendorHttpClient` on
+:func:`ledgerlink.http.policy.graph_policy` built with ``auth`` as its auth provider (the HTTP layer asks
+it for the ``Authorization`` header and, after a 401, for a new token); the client reads ``auth.app_id``
+for the rate-limit scope. :func:`ledgerlink.graph.factory.graph_client` builds both.
+
+Every call:
+
+- sends ``Prefer: IdType="ImmutableId"``, so the ids it returns stay the same when Outlook moves an
+  item between folders (api-notes-flows.md §2.3), which is what makes an event id worth keeping in the
+  crosswalk;
+- counts against the scope ``<app id>/<mailbox, lower-cased>``: Outlook limits each app per mailbox
+  (10,000 requests per 10 minutes and 4 in flight, ``graph_policy``). A mailbox should be named the
+  same way (its address) on every call, or its two spellings are counted apart. Directory look-ups
+  (:meth:`GraphClient.find_user`) name no mailbox and count against ``<app id>/directory`` under the
+  same limits, far below the directory's own;
+- leaves 429, 503 and other 5xx to the HTTP layer (Retry-After honoured, fractional values too; the
+  breaker), which raises its retryable errors when they persist; what Graph refuses for good is
+  raised as :mod:`ledgerlink.graph.errors`.
+
+Nothing here logs a request or response body (event bodies carry customer data).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import requests
 
-from ledgerlink.graph.auth import GraphAuth
 from ledgerlink.graph.errors import (
     EventChanged,
     EventGone,
@@ -26,10 +40,25 @@ from ledgerlink.graph.errors import (
 )
 from ledgerlink.http.client import VendorHttpClient
 
-IMMUTABLE_IDS: Final = 'IdType="ImmutableId"'
-# Graph's codes for a mailbox that is not there (calendar paths, /users paths, no Exchange mailbox).
-UNKNOWN_USER_CODES: Final = frozenset({"ErrorInvalidUser", "Request_ResourceNotFound", "ResourceNotFound"})
-NO_MAILBOX_CODES: Final = frozenset({"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI"})
+PREFER_IMMUTABLE_IDS: Final = 'IdType="ImmutableId"'
+DIRECTORY_SCOPE: Final = "directory"
+USER_FIELDS: Final = "id,mail,userPrincipalName,displayName"
+# Graph's codes for "this mailbox is no (Exchange Online) user of the tenant" (../shared/api-notes.md §4;
+# the sandbox answers them as Graph does): ErrorInvalidUser on calendar paths, Request_ResourceNotFound
+# on /users/{id}, MailboxNotEnabledForRESTAPI for a user without a mailbox.
+MAILBOX_NOT_FOUND_CODES: Final = frozenset(
+    {"ErrorInvalidUser", "Request_ResourceNotFound", "MailboxNotEnabledForRESTAPI"}
+)
+ITEM_NOT_FOUND: Final = "ErrorItemNotFound"
+# The 4xx answers a call reads itself; anything else (401 after the refresh, 429, 5xx) is the HTTP layer's.
+HANDLED: Final = (400, 403, 404, 409, 412)
+
+
+class GraphAuthProvider(Protocol):
+    """What the client needs from :class:`ledgerlink.graph.auth.GraphAuth`: the app's id."""
+
+    @property
+    def app_id(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +68,15 @@ class GraphUser:
     upn: str
     display_name: str | None
 
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> GraphUser:
+        return cls(
+            id=str(raw["id"]),
+            mail=raw.get("mail"),
+            upn=str(raw.get("userPrincipalName") or ""),
+            display_name=raw.get("displayName"),
+        )
+
 
 @dataclass(frozen=True)
 class GraphCalendar:
@@ -46,9 +84,21 @@ class GraphCalendar:
     allowed_online_meeting_providers: tuple[str, ...]
     default_online_meeting_provider: str | None
 
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> GraphCalendar:
+        return cls(
+            id=str(raw["id"]),
+            allowed_online_meeting_providers=tuple(raw.get("allowedOnlineMeetingProviders") or ()),
+            default_online_meeting_provider=raw.get("defaultOnlineMeetingProvider"),
+        )
+
 
 @dataclass(frozen=True)
 class GraphEvent:
+    """An Outlook event as Graph returned it. ``start``/``end`` are the ``dateTimeTimeZone`` objects as
+    returned (UTC unless a time zone was asked for); ``etag`` is ``@odata.etag`` (what ``If-Match`` takes).
+    The body and the raw JSON stay out of the repr, so an event never reaches a log line whole."""
+
     id: str
     etag: str | None
     change_key: str | None
@@ -60,132 +110,53 @@ class GraphEvent:
     is_cancelled: bool
     show_as: str | None
     attendees: tuple[str, ...]
-    body_content: str
-    web_link: str | None
-    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    body_content: str = field(default="", repr=False)
+    web_link: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_api(cls, body: Mapping[str, Any]) -> GraphEvent:
+    def from_api(cls, raw: Mapping[str, Any]) -> GraphEvent:
+        body = raw.get("body") or {}
         return cls(
-            id=str(body["id"]),
-            etag=body.get("@odata.etag"),
-            change_key=body.get("changeKey"),
-            transaction_id=body.get("transactionId"),
-            subject=str(body.get("subject") or ""),
-            start=body.get("start") or {},
-            end=body.get("end") or {},
-            is_all_day=bool(body.get("isAllDay")),
-            is_cancelled=bool(body.get("isCancelled")),
-            show_as=body.get("showAs"),
+            id=str(raw["id"]),
+            etag=raw.get("@odata.etag"),
+            change_key=raw.get("changeKey"),
+            transaction_id=raw.get("transactionId"),
+            subject=str(raw.get("subject") or ""),
+            start=dict(raw.get("start") or {}),
+            end=dict(raw.get("end") or {}),
+            is_all_day=bool(raw.get("isAllDay")),
+            is_cancelled=bool(raw.get("isCancelled")),
+            show_as=raw.get("showAs"),
             attendees=tuple(
-                str((attendee.get("emailAddress") or {}).get("address") or "")
-                for attendee in body.get("attendees") or ()
+                str(address)
+                for attendee in raw.get("attendees") or ()
+                if (address := (attendee.get("emailAddress") or {}).get("address"))
             ),
-            body_content=str((body.get("body") or {}).get("content") or ""),
-            web_link=body.get("webLink"),
-            raw=body,
+            body_content=str(body.get("content") or ""),
+            web_link=raw.get("webLink"),
+            raw=dict(raw),
         )
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: quoted, with every ``'`` doubled (``O'Brien`` → ``'O''Brien'``)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 class GraphClient:
-    """One connection's Graph: its app's token (:class:`GraphAuth`), its budgets, its tenant."""
+    """One connection's Graph app (module docstring)."""
 
-    def __init__(self, http: VendorHttpClient, auth: GraphAuth) -> None:
+    def __init__(self, http: VendorHttpClient, auth: GraphAuthProvider) -> None:
         self._http = http
-        self.auth = auth
+        self._auth = auth
         self.calls = 0
 
-    # ---- users and calendars
+    # ---- scopes and requests
 
-    def find_user(self, email: str) -> GraphUser | None:
-        """The tenant user whose mail or user principal name is ``email``, or None."""
-        literal = email.strip().replace("'", "''")
-        response = self._call(
-            "GET",
-            "/users",
-            mailbox=None,
-            params={
-                "$filter": f"mail eq '{literal}' or userPrincipalName eq '{literal}'",
-                "$select": "id,mail,userPrincipalName,displayName",
-            },
-        )
-        for user in response.json().get("value") or ():
-            return GraphUser(
-                id=str(user["id"]),
-                mail=user.get("mail"),
-                upn=str(user.get("userPrincipalName") or ""),
-                display_name=user.get("displayName"),
-            )
-        return None
-
-    def calendar(self, mailbox: str) -> GraphCalendar:
-        body = self._call("GET", f"/users/{_segment(mailbox)}/calendar", mailbox=mailbox).json()
-        return GraphCalendar(
-            id=str(body.get("id") or ""),
-            allowed_online_meeting_providers=tuple(body.get("allowedOnlineMeetingProviders") or ()),
-            default_online_meeting_provider=body.get("defaultOnlineMeetingProvider"),
-        )
-
-    # ---- events
-
-    def create_event(self, mailbox: str, body: Mapping[str, Any], *, transaction_id: str) -> GraphEvent:
-        """``POST /users/{mailbox}/events`` with ``transactionId``: Graph recognises a retried create by
-        it, so the HTTP layer may resend this POST after a timeout or a 5xx."""
-        response = self._call(
-            "POST",
-            f"/users/{_segment(mailbox)}/events",
-            mailbox=mailbox,
-            json={**body, "transactionId": transaction_id},
-            idempotent=True,
-        )
-        return GraphEvent.from_api(response.json())
-
-    def get_event(self, mailbox: str, event_id: str) -> GraphEvent | None:
-        response = self._call("GET", _event_path(mailbox, event_id), mailbox=mailbox, accept=(404,))
-        if response.status_code == 404:
-            return None
-        return GraphEvent.from_api(response.json())
-
-    def update_event(
-        self, mailbox: str, event_id: str, changes: Mapping[str, Any], *, etag: str
-    ) -> GraphEvent:
-        """``PATCH`` with ``If-Match: etag``; :class:`EventChanged` on 412, :class:`EventGone` on 404.
-        With If-Match a resent PATCH cannot overwrite anyone else's change (it gets 412 instead), so
-        the HTTP layer may resend it."""
-        response = self._call(
-            "PATCH",
-            _event_path(mailbox, event_id),
-            mailbox=mailbox,
-            json=dict(changes),
-            headers={"If-Match": etag},
-            idempotent=True,
-            accept=(404, 412),
-        )
-        if response.status_code == 412:
-            raise EventChanged(mailbox, event_id)
-        if response.status_code == 404:
-            raise EventGone(mailbox, event_id)
-        return GraphEvent.from_api(response.json())
-
-    def delete_event(self, mailbox: str, event_id: str) -> bool:
-        """True when deleted now, False when it was not there."""
-        response = self._call("DELETE", _event_path(mailbox, event_id), mailbox=mailbox, accept=(404,))
-        return response.status_code != 404
-
-    def cancel_event(self, mailbox: str, event_id: str, comment: str) -> bool:
-        """The organizer cancels a meeting: attendees get the comment. False when it was not there."""
-        response = self._call(
-            "POST",
-            _event_path(mailbox, event_id) + "/cancel",
-            mailbox=mailbox,
-            json={"comment": comment},
-            # Cancelling twice has the effect of cancelling once (the second finds nothing: 404).
-            idempotent=True,
-            accept=(404,),
-        )
-        return response.status_code != 404
-
-    # ---- plumbing
+    def scope(self, mailbox: str | None) -> str:
+        """The rate-limit and concurrency scope: per app and mailbox, as Outlook counts."""
+        return f"{self._auth.app_id}/{mailbox.strip().lower() if mailbox else DIRECTORY_SCOPE}"
 
     def _call(
         self,
@@ -193,52 +164,202 @@ class GraphClient:
         path: str,
         *,
         mailbox: str | None,
-        params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
-        accept: tuple[int, ...] = (),
     ) -> requests.Response:
-        scope = f"{self.auth.app_id}/{(mailbox or 'directory').lower()}"
-        sent_headers = {"Prefer": IMMUTABLE_IDS, **(headers or {})}
         self.calls += 1
-        response = self._http.request(
+        return self._http.request(
             method,
             path,
-            scope=scope,
-            params=params,
+            scope=self.scope(mailbox),
             json=json,
-            headers=sent_headers,
+            headers={"Prefer": PREFER_IMMUTABLE_IDS, **(headers or {})},
             idempotent=idempotent,
-            accept=(*accept, 400, 403, 404),
+            accept=HANDLED,
         )
-        status = response.status_code
-        if status < 400 or status in accept:
-            return response
-        code, message = _graph_error(response)
-        if status == 404 and mailbox is not None and (code in UNKNOWN_USER_CODES or code in NO_MAILBOX_CODES):
-            detail = (
-                "has no Exchange Online mailbox"
-                if code in NO_MAILBOX_CODES
-                else "is not a user of the tenant"
-            )
-            raise MailboxNotFound(mailbox, code, detail)
-        if status == 403 and mailbox is not None:
-            raise GraphAccessDenied(mailbox, code, message)
-        raise GraphRequestRejected(status, code, message, method=method, path=path.split("?")[0])
+
+    # ---- users
+
+    def find_user(self, email: str) -> GraphUser | None:
+        """The tenant user whose mail or user principal name is ``email`` (Graph compares them without
+        regard to case), or None."""
+        literal = odata_string(email.strip())
+        query = _query(
+            {"$filter": f"mail eq {literal} or userPrincipalName eq {literal}", "$select": USER_FIELDS}
+        )
+        response = self._call("GET", f"/users?{query}", mailbox=None)
+        if response.status_code != 200:
+            raise _failure(response, mailbox=None, method="GET", path="/users")
+        users = [GraphUser.from_api(raw) for raw in _json(response).get("value") or ()]
+        wanted = email.strip().lower()
+        # The filter already matched; prefer the user whose mail is the address over one whose UPN is.
+        users.sort(key=lambda user: (user.mail or "").lower() != wanted)
+        return users[0] if users else None
+
+    # ---- calendars
+
+    def calendar(self, mailbox: str) -> GraphCalendar:
+        """The mailbox's default calendar (which online-meeting providers it allows: the Teams flow)."""
+        path = f"{_user(mailbox)}/calendar"
+        response = self._call("GET", path, mailbox=mailbox)
+        if response.status_code != 200:
+            raise _failure(response, mailbox=mailbox, method="GET", path=path)
+        return GraphCalendar.from_api(_json(response))
+
+    # ---- events
+
+    def create_event(self, mailbox: str, body: Mapping[str, Any], *, transaction_id: str) -> GraphEvent:
+        """Create an event in ``mailbox``'s calendar. ``transaction_id`` goes into the body as Graph's
+        ``transactionId``: a create repeated with it (a retry after a lost answer, a redelivered message)
+        makes no second event, so the POST is retried like an idempotent call."""
+        if not transaction_id:
+            raise ValueError("a transactionId is required: it is what makes a retried create harmless")
+        if body.get("transactionId") not in (None, transaction_id):
+            raise ValueError("the event body names another transactionId than transaction_id")
+        path = f"{_user(mailbox)}/events"
+        response = self._call(
+            "POST", path, mailbox=mailbox, json={**body, "transactionId": transaction_id}, idempotent=True
+        )
+        if response.status_code not in (200, 201):
+            raise _failure(response, mailbox=mailbox, method="POST", path=path)
+        return GraphEvent.from_api(_json(response))
+
+    def get_event(self, mailbox: str, event_id: str) -> GraphEvent | None:
+        """The event, or None when it is not (or no longer) in the mailbox."""
+        path = _event(mailbox, event_id)
+        response = self._call("GET", path, mailbox=mailbox)
+        if response.status_code == 404 and _code(response) == ITEM_NOT_FOUND:
+            return None
+        if response.status_code != 200:
+            raise _failure(response, mailbox=mailbox, method="GET", path=path)
+        return GraphEvent.from_api(_json(response))
+
+    def update_event(
+        self, mailbox: str, event_id: str, changes: Mapping[str, Any], *, etag: str
+    ) -> GraphEvent:
+        """PATCH the event if it is still at ``etag``; :class:`EventChanged` when it is not (re-read it and
+        re-apply), :class:`EventGone` when it is no longer in the calendar.
+
+        Retried like an idempotent call although PATCH is not one by method: with ``If-Match`` a repeat
+        is harmless. If the first attempt never landed, the repeat applies the changes once; if it landed
+        and its answer was lost, the event's etag has moved on, the repeat gets 412 and changes nothing,
+        and the caller's re-read shows its own changes already there.
+        """
+        if not etag:
+            raise ValueError("an etag is required: updates are made only to the version that was read")
+        path = _event(mailbox, event_id)
+        response = self._call(
+            "PATCH", path, mailbox=mailbox, json=dict(changes), headers={"If-Match": etag}, idempotent=True
+        )
+        code = _code(response)
+        if response.status_code == 412 or (
+            response.status_code == 409 and code == "ErrorIrresolvableConflict"
+        ):
+            raise EventChanged(
+                mailbox, event_id, status=response.status_code, code=code or "PreconditionFailed",
+                method="PATCH", path=_shown(path),
+            )  # fmt: skip
+        if response.status_code == 404 and code == ITEM_NOT_FOUND:
+            raise EventGone(mailbox, event_id, method="PATCH", path=_shown(path))
+        if response.status_code != 200:
+            raise _failure(response, mailbox=mailbox, method="PATCH", path=path)
+        return GraphEvent.from_api(_json(response))
+
+    def delete_event(self, mailbox: str, event_id: str) -> bool:
+        """Delete the event: True when deleted, False when it was not there (already deleted). An
+        organizer's delete still sends attendees a cancellation (api-notes.md §4); use
+        :meth:`cancel_event` to say why."""
+        path = _event(mailbox, event_id)
+        response = self._call("DELETE", path, mailbox=mailbox)
+        if response.status_code == 404 and _code(response) == ITEM_NOT_FOUND:
+            return False
+        if response.status_code not in (200, 204):
+            raise _failure(response, mailbox=mailbox, method="DELETE", path=path)
+        return True
+
+    def cancel_event(self, mailbox: str, event_id: str, comment: str) -> bool:
+        """The organizer cancels the meeting with ``comment`` (attendees get it): True when cancelled,
+        False when the event was not there. Retried like an idempotent call: a repeat after a cancel
+        that landed finds the event gone (404, False) and sends nothing twice."""
+        path = f"{_event(mailbox, event_id)}/cancel"
+        response = self._call("POST", path, mailbox=mailbox, json={"comment": comment}, idempotent=True)
+        if response.status_code == 404 and _code(response) == ITEM_NOT_FOUND:
+            return False
+        if response.status_code not in (200, 202, 204):
+            raise _failure(response, mailbox=mailbox, method="POST", path=path)
+        return True
 
 
-def _graph_error(response: requests.Response) -> tuple[str, str]:
+# ---- helpers
+
+
+def _user(mailbox: str) -> str:
+    if not mailbox or not mailbox.strip():
+        raise ValueError("a mailbox (user principal name, address or object id) is required")
+    return f"/users/{quote(mailbox.strip(), safe='@')}"
+
+
+def _event(mailbox: str, event_id: str) -> str:
+    if not event_id:
+        raise ValueError("an event id is required")
+    return f"{_user(mailbox)}/events/{quote(event_id, safe='')}"
+
+
+def _shown(path: str) -> str:
+    return path.split("?", 1)[0]
+
+
+# Left unescaped in query values: OData's punctuation, as Graph's docs write queries.
+_QUERY_SAFE: Final = "$,'()@="
+
+
+def _query(params: Mapping[str, str]) -> str:
+    # Spaces as %20 rather than "+": the OData filter grammar is defined on %20.
+    return "&".join(
+        f"{quote(name, safe='$')}={quote(value, safe=_QUERY_SAFE)}" for name, value in params.items()
+    )
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
     try:
-        error = response.json().get("error") or {}
+        body = response.json()
     except ValueError:
-        return f"HTTP{response.status_code}", ""
-    return str(error.get("code") or f"HTTP{response.status_code}"), str(error.get("message") or "")[:200]
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
-def _segment(value: str) -> str:
-    return quote(value, safe="@.")
+def _error(response: requests.Response) -> tuple[str, str]:
+    error = _json(response).get("error")
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
 
 
-def _event_path(mailbox: str, event_id: str) -> str:
-    return f"/users/{_segment(mailbox)}/events/{quote(event_id, safe='')}"
+def _code(response: requests.Response) -> str:
+    return _error(response)[0]
+
+
+def _failure(response: requests.Response, *, mailbox: str | None, method: str, path: str) -> Exception:
+    """The error for a handled 4xx (:data:`HANDLED`) that the method does not read as an answer."""
+    status = response.status_code
+    code, message = _error(response)
+    shown = _shown(path)
+    if mailbox is not None and status == 404 and code in MAILBOX_NOT_FOUND_CODES:
+        return MailboxNotFound(mailbox, code, method=method, path=shown)
+    if status == 403:
+        if mailbox is not None:
+            text = (
+                f"Graph denied the app access to mailbox {mailbox} ({code or 'Forbidden'}): the app lacks "
+                "the Calendars.ReadWrite application permission, or its Exchange RBAC scope does not "
+                "include this mailbox"
+            )
+        else:
+            text = (
+                f"Graph denied the app access to the tenant's directory ({code or 'Forbidden'}): the app "
+                "lacks the User.Read.All application permission"
+            )
+        return GraphAccessDenied(text, code=code or "Forbidden", mailbox=mailbox, method=method, path=shown)
+    return GraphRequestRejected(
+        status=status, code=code or f"HTTP{status}", graph_message=message, method=method, path=shown
+    )

@@ -40,6 +40,7 @@ def test_invalid_backoff_is_rejected() -> None:
         ("120", 120.0),
         (" 0 ", 0.0),
         ("1.5", 1.5),
+        ("2.128", 2.128),  # the fractional shape some versions of Graph's throttling docs show
         ("Wed, 21 Oct 2015 07:28:00 GMT", 80.0),
         ("Wednesday, 21-Oct-15 07:28:00 GMT", 80.0),  # obsolete RFC 850 form, still legal to receive
         ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0),  # in the past: retry now

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from ledgerlink_local.sandboxes.core import HttpError, RateLimit, Request, Response, Sandbox, SandboxServer
+from tests.unit.sandboxes.polling import wait_for
 
 
 class EchoSandbox(Sandbox):
@@ -93,6 +95,37 @@ def test_faults_scoped_counted_and_logged(echo: SandboxServer) -> None:
     log = requests.get(f"{echo.url}/_admin/requests").json()["requests"]
     assert [(e["status"], e["fault"]) for e in log] == [(503, "503"), (404, None), (0, "drop")]
     assert requests.post(f"{echo.url}/_admin/faults", json={"kind": "teapot"}).status_code == 400
+
+
+def test_a_hold_fault_keeps_requests_in_flight_until_the_faults_are_cleared(echo: SandboxServer) -> None:
+    # given a hold on /open
+    requests.post(
+        f"{echo.url}/_admin/faults",
+        json={"kind": "hold", "path_prefix": "/open", "delay_seconds": 30},
+        timeout=5,
+    ).raise_for_status()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        # when three requests come, then all three wait (none is answered or logged yet)
+        held = [pool.submit(requests.get, f"{echo.url}/open", timeout=30) for _ in range(3)]
+        wait_for(
+            lambda: requests.get(f"{echo.url}/_admin/faults", timeout=5).json()["faults"][0]["injected"] == 3
+        )
+        assert not any(call.done() for call in held)
+        assert requests.get(f"{echo.url}/_admin/requests", timeout=5).json()["count"] == 0
+        # when the faults are cleared, then each is answered normally
+        requests.delete(f"{echo.url}/_admin/faults", timeout=5)
+        assert [call.result(timeout=10).status_code for call in held] == [200] * 3
+    log = requests.get(f"{echo.url}/_admin/requests", timeout=5).json()["requests"]
+    assert [(entry["status"], entry["fault"]) for entry in log] == [(200, "hold")] * 3
+
+
+def test_a_hold_ends_by_itself_after_its_delay(echo: SandboxServer) -> None:
+    requests.post(
+        f"{echo.url}/_admin/faults",
+        json={"kind": "hold", "path_prefix": "/open", "delay_seconds": 0.05},
+        timeout=5,
+    )
+    assert requests.get(f"{echo.url}/open", timeout=10).status_code == 200
 
 
 def test_reset_restores_base_state(echo: SandboxServer) -> None:
