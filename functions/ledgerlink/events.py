@@ -25,6 +25,7 @@ class EventSource:
     QBO_INGEST = "ledgerlink.qbo"
     HUBSPOT_DEAL_SYNC = "ledgerlink.hubspot"
     OUTLOOK_CALENDAR_SYNC = "ledgerlink.outlook"
+    TEAMS_INVITE = "ledgerlink.teams"
 
 
 class DetailType:
@@ -33,6 +34,7 @@ class DetailType:
     QBO_ENTITY_CHANGED = "qbo.entity.changed"
     DEAL_SYNCED = "ledgerlink.deal.synced"
     CALENDAR_SYNCED = "ledgerlink.calendar.synced"
+    FOLLOWUP_DUE = "ledgerlink.followup.due"
 
 
 SCHEMA_VERSION = "1"

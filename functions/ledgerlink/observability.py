@@ -27,6 +27,7 @@ class Service:
     QBO_INGEST = "qbo-ingest"
     HUBSPOT_DEAL_SYNC = "hubspot-deal-sync"
     OUTLOOK_CALENDAR_SYNC = "outlook-calendar-sync"
+    TEAMS_INVITE = "teams-invite"
 
 
 @cache

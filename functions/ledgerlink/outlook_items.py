@@ -12,7 +12,10 @@ LedgerLink made of one invoice sits under one key), sk ``outlook#<kind>`` (``out
 - ``version_ms`` / ``sync_token`` / ``terminal``: the QBO version the calendar reflects (``terminal``: the
   invoice was deleted, which no later version can undo), and ``fingerprint``, a hash of what was
   written, so the same content is never written twice;
-- ``due_date``, ``status``, ``balance``, ``currency``, ``deal_id``: what the Teams flow's sweep reads;
+- ``due_date``, ``status``, ``balance``, ``currency``, ``deal_id``, and ``snapshot`` (the invoice as the last
+  ``deal.synced`` described it, JSON): what the Teams flow reads; ``owed_connection`` (the connection,
+  only while the invoice is owed) keys the sparse index ``owed-by-due-date``
+  (:data:`ledgerlink.tables.LINKS_OWED_BY_DUE_DATE`) the follow-up sweep queries by due date;
 - ``revision``: an optimistic lock. :meth:`OutlookItemStore.save` writes only when the revision is still
   the one that was read, so two workers handling the same invoice never both win: the loser retries and
   finds the newer state.
@@ -28,6 +31,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from ledgerlink.crosswalk import PK, SK, links_table_error
+from ledgerlink.tables import LINKS_OWED_BY_DUE_DATE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -56,6 +60,8 @@ class OutlookItem:
     balance: str | None = None
     currency: str | None = None
     deal_id: str | None = None
+    owed: bool = False
+    snapshot: str | None = None
     revision: int = 0
 
     @property
@@ -125,12 +131,15 @@ class OutlookItemStore:
             "balance",
             "currency",
             "deal_id",
+            "snapshot",
         ):
             value = getattr(stored, name)
             if value is not None:
                 attributes[name] = {"S": str(value)}
         if self.config_version:
             attributes["config_version"] = {"S": self.config_version}
+        if stored.owed and stored.due_date:
+            attributes[LINKS_OWED_BY_DUE_DATE.partition_key] = {"S": self.connection}
         condition = "attribute_not_exists(#pk)" if item.revision == 0 else "#revision = :revision"
         options: dict[str, Any] = {
             "ExpressionAttributeNames": {"#pk": PK} if item.revision == 0 else {"#revision": "revision"},
@@ -146,6 +155,37 @@ class OutlookItemStore:
                 return None
             raise links_table_error(self.table_name, "PutItem", error) from None
         return stored
+
+
+def owed_between(
+    client: DynamoDBClient, table_name: str, connection: str, first_day: str, last_day: str
+) -> list[OutlookItem]:
+    """The calendar items of ``connection``'s owed invoices due from ``first_day`` to ``last_day``
+    (ISO dates, both included), from the sparse due-date index; every page read."""
+    index = LINKS_OWED_BY_DUE_DATE
+    found: list[OutlookItem] = []
+    options: dict[str, Any] = {}
+    while True:
+        try:
+            page = client.query(
+                TableName=table_name,
+                IndexName=index.name,
+                KeyConditionExpression="#owed = :connection AND #due BETWEEN :first AND :last",
+                ExpressionAttributeNames={"#owed": index.partition_key, "#due": index.sort_key},
+                ExpressionAttributeValues={
+                    ":connection": {"S": connection},
+                    ":first": {"S": first_day},
+                    ":last": {"S": last_day},
+                },
+                **options,
+            )
+        except ClientError as error:
+            raise links_table_error(table_name, "Query", error) from None
+        found.extend(_item(raw) for raw in page.get("Items", []) if raw[SK]["S"] == f"outlook#{CALENDAR}")
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return found
+        options["ExclusiveStartKey"] = last
 
 
 def _item(raw: dict[str, Any]) -> OutlookItem:
@@ -180,5 +220,7 @@ def _item(raw: dict[str, Any]) -> OutlookItem:
         balance=text("balance"),
         currency=text("currency"),
         deal_id=text("deal_id"),
+        owed=LINKS_OWED_BY_DUE_DATE.partition_key in raw,
+        snapshot=text("snapshot"),
         revision=number("revision"),
     )

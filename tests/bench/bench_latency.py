@@ -39,7 +39,14 @@ def _hops(state_dir: Path) -> list[dict[str, Any]]:
     path = state_dir / "events.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    hops = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            hops.append(json.loads(line))
+        except ValueError:
+            # the stack is writing this line right now: it is read complete on the next pass
+            continue
+    return hops
 
 
 def _at(hop: dict[str, Any]) -> float:

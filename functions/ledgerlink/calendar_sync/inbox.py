@@ -7,6 +7,7 @@ follows the deal, so this is the flow's only input.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,6 +83,30 @@ class DealSynced:
             and self.due_date is not None
             and self.balance is not None
             and self.balance > 0
+        )
+
+    def snapshot(self) -> str:
+        """The invoice as this event describes it (JSON), kept with its calendar item for the Teams
+        flow's sweep, which runs when no event does."""
+        return json.dumps(
+            {
+                "invoice_key": self.invoice_key,
+                "invoice_id": self.invoice_id,
+                "realm_id": self.realm_id,
+                "doc_number": self.doc_number,
+                "deal_id": self.deal_id,
+                "status": self.status,
+                "balance": str(self.balance) if self.balance is not None else None,
+                "currency": self.currency,
+                "due_date": self.due_date.isoformat() if self.due_date else None,
+                "time_zone": self.time_zone,
+                "customer": self.customer.as_payload(),
+                "owner_id": self.owner_id,
+                "last_updated": self.last_updated,
+                "sync_token": self.sync_token,
+                "correlation_id": self.correlation_id,
+            },
+            sort_keys=True,
         )
 
     def log_fields(self) -> dict[str, Any]:

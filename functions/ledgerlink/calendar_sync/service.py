@@ -277,6 +277,8 @@ def _stamp(event: DealSynced) -> dict[str, Any]:
         "currency": event.currency,
         "due_date": event.due_date.isoformat() if event.due_date else None,
         "deal_id": event.deal_id,
+        "owed": event.owes,
+        "snapshot": event.snapshot(),
     }
 
 
