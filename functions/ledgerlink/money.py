@@ -100,6 +100,13 @@ def format_amount(amount: Decimal, currency: str, *, entity: str, field: str) ->
     return _plain(exact)
 
 
+def display_amount(amount: Decimal, currency: str) -> str:
+    """``USD 1,250.00`` for people (calendar subjects, meeting bodies): the currency's exponent, thousands
+    grouped."""
+    exact = amount.quantize(quantum(currency))
+    return f"{currency} {exact:,}"
+
+
 def format_number(value: Decimal) -> str:
     """A HubSpot number property value: plain notation, no exponent, no trailing zeros ("1.5", "100")."""
     if value == 0:

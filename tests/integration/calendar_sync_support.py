@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -49,7 +50,7 @@ OWNER_NOT_IN_TENANT = "41700103"
 PERSON_AGENT = "Outlook (a person, in the tests)"
 
 
-def environment(hubspot_url: str, graph_url: str) -> dict[str, str]:
+def environment(hubspot_url: str, graph_url: str, config_file: Path = CONFIG_FILE) -> dict[str, str]:
     return {
         EnvVar.STAGE: STAGE,
         EnvVar.EVENT_BUS_NAME: BUS,
@@ -61,7 +62,7 @@ def environment(hubspot_url: str, graph_url: str) -> dict[str, str]:
         EnvVar.HUBSPOT_BASE_URL: hubspot_url,
         EnvVar.GRAPH_BASE_URL: graph_url + "/v1.0",
         EnvVar.GRAPH_TOKEN_URL: graph_url + "/{tenant}/oauth2/v2.0/token",
-        EnvVar.CONFIG_FILE: str(CONFIG_FILE),
+        EnvVar.CONFIG_FILE: str(config_file),
     }
 
 
@@ -96,9 +97,11 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
     }
 
 
-def build_world(hubspot: SandboxServer, graph: SandboxServer, monkeypatch: Any) -> CalendarWorld:
+def build_world(
+    hubspot: SandboxServer, graph: SandboxServer, monkeypatch: Any, config_file: Path = CONFIG_FILE
+) -> CalendarWorld:
     """Inside ``mock_aws``: the resources, the environment and the service, as the Lambda builds it."""
-    for name, value in environment(hubspot.url, graph.url).items():
+    for name, value in environment(hubspot.url, graph.url, config_file).items():
         monkeypatch.setenv(name, value)
     aws = create_aws_resources()
     settings = Settings.from_env()
@@ -108,7 +111,7 @@ def build_world(hubspot: SandboxServer, graph: SandboxServer, monkeypatch: Any) 
     parts = build_calendar_sync(
         settings,
         secrets=PowertoolsSecretStore(max_age_seconds=0),
-        config=load_config(CONFIG_FILE),
+        config=load_config(config_file),
         dynamodb=aws["dynamodb"],
         events=aws["events"],
         metrics=metrics,

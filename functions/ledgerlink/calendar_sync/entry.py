@@ -15,13 +15,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any, Final
 
 from ledgerlink.calendar_sync.inbox import DealSynced
-from ledgerlink.calendar_sync.zones import outlook_zone
 from ledgerlink.configfile import CalendarSettings
-from ledgerlink.money import quantum
+from ledgerlink.graph.zones import outlook_zone
+from ledgerlink.money import display_amount
 
 # Graph's category on every event LedgerLink writes: lets a person filter them in Outlook.
 CATEGORY: Final = "LedgerLink"
@@ -57,12 +56,6 @@ class DueDateEntry:
         """A hash of what would be written where: equal fingerprints need no write."""
         content = json.dumps({"mailbox": mailbox.lower(), "body": self.graph_body()}, sort_keys=True)
         return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-def display_amount(amount: Decimal, currency: str) -> str:
-    """``USD 1,250.00``: the currency's exponent, thousands grouped."""
-    exact = amount.quantize(quantum(currency))
-    return f"{currency} {exact:,}"
 
 
 def invoice_label(event: DealSynced) -> str:

@@ -411,6 +411,23 @@ class HubSpotClient:
         email = _json(response).get("email")
         return str(email).strip() or None if email else None
 
+    def contact_email(self, contact_id: str) -> str | None:
+        """A contact's e-mail (``GET /crm/v3/objects/contacts/{id}?properties=email``); None when the
+        contact is gone or has none."""
+        if not contact_id.isdigit():
+            return None
+        response = self._http.get(
+            f"/crm/v3/objects/contacts/{contact_id}",
+            scope=self.scope,
+            params={"properties": "email"},
+            accept=(404,),
+        )
+        self.calls += 1
+        if response.status_code == 404:
+            return None
+        email = (_json(response).get("properties") or {}).get("email")
+        return (str(email).strip() or None) if email else None
+
     # ---- plumbing
 
     def _get(self, path: str) -> requests.Response:

@@ -6,10 +6,11 @@ import json
 from dataclasses import replace
 from decimal import Decimal
 
-from ledgerlink.calendar_sync.entry import display_amount, due_date_entry
+from ledgerlink.calendar_sync.entry import due_date_entry
 from ledgerlink.calendar_sync.inbox import DealSynced, parse_record
-from ledgerlink.calendar_sync.zones import outlook_zone
 from ledgerlink.configfile import CalendarSettings
+from ledgerlink.graph.zones import outlook_zone
+from ledgerlink.money import display_amount
 from tests.conftest import FIXTURES
 
 RECORDED = FIXTURES / "events" / "deal-synced-open-invoice.json"
