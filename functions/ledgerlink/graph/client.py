@@ -1,4 +1,5 @@
-"""The Microsoft Graph client (app-only): tenant users and Outlook calendar events, one per connection.
+"""The Microsoft Graph client (app-only): tenant users, Outlook calendars, events and free/busy, one per
+connection.
 
 ``GraphClient(http, auth)``: ``http`` is a :class:`~ledgerlink.http.client.VendorHttpClient` on
 :func:`ledgerlink.http.policy.graph_policy` built with ``auth`` as its auth provider (the HTTP layer asks
@@ -25,7 +26,8 @@ Nothing here logs a request or response body (event bodies carry customer data).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 from urllib.parse import quote
 
@@ -35,9 +37,12 @@ from ledgerlink.graph.errors import (
     EventChanged,
     EventGone,
     GraphAccessDenied,
+    GraphError,
     GraphRequestRejected,
     MailboxNotFound,
+    ScheduleUnavailable,
 )
+from ledgerlink.graph.times import from_date_time_time_zone, to_date_time_time_zone
 from ledgerlink.http.client import VendorHttpClient
 
 PREFER_IMMUTABLE_IDS: Final = 'IdType="ImmutableId"'
@@ -50,6 +55,33 @@ MAILBOX_NOT_FOUND_CODES: Final = frozenset(
     {"ErrorInvalidUser", "Request_ResourceNotFound", "MailboxNotEnabledForRESTAPI"}
 )
 ITEM_NOT_FOUND: Final = "ErrorItemNotFound"
+TEAMS: Final = "teamsForBusiness"
+# Answers in UTC whatever the mailbox's zone (Graph's default too; asked for so no setting can change it).
+PREFER_UTC: Final = 'outlook.timezone="UTC"'
+# getSchedule's documented availabilityViewInterval range, in minutes (calendar-getschedule doc).
+SCHEDULE_INTERVAL_MINUTES: Final = range(5, 1441)
+# freeBusyStatus values, by their lower-cased spelling: the API reference writes them lower camel case,
+# Microsoft's own free/busy guide shows "Tentative"/"Busy", so they are read whatever their case.
+FREE_BUSY_STATUSES: Final = {
+    status.lower(): status for status in ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+}
+# A schedule's error.responseCode, as Graph answers it inside a 200 (scheduleInformation.error, a
+# freeBusyError). "5009" ("Unable to resolve e-mail address ... to an Active Directory object.") is what
+# Graph was seen answering for an address it cannot resolve (microsoft-graph-docs issue 11225); the
+# others are Exchange availability codes (EWS ResponseCodeType) that Graph is assumed to pass through
+# (*unverified*). A code in none of these sets is a GraphRequestRejected.
+SCHEDULE_NOT_FOUND_CODES: Final = frozenset(
+    {"5009", "ErrorMailRecipientNotFound", "ErrorInvalidUser", "ErrorNonExistentMailbox"}
+)
+SCHEDULE_ACCESS_DENIED_CODES: Final = frozenset({"ErrorNoFreeBusyAccess", "ErrorAccessDenied"})
+SCHEDULE_TRANSIENT_CODES: Final = frozenset(
+    {
+        "ErrorFreeBusyGenerationFailed",
+        "ErrorServerBusy",
+        "ErrorTimeoutExpired",
+        "ErrorProxyRequestProcessingFailed",
+    }
+)
 # The 4xx answers a call reads itself; anything else (401 after the refresh, 429, 5xx) is the HTTP layer's.
 HANDLED: Final = (400, 403, 404, 409, 412)
 
@@ -92,11 +124,19 @@ class GraphCalendar:
             default_online_meeting_provider=raw.get("defaultOnlineMeetingProvider"),
         )
 
+    @property
+    def allows_teams(self) -> bool:
+        """Whether a Teams meeting can be created from this calendar: Graph answers a create asking for
+        one on a calendar that does not allow it with 201 and an offline event (api-notes-flows.md §2.2)."""
+        return TEAMS in self.allowed_online_meeting_providers
+
 
 @dataclass(frozen=True)
 class GraphEvent:
     """An Outlook event as Graph returned it. ``start``/``end`` are the ``dateTimeTimeZone`` objects as
     returned (UTC unless a time zone was asked for); ``etag`` is ``@odata.etag`` (what ``If-Match`` takes).
+    ``organizer`` and ``attendees`` are addresses; ``join_url`` is ``onlineMeeting.joinUrl``, the only
+    sign that Graph really made the event a Teams meeting (see :attr:`is_teams_meeting`).
     The body and the raw JSON stay out of the repr, so an event never reaches a log line whole."""
 
     id: str
@@ -110,6 +150,10 @@ class GraphEvent:
     is_cancelled: bool
     show_as: str | None
     attendees: tuple[str, ...]
+    organizer: str | None = None
+    is_online_meeting: bool = False
+    online_meeting_provider: str | None = None
+    join_url: str | None = None
     body_content: str = field(default="", repr=False)
     web_link: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -133,10 +177,69 @@ class GraphEvent:
                 for attendee in raw.get("attendees") or ()
                 if (address := (attendee.get("emailAddress") or {}).get("address"))
             ),
+            organizer=((raw.get("organizer") or {}).get("emailAddress") or {}).get("address"),
+            is_online_meeting=bool(raw.get("isOnlineMeeting")),
+            online_meeting_provider=raw.get("onlineMeetingProvider"),
+            join_url=(raw.get("onlineMeeting") or {}).get("joinUrl") or None,
             body_content=str(body.get("content") or ""),
             web_link=raw.get("webLink"),
             raw=dict(raw),
         )
+
+    @property
+    def is_teams_meeting(self) -> bool:
+        """Graph made it a Teams meeting: online, on Teams, with a join URL. A 201 to a create that asked
+        for Teams is not enough (api-notes-flows.md §2.2: a calendar that cannot host Teams answers
+        ``isOnlineMeeting: false``, provider ``unknown``, no ``onlineMeeting``)."""
+        return self.is_online_meeting and self.online_meeting_provider == TEAMS and bool(self.join_url)
+
+
+@dataclass(frozen=True)
+class BusyInterval:
+    """One item of a mailbox's free/busy that is not free: ``start``/``end`` aware UTC datetimes, the
+    event's whole span (Graph does not clip items to the window asked for), ``status`` one of busy,
+    tentative, oof, workingElsewhere or unknown (an item whose status Outlook does not know is kept
+    as busy: a slot over it is not offered)."""
+
+    start: datetime
+    end: datetime
+    status: str
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start < end and self.end > start
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A mailbox's free/busy between ``start`` and ``end`` (``calendar: getSchedule``).
+
+    ``busy`` holds the items that are not free, sorted by start; ``availability_view`` is Graph's merged
+    view, one digit per ``interval_minutes`` from ``start`` (0 free, 1 tentative, 2 busy, 3 out of office,
+    4 working elsewhere per the scheduleInformation page; Microsoft's free/busy guide counts working
+    elsewhere as 0, so read ``busy`` rather than the digits). ``working_hours`` is Graph's object as
+    returned. ``error`` is set instead when Graph could not read the schedule (it answers that inside a
+    200): then ``busy`` is empty and says nothing, so check ``error``, or use :meth:`raise_for_error` or
+    :meth:`is_free`, which raise it.
+    """
+
+    mailbox: str
+    start: datetime
+    end: datetime
+    interval_minutes: int
+    busy: tuple[BusyInterval, ...] = ()
+    availability_view: str = ""
+    working_hours: Mapping[str, Any] | None = field(default=None, repr=False)
+    error: GraphError | None = None
+
+    def raise_for_error(self) -> Schedule:
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def is_free(self, start: datetime, end: datetime) -> bool:
+        """No busy item overlaps ``[start, end)``. Raises :attr:`error` when the schedule could not be read."""
+        self.raise_for_error()
+        return not any(interval.overlaps(start, end) for interval in self.busy)
 
 
 def odata_string(value: str) -> str:
@@ -206,6 +309,54 @@ class GraphClient:
         if response.status_code != 200:
             raise _failure(response, mailbox=mailbox, method="GET", path=path)
         return GraphCalendar.from_api(_json(response))
+
+    def get_schedule(
+        self,
+        mailbox: str,
+        start: datetime,
+        end: datetime,
+        *,
+        interval_minutes: int = 30,
+        via: str | None = None,
+    ) -> Schedule:
+        """``mailbox``'s free/busy from ``start`` to ``end`` (aware datetimes): ``POST /users/{via}/calendar/
+        getSchedule`` with ``schedules: [mailbox]``, the window as UTC ``dateTimeTimeZone`` values and
+        ``availabilityViewInterval``. ``via`` is the mailbox whose calendar the call goes through (it
+        counts against that mailbox's limits); by default ``mailbox`` itself.
+
+        A failed call raises as every call does (404 on ``via`` → :class:`MailboxNotFound`, 403 →
+        :class:`GraphAccessDenied`, 400 such as ``ErrorTimeIntervalTooBig`` for a window over Graph's 62
+        days → :class:`GraphRequestRejected`). A schedule Graph could not read comes back with
+        :attr:`Schedule.error` set (see :mod:`ledgerlink.graph.errors`). Retried like an idempotent call:
+        getSchedule reads and changes nothing.
+        """
+        for name, moment in (("start", start), ("end", end)):
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(f"{name} must carry a time-zone offset, got naive {moment.isoformat()}")
+        if end <= start:
+            raise ValueError("end must be after start")
+        if interval_minutes not in SCHEDULE_INTERVAL_MINUTES:
+            raise ValueError("interval_minutes must be between 5 and 1440 (Graph's documented range)")
+        through = via or mailbox
+        path = f"{_user(through)}/calendar/getSchedule"
+        body = {
+            "schedules": [mailbox.strip()],
+            "startTime": to_date_time_time_zone(start),
+            "endTime": to_date_time_time_zone(end),
+            "availabilityViewInterval": interval_minutes,
+        }
+        response = self._call(
+            "POST",
+            path,
+            mailbox=through,
+            json=body,
+            headers={"Prefer": f"{PREFER_IMMUTABLE_IDS}, {PREFER_UTC}"},
+            idempotent=True,
+        )
+        if response.status_code != 200:
+            raise _failure(response, mailbox=through, method="POST", path=path)
+        window = Schedule(mailbox, start.astimezone(UTC), end.astimezone(UTC), interval_minutes)
+        return _schedule(window, _json(response), path=_shown(path))
 
     # ---- events
 
@@ -318,6 +469,68 @@ def _query(params: Mapping[str, str]) -> str:
     # Spaces as %20 rather than "+": the OData filter grammar is defined on %20.
     return "&".join(
         f"{quote(name, safe='$')}={quote(value, safe=_QUERY_SAFE)}" for name, value in params.items()
+    )
+
+
+def _schedule(window: Schedule, body: Mapping[str, Any], *, path: str) -> Schedule:
+    """The scheduleInformation for ``window.mailbox`` in a getSchedule answer, read into ``window``."""
+    wanted = window.mailbox.strip().lower()
+    found = [
+        info
+        for info in body.get("value") or ()
+        if isinstance(info, Mapping) and str(info.get("scheduleId") or "").strip().lower() == wanted
+    ]
+    if not found:
+        return replace(window, error=_unreadable(window, "no scheduleInformation names the mailbox", path))
+    info = found[0]
+    error = info.get("error")
+    if isinstance(error, Mapping) and (error.get("responseCode") or error.get("message")):
+        return replace(window, error=_schedule_error(window.mailbox, error, path))
+    busy: list[BusyInterval] = []
+    try:
+        for item in info.get("scheduleItems") or ():
+            status = FREE_BUSY_STATUSES.get(str(item.get("status") or "unknown").lower(), "unknown")
+            if status == "free":
+                continue
+            start, end = from_date_time_time_zone(item["start"]), from_date_time_time_zone(item["end"])
+            busy.append(BusyInterval(start, end, status))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return replace(window, error=_unreadable(window, f"a schedule item could not be read: {exc}", path))
+    busy.sort(key=lambda interval: (interval.start, interval.end))
+    hours = info.get("workingHours")
+    return replace(
+        window,
+        busy=tuple(busy),
+        availability_view=str(info.get("availabilityView") or ""),
+        working_hours=dict(hours) if isinstance(hours, Mapping) else None,
+    )
+
+
+def _schedule_error(mailbox: str, error: Mapping[str, Any], path: str) -> GraphError:
+    code = str(error.get("responseCode") or "")
+    message = str(error.get("message") or "")
+    if code in SCHEDULE_NOT_FOUND_CODES:
+        return MailboxNotFound(mailbox, code, status=200, method="POST", path=path)
+    if code in SCHEDULE_ACCESS_DENIED_CODES:
+        text = (
+            f"Graph may not read the free/busy of mailbox {mailbox} ({code}): the app lacks a Calendars "
+            "application permission, or its Exchange RBAC scope does not include this mailbox"
+        )
+        return GraphAccessDenied(text, code=code, mailbox=mailbox, method="POST", path=path)
+    if code in SCHEDULE_TRANSIENT_CODES:
+        return ScheduleUnavailable(mailbox, code=code, graph_message=message, method="POST", path=path)
+    return GraphRequestRejected(
+        status=200, code=code or "ScheduleError", graph_message=message, method="POST", path=path
+    )
+
+
+def _unreadable(window: Schedule, why: str, path: str) -> GraphError:
+    return GraphRequestRejected(
+        status=200,
+        code="UnreadableSchedule",
+        graph_message=f"getSchedule for {window.mailbox}: {why}",
+        method="POST",
+        path=path,
     )
 
 

@@ -11,6 +11,12 @@ queue consumers through the attributes :func:`ledgerlink.consumer.failures.class
 | :class:`GraphRequestRejected` | any other 4xx about one request: Graph's code and message | no | the record's |
 | :class:`EventChanged` | 412 (or 409 ``ErrorIrresolvableConflict``): the event changed since its etag was read | yes | the record's |
 | :class:`EventGone` | the event to update is no longer in the calendar | no | the record's |
+| :class:`ScheduleUnavailable` | getSchedule answered a per-schedule error that says "not now" (free/busy could not be generated) | yes | the record's |
+
+getSchedule answers 200 even when it cannot read a schedule, with an ``error`` object in that schedule
+(``responseCode``, ``message``); :meth:`ledgerlink.graph.client.GraphClient.get_schedule` turns it into
+:class:`MailboxNotFound`, :class:`GraphAccessDenied`, :class:`ScheduleUnavailable` or
+:class:`GraphRequestRejected` (``status`` 200, ``code`` Graph's ``responseCode``).
 
 Throttling (429), 503 and other 5xx keep the HTTP layer's retries and surface as its retryable errors
 (:class:`ledgerlink.http.errors.RateLimited`, :class:`~ledgerlink.http.errors.VendorHttpError`).
@@ -203,6 +209,26 @@ class EventGone(GraphError):
             retryable=False,
             status=404,
             code="ErrorItemNotFound",
+            record_scoped=True,
+            method=method,
+            path=path,
+        )
+
+
+class ScheduleUnavailable(GraphError):
+    """getSchedule could not produce this mailbox's free/busy for a reason that may pass (Exchange's
+    availability service timed out or could not generate it). Retryable, about this record only."""
+
+    reason = "graph_schedule_unavailable"
+
+    def __init__(self, mailbox: str, *, code: str, graph_message: str, method: str, path: str) -> None:
+        self.mailbox = mailbox
+        self.graph_message = body_excerpt(graph_message)
+        super().__init__(
+            f"Graph could not read the free/busy of mailbox {mailbox} now ({code}: {self.graph_message})",
+            retryable=True,
+            status=200,
+            code=code,
             record_scoped=True,
             method=method,
             path=path,
