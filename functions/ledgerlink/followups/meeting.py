@@ -9,9 +9,7 @@ Field choices: docs/followups.md.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -42,9 +40,6 @@ class FollowUpMeeting:
     def content(self) -> dict[str, Any]:
         """The fields a balance change updates."""
         return {"subject": self.subject, "body": {"contentType": "HTML", "content": self.body_html}}
-
-    def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.content(), sort_keys=True).encode()).hexdigest()
 
 
 def days_overdue(invoice: Invoice, today: date) -> int:

@@ -278,6 +278,7 @@ class FollowUpService:
         attendees = self._attendees(invoice, organizer)
         start, end = search_window(now, self.config.settings)
         schedule = self.meetings.get_schedule(organizer, start, end)
+        schedule.raise_for_error()
         busy = [Busy(b.start, b.end) for b in schedule.busy]
         slot = first_free_slot(now, zone, self.config.settings, busy, organizer=organizer)
         meeting = follow_up_meeting(invoice, rule, today, attendees)
@@ -316,10 +317,10 @@ class FollowUpService:
             etag=created.etag,
             transaction_id=key,
             generation=generation,
-            fingerprint=meeting.fingerprint(),
+            fingerprint=_facts(invoice),
             snapshot=json.dumps(meta, sort_keys=True),
         )
-        return self._save(saved, _synced("created", organizer, created.id, starts_at=meta["starts_at"]))
+        return self._save(saved, _synced("created", organizer, created.id, starts_at=slot.start.isoformat()))
 
     def _update(
         self,
