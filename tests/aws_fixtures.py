@@ -4,21 +4,50 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ledgerlink.tables import TableKeys
+from ledgerlink.tables import IndexKeys, TableKeys
 
 
-def create_tables(dynamodb: Any, tables: Iterable[tuple[str, TableKeys]]) -> None:
+def create_tables(
+    dynamodb: Any,
+    tables: Iterable[tuple[str, TableKeys]],
+    indexes: Mapping[str, Iterable[IndexKeys]] | None = None,
+) -> None:
+    """Each table with its keys, and the global secondary indexes ``indexes`` names for it."""
     for name, keys in tables:
         schema: list[Any] = [{"AttributeName": keys.partition_key, "KeyType": "HASH"}]
         attributes: list[Any] = [{"AttributeName": keys.partition_key, "AttributeType": "S"}]
         if keys.sort_key:
             schema.append({"AttributeName": keys.sort_key, "KeyType": "RANGE"})
             attributes.append({"AttributeName": keys.sort_key, "AttributeType": "S"})
+        secondary = list((indexes or {}).get(name, ()))
+        defined = {keys.partition_key, keys.sort_key}
+        for index in secondary:
+            for attribute in (index.partition_key, index.sort_key):
+                if attribute not in defined:
+                    defined.add(attribute)
+                    attributes.append({"AttributeName": attribute, "AttributeType": "S"})
+        options: dict[str, Any] = {}
+        if secondary:
+            options["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in secondary
+            ]
         dynamodb.create_table(
-            TableName=name, KeySchema=schema, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
+            TableName=name,
+            KeySchema=schema,
+            AttributeDefinitions=attributes,
+            BillingMode="PAY_PER_REQUEST",
+            **options,
         )
 
 

@@ -18,11 +18,12 @@ import requests
 
 from ledgerlink.calendar_sync.factory import CalendarSyncParts, build_calendar_sync
 from ledgerlink.calendar_sync.inbox import DealSynced, parse_record
+from ledgerlink.clock import Clock
 from ledgerlink.config import EnvVar, Settings
 from ledgerlink.configfile import load as load_config
 from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.secrets import PowertoolsSecretStore
-from ledgerlink.tables import LINKS, VENDOR_STATE
+from ledgerlink.tables import LINKS, LINKS_OWED_BY_DUE_DATE, VENDOR_STATE
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN, DEMO_PORTAL_ID
@@ -70,7 +71,11 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
     """The links and vendor-state tables, the bus with a rule copying calendar.synced to a capture
     queue, and the connection's HubSpot and Graph secrets."""
     dynamodb = boto3.client("dynamodb", region_name=region)
-    create_tables(dynamodb, ((LINKS_TABLE, LINKS), (VENDOR_STATE_TABLE, VENDOR_STATE)))
+    create_tables(
+        dynamodb,
+        ((LINKS_TABLE, LINKS), (VENDOR_STATE_TABLE, VENDOR_STATE)),
+        indexes={LINKS_TABLE: (LINKS_OWED_BY_DUE_DATE,)},
+    )
     events = boto3.client("events", region_name=region)
     sqs = boto3.client("sqs", region_name=region)
     events.create_event_bus(Name=BUS)
@@ -98,7 +103,11 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
 
 
 def build_world(
-    hubspot: SandboxServer, graph: SandboxServer, monkeypatch: Any, config_file: Path = CONFIG_FILE
+    hubspot: SandboxServer,
+    graph: SandboxServer,
+    monkeypatch: Any,
+    config_file: Path = CONFIG_FILE,
+    clock: Clock | None = None,
 ) -> CalendarWorld:
     """Inside ``mock_aws``: the resources, the environment and the service, as the Lambda builds it."""
     for name, value in environment(hubspot.url, graph.url, config_file).items():
@@ -116,6 +125,7 @@ def build_world(
         events=aws["events"],
         metrics=metrics,
         publisher_sleep=lambda _seconds: None,
+        clock=clock,
     )
     return CalendarWorld(hubspot, graph, aws, settings, parts, capture, metrics)
 

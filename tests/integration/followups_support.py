@@ -112,7 +112,10 @@ def build_followup_world(
 ) -> FollowUpWorld:
     from tests.aws_fixtures import capture_queue
 
-    calendar = build_world(hubspot, graph, monkeypatch, CONFIG_FILE)
+    # One clock for both flows: they share the vendor-state table (rate limits, breakers), whose
+    # windows assume time only moves forward.
+    clock = ManualClock(at(now))
+    calendar = build_world(hubspot, graph, monkeypatch, CONFIG_FILE, clock)
     calendar.aws["followup_queue_url"] = capture_queue(
         calendar.aws["events"],
         calendar.aws["sqs"],
@@ -120,7 +123,6 @@ def build_followup_world(
         detail_type="ledgerlink.followup.due",
         queue_name="ledgerlink-test-followup-due-capture",
     )
-    clock = ManualClock(at(now))
     parts = build_follow_ups(
         calendar.settings,
         secrets=PowertoolsSecretStore(max_age_seconds=0),
