@@ -630,9 +630,19 @@ def demo_activity_step(company: Company, step: int) -> dict[str, Any]:
     customer = home_customers[step % len(home_customers)]
     kind = step % 4
     if kind == 0:
+        # Every other new invoice is entered late, already past its due date (a bookkeeper catching up):
+        # the follow-up flow's meetings have something to do in the demo.
+        late: dict[str, Any] = {}
+        if (step // 4) % 2 == 1:
+            today = company.today()
+            late = {
+                "TxnDate": (today - timedelta(days=40)).isoformat(),
+                "DueDate": (today - timedelta(days=10)).isoformat(),
+            }
         invoice = company.create(
             "Invoice",
             {
+                **late,
                 "CustomerRef": {"value": customer["Id"]},
                 "AutoDocNumber": True,
                 "Line": [
