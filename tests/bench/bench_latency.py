@@ -1,29 +1,34 @@
-"""End-to-end latency on the local stack as `make run` wires it: webhook → deal → Outlook due date.
+"""End-to-end latency on the local stack as `make run` wires it: webhook → deal → Outlook due date → Teams
+invite, hop by hop, and what a burst costs in vendor calls.
 
 The whole stack runs with its deployed settings (batching windows included); only the ports are free
-ones and the demo activity is off. ``LEDGERLINK_BENCH_LATENCY_INVOICES`` (50) invoices are created in
-the QBO sandbox one at a time: each is sent only once the previous one's calendar event was written.
-The QBO sandbox delivers each change as a signed webhook to the local gateway.
+ones and the demo activity is off.
 
-Measured from the hop log (``events.jsonl``), per invoice, from the webhook's arrival at the gateway:
-
-- to the deal written (``ledgerlink.deal.synced`` published: the deal sync publishes it right after
-  its HubSpot writes);
-- to the calendar event written (``ledgerlink.calendar.synced`` published: right after the Graph write);
-
-as p50, p95 and max, and the time each invoice's event spent waiting in each queue before its function
-took it (the rule's delivery to the poller's receive, plus the function's invocation), which is what
-the queues' batching windows cost: a lone message waits for the window to close before the function
-is invoked.
+1. **Single invoices**: ``LEDGERLINK_BENCH_LATENCY_INVOICES`` (50) invoices are created in the QBO
+   sandbox one at a time, each only once the previous one went through the whole chain. Every other
+   one is entered already past its due date (the demo's late invoices), so it also gets its Teams
+   follow-up meeting. The QBO sandbox delivers each change as a signed webhook to the local gateway.
+   From the hop log (``events.jsonl``), per invoice, from the webhook's arrival at the gateway: the
+   deal written (``ledgerlink.deal.synced`` published right after the HubSpot writes), the calendar
+   event written (``ledgerlink.calendar.synced`` published right after the Graph write) and the
+   meeting written (the Teams invite's ``POST …/events`` answered 201); and each hop's share: ingest,
+   each queue's wait (rule delivery → the function's receive: what its batching window costs), each
+   function's work.
+2. **Burst**: ``LEDGERLINK_BENCH_BURST`` (1000) invoices created at once; when every deal is written,
+   the vendor calls per event of each function and the batch sizes its invocations had — batching
+   under load, which the latency settings must not give up.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +36,11 @@ from typing import Any
 from ledgerlink_local.stack.settings import LocalSettings, Ports
 from ledgerlink_local.stack.up import LocalEnvironment, start_environment
 
-INVOICE_STEP = 4  # demo_activity_step(4k) creates an invoice
+INVOICE_STEP = 4  # demo_activity_step(4k) creates an invoice; for odd k it is entered past due
 GIVE_UP_SECONDS = 120.0
+BURST_GIVE_UP_SECONDS = 900.0
+FUNCTIONS = ("qbo_ingest", "hubspot_deal_sync", "outlook_calendar_sync", "teams_invite")
+_BATCH = re.compile(r"\(batch of (\d+),")
 
 
 def _hops(state_dir: Path) -> list[dict[str, Any]]:
@@ -49,7 +57,7 @@ def _hops(state_dir: Path) -> list[dict[str, Any]]:
     return hops
 
 
-def _at(hop: dict[str, Any]) -> float:
+def _at(hop: Mapping[str, Any]) -> float:
     return datetime.fromisoformat(str(hop["at"]).replace("Z", "+00:00")).timestamp()
 
 
@@ -63,6 +71,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def _summary(values: list[float]) -> dict[str, float]:
     return {
+        "n": len(values),
         "p50_ms": round(_percentile(values, 0.50) * 1000, 1),
         "p95_ms": round(_percentile(values, 0.95) * 1000, 1),
         "max_ms": round(max(values, default=-1.0) * 1000, 1),
@@ -72,6 +81,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def main() -> dict[str, Any]:
     invoices = int(os.environ.get("LEDGERLINK_BENCH_LATENCY_INVOICES", "50"))
+    burst = int(os.environ.get("LEDGERLINK_BENCH_BURST", "1000"))
     with tempfile.TemporaryDirectory(prefix="ledgerlink-latency-") as state:
         state_dir = Path(state)
         settings = LocalSettings(
@@ -79,109 +89,170 @@ def main() -> dict[str, Any]:
         )
         environment = start_environment(settings, console=None)
         try:
-            return _run(environment, state_dir, invoices)
+            result = _singles(environment, state_dir, invoices)
+            if burst:
+                result["burst"] = _burst(environment, state_dir, burst, start_step=INVOICE_STEP * invoices)
+            return result
         finally:
             environment.stop()
 
 
-def _run(environment: LocalEnvironment, state_dir: Path, invoices: int) -> dict[str, Any]:
+# ---- single invoices
+
+
+def _singles(environment: LocalEnvironment, state_dir: Path, invoices: int) -> dict[str, Any]:
     qbo = environment.sandboxes.sandbox("qbo")
-    to_deal: list[float] = []
-    to_calendar: list[float] = []
-    waits: dict[str, list[float]] = {"deal-sync": [], "calendar-sync": []}
-    missing = 0
+    totals: dict[str, list[float]] = {"deal": [], "calendar": [], "meeting": []}
+    segments: dict[str, list[float]] = {}
+    incomplete = 0
     for index in range(invoices):
         change = qbo.demo_activity_step(INVOICE_STEP * index)
+        late = index % 2 == 1
         deadline = time.monotonic() + GIVE_UP_SECONDS
         measured = None
         while time.monotonic() < deadline and measured is None:
-            measured = _measure(_hops(state_dir), str(change["id"]))
+            measured = _chain(_hops(state_dir), str(change["id"]), with_meeting=late)
             if measured is None:
                 time.sleep(0.05)
         if measured is None:
-            missing += 1
+            incomplete += 1
             continue
-        to_deal.append(measured["deal"])
-        to_calendar.append(measured["calendar"])
-        for queue, wait in measured["waits"].items():
-            waits.setdefault(queue, []).append(wait)
+        for name, value in measured["totals"].items():
+            totals[name].append(value)
+        for name, value in measured["segments"].items():
+            segments.setdefault(name, []).append(value)
     topology = environment.stack.topology
     assert topology is not None
-    windows = {
-        queue.key: source.max_batching_window_seconds
-        for queue in topology.queues
-        for source in topology.queue_sources
-        if source.queue == queue.key
-    }
+    windows = {source.queue: source.max_batching_window_seconds for source in topology.queue_sources}
     return {
         "invoices": invoices,
-        "invoices_without_a_calendar_event": missing,
-        "webhook_to_deal_written": _summary(to_deal),
-        "webhook_to_calendar_event_written": _summary(to_calendar),
+        "invoices_that_did_not_complete": incomplete,
+        "webhook_to_deal_written": _summary(totals["deal"]),
+        "webhook_to_calendar_event_written": _summary(totals["calendar"]),
+        "webhook_to_meeting_written": _summary(totals["meeting"]),
         "batching_window_seconds": windows,
-        "queue_wait_until_function_ran": {queue: _summary(values) for queue, values in waits.items()},
+        "hop_by_hop": {name: _summary(values) for name, values in segments.items()},
     }
 
 
-def _measure(hops: list[dict[str, Any]], invoice_id: str) -> dict[str, Any] | None:
-    """Seconds from the webhook to the deal and to the calendar event of one invoice, or None yet."""
+def _first(hops: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for hop in hops:
+        if (
+            all(
+                (hop.get(key) if key in ("step", "correlation_id") else hop["details"].get(key)) == value
+                for key, value in match.items()
+                if not key.startswith("_")
+            )
+            and match.get("_text", "") in hop["text"]
+        ):
+            return hop
+    return None
+
+
+def _chain(hops: list[dict[str, Any]], invoice_id: str, *, with_meeting: bool) -> dict[str, Any] | None:
+    """Seconds from the webhook to each write of one invoice, and per hop; None until complete."""
     changed = next(
         (
-            hop
-            for hop in hops
-            if hop["step"] == "published"
-            and hop["details"].get("detail_type") == "qbo.entity.changed"
-            and hop["details"].get("entity") == "Invoice"
-            and str(hop["details"].get("entity_id")) == invoice_id
+            h
+            for h in hops
+            if h["step"] == "published"
+            and h["details"].get("detail_type") == "qbo.entity.changed"
+            and h["details"].get("entity") == "Invoice"
+            and str(h["details"].get("entity_id")) == invoice_id
         ),
         None,
     )
     if changed is None:
         return None
-    correlation = changed.get("correlation_id")
-    delivery = changed["details"].get("delivery_id")
-    webhook = next((h for h in hops if h["step"] == "webhook" and h["correlation_id"] == delivery), None)
-    deal = next(
-        (
-            h
-            for h in hops
-            if h["step"] == "published"
-            and h["correlation_id"] == correlation
-            and h["details"].get("detail_type") == "ledgerlink.deal.synced"
+    correlation = changed["correlation_id"]
+    webhook = _first(hops, step="webhook", correlation_id=changed["details"].get("delivery_id"))
+    steps = {
+        "deal_queued": _first(hops, step="rule", correlation_id=correlation, _text="deal-sync"),
+        "deal_received": _first(hops, step="queue", correlation_id=correlation, _text="deal-sync"),
+        "deal": _first(
+            hops, step="published", correlation_id=correlation, detail_type="ledgerlink.deal.synced"
         ),
-        None,
-    )
-    calendar = next(
-        (
-            h
-            for h in hops
-            if h["step"] == "published"
-            and h["correlation_id"] == correlation
-            and h["details"].get("detail_type") == "ledgerlink.calendar.synced"
+        "calendar_queued": _first(hops, step="rule", correlation_id=correlation, _text="calendar-sync"),
+        "calendar_received": _first(hops, step="queue", correlation_id=correlation, _text="calendar-sync"),
+        "calendar": _first(
+            hops, step="published", correlation_id=correlation, detail_type="ledgerlink.calendar.synced"
         ),
-        None,
-    )
-    if webhook is None or deal is None or calendar is None:
+    }
+    if with_meeting:
+        steps.update(
+            teams_queued=_first(hops, step="rule", correlation_id=correlation, _text="teams-invite"),
+            teams_received=_first(hops, step="queue", correlation_id=correlation, _text="teams-invite"),
+            meeting=_first(
+                hops,
+                step="vendor",
+                correlation_id=correlation,
+                function="teams_invite",
+                _text="/events -> 201",
+            ),
+        )
+    if webhook is None or any(hop is None for hop in steps.values()):
         return None
+    t = {name: _at(hop) for name, hop in steps.items() if hop is not None}
     start = _at(webhook)
-    waits: dict[str, float] = {}
-    for queue in ("deal-sync", "calendar-sync"):
-        routed = next(
-            (
-                h
-                for h in hops
-                if h["step"] == "rule" and h["correlation_id"] == correlation and queue in h["text"]
-            ),
-            None,
-        )
-        received = next(
-            (
-                h
-                for h in hops
-                if h["step"] == "queue" and h["correlation_id"] == correlation and queue in h["text"]
-            ),
-            None,
-        )
-        if routed is not None and received is not None:
-            waits[queue] = _at(received) - _at(routed)
-    return {"deal": _at(deal) - start, "calendar": _at(calendar) - start, "waits": waits}
+    segments = {
+        "1 gateway -> qbo.entity.changed published (ingest)": _at(changed) - start,
+        "2 deal-sync queue wait (rule -> receive)": t["deal_received"] - t["deal_queued"],
+        "3 deal sync (receive -> deal.synced published)": t["deal"] - t["deal_received"],
+        "4 calendar-sync queue wait": t["calendar_received"] - t["calendar_queued"],
+        "5 calendar sync (receive -> calendar.synced published)": t["calendar"] - t["calendar_received"],
+    }
+    totals = {"deal": t["deal"] - start, "calendar": t["calendar"] - start}
+    if with_meeting:
+        segments["6 teams-invite queue wait"] = t["teams_received"] - t["teams_queued"]
+        segments["7 teams invite (receive -> meeting created)"] = t["meeting"] - t["teams_received"]
+        totals["meeting"] = t["meeting"] - start
+    return {"totals": totals, "segments": segments}
+
+
+# ---- burst
+
+
+def _burst(environment: LocalEnvironment, state_dir: Path, count: int, *, start_step: int) -> dict[str, Any]:
+    qbo = environment.sandboxes.sandbox("qbo")
+    before = len(_hops(state_dir))
+    started = time.monotonic()
+    created = [str(qbo.demo_activity_step(start_step + INVOICE_STEP * index)["id"]) for index in range(count)]
+    wanted = set(created)
+    done: set[str] = set()
+    while done != wanted and time.monotonic() - started < BURST_GIVE_UP_SECONDS:
+        hops = _hops(state_dir)[before:]
+        published = {
+            h["correlation_id"]
+            for h in hops
+            if h["step"] == "published" and h["details"].get("detail_type") == "ledgerlink.calendar.synced"
+        }
+        changed = {
+            str(h["details"].get("entity_id")): h["correlation_id"]
+            for h in hops
+            if h["step"] == "published" and h["details"].get("detail_type") == "qbo.entity.changed"
+        }
+        done = {invoice for invoice in wanted if changed.get(invoice) in published}
+        time.sleep(1.0)
+    elapsed = time.monotonic() - started
+    hops = _hops(state_dir)[before:]
+    calls: Counter[str] = Counter(h["details"].get("function") for h in hops if h["step"] == "vendor")
+    batches: dict[str, list[int]] = {}
+    seen: set[tuple[str, str]] = set()
+    for hop in hops:
+        if hop["step"] != "handler":
+            continue
+        function = str(hop["details"].get("function"))
+        request = str(hop["details"].get("request_id"))
+        if (function, request) in seen:
+            continue
+        seen.add((function, request))
+        match = _BATCH.search(hop["text"])
+        batches.setdefault(function, []).append(int(match.group(1)) if match else 1)
+    return {
+        "invoices": count,
+        "invoices_through_the_calendar": len(done),
+        "seconds_until_every_calendar_event_written": round(elapsed, 1),
+        "vendor_calls_per_invoice": {f: round(calls[f] / count, 2) for f in FUNCTIONS if calls[f]},
+        "invocations": {f: len(sizes) for f, sizes in batches.items()},
+        "mean_batch_size": {f: round(statistics.fmean(sizes), 1) for f, sizes in batches.items() if sizes},
+    }
