@@ -19,10 +19,11 @@ from ledgerlink.graph.errors import (
     ScheduleUnavailable,
 )
 from ledgerlink_local.sandboxes.core import SandboxServer
+from ledgerlink_local.sandboxes.graph import DEMO_NO_TEAMS_USER
 from tests.unit.graph.support import AR_MAILBOX, CONTRACTOR, MARIA, admin, build, requests_to
 
 NOBODY = "nobody@ledgerlinkdemo.onmicrosoft.com"
-NOTEAMS = "noteams@ledgerlinkdemo.onmicrosoft.com"
+NOTEAMS = DEMO_NO_TEAMS_USER
 JORDAN = "jordan.lee@ledgerlinkdemo.onmicrosoft.com"
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 NEW_YORK = ZoneInfo("America/New_York")

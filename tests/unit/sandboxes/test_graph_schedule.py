@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ledgerlink_local.sandboxes.core import SandboxServer
-from ledgerlink_local.sandboxes.graph import DEMO_CALENDAR_USER, DemoCredentials
+from ledgerlink_local.sandboxes.graph import DEMO_CALENDAR_USER, DEMO_NO_TEAMS_USER, DemoCredentials
 from tests.unit.sandboxes.graph_support import bearer, fixture, get_token
 
 SCHEDULE_INFORMATION = {"scheduleId", "availabilityView", "error", "scheduleItems", "workingHours"}
@@ -20,7 +20,7 @@ SCHEDULE_ITEM = {"end", "isPrivate", "location", "start", "status", "subject"}
 AVERY = "avery.chen@ledgerlinkdemo.onmicrosoft.com"
 JORDAN = "jordan.lee@ledgerlinkdemo.onmicrosoft.com"
 PRIYA = "priya.patel@ledgerlinkdemo.onmicrosoft.com"
-NOTEAMS = "noteams@ledgerlinkdemo.onmicrosoft.com"
+NOTEAMS = DEMO_NO_TEAMS_USER
 CONTRACTOR = "contractor@ledgerlinkdemo.onmicrosoft.com"
 NOBODY = "nobody@ledgerlinkdemo.onmicrosoft.com"
 DAY = "2026-04-14"  # a Tuesday

@@ -5,7 +5,7 @@ Clients use ``<sandbox>/v1.0`` as the Graph base URL and ``<sandbox>/{tenant}/oa
 as the token URL; everything else (paths, query options, bodies, status codes, error bodies)
 is Graph's. Run it alone with ``python -m ledgerlink_local.sandboxes.graph --port 4013``.
 
-Endpoints (24 method+path pairs, counting ``events`` and ``calendar/events`` apart, plus the ``/me`` refusal;
+Endpoints (25 method+path pairs, counting ``events`` and ``calendar/events`` apart, plus the ``/me`` refusal;
 ``{events}`` below is either):
 
 | method | path | what |
@@ -15,6 +15,7 @@ Endpoints (24 method+path pairs, counting ``events`` and ``calendar/events`` apa
 | GET | /v1.0/users | list users ($filter, $select, $top, @odata.nextLink) |
 | GET | /v1.0/users/{id or UPN} | one user |
 | GET | /v1.0/users/{id}/calendar | the default calendar (allowed online-meeting providers) |
+| POST | /v1.0/users/{id}/calendar/getSchedule | free/busy of up to 20 addresses (``schedule.py``); 200 |
 | POST | /v1.0/users/{id}/{events} | create an event (transactionId idempotent); 201 |
 | GET | /v1.0/users/{id}/{events} | list ($filter, $orderby, $select, $top, $skip, $count, nextLink) |
 | GET | /v1.0/users/{id}/{events}/{eventId} | read ($select; Prefer outlook.timezone / body-content-type) |
@@ -71,8 +72,41 @@ Behaviours (Graph's documented ones unless marked *assumption* / *unverified*):
   cancellations (with the comment) are recorded in the ``outbox`` of ``/_admin/state``.
 - ``isOnlineMeeting``/``onlineMeetingProvider: teamsForBusiness`` → ``onlineMeeting`` {joinUrl
   (teams.microsoft.com/l/meetup-join/...), conferenceId, ...} and the Teams block appended to
-  the body; once online it stays online. The demo calendars allow only teamsForBusiness; a
-  Skype provider leaves the event offline (*assumption*).
+  the body; once online it stays online. ``isOnlineMeeting: true`` without a provider means the
+  calendar's ``defaultOnlineMeetingProvider``. A Skype provider leaves the event offline
+  (*assumption*).
+- Per-mailbox Teams refusal: each calendar has its ``allowedOnlineMeetingProviders`` (GET
+  ``/calendar``; the demo calendars allow ``teamsForBusiness``, except ``noteams@``'s, which allows
+  only ``unknown``). On a calendar that does not allow teamsForBusiness, a create or update asking
+  for a Teams meeting answers as Graph is reported to (api-notes-flows.md §2.2): **201/200 with
+  ``isOnlineMeeting: false``, ``onlineMeetingProvider: "unknown"``, ``onlineMeeting: null``**, no
+  Teams block in the body, and the invitations still sent (outbox). Set it per user with the seed
+  (``users[].allowedOnlineMeetingProviders``, ``defaultOnlineMeetingProvider``) or ``POST
+  /_admin/mailboxes/online-meetings`` ``{"user", "allowedOnlineMeetingProviders", "defaultOnlineMeetingProvider"?}``
+  (400 for an unknown provider or a user without a mailbox); reset restores the demo calendars.
+- ``getSchedule`` (``schedule.py`` has the details and sources): ``POST .../calendar/getSchedule``
+  (also ``getschedule`` in any case, and ``microsoft.graph.getSchedule``; parameter names in any
+  case; the interval may be a numeric string) with ``Calendars.ReadBasic``, ``Calendars.Read`` or
+  ``Calendars.ReadWrite`` (else 403 ``ErrorAccessDenied``); the path user is looked up as on every
+  calendar path. One scheduleInformation per address, in order: the address's events that overlap
+  the window, are not free and not cancelled, whole and by start, with ``status`` from showAs (and
+  subject/location/isPrivate unless private or confidential); ``availabilityView`` one digit per
+  ``availabilityViewInterval`` (default 30) from the window's start in absolute time (0 free, 1
+  tentative, 2 busy, 3 oof, 4 workingElsewhere; overlaps show the strongest); ``workingHours`` a fixed
+  Mon-Fri 08:00-17:00 in the user's zone (*assumption*: no mailboxSettings here). Times in the zone of
+  ``Prefer: outlook.timezone``, else UTC (not the request's zone). An unknown address → ``{"scheduleId",
+  "error": {"message": "Unable to resolve e-mail address ... to an Active Directory object.",
+  "responseCode": "5009"}}`` (observed); a user without a mailbox → ``ErrorMailRecipientNotFound``
+  (*unverified*). 400s: end not after start ``ErrorInvalidTimeInterval``, over 62 days
+  ``ErrorTimeIntervalTooBig``, over 20 addresses ``ErrorMailboxDataArrayTooBig`` (Graph was seen
+  allowing 100), interval outside 5-1440 or longer than the window
+  ``ErrorInvalidMergedFreeBusyInterval`` (all observed shapes); a missing parameter
+  ``ErrorInvalidParameter``, an unknown parameter ``BadRequest``, wrong types
+  ``UnableToDeserializePostBody``, an unknown zone ``TimeZoneNotSupportedException`` (*unverified*).
+  Counted against Outlook's per-mailbox limits like every calendar path. Config:
+  ``schedule_max_mailboxes`` (20), ``schedule_max_days`` (62),
+  ``availability_working_elsewhere_digit`` ("4", the scheduleInformation page; "0" as Microsoft's
+  free/busy guide says).
 - Throttling per app per mailbox (calendar paths only): 10,000 requests per 10 minutes (Outlook's
   documented limit) plus a burst limit of 40 requests per second (*assumption*, a guard against
   runaway loops; Outlook documents no per-second figure); → 429 with ``Retry-After`` and the body
@@ -91,8 +125,9 @@ Behaviours (Graph's documented ones unless marked *assumption* / *unverified*):
   ``concurrent_requests_per_mailbox`` (4; 0: off), ``concurrency_retry_after_seconds`` (1),
   ``retry_after_fractional`` (false), ``fault_retry_after_seconds`` (1), ``token_lifetime_seconds``
   and ``throttle_error_code`` (``TooManyRequests`` | ``ApplicationThrottled`` |
-  ``activityLimitReached``, the other shapes clients meet in the wild); ``/_admin/reset``
-  restores these defaults.
+  ``activityLimitReached``, the other shapes clients meet in the wild), ``schedule_max_mailboxes``,
+  ``schedule_max_days`` and ``availability_working_elsewhere_digit`` (getSchedule, above);
+  ``/_admin/reset`` restores these defaults.
 - ``Prefer: IdType="ImmutableId"`` is answered with ``Preference-Applied: IdType="ImmutableId"``
   on successful calendar answers. Ids here never change whether it is sent or not: on Exchange an
   event's default id changes when the item moves folders, and the only move here is to Deleted
@@ -112,19 +147,22 @@ extended properties (unknown properties → 400), accept/decline/tentativelyAcce
 change notifications (subscriptions), ``$expand``/``$search``, lambda filters
 (``attendees/any``), JSON batching (``/$batch``), other calendars (``/calendars/{id}``),
 groups, id changes on folder moves (so ``IdType`` changes nothing here), the application access
-policy for onlineMeetings (every demo user is covered), case-insensitive path segments, Graph's
-tenant-wide and per-app global limits, Outlook's 150 MB upload limit.
+policy for onlineMeetings (every demo user is covered), case-insensitive path segments (but for
+getSchedule's), Graph's tenant-wide and per-app global limits, Outlook's 150 MB upload limit,
+mailboxSettings (working hours), distribution lists and resources in getSchedule, Skype join links.
 
 Demo tenant: ``ledgerlinkdemo.onmicrosoft.com`` with the verified domain ``northwind-demo.example``
 (the demo company's, which the HubSpot sandbox's deal owners use): users ``finance@`` (the
 accounts-receivable calendar), ``avery.chen@``, ``jordan.lee@``, ``priya.patel@`` and
-``contractor@`` (no mailbox: calendar calls → 404 ``MailboxNotEnabledForRESTAPI``) on the first,
+``contractor@`` (no mailbox: calendar calls → 404 ``MailboxNotEnabledForRESTAPI``) and
+``noteams@`` ("Legacy Mailbox", whose calendar allows no Teams meetings) on the first,
 ``maria.alvarez@`` and ``sam.okafor@`` on the second (two of HubSpot's three demo owners; the
 third, ``priya.nair@``, is not a user).
 
 Seed body for ``POST /_admin/seed`` (all keys optional)::
 
-    {"users": [{"displayName", "userPrincipalName", "mail"?, "id"?, "hasMailbox"?}],
+    {"users": [{"displayName", "userPrincipalName", "mail"?, "id"?, "hasMailbox"?,
+                "allowedOnlineMeetingProviders"?, "defaultOnlineMeetingProvider"?, "timeZone"?}],
      "apps": [{"clientId", "clientSecret", "displayName", "roles": [...]}],
      "events": [{"user": "<id or UPN>", "event": {<Graph event body>}}]}
 """
@@ -230,6 +268,8 @@ DEMO_TENANT_DOMAIN = "ledgerlinkdemo.onmicrosoft.com"
 DEMO_CLIENT_ID = "9d3e6b2a-51c4-4f0e-8a7d-2c6b1e9f4a03"
 DEMO_CLIENT_SECRET = "Xq28Q~ledgerlink-local-graph-demo-secret.0"
 DEMO_CALENDAR_USER = f"finance@{DEMO_TENANT_DOMAIN}"
+# A mailbox whose calendar allows no Teams meetings (a Teams create there answers 201, offline).
+DEMO_NO_TEAMS_USER = f"noteams@{DEMO_TENANT_DOMAIN}"
 # The demo company's own domain, verified in the demo tenant: the HubSpot sandbox's deal owners have
 # addresses on it (hubspot/model.py default_owners), and two of them are users here.
 DEMO_COMPANY_DOMAIN = "northwind-demo.example"
@@ -341,8 +381,8 @@ def _demo_users() -> list[TenantUser]:
         # an offline event, Graph's silent failure (api-notes-flows.md §2.2).
         TenantUser(
             id="5c2e9a47-1f8b-4d36-9e0a-7b4d2c6f1e83",
-            user_principal_name=f"noteams@{domain}",
-            mail=f"noteams@{domain}",
+            user_principal_name=DEMO_NO_TEAMS_USER,
+            mail=DEMO_NO_TEAMS_USER,
             display_name="Legacy Mailbox",
             job_title="Collections (no Teams licence)",
             office_location="HQ",
