@@ -231,6 +231,22 @@ class Schedule:
     working_hours: Mapping[str, Any] | None = field(default=None, repr=False)
     error: GraphError | None = None
 
+    @classmethod
+    def from_api(
+        cls,
+        answer: Mapping[str, Any],
+        *,
+        mailbox: str,
+        start: datetime,
+        end: datetime,
+        interval_minutes: int,
+        path: str = "/calendar/getSchedule",
+    ) -> Schedule:
+        """``mailbox``'s schedule in a getSchedule answer (``{"value": [scheduleInformation, ...]}``); a
+        per-schedule ``error``, or an answer that cannot be read, becomes :attr:`error`."""
+        window = cls(mailbox, start.astimezone(UTC), end.astimezone(UTC), interval_minutes)
+        return _schedule(window, answer, path=path)
+
     def raise_for_error(self) -> Schedule:
         if self.error is not None:
             raise self.error
@@ -355,8 +371,14 @@ class GraphClient:
         )
         if response.status_code != 200:
             raise _failure(response, mailbox=through, method="POST", path=path)
-        window = Schedule(mailbox, start.astimezone(UTC), end.astimezone(UTC), interval_minutes)
-        return _schedule(window, _json(response), path=_shown(path))
+        return Schedule.from_api(
+            _json(response),
+            mailbox=mailbox,
+            start=start,
+            end=end,
+            interval_minutes=interval_minutes,
+            path=_shown(path),
+        )
 
     # ---- events
 

@@ -3,7 +3,7 @@
 Modules, each depending only on the ones below it and on ``sandboxes.core``:
 
 - ``sandbox``: ``GraphSandbox`` (routes, throttling, admin), the demo tenant and its credentials;
-- ``teams``: Teams meetings;
+- ``teams``, ``schedule``: Teams meetings; free/busy (getSchedule);
 - ``events``, ``identity``: Outlook calendar events; users, app registrations and Entra ID tokens;
 - ``odata``: the OData query subset;
 - ``datetimes``: Outlook's dateTimeTimeZone values and time-zone names.
@@ -15,6 +15,7 @@ from ledgerlink_local.sandboxes.graph.sandbox import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_COMPANY_DOMAIN,
+    DEMO_NO_TEAMS_USER,
     DEMO_TENANT_DOMAIN,
     DEMO_TENANT_ID,
     DemoCredentials,
@@ -28,6 +29,7 @@ __all__ = [
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
     "DEMO_COMPANY_DOMAIN",
+    "DEMO_NO_TEAMS_USER",
     "DEMO_TENANT_DOMAIN",
     "DEMO_TENANT_ID",
     "DemoCredentials",

@@ -210,7 +210,7 @@ def _parse_property(name: str, value: Any) -> dict[str, Any]:
     if name == "body":
         return _parse_body(value)
     if name in ("start", "end"):
-        return {name: _parse_zoned(name, value)}
+        return {name: parse_zoned(name, value)}
     if name == "location":
         return {"location": _parse_location(name, value)}
     if name == "locations":
@@ -293,7 +293,8 @@ def _parse_body(value: Any) -> dict[str, Any]:
     return {"body_type": content_type, "body_content": content}
 
 
-def _parse_zoned(name: str, value: Any) -> ZonedTime:
+def parse_zoned(name: str, value: Any) -> ZonedTime:
+    """A ``dateTimeTimeZone`` property (``name`` says which, in errors) as an instant and its zone."""
     if not isinstance(value, dict):
         raise _bad_type(name, "dateTimeTimeZone")
     date_time = value.get("dateTime")

@@ -40,6 +40,7 @@ GRAPH_DEFAULT_SCOPES = (
 TOKEN_LIFETIME_SECONDS = 3599  # what Entra reports in expires_in for app-only tokens
 
 ROLE_CALENDARS_READ = "Calendars.Read"
+ROLE_CALENDARS_READBASIC = "Calendars.ReadBasic"  # getSchedule's least-privileged permission (its page)
 ROLE_CALENDARS_READWRITE = "Calendars.ReadWrite"
 ROLE_ONLINE_MEETINGS_READWRITE = "OnlineMeetings.ReadWrite.All"
 ROLE_USERS_READ = "User.Read.All"
@@ -59,6 +60,26 @@ class TenantUser:
     business_phones: tuple[str, ...] = ()
     mobile_phone: str | None = None
     has_mailbox: bool = True  # False: an unlicensed user, as Exchange answers for one
+    # The user's default calendar: which online-meeting providers it offers (calendar resource); a
+    # mailbox that cannot host Teams (no licence, a policy) offers none of teamsForBusiness.
+    allowed_online_meeting_providers: tuple[str, ...] = ("teamsForBusiness",)
+    default_online_meeting_provider: str | None = None  # None: teamsForBusiness if allowed, else the first
+    # The zone of the user's working hours (mailboxSettings.workingHours.timeZone), a Windows name.
+    time_zone: str = "Pacific Standard Time"
+
+    @property
+    def online_meeting_default(self) -> str:
+        if self.default_online_meeting_provider:
+            return self.default_online_meeting_provider
+        if "teamsForBusiness" in self.allowed_online_meeting_providers:
+            return "teamsForBusiness"
+        return (
+            self.allowed_online_meeting_providers[0] if self.allowed_online_meeting_providers else "unknown"
+        )
+
+    @property
+    def allows_teams(self) -> bool:
+        return "teamsForBusiness" in self.allowed_online_meeting_providers
 
     def resource(self) -> dict[str, Any]:
         return {

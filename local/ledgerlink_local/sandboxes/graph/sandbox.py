@@ -5,7 +5,7 @@ Clients use ``<sandbox>/v1.0`` as the Graph base URL and ``<sandbox>/{tenant}/oa
 as the token URL; everything else (paths, query options, bodies, status codes, error bodies)
 is Graph's. Run it alone with ``python -m ledgerlink_local.sandboxes.graph --port 4013``.
 
-Endpoints (24 method+path pairs, counting ``events`` and ``calendar/events`` apart, plus the ``/me`` refusal;
+Endpoints (25 method+path pairs, counting ``events`` and ``calendar/events`` apart, plus the ``/me`` refusal;
 ``{events}`` below is either):
 
 | method | path | what |
@@ -15,6 +15,7 @@ Endpoints (24 method+path pairs, counting ``events`` and ``calendar/events`` apa
 | GET | /v1.0/users | list users ($filter, $select, $top, @odata.nextLink) |
 | GET | /v1.0/users/{id or UPN} | one user |
 | GET | /v1.0/users/{id}/calendar | the default calendar (allowed online-meeting providers) |
+| POST | /v1.0/users/{id}/calendar/getSchedule | free/busy of up to 20 addresses (``schedule.py``); 200 |
 | POST | /v1.0/users/{id}/{events} | create an event (transactionId idempotent); 201 |
 | GET | /v1.0/users/{id}/{events} | list ($filter, $orderby, $select, $top, $skip, $count, nextLink) |
 | GET | /v1.0/users/{id}/{events}/{eventId} | read ($select; Prefer outlook.timezone / body-content-type) |
@@ -71,8 +72,41 @@ Behaviours (Graph's documented ones unless marked *assumption* / *unverified*):
   cancellations (with the comment) are recorded in the ``outbox`` of ``/_admin/state``.
 - ``isOnlineMeeting``/``onlineMeetingProvider: teamsForBusiness`` → ``onlineMeeting`` {joinUrl
   (teams.microsoft.com/l/meetup-join/...), conferenceId, ...} and the Teams block appended to
-  the body; once online it stays online. The demo calendars allow only teamsForBusiness; a
-  Skype provider leaves the event offline (*assumption*).
+  the body; once online it stays online. ``isOnlineMeeting: true`` without a provider means the
+  calendar's ``defaultOnlineMeetingProvider``. A Skype provider leaves the event offline
+  (*assumption*).
+- Per-mailbox Teams refusal: each calendar has its ``allowedOnlineMeetingProviders`` (GET
+  ``/calendar``; the demo calendars allow ``teamsForBusiness``, except ``noteams@``'s, which allows
+  only ``unknown``). On a calendar that does not allow teamsForBusiness, a create or update asking
+  for a Teams meeting answers as Graph is reported to (api-notes-flows.md §2.2): **201/200 with
+  ``isOnlineMeeting: false``, ``onlineMeetingProvider: "unknown"``, ``onlineMeeting: null``**, no
+  Teams block in the body, and the invitations still sent (outbox). Set it per user with the seed
+  (``users[].allowedOnlineMeetingProviders``, ``defaultOnlineMeetingProvider``) or ``POST
+  /_admin/mailboxes/online-meetings`` ``{"user", "allowedOnlineMeetingProviders", "defaultOnlineMeetingProvider"?}``
+  (400 for an unknown provider or a user without a mailbox); reset restores the demo calendars.
+- ``getSchedule`` (``schedule.py`` has the details and sources): ``POST .../calendar/getSchedule``
+  (also ``getschedule`` in any case, and ``microsoft.graph.getSchedule``; parameter names in any
+  case; the interval may be a numeric string) with ``Calendars.ReadBasic``, ``Calendars.Read`` or
+  ``Calendars.ReadWrite`` (else 403 ``ErrorAccessDenied``); the path user is looked up as on every
+  calendar path. One scheduleInformation per address, in order: the address's events that overlap
+  the window, are not free and not cancelled, whole and by start, with ``status`` from showAs (and
+  subject/location/isPrivate unless private or confidential); ``availabilityView`` one digit per
+  ``availabilityViewInterval`` (default 30) from the window's start in absolute time (0 free, 1
+  tentative, 2 busy, 3 oof, 4 workingElsewhere; overlaps show the strongest); ``workingHours`` a fixed
+  Mon-Fri 08:00-17:00 in the user's zone (*assumption*: no mailboxSettings here). Times in the zone of
+  ``Prefer: outlook.timezone``, else UTC (not the request's zone). An unknown address → ``{"scheduleId",
+  "error": {"message": "Unable to resolve e-mail address ... to an Active Directory object.",
+  "responseCode": "5009"}}`` (observed); a user without a mailbox → ``ErrorMailRecipientNotFound``
+  (*unverified*). 400s: end not after start ``ErrorInvalidTimeInterval``, over 62 days
+  ``ErrorTimeIntervalTooBig``, over 20 addresses ``ErrorMailboxDataArrayTooBig`` (Graph was seen
+  allowing 100), interval outside 5-1440 or longer than the window
+  ``ErrorInvalidMergedFreeBusyInterval`` (all observed shapes); a missing parameter
+  ``ErrorInvalidParameter``, an unknown parameter ``BadRequest``, wrong types
+  ``UnableToDeserializePostBody``, an unknown zone ``TimeZoneNotSupportedException`` (*unverified*).
+  Counted against Outlook's per-mailbox limits like every calendar path. Config:
+  ``schedule_max_mailboxes`` (20), ``schedule_max_days`` (62),
+  ``availability_working_elsewhere_digit`` ("4", the scheduleInformation page; "0" as Microsoft's
+  free/busy guide says).
 - Throttling per app per mailbox (calendar paths only): 10,000 requests per 10 minutes (Outlook's
   documented limit) plus a burst limit of 40 requests per second (*assumption*, a guard against
   runaway loops; Outlook documents no per-second figure); → 429 with ``Retry-After`` and the body
@@ -91,8 +125,9 @@ Behaviours (Graph's documented ones unless marked *assumption* / *unverified*):
   ``concurrent_requests_per_mailbox`` (4; 0: off), ``concurrency_retry_after_seconds`` (1),
   ``retry_after_fractional`` (false), ``fault_retry_after_seconds`` (1), ``token_lifetime_seconds``
   and ``throttle_error_code`` (``TooManyRequests`` | ``ApplicationThrottled`` |
-  ``activityLimitReached``, the other shapes clients meet in the wild); ``/_admin/reset``
-  restores these defaults.
+  ``activityLimitReached``, the other shapes clients meet in the wild), ``schedule_max_mailboxes``,
+  ``schedule_max_days`` and ``availability_working_elsewhere_digit`` (getSchedule, above);
+  ``/_admin/reset`` restores these defaults.
 - ``Prefer: IdType="ImmutableId"`` is answered with ``Preference-Applied: IdType="ImmutableId"``
   on successful calendar answers. Ids here never change whether it is sent or not: on Exchange an
   event's default id changes when the item moves folders, and the only move here is to Deleted
@@ -112,19 +147,22 @@ extended properties (unknown properties → 400), accept/decline/tentativelyAcce
 change notifications (subscriptions), ``$expand``/``$search``, lambda filters
 (``attendees/any``), JSON batching (``/$batch``), other calendars (``/calendars/{id}``),
 groups, id changes on folder moves (so ``IdType`` changes nothing here), the application access
-policy for onlineMeetings (every demo user is covered), case-insensitive path segments, Graph's
-tenant-wide and per-app global limits, Outlook's 150 MB upload limit.
+policy for onlineMeetings (every demo user is covered), case-insensitive path segments (but for
+getSchedule's), Graph's tenant-wide and per-app global limits, Outlook's 150 MB upload limit,
+mailboxSettings (working hours), distribution lists and resources in getSchedule, Skype join links.
 
 Demo tenant: ``ledgerlinkdemo.onmicrosoft.com`` with the verified domain ``northwind-demo.example``
 (the demo company's, which the HubSpot sandbox's deal owners use): users ``finance@`` (the
 accounts-receivable calendar), ``avery.chen@``, ``jordan.lee@``, ``priya.patel@`` and
-``contractor@`` (no mailbox: calendar calls → 404 ``MailboxNotEnabledForRESTAPI``) on the first,
+``contractor@`` (no mailbox: calendar calls → 404 ``MailboxNotEnabledForRESTAPI``) and
+``noteams@`` ("Legacy Mailbox", whose calendar allows no Teams meetings) on the first,
 ``maria.alvarez@`` and ``sam.okafor@`` on the second (two of HubSpot's three demo owners; the
 third, ``priya.nair@``, is not a user).
 
 Seed body for ``POST /_admin/seed`` (all keys optional)::
 
-    {"users": [{"displayName", "userPrincipalName", "mail"?, "id"?, "hasMailbox"?}],
+    {"users": [{"displayName", "userPrincipalName", "mail"?, "id"?, "hasMailbox"?,
+                "allowedOnlineMeetingProviders"?, "defaultOnlineMeetingProvider"?, "timeZone"?}],
      "apps": [{"clientId", "clientSecret", "displayName", "roles": [...]}],
      "events": [{"user": "<id or UPN>", "event": {<Graph event body>}}]}
 """
@@ -168,6 +206,7 @@ from ledgerlink_local.sandboxes.graph.datetimes import (
 )
 from ledgerlink_local.sandboxes.graph.events import (
     MEETING_FIELDS,
+    ONLINE_MEETING_PROVIDERS,
     OUTLOOK_EVENT_TYPE,
     SELECTABLE,
     GraphProblem,
@@ -181,6 +220,7 @@ from ledgerlink_local.sandboxes.graph.events import (
 )
 from ledgerlink_local.sandboxes.graph.identity import (
     ROLE_CALENDARS_READ,
+    ROLE_CALENDARS_READBASIC,
     ROLE_CALENDARS_READWRITE,
     ROLE_ONLINE_MEETINGS_READWRITE,
     ROLE_USERS_READ,
@@ -205,6 +245,13 @@ from ledgerlink_local.sandboxes.graph.odata import (
     parse_select,
     sort_entities,
 )
+from ledgerlink_local.sandboxes.graph.schedule import (
+    MAX_SCHEDULES,
+    MAX_WINDOW_DAYS,
+    SCHEDULE_INFORMATION_CONTEXT,
+    parse_schedule_request,
+    schedule_information,
+)
 from ledgerlink_local.sandboxes.graph.teams import (
     OnlineMeeting,
     event_online_meeting,
@@ -221,6 +268,8 @@ DEMO_TENANT_DOMAIN = "ledgerlinkdemo.onmicrosoft.com"
 DEMO_CLIENT_ID = "9d3e6b2a-51c4-4f0e-8a7d-2c6b1e9f4a03"
 DEMO_CLIENT_SECRET = "Xq28Q~ledgerlink-local-graph-demo-secret.0"
 DEMO_CALENDAR_USER = f"finance@{DEMO_TENANT_DOMAIN}"
+# A mailbox whose calendar allows no Teams meetings (a Teams create there answers 201, offline).
+DEMO_NO_TEAMS_USER = f"noteams@{DEMO_TENANT_DOMAIN}"
 # The demo company's own domain, verified in the demo tenant: the HubSpot sandbox's deal owners have
 # addresses on it (hubspot/model.py default_owners), and two of them are users here.
 DEMO_COMPANY_DOMAIN = "northwind-demo.example"
@@ -238,6 +287,11 @@ IMMUTABLE_ID_PREFERENCE = re.compile(r'IdType\s*=\s*"?ImmutableId"?', re.IGNOREC
 # /v1.0/users/{user}/<Outlook segment>...: the requests Outlook's per-app-per-mailbox limits count.
 OUTLOOK_PATH = re.compile(r"^/v1\.0/users/(?P<user>[^/]+)/(?:events|calendar|calendarView)(?:/|$)")
 OUTLOOK_CONCURRENT_REQUESTS = 4  # Outlook's documented in-flight limit per app and mailbox
+# getSchedule's action segment: Graph binds it whatever its case (Microsoft's free/busy guide posts to
+# .../calendar/getschedule) and in its namespace-qualified form (microsoft.graph.getSchedule).
+GET_SCHEDULE_SEGMENT = r"(?i:(?:microsoft\.graph\.)?getschedule)"
+SCHEDULE_ROLES = (ROLE_CALENDARS_READBASIC, ROLE_CALENDARS_READ, ROLE_CALENDARS_READWRITE)
+WORKING_ELSEWHERE_DIGITS = ("4", "0")
 MAX_EVENT_PAGE = 1000
 MAX_USER_PAGE = 999
 
@@ -313,6 +367,7 @@ def _demo_users() -> list[TenantUser]:
             job_title="Sales Manager",
             office_location="London",
             preferred_language="en-GB",
+            time_zone="GMT Standard Time",
         ),
         TenantUser(
             id="f3c7d1a9-8b25-4e6f-b0d4-2a9e6c1f5b37",
@@ -321,6 +376,17 @@ def _demo_users() -> list[TenantUser]:
             display_name="Temp Contractor",
             job_title="Contractor (no Exchange licence)",
             has_mailbox=False,
+        ),
+        # A mailbox whose calendar cannot host Teams (no Teams licence): a Teams create answers 201 with
+        # an offline event, Graph's silent failure (api-notes-flows.md §2.2).
+        TenantUser(
+            id="5c2e9a47-1f8b-4d36-9e0a-7b4d2c6f1e83",
+            user_principal_name=DEMO_NO_TEAMS_USER,
+            mail=DEMO_NO_TEAMS_USER,
+            display_name="Legacy Mailbox",
+            job_title="Collections (no Teams licence)",
+            office_location="HQ",
+            allowed_online_meeting_providers=("unknown",),
         ),
         # Two of the HubSpot sandbox's deal owners (its third, priya.nair@, is no user here: her deals'
         # events go to the accounts-receivable mailbox).
@@ -481,6 +547,9 @@ class GraphSandbox(Sandbox):
         self.concurrency_retry_after_seconds = 1.0
         self.retry_after_fractional = False
         self.fault_retry_after_seconds = 1.0
+        self.schedule_max_mailboxes = MAX_SCHEDULES
+        self.schedule_max_days = MAX_WINDOW_DAYS
+        self.availability_working_elsewhere_digit = "4"
         # Requests in flight per app|mailbox, and the most there ever were (under their own lock: the
         # count spans the whole request, while self.lock is held only inside a route).
         self._in_flight: dict[str, int] = {}
@@ -510,6 +579,7 @@ class GraphSandbox(Sandbox):
         self.add_route("GET", "/v1.0/users", self._list_users)
         self.add_route("GET", "/v1.0/users/{user}", self._get_user)
         self.add_route("GET", "/v1.0/users/{user}/calendar", self._get_calendar)
+        self.add_route("POST", "/v1.0/users/{user}/calendar/" + GET_SCHEDULE_SEGMENT, self._get_schedule)
         for events in ("/v1.0/users/{user}/events", "/v1.0/users/{user}/calendar/events"):
             self.add_route("POST", events, self._create_event)
             self.add_route("GET", events, self._list_events)
@@ -732,6 +802,9 @@ class GraphSandbox(Sandbox):
         self.concurrency_retry_after_seconds = 1.0
         self.retry_after_fractional = False
         self.fault_retry_after_seconds = 1.0
+        self.schedule_max_mailboxes = MAX_SCHEDULES
+        self.schedule_max_days = MAX_WINDOW_DAYS
+        self.availability_working_elsewhere_digit = "4"
         with self._flight_lock:
             self.peak_in_flight = {}
         self.tokens.lifetime_seconds = TOKEN_LIFETIME_SECONDS
@@ -782,7 +855,10 @@ class GraphSandbox(Sandbox):
             surname=item.get("surname"),
             job_title=item.get("jobTitle"),
             has_mailbox=bool(item.get("hasMailbox", True)),
+            time_zone=str(item.get("timeZone") or "Pacific Standard Time"),
+            **_online_meeting_settings(item),
         )
+        resolve_zone(user.time_zone)  # an unknown zone is the seed's mistake, said at once
         if self._find_user(user.user_principal_name) or self._find_user(user.id):
             raise ValueError(f"user {upn!r} already exists")
         self.users[user.id] = user
@@ -799,7 +875,16 @@ class GraphSandbox(Sandbox):
                 "domain": DEMO_TENANT_DOMAIN,
                 "verifiedDomains": [DEMO_TENANT_DOMAIN, DEMO_COMPANY_DOMAIN],
             },
-            "users": [user.resource() | {"hasMailbox": user.has_mailbox} for user in self.users.values()],
+            "users": [
+                user.resource()
+                | {
+                    "hasMailbox": user.has_mailbox,
+                    "allowedOnlineMeetingProviders": list(user.allowed_online_meeting_providers),
+                    "defaultOnlineMeetingProvider": user.online_meeting_default,
+                    "timeZone": user.time_zone,
+                }
+                for user in self.users.values()
+            ],
             "apps": [app.describe() for app in self.apps.values()],
             "mailboxes": {
                 self.users[user_id].user_principal_name: [render_event(event) for event in events.values()]
@@ -846,6 +931,9 @@ class GraphSandbox(Sandbox):
             "concurrency_retry_after_seconds": self.concurrency_retry_after_seconds,
             "retry_after_fractional": self.retry_after_fractional,
             "fault_retry_after_seconds": self.fault_retry_after_seconds,
+            "schedule_max_mailboxes": self.schedule_max_mailboxes,
+            "schedule_max_days": self.schedule_max_days,
+            "availability_working_elsewhere_digit": self.availability_working_elsewhere_digit,
         }
 
     def update_config(self, changes: Mapping[str, Any]) -> None:
@@ -883,11 +971,24 @@ class GraphSandbox(Sandbox):
             if not isinstance(changes["retry_after_fractional"], bool):
                 raise ValueError("retry_after_fractional must be true or false")
             self.retry_after_fractional = changes["retry_after_fractional"]
+        if "schedule_max_mailboxes" in changes:
+            self.schedule_max_mailboxes = _positive_int(
+                "schedule_max_mailboxes", changes["schedule_max_mailboxes"]
+            )
+        if "schedule_max_days" in changes:
+            self.schedule_max_days = _positive_int("schedule_max_days", changes["schedule_max_days"])
+        if "availability_working_elsewhere_digit" in changes:
+            digit = str(changes["availability_working_elsewhere_digit"])
+            if digit not in WORKING_ELSEWHERE_DIGITS:
+                raise ValueError('availability_working_elsewhere_digit must be "4" or "0"')
+            self.availability_working_elsewhere_digit = digit
         super().update_config(changes)
 
     # ---- vendor admin actions: an app's client secret
 
     def admin_action(self, method: str, action: str, body: Any, request: Request) -> Response | None:
+        if method == "POST" and action == "mailboxes/online-meetings":
+            return self._set_online_meeting_providers(body)
         actions = {
             "apps/rotate-secret": self._rotate_secret,
             "apps/revoke-secret": self._revoke_secret,
@@ -903,6 +1004,29 @@ class GraphSandbox(Sandbox):
             if app is None:
                 raise ValueError(f"unknown app {client_id!r}")
             return actions[action](app, body)
+
+    def _set_online_meeting_providers(self, body: Any) -> Response:
+        """``{"user": "<UPN, address or id>", "allowedOnlineMeetingProviders": [...],
+        "defaultOnlineMeetingProvider"?}``: what the user's calendar offers from now on (an administrator
+        removing the Teams licence, or giving it back)."""
+        if not isinstance(body, Mapping) or not isinstance(body.get("user"), str):
+            raise ValueError('body must be {"user": "<UPN or id>", "allowedOnlineMeetingProviders": [...]}')
+        if "allowedOnlineMeetingProviders" not in body:
+            raise ValueError("allowedOnlineMeetingProviders is required")
+        with self.lock:
+            user = self._find_user(body["user"]) or self._find_user_by_address(body["user"])
+            if user is None or not user.has_mailbox:
+                raise ValueError(f"no mailbox {body['user']!r} in the tenant")
+            updated = replace(user, **_online_meeting_settings(body))
+            self.users[user.id] = updated
+            return Response(
+                200,
+                {
+                    "user": updated.user_principal_name,
+                    "allowedOnlineMeetingProviders": list(updated.allowed_online_meeting_providers),
+                    "defaultOnlineMeetingProvider": updated.online_meeting_default,
+                },
+            )
 
     def _rotate_secret(self, app: AppRegistration, body: Mapping[str, Any]) -> Response:
         """An administrator adds a new client secret and deletes the old one: only the new one works."""
@@ -989,8 +1113,9 @@ class GraphSandbox(Sandbox):
         if not set(any_of) & set(claims.roles):
             raise self._problem(GraphProblem(403, code, message))
 
-    def _mailbox(self, request: Request, *, write: bool) -> TenantUser:
-        roles = (ROLE_CALENDARS_READWRITE,) if write else (ROLE_CALENDARS_READ, ROLE_CALENDARS_READWRITE)
+    def _mailbox(self, request: Request, *, write: bool, roles: tuple[str, ...] | None = None) -> TenantUser:
+        if roles is None:
+            roles = (ROLE_CALENDARS_READWRITE,) if write else (ROLE_CALENDARS_READ, ROLE_CALENDARS_READWRITE)
         self._require_role(
             request, roles, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
         )
@@ -1174,13 +1299,42 @@ class GraphSandbox(Sandbox):
             "canShare": True,
             "canViewPrivateItems": True,
             "canEdit": True,
-            "allowedOnlineMeetingProviders": ["teamsForBusiness"],
-            "defaultOnlineMeetingProvider": "teamsForBusiness",
+            "allowedOnlineMeetingProviders": list(user.allowed_online_meeting_providers),
+            "defaultOnlineMeetingProvider": user.online_meeting_default,
             "isTallyingResponses": True,
             "isRemovable": False,
             "owner": {"name": user.display_name, "address": user.mail},
         }
         return Response(200, body, content_type=GRAPH_CONTENT_TYPE)
+
+    def _get_schedule(self, request: Request) -> Response:
+        """``calendar: getSchedule`` (see ``schedule.py``): one scheduleInformation per address asked for,
+        in the order asked; times in the Prefer outlook.timezone zone, else UTC."""
+        self._mailbox(request, write=False, roles=SCHEDULE_ROLES)
+        body = self._json_body(request)
+        try:
+            wanted = parse_schedule_request(
+                body, max_schedules=self.schedule_max_mailboxes, max_days=self.schedule_max_days
+            )
+        except GraphProblem as problem:
+            raise self._problem(problem) from None
+        preferences = _preferences(request)
+        value = []
+        for address in wanted.schedules:
+            user = self._find_user_by_address(address)
+            events = self.mailboxes.get(user.id, {}).values() if user is not None else ()
+            value.append(
+                schedule_information(
+                    address,
+                    user,
+                    events,
+                    wanted,
+                    zone=preferences.time_zone or "UTC",
+                    working_elsewhere_digit=self.availability_working_elsewhere_digit,
+                )
+            )
+        answer = {"@odata.context": f"{self.base_url}/v1.0/{SCHEDULE_INFORMATION_CONTEXT}", "value": value}
+        return Response(200, answer, preferences.applied(), content_type=GRAPH_CONTENT_TYPE)
 
     def _me(self, request: Request) -> Response:
         raise self._problem(
@@ -1233,13 +1387,20 @@ class GraphSandbox(Sandbox):
     def _make_online_if_asked(
         self, event: StoredEvent, organizer: TenantUser, changes: dict[str, Any]
     ) -> None:
-        """Graph initialises onlineMeeting once isOnlineMeeting or the provider is set; then it stays."""
+        """Graph initialises onlineMeeting once isOnlineMeeting or the provider is set; then it stays.
+
+        Only a calendar that allows teamsForBusiness gets a Teams meeting; on one that does not, the
+        event is created (201) offline, provider ``unknown``, ``onlineMeeting`` null: the silent failure
+        reported for organizers who cannot host Teams (api-notes-flows.md §2.2). Invitations go out
+        either way. An unset provider means the calendar's default one."""
         if event.online_meeting is not None:
             event.is_online_meeting, event.online_meeting_provider = True, "teamsForBusiness"
             return
         provider = changes.get("online_meeting_provider", event.online_meeting_provider)
         asked = changes.get("is_online_meeting") is True or provider == "teamsForBusiness"
-        if not asked or provider not in ("unknown", "teamsForBusiness"):
+        if asked and provider == "unknown":
+            provider = organizer.online_meeting_default
+        if not asked or provider != "teamsForBusiness" or not organizer.allows_teams:
             event.is_online_meeting, event.online_meeting_provider = False, "unknown"
             return
         info = event_online_meeting(self._rng, DEMO_TENANT_ID, organizer)
@@ -1628,6 +1789,27 @@ class GraphSandbox(Sandbox):
 
 def _clone(value: Any) -> Any:
     return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+
+
+def _online_meeting_settings(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A seed's or admin body's calendar settings: allowedOnlineMeetingProviders (and the default)."""
+    settings: dict[str, Any] = {}
+    if "allowedOnlineMeetingProviders" in item:
+        providers = item["allowedOnlineMeetingProviders"]
+        if not isinstance(providers, list) or any(p not in ONLINE_MEETING_PROVIDERS for p in providers):
+            raise ValueError(
+                f"allowedOnlineMeetingProviders must be a list of {', '.join(ONLINE_MEETING_PROVIDERS)}"
+            )
+        settings["allowed_online_meeting_providers"] = tuple(providers)
+        settings["default_online_meeting_provider"] = None
+    default = item.get("defaultOnlineMeetingProvider")
+    if default is not None:
+        if default not in ONLINE_MEETING_PROVIDERS:
+            raise ValueError(
+                f"defaultOnlineMeetingProvider must be one of {', '.join(ONLINE_MEETING_PROVIDERS)}"
+            )
+        settings["default_online_meeting_provider"] = default
+    return settings
 
 
 def _positive_seconds(name: str, value: Any) -> float:
