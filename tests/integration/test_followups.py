@@ -198,19 +198,22 @@ def test_duplicates_shuffles_and_overlapping_sweeps_make_one_meeting(world: Foll
 def test_the_sweep_follows_up_an_invoice_when_time_alone_brings_it_into_a_rule(
     world: FollowUpWorld,
 ) -> None:
-    # given an invoice synced on its due date, Sunday 8 March: no rule is in force yet
+    # given an invoice synced on its due date, Sunday 8 March: only its due-soon rule is in force
     world.sync(world.invoice_changes(owner_id=OWNER_NOT_IN_TENANT))
-    assert meetings(world) == []
+    assert [m["subject"].endswith(", due 8 March 2026") for m in meetings(world)] == [True]
 
-    # when the daily sweep runs on Monday 9 March (one day past due), nothing else having happened
-    outcomes = world.sync([world.sweep_record("2026-03-09T14:00:00Z")])
-    (swept,) = outcomes.values()
-    assert swept.detail["followups_due"] == "1"
+    # when the first daily sweep runs on Monday 9 March (one day past due), nothing else having happened:
+    # it looks back 30 days, so it finds both rules the invoice entered (the due-soon one is done already)
+    (swept,) = world.sync([world.sweep_record("2026-03-09T14:00:00Z")]).values()
+    assert swept.detail["followups_due"] == "2"
     world.clock.set(at("2026-03-09T10:00:00-04:00"))
     world.sync(world.followups_due())
 
-    # then the invoice has its past-due meeting, and a second sweep the same day finds nothing new
-    assert only_meeting(world)["start"]["dateTime"].startswith("2026-03-10T10:00:00")
+    # then the invoice also has its past-due meeting, on Tuesday 10:00, and still one due-soon meeting
+    past_due = [m for m in meetings(world) if m["subject"].endswith("1 day overdue")]
+    assert len(past_due) == 1 and past_due[0]["start"]["dateTime"].startswith("2026-03-10T10:00:00")
+    assert len(meetings(world)) == 2
+    # and a second sweep the same day publishes nothing new
     (again,) = world.sync([world.sweep_record("2026-03-09T18:00:00Z")]).values()
     assert again.detail["followups_due"] == "0"
 
