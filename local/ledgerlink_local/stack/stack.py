@@ -20,12 +20,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ledgerlink_local.stack.aws import MotoServer, Resources, client, provision, schedule_expression
+from ledgerlink_local.stack.aws import MotoServer, Resources, client, provision
 from ledgerlink_local.stack.front import ApiFront, Route, TokenBucket
 from ledgerlink_local.stack.hops import HopLog, RuleRoute
 from ledgerlink_local.stack.pollers import PollerConfig, QueuePoller
 from ledgerlink_local.stack.runtime import FunctionPool, FunctionRuntime, InvocationResult, lambda_environment
-from ledgerlink_local.stack.schedule import ScheduledRule, Scheduler, parse_schedule, queue_delivery
+from ledgerlink_local.stack.schedule import (
+    RateSchedule,
+    Schedule,
+    ScheduledRule,
+    Scheduler,
+    parse_schedule,
+    queue_delivery,
+)
 from ledgerlink_local.stack.settings import EVENT_LOG, LOG_DIR
 from ledgerlink_local.stack.wiring import (
     LOCAL_ACCOUNT,
@@ -68,6 +75,10 @@ class StackOptions:
     """False leaves messages in their queues (tests that look at what reached a queue)."""
     clock: Callable[[], datetime] | None = None
     """What time it is for the scheduler (tests move it instead of waiting); None: the real time."""
+    schedule_seconds: Mapping[str, float] = field(default_factory=dict)
+    """Scheduled rules (by topology key) fired every so many seconds instead of on their schedule, which
+    EventBridge cannot make shorter than a minute (``LEDGERLINK_LOCAL_SWEEP_SECONDS`` for the sweep).
+    The rule in moto keeps the topology's expression, as the wiring test compares it with the template."""
     vendor_names: Mapping[str, str] = field(default_factory=dict)
     """Base URL -> vendor name, for the hop lines of vendor calls (default: from ``vendors``)."""
 
@@ -265,17 +276,30 @@ class LocalStack:
     def _scheduled_rules(
         self, topology: Topology, resources: Resources, sqs: Any, created: datetime
     ) -> list[ScheduledRule]:
+        overrides = dict(self.options.schedule_seconds)
+        scheduled = {rule.key for rule in topology.rules if rule.schedule_expression}
+        unknown = sorted(set(overrides) - scheduled)
+        if unknown:
+            raise ValueError(
+                f"schedule_seconds names rules without a schedule: {unknown} (scheduled: {sorted(scheduled)})"
+            )
+        if any(seconds <= 0 for seconds in overrides.values()):
+            raise ValueError(f"schedule_seconds must be positive, got {overrides}")
         rules = []
         for rule in topology.rules:
-            expression = schedule_expression(rule)
-            if not expression:
+            if not rule.schedule_expression:
                 continue
             queue = resources.queue(rule.target_queue)
+            schedule: Schedule = (
+                RateSchedule(overrides[rule.key])
+                if rule.key in overrides
+                else parse_schedule(rule.schedule_expression)
+            )
             rules.append(
                 ScheduledRule(
                     name=rule.name,
                     arn=resources.rule_arns[rule.key],
-                    schedule=parse_schedule(expression),
+                    schedule=schedule,
                     anchor=created,
                     deliver=queue_delivery(sqs, queue.url),
                 )

@@ -48,7 +48,7 @@ from ledgerlink_local.stack.settings import (
     LocalSettings,
 )
 from ledgerlink_local.stack.stack import LocalStack, StackOptions
-from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls
+from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls, topology_module
 
 if TYPE_CHECKING:
     from infra.topology import RedeliveryPolicy
@@ -509,6 +509,11 @@ def start_environment(
             redelivery=tuning.redelivery,
             function_variables=tuning.function_variables,
             start_pollers=tuning.start_pollers,
+            schedule_seconds=(
+                {topology_module().FOLLOWUP_SWEEP_RULE: settings.sweep_seconds}
+                if settings.sweep_seconds is not None
+                else {}
+            ),
         )
         stack = LocalStack(options).start()
     except BaseException:
@@ -586,7 +591,12 @@ def _print_summary(
     lines.append(f"  bus        {topology.event_bus.name}")
     for rule in topology.rules:
         queue = topology.queue(rule.target_queue)
-        lines.append(f"  rule       {rule.name} -> {queue.name} (dead letters: {queue.dlq_name})")
+        when = ""
+        if rule.schedule_expression:
+            seconds = stack.options.schedule_seconds.get(rule.key)
+            local = f"; here every {seconds:g} s" if seconds is not None else ""
+            when = f" [{rule.schedule_expression}{local}]"
+        lines.append(f"  rule       {rule.name}{when} -> {queue.name} (dead letters: {queue.dlq_name})")
     for source in topology.queue_sources:
         queue = topology.queue(source.queue)
         lines.append(

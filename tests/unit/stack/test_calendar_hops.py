@@ -224,7 +224,7 @@ def test_a_synced_deal_reaches_the_calendar_sync_and_its_calendar_synced_is_on_t
     )
 
     # and the status has one row per flow: the QBO change through the deal sync, its deal through the
-    # calendar sync, each done once
+    # calendar sync, each done once, and the calendar.synced on its way to the Teams invite
     _, events = summarise(read_hops(chain.state_dir / "events.jsonl"), queue_consumers())
     rows = [(e.correlation_id, e.flow, e.subject, e.path, e.receives, e.outcome) for e in events]
     assert rows == [
@@ -243,6 +243,14 @@ def test_a_synced_deal_reaches_the_calendar_sync_and_its_calendar_synced_is_on_t
             "published > rule > queue > handler",
             1,
             "done",
+        ),
+        (
+            CORRELATION_ID,
+            "teams_invite",
+            "calendar.synced Invoice/1042 created",
+            "published > rule",
+            0,
+            "routed",
         ),
     ]
     calendar = events[1]
