@@ -173,11 +173,11 @@ class LocalStack:
             self.pollers.append(poller.start() if options.start_pollers else poller)
         now = options.clock or (lambda: datetime.now(UTC))
         self.scheduler = Scheduler(
-            self._scheduled_rules(topology, resources, sqs, now()),
+            scheduled_rules(topology, resources, sqs, now(), options.schedule_seconds),
             account=resources.account,
             region=resources.region,
             now=now,
-            on_fire=self._on_schedule,
+            on_fire=schedule_hop(self.hops),
         ).start()
 
     def stop(self) -> None:
@@ -273,42 +273,56 @@ class LocalStack:
         )
         return max(1, min(caps))
 
-    def _scheduled_rules(
-        self, topology: Topology, resources: Resources, sqs: Any, created: datetime
-    ) -> list[ScheduledRule]:
-        overrides = dict(self.options.schedule_seconds)
-        scheduled = {rule.key for rule in topology.rules if rule.schedule_expression}
-        unknown = sorted(set(overrides) - scheduled)
-        if unknown:
-            raise ValueError(
-                f"schedule_seconds names rules without a schedule: {unknown} (scheduled: {sorted(scheduled)})"
-            )
-        if any(seconds <= 0 for seconds in overrides.values()):
-            raise ValueError(f"schedule_seconds must be positive, got {overrides}")
-        rules = []
-        for rule in topology.rules:
-            if not rule.schedule_expression:
-                continue
-            queue = resources.queue(rule.target_queue)
-            schedule: Schedule = (
-                RateSchedule(overrides[rule.key])
-                if rule.key in overrides
-                else parse_schedule(rule.schedule_expression)
-            )
-            rules.append(
-                ScheduledRule(
-                    name=rule.name,
-                    arn=resources.rule_arns[rule.key],
-                    schedule=schedule,
-                    anchor=created,
-                    deliver=queue_delivery(sqs, queue.url),
-                )
-            )
-        return rules
 
-    def _on_schedule(self, rule: ScheduledRule, event: dict[str, Any]) -> None:
-        if self.hops is not None:
-            self.hops.record("schedule", f"{rule.name} fired", event["id"], rule=rule.name)
+def scheduled_rules(
+    topology: Topology,
+    resources: Resources,
+    sqs: Any,
+    created: datetime,
+    schedule_seconds: Mapping[str, float] | None = None,
+) -> list[ScheduledRule]:
+    """The topology's scheduled rules as the scheduler fires them: on their schedule from ``created``
+    (EventBridge's grid for a rate), or every ``schedule_seconds[rule key]`` seconds, into their queue."""
+    overrides = dict(schedule_seconds or {})
+    scheduled = {rule.key for rule in topology.rules if rule.schedule_expression}
+    unknown = sorted(set(overrides) - scheduled)
+    if unknown:
+        raise ValueError(
+            f"schedule_seconds names rules without a schedule: {unknown} (scheduled: {sorted(scheduled)})"
+        )
+    if any(not seconds > 0 for seconds in overrides.values()):
+        raise ValueError(f"schedule_seconds must be positive, got {overrides}")
+    rules = []
+    for rule in topology.rules:
+        if not rule.schedule_expression:
+            continue
+        queue = resources.queue(rule.target_queue)
+        schedule: Schedule = (
+            RateSchedule(overrides[rule.key])
+            if rule.key in overrides
+            else parse_schedule(rule.schedule_expression)
+        )
+        rules.append(
+            ScheduledRule(
+                name=rule.name,
+                arn=resources.rule_arns[rule.key],
+                schedule=schedule,
+                anchor=created,
+                deliver=queue_delivery(sqs, queue.url),
+            )
+        )
+    return rules
+
+
+def schedule_hop(hops: HopLog | None) -> Callable[[ScheduledRule, dict[str, Any]], None]:
+    """The hop a fired schedule leaves, labelled with its Scheduled Event's id (the queue hop that
+    delivers the event to its function is labelled with it too)."""
+
+    def record(rule: ScheduledRule, event: dict[str, Any]) -> None:
+        if hops is not None:
+            hops.record("schedule", f"{rule.name} fired", event["id"], rule=rule.name)
+
+    return record
 
 
 def rule_routes(topology: Topology) -> list[RuleRoute]:

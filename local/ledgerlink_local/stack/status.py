@@ -251,11 +251,11 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
     by_queue: dict[str, _Leg] = {}  # each queue's current flow
     by_function: dict[str, _Leg] = {}  # each consuming function's current flow
 
-    def open_leg(queue: str) -> _Leg:
+    def open_leg(queue: str, *, claim_function: bool = True) -> _Leg:
         leg = _Leg(queue=queue, function=consumers.get(queue, ""))
         legs.append(leg)
         by_queue[queue] = leg
-        if leg.function:
+        if leg.function and claim_function:
             by_function[leg.function] = leg
         return leg
 
@@ -269,15 +269,16 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
         return by_function[function]
 
     def routed_back(queue: str, published: Hop | None) -> bool:
-        """The event just published comes from the consumer of ``queue``, which already ran in the
-        queue's current flow: a new flow of the same queue, not more of that one."""
+        """The event just published comes from the consumer of ``queue`` while it handles (or after it
+        handled) a record of the queue's current flow: a new flow of the same queue, not more of that
+        one. (More events it publishes then join that new flow, which has received nothing yet.)"""
         leg = by_queue.get(queue)
         publisher = str(published.details.get("function") or "") if published is not None else ""
         return (
             leg is not None
             and bool(publisher)
             and publisher == leg.function
-            and any(hop.step == "handler" for hop in leg.own)
+            and any(hop.step == "queue" for hop in leg.own)
         )
 
     last_published: Hop | None = None
@@ -291,7 +292,12 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
         elif hop.step == "rule":
             queue = str(hop.details.get("queue") or _after(hop.text, " matched -> queue "))
             if queue:
-                leg = open_leg(queue) if routed_back(queue, last_published) else leg_of_queue(queue)
+                if routed_back(queue, last_published):
+                    # The publisher's own hops still belong to the flow it is handling; its function's
+                    # hops move to the new flow when the queue hands that flow's record over.
+                    leg = open_leg(queue, claim_function=False)
+                else:
+                    leg = leg_of_queue(queue)
                 if last_published is not None:
                     leg.add(last_published)
                 leg.add(hop)
@@ -311,7 +317,7 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
             if consumer and not leg.function:
                 leg.function = consumer
             if consumer:
-                by_function.setdefault(consumer, leg)
+                by_function[consumer] = leg  # what it does next is for this record
             if pending_schedule is not None:
                 leg.add(pending_schedule)
                 pending_schedule = None

@@ -593,8 +593,8 @@ def _print_summary(
         queue = topology.queue(rule.target_queue)
         when = ""
         if rule.schedule_expression:
-            seconds = stack.options.schedule_seconds.get(rule.key)
-            local = f"; here every {seconds:g} s" if seconds is not None else ""
+            every = stack.options.schedule_seconds.get(rule.key)
+            local = f"; here every {every:g} s" if every is not None else ""
             when = f" [{rule.schedule_expression}{local}]"
         lines.append(f"  rule       {rule.name}{when} -> {queue.name} (dead letters: {queue.dlq_name})")
     for source in topology.queue_sources:
