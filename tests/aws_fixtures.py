@@ -4,21 +4,48 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ledgerlink.tables import TableKeys
+from ledgerlink.tables import IndexKeys, TableKeys
 
 
-def create_tables(dynamodb: Any, tables: Iterable[tuple[str, TableKeys]]) -> None:
+def create_tables(
+    dynamodb: Any,
+    tables: Iterable[tuple[str, TableKeys]],
+    indexes: Mapping[str, Iterable[IndexKeys]] | None = None,
+) -> None:
+    """Each ``(name, keys)`` table, with the global secondary indexes ``indexes[name]`` names (string
+    keys, every attribute projected, as the stack creates them)."""
     for name, keys in tables:
         schema: list[Any] = [{"AttributeName": keys.partition_key, "KeyType": "HASH"}]
-        attributes: list[Any] = [{"AttributeName": keys.partition_key, "AttributeType": "S"}]
+        key_names = [keys.partition_key]
         if keys.sort_key:
             schema.append({"AttributeName": keys.sort_key, "KeyType": "RANGE"})
-            attributes.append({"AttributeName": keys.sort_key, "AttributeType": "S"})
+            key_names.append(keys.sort_key)
+        own_indexes = list((indexes or {}).get(name, ()))
+        extra: dict[str, Any] = {}
+        if own_indexes:
+            extra["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in own_indexes
+            ]
+            key_names += [key for index in own_indexes for key in (index.partition_key, index.sort_key)]
         dynamodb.create_table(
-            TableName=name, KeySchema=schema, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
+            TableName=name,
+            KeySchema=schema,
+            AttributeDefinitions=[
+                {"AttributeName": key, "AttributeType": "S"} for key in dict.fromkeys(key_names)
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            **extra,
         )
 
 

@@ -21,7 +21,7 @@ from ledgerlink.config import EnvVar, Settings
 from ledgerlink.configfile import load as load_config
 from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.secrets import PowertoolsSecretStore
-from ledgerlink.tables import LINKS, VENDOR_STATE
+from ledgerlink.tables import LINKS, LINKS_OWED_BY_DUE_DATE, VENDOR_STATE
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN, DEMO_PORTAL_ID
@@ -69,7 +69,12 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
     """The links and vendor-state tables, the bus with a rule copying calendar.synced to a capture
     queue, and the connection's HubSpot and Graph secrets."""
     dynamodb = boto3.client("dynamodb", region_name=region)
-    create_tables(dynamodb, ((LINKS_TABLE, LINKS), (VENDOR_STATE_TABLE, VENDOR_STATE)))
+    create_tables(
+        dynamodb,
+        ((LINKS_TABLE, LINKS), (VENDOR_STATE_TABLE, VENDOR_STATE)),
+        # As deployed: the links table's owed-by-due-date index, which the calendar items populate.
+        indexes={LINKS_TABLE: (LINKS_OWED_BY_DUE_DATE,)},
+    )
     events = boto3.client("events", region_name=region)
     sqs = boto3.client("sqs", region_name=region)
     events.create_event_bus(Name=BUS)
