@@ -48,7 +48,7 @@ from ledgerlink_local.stack.settings import (
     LocalSettings,
 )
 from ledgerlink_local.stack.stack import LocalStack, StackOptions
-from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls, topology_module
+from ledgerlink_local.stack.wiring import LOCAL_REGION, topology_module, vendor_urls
 
 if TYPE_CHECKING:
     from infra.topology import RedeliveryPolicy
@@ -225,19 +225,6 @@ def _port_in_use_error(what: str, ports: Mapping[str, int]) -> Iterator[None]:
                 f"choose another with --{what}-port or LEDGERLINK_LOCAL_{what.upper()}_PORT"
             ) from None
         raise
-
-
-def vendor_urls(credentials: Mapping[str, Mapping[str, str]]) -> VendorUrls:
-    graph = credentials["graph"]
-    # ledgerlink.config's GRAPH_TOKEN_URL is a template with {tenant}; keep that shape locally.
-    graph_token = graph["token_url"].replace(graph["tenant_id"], "{tenant}")
-    return VendorUrls(
-        qbo_base_url=credentials["qbo"]["base_url"],
-        qbo_token_url=credentials["qbo"]["token_url"],
-        hubspot_base_url=credentials["hubspot"]["base_url"],
-        graph_base_url=graph["base_url"],
-        graph_token_url=graph_token,
-    )
 
 
 def secret_values(
