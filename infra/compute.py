@@ -175,12 +175,23 @@ class Functions(Construct):
 
     def _grant(self, function: lambda_.Function, grant: Grant) -> None:
         if grant.kind is ResourceKind.TABLE:
-            table = self._storage.tables[grant.key]
+            table = self._storage.grant_tables[grant.key]
             {
                 Access.READ: table.grant_read_data,
                 Access.WRITE: table.grant_write_data,
                 Access.READ_WRITE: table.grant_read_write_data,
             }[grant.access](function)
+        elif grant.kind is ResourceKind.TABLE_INDEX:
+            if grant.access is not Access.READ:
+                raise ValueError(f"{function.node.id}: an index grant can only be {Access.READ}")
+            table_key, _, index_name = grant.key.partition("/")
+            # Query, on the one index by name: an index is read by key, never scanned or written.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:Query"],
+                    resources=[f"{self._storage.tables[table_key].table_arn}/index/{index_name}"],
+                )
+            )
         elif grant.kind is ResourceKind.BUCKET:
             self._grant_objects(function, self._storage.raw_bucket, grant.access)
         elif grant.kind is ResourceKind.SECRET:

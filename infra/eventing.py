@@ -1,4 +1,5 @@
-"""Eventing: the LedgerLink event bus with its archive, the work queues with their DLQs, and the rules."""
+"""Eventing: the LedgerLink event bus with its archive, the work queues with their DLQs, and the rules
+(event-pattern rules on the bus, scheduled rules on the default bus)."""
 
 from __future__ import annotations
 
@@ -68,14 +69,24 @@ class Eventing(Construct):
         self.dead_letter_queues[spec.key] = dead_letter_queue
 
     def _rule(self, spec: RuleSpec) -> events.Rule:
-        rule = events.Rule(
-            self,
-            f"{_pascal(spec.key)}Rule",
-            event_bus=self.bus,
-            rule_name=spec.name,
-            description=spec.description,
-            event_pattern=event_pattern(spec.event_pattern),
-        )
+        if spec.schedule_expression:
+            # EventBridge runs schedules on the account's default bus only: no event_bus, no pattern.
+            rule = events.Rule(
+                self,
+                f"{_pascal(spec.key)}Rule",
+                rule_name=spec.name,
+                description=spec.description,
+                schedule=events.Schedule.expression(spec.schedule_expression),
+            )
+        else:
+            rule = events.Rule(
+                self,
+                f"{_pascal(spec.key)}Rule",
+                event_bus=self.bus,
+                rule_name=spec.name,
+                description=spec.description,
+                event_pattern=event_pattern(spec.event_pattern),
+            )
         rule.add_target(
             targets.SqsQueue(
                 self.queues[spec.target_queue],

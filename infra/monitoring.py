@@ -4,7 +4,7 @@ Alarms: any message in a dead-letter queue, the oldest message of a work queue o
 threshold (records "stuck in queue"), any Lambda error, any API 5xx, and the functions' own metrics
 that mean a human must act (``MonitoringSpec.metric_alarms``: a permanently failed event, a revoked or
 rejected QBO connection, a refresh token not stored, rejected Graph credentials, a dead letter that could
-not be sent). Each
+not be sent, a Teams meeting Graph created without a join URL). Each
 notifies the topic on ALARM and on OK; subscribe an e-mail with ``alarm_email`` in cdk.json or
 PagerDuty to the topic.
 """

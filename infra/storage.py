@@ -1,4 +1,4 @@
-"""Storage: the raw-deliveries bucket (with its access-log bucket) and the DynamoDB tables."""
+"""Storage: the raw-deliveries bucket (with its access-log bucket) and the DynamoDB tables with their indexes."""
 
 from __future__ import annotations
 
@@ -62,10 +62,17 @@ class Storage(Construct):
         self.tables: dict[str, dynamodb.Table] = {
             table.key: self._table(table, removal) for table in topology.tables
         }
+        # What functions are granted table access through: the same tables, referenced without their
+        # indexes. CDK grants a table's data actions on ``<table>/index/*`` as well once it has an index;
+        # an index is granted on its own, by name, to the functions that query it (infra/compute.py).
+        self.grant_tables: dict[str, dynamodb.ITable] = {
+            key: dynamodb.Table.from_table_arn(self, f"{_construct_id(key)}Grants", table.table_arn)
+            for key, table in self.tables.items()
+        }
 
     def _table(self, spec: TableSpec, removal: RemovalPolicy) -> dynamodb.Table:
         keys = spec.keys
-        return dynamodb.Table(
+        table = dynamodb.Table(
             self,
             _construct_id(spec.key),
             table_name=spec.name,
@@ -83,6 +90,18 @@ class Storage(Construct):
             deletion_protection=removal == RemovalPolicy.RETAIN,
             removal_policy=removal,
         )
+        for index in spec.indexes:
+            # On demand like the table (no capacity of its own); every attribute projected, so a query
+            # on the index needs no second read of the table.
+            table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(
+                    name=index.partition_key, type=dynamodb.AttributeType.STRING
+                ),
+                sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+        return table
 
 
 def _construct_id(key: str) -> str:

@@ -66,6 +66,16 @@ SQS_BATCH_WITHOUT_WINDOW_MAX: Final = 10
 SQS_BATCH_MAX: Final = 10_000
 # The values an SQS event source's maximum concurrency may take.
 SQS_MAX_CONCURRENCY_RANGE: Final = range(2, 1001)
+# EventBridge schedule expressions: rate(<n> <unit>) (singular unit for 1, plural otherwise; a minute at
+# least) or cron(<6 fields>), in UTC. The local stack's scheduler parses both in full.
+_RATE_EXPRESSION: Final = re.compile(
+    r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)\)$"
+)
+_CRON_EXPRESSION: Final = re.compile(r"^cron\(\S+( \S+){5}\)$")
+# How often the follow-up sweep runs when cdk.json does not say (environments.<stage>.followup_sweep_schedule).
+DEFAULT_FOLLOWUP_SWEEP_SCHEDULE: Final = "rate(1 day)"
+# The scheduled rule that starts the sweep (the local stack can fire it every few seconds instead).
+FOLLOWUP_SWEEP_RULE: Final = "followup-sweep"
 
 # The QBO entities that become HubSpot objects (F2): invoices, estimates and payments become deals,
 # customers become companies/contacts.
@@ -93,6 +103,8 @@ class RemovalPolicy(StrEnum):
 
 class ResourceKind(StrEnum):
     TABLE = "table"
+    # A global secondary index, keyed ``<table key>/<index name>``: read (queried) only.
+    TABLE_INDEX = "table_index"
     BUCKET = "bucket"
     SECRET = "secret"  # noqa: S105 (a resource kind, not a password)
     EVENT_BUS = "event_bus"
@@ -130,6 +142,9 @@ class EnvironmentConfig:
     alarm_email: str | None = None
     account: str | None = None
     region: str | None = None
+    followup_sweep_schedule: str = DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
+    """When the Teams invite Lambda sweeps the owed invoices for follow-ups that came due (an EventBridge
+    schedule expression, UTC)."""
 
     @classmethod
     def from_context(cls, stage: str, values: Mapping[str, Any]) -> EnvironmentConfig:
@@ -155,6 +170,9 @@ class EnvironmentConfig:
             alarm_email=reader.optional_email("alarm_email"),
             account=reader.optional_text("account", pattern=r"^[0-9]{12}$"),
             region=reader.optional_text("region", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$"),
+            followup_sweep_schedule=reader.optional_schedule(
+                "followup_sweep_schedule", DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
+            ),
         )
 
 
@@ -242,6 +260,16 @@ class _ContextReader:
             raise self._fail(key, f"a string matching {pattern}", value)
         return value
 
+    def optional_schedule(self, key: str, default: str) -> str:
+        value = self._values.get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str) or not is_schedule_expression(value):
+            raise self._fail(
+                key, "an EventBridge schedule expression (rate(1 day), cron(0 12 * * ? *))", value
+            )
+        return value
+
     def optional_email(self, key: str) -> str | None:
         value = self._values.get(key)
         if value is None or value == "":
@@ -251,6 +279,15 @@ class _ContextReader:
         return value
 
 
+def is_schedule_expression(expression: str) -> bool:
+    """Whether EventBridge accepts ``expression`` as a rule's schedule: ``rate(1 minute)``,
+    ``rate(<n> minutes|hours|days)`` for n > 1, or a ``cron(...)`` of six fields."""
+    rate = _RATE_EXPRESSION.match(expression)
+    if rate:
+        return (rate.group("value") == "1") == (not rate.group("unit").endswith("s"))
+    return bool(_CRON_EXPRESSION.match(expression))
+
+
 # --------------------------------------------------------------------------------------------------
 # The resources of one stage
 # --------------------------------------------------------------------------------------------------
@@ -258,13 +295,15 @@ class _ContextReader:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A DynamoDB table: on-demand, point-in-time recovery, TTL on ``keys.ttl_attribute`` when set."""
+    """A DynamoDB table: on-demand, point-in-time recovery, TTL on ``keys.ttl_attribute`` when set, and
+    its global secondary indexes (string keys, every attribute projected)."""
 
     key: str
     name: str
     keys: tables.TableKeys
     env_var: EnvVar
     purpose: str
+    indexes: tuple[tables.IndexKeys, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,7 +380,10 @@ class RedeliveryPolicy:
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """An EventBridge rule on the LedgerLink bus sending matching events to a queue.
+    """An EventBridge rule sending events to a queue: either the LedgerLink bus's events that match
+    ``event_pattern``, or, with a ``schedule_expression`` (and an empty pattern), EventBridge's own
+    "Scheduled Event" (source ``aws.events``) at the scheduled times. Schedules run on the account's
+    default bus only, so a scheduled rule is created there.
 
     Events EventBridge cannot deliver (after ``retry_attempts`` or ``max_event_age_seconds``) go to the
     target queue's dead-letter queue, so the one replay command covers them too.
@@ -354,6 +396,7 @@ class RuleSpec:
     target_queue: str
     max_event_age_seconds: int
     retry_attempts: int
+    schedule_expression: str | None = None
 
 
 @dataclass(frozen=True)
@@ -595,7 +638,9 @@ def build_topology(
             name=resource_name(stage, "links"),
             keys=tables.LINKS,
             env_var=EnvVar.LINKS_TABLE_NAME,
-            purpose="the crosswalk: QBO realm + entity + id <-> HubSpot object id",
+            purpose="the crosswalk: QBO realm + entity + id <-> HubSpot object id; Outlook items",
+            # The follow-up sweep reads the owed invoices by due date, per connection, from this index.
+            indexes=(tables.LINKS_OWED_BY_DUE_DATE,),
         ),
         TableSpec(
             key="vendor-state",
@@ -678,6 +723,64 @@ def build_topology(
         target_queue=calendar_sync_queue.key,
         max_event_age_seconds=24 * 3600,
         retry_attempts=185,
+    )
+
+    teams_invite_timeout_seconds = 60
+    # No batching window. The Teams invite is the chain's last hop and each meeting is its own Graph
+    # writes (no batch endpoint to fill), so a window would only add its length to every invoice's
+    # webhook-to-meeting latency. Batching under a burst does not need one: with a batch size of at most
+    # 10 (SQS_BATCH_WITHOUT_WINDOW_MAX) Lambda invokes with what one long poll returns, and while a burst
+    # backs the queue up (its 4 concurrent invocations busy) each poll returns up to 10 messages. AWS
+    # requires a window of at least 1 s only for batches above 10.
+    teams_invite_batching_window_seconds = 0
+    teams_invite_queue = QueueSpec(
+        key="teams-invite",
+        name=resource_name(stage, "teams-invite"),
+        dlq_name=resource_name(stage, "teams-invite-dlq"),
+        visibility_timeout_seconds=(
+            VISIBILITY_TIMEOUT_FACTOR * teams_invite_timeout_seconds + teams_invite_batching_window_seconds
+        ),
+        retention_seconds=4 * 24 * 3600,
+        dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        # The calendar sync's retry delays and outage span: a Graph outage is waited out as long.
+        max_receive_count=redelivery.max_receive_count(),
+        redelivery=redelivery,
+    )
+    teams_invite_rules = (
+        RuleSpec(
+            key="calendar-synced-to-teams-invite",
+            name=resource_name(stage, "calendar-synced-to-teams-invite"),
+            description="Invoice due dates the calendar sync wrote -> Teams invite queue (follow-up meetings)",
+            # The last hop of the chain: what the calendar sync published, nothing that bypasses it.
+            event_pattern=MappingProxyType(
+                {"source": [EventSource.OUTLOOK_CALENDAR_SYNC], "detail-type": [DetailType.CALENDAR_SYNCED]}
+            ),
+            target_queue=teams_invite_queue.key,
+            max_event_age_seconds=24 * 3600,
+            retry_attempts=185,
+        ),
+        RuleSpec(
+            key="followup-due-to-teams-invite",
+            name=resource_name(stage, "followup-due-to-teams-invite"),
+            description="Follow-ups the sweep found due (time passed, nothing changed) -> Teams invite queue",
+            event_pattern=MappingProxyType(
+                {"source": [EventSource.TEAMS_INVITE], "detail-type": [DetailType.FOLLOWUP_DUE]}
+            ),
+            target_queue=teams_invite_queue.key,
+            max_event_age_seconds=24 * 3600,
+            retry_attempts=185,
+        ),
+        RuleSpec(
+            key=FOLLOWUP_SWEEP_RULE,
+            name=resource_name(stage, FOLLOWUP_SWEEP_RULE),
+            description="Scheduled: the Teams invite Lambda sweeps owed invoices for follow-ups that came due",
+            # A schedule, no pattern: EventBridge sends its "Scheduled Event" (source aws.events).
+            event_pattern=MappingProxyType({}),
+            target_queue=teams_invite_queue.key,
+            max_event_age_seconds=24 * 3600,
+            retry_attempts=185,
+            schedule_expression=environment.followup_sweep_schedule,
+        ),
     )
 
     common_environment = _common_environment(
@@ -780,6 +883,44 @@ def build_topology(
                 Grant(ResourceKind.DEAD_LETTER_QUEUE, calendar_sync_queue.key, Access.WRITE),
             ),
         ),
+        FunctionSpec(
+            key="teams_invite",
+            name=resource_name(stage, "teams-invite"),
+            service="teams-invite",
+            handler="teams_invite.handler.lambda_handler",
+            description="Schedules Teams follow-up meetings for owed invoices; sweeps for follow-ups that came due",
+            memory_mb=512,
+            timeout_seconds=teams_invite_timeout_seconds,
+            # Capped on the event source instead, as the deal sync (see there).
+            reserved_concurrency=None,
+            environment=_function_environment(
+                common_environment,
+                "teams-invite",
+                # It dead-letters what cannot succeed itself, with the reason, as the calendar sync does.
+                {
+                    EnvVar.DEAD_LETTER_QUEUE_NAME: teams_invite_queue.dlq_name,
+                    EnvVar.MAX_RECEIVE_COUNT: str(teams_invite_queue.max_receive_count),
+                    **teams_invite_queue.redelivery.environment(),
+                },
+            ),
+            grants=(
+                # The calendar sync's: each connection's HubSpot app (deal owners, contacts) and Graph app
+                # (organizers' calendars, free/busy), read only.
+                *(
+                    Grant(ResourceKind.SECRET, secret.key, Access.READ)
+                    for secret in secret_specs
+                    if secret.connection is not None and secret.key.endswith((":hubspot", ":graph"))
+                ),
+                Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
+                # The sweep queries the owed invoices by due date; no other function reads the index.
+                Grant(ResourceKind.TABLE_INDEX, f"links/{tables.LINKS_OWED_BY_DUE_DATE.name}", Access.READ),
+                Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
+                # The sweep publishes ledgerlink.followup.due.
+                Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+                Grant(ResourceKind.DEAD_LETTER_QUEUE, teams_invite_queue.key, Access.WRITE),
+            ),
+        ),
     )
     queue_sources = (
         QueueSourceSpec(
@@ -804,6 +945,16 @@ def build_topology(
             # in the shared HTTP layer's limiter (or be throttled). AWS allows 2..1000 here.
             max_concurrency=4,
         ),
+        QueueSourceSpec(
+            queue=teams_invite_queue.key,
+            function="teams_invite",
+            batch_size=10,
+            max_batching_window_seconds=teams_invite_batching_window_seconds,
+            report_batch_item_failures=True,
+            # The calendar sync's cap, for the same reason: its meetings are written to Outlook calendars
+            # (4 concurrent requests per app and mailbox), many of them the one accounts-receivable one.
+            max_concurrency=4,
+        ),
     )
     api = ApiSpec(
         name=resource_name(stage, "api"),
@@ -821,6 +972,7 @@ def build_topology(
         metric_alarms=(
             *_deal_sync_alarms(oauth_secret, deal_sync_queue),
             *_calendar_sync_alarms(graph_secret, calendar_sync_queue),
+            *_teams_invite_alarms(graph_secret, teams_invite_queue),
         ),
     )
     topology = Topology(
@@ -829,8 +981,8 @@ def build_topology(
         bucket=bucket,
         tables=table_specs,
         secrets=secret_specs,
-        queues=(deal_sync_queue, calendar_sync_queue),
-        rules=(deal_sync_rule, calendar_sync_rule),
+        queues=(deal_sync_queue, calendar_sync_queue, teams_invite_queue),
+        rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules),
         functions=functions,
         api=api,
         queue_sources=queue_sources,
@@ -969,10 +1121,60 @@ def _calendar_sync_alarms(graph_secret: str, queue: QueueSpec) -> tuple[MetricAl
     )
 
 
+def _teams_invite_alarms(graph_secret: str, queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
+    """The Teams invite's metrics that mean a human must act (names as its code emits them)."""
+
+    def alarm(key: str, metric_name: str, description: str) -> MetricAlarmSpec:
+        return MetricAlarmSpec(key, metric_name, "teams_invite", description)
+
+    return (
+        alarm(
+            "teams-invite-failed-permanently",
+            "EventsFailedPermanently",
+            f"A follow-up meeting cannot be scheduled and will not be retried (an organizer mailbox Graph "
+            f"does not know, a malformed event). It is in {queue.dlq_name} with its reason: "
+            "`ledgerlink dlq replay <queue> --dry-run` lists them; fix the connection's mailboxes or "
+            "follow-up rules in the configuration file or in Microsoft 365, then replay.",
+        ),
+        alarm(
+            "teams-invite-unexpected-error",
+            "UnexpectedErrors",
+            f"An exception nobody classified (a LedgerLink bug) failed a record; it was dead-lettered at "
+            f"once to {queue.dlq_name} as 'unexpected' with the error as its reason, and the function's "
+            "log has the traceback. Report it; after the fix, `ledgerlink dlq replay` brings the record "
+            "back.",
+        ),
+        alarm(
+            "teams-invite-graph-credentials-rejected",
+            "GraphCredentialsRejected",
+            f"Microsoft's token endpoint refused the Graph app's client id/secret in secret {graph_secret} "
+            "(expired or revoked secret, wrong tenant): put the app registration's current credentials "
+            f"there, then `ledgerlink dlq replay` {queue.dlq_name}.",
+        ),
+        alarm(
+            "teams-invite-dead-letter-send-failed",
+            "DeadLetterSendFailed",
+            f"The Teams invite could not send a failed record to {queue.dlq_name} itself; SQS retries it "
+            "and its redrive dead-letters it without a reason: check sqs:SendMessage on the queue.",
+        ),
+        alarm(
+            "teams-invite-meetings-not-online",
+            "TeamsMeetingsNotOnline",
+            "Graph created a follow-up meeting without a Teams join URL: the organizer's calendar does not "
+            "allow Teams meetings (its allowedOnlineMeetingProviders lacks teamsForBusiness, e.g. no Teams "
+            f"license). The record is in {queue.dlq_name} with that reason and the mailbox: enable Teams "
+            "for that mailbox (or configure another organizer), then `ledgerlink dlq replay`.",
+        ),
+    )
+
+
 def validate(topology: Topology) -> None:
     """The invariants every stage must hold; raises :class:`TopologyError` naming the broken one."""
     keys = {
         ResourceKind.TABLE: {table.key for table in topology.tables},
+        ResourceKind.TABLE_INDEX: {
+            f"{table.key}/{index.name}" for table in topology.tables for index in table.indexes
+        },
         ResourceKind.SECRET: {secret.key for secret in topology.secrets},
         ResourceKind.BUCKET: {topology.bucket.key},
         ResourceKind.EVENT_BUS: {topology.event_bus.key},
@@ -997,6 +1199,18 @@ def validate(topology: Topology) -> None:
     for rule in topology.rules:
         if rule.target_queue not in queue_keys:
             raise TopologyError(f"rule {rule.key} targets unknown queue {rule.target_queue!r}")
+        # EventBridge wants a pattern or a schedule on every rule; a pattern on a scheduled rule would
+        # be matched against the bus's events as well, which no LedgerLink rule means to do.
+        if bool(rule.event_pattern) == bool(rule.schedule_expression):
+            raise TopologyError(f"rule {rule.key} needs either an event pattern or a schedule expression")
+        if rule.schedule_expression and not is_schedule_expression(rule.schedule_expression):
+            raise TopologyError(
+                f"rule {rule.key}: {rule.schedule_expression!r} is not an EventBridge schedule expression"
+            )
+    for table in topology.tables:
+        index_names = [index.name for index in table.indexes]
+        if len(index_names) != len(set(index_names)):
+            raise TopologyError(f"table {table.key}: two indexes share a name ({index_names})")
     for route in topology.api.routes:
         if route.function not in function_keys:
             raise TopologyError(f"route {route.route_key} targets unknown function {route.function!r}")

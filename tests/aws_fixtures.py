@@ -15,23 +15,18 @@ def create_tables(
     tables: Iterable[tuple[str, TableKeys]],
     indexes: Mapping[str, Iterable[IndexKeys]] | None = None,
 ) -> None:
-    """Each table with its keys, and the global secondary indexes ``indexes`` names for it."""
+    """Each ``(name, keys)`` table, with the global secondary indexes ``indexes[name]`` names (string
+    keys, every attribute projected, as the stack creates them)."""
     for name, keys in tables:
         schema: list[Any] = [{"AttributeName": keys.partition_key, "KeyType": "HASH"}]
-        attributes: list[Any] = [{"AttributeName": keys.partition_key, "AttributeType": "S"}]
+        key_names = [keys.partition_key]
         if keys.sort_key:
             schema.append({"AttributeName": keys.sort_key, "KeyType": "RANGE"})
-            attributes.append({"AttributeName": keys.sort_key, "AttributeType": "S"})
-        secondary = list((indexes or {}).get(name, ()))
-        defined = {keys.partition_key, keys.sort_key}
-        for index in secondary:
-            for attribute in (index.partition_key, index.sort_key):
-                if attribute not in defined:
-                    defined.add(attribute)
-                    attributes.append({"AttributeName": attribute, "AttributeType": "S"})
-        options: dict[str, Any] = {}
-        if secondary:
-            options["GlobalSecondaryIndexes"] = [
+            key_names.append(keys.sort_key)
+        own_indexes = list((indexes or {}).get(name, ()))
+        extra: dict[str, Any] = {}
+        if own_indexes:
+            extra["GlobalSecondaryIndexes"] = [
                 {
                     "IndexName": index.name,
                     "KeySchema": [
@@ -40,14 +35,17 @@ def create_tables(
                     ],
                     "Projection": {"ProjectionType": "ALL"},
                 }
-                for index in secondary
+                for index in own_indexes
             ]
+            key_names += [key for index in own_indexes for key in (index.partition_key, index.sort_key)]
         dynamodb.create_table(
             TableName=name,
             KeySchema=schema,
-            AttributeDefinitions=attributes,
+            AttributeDefinitions=[
+                {"AttributeName": key, "AttributeType": "S"} for key in dict.fromkeys(key_names)
+            ],
             BillingMode="PAY_PER_REQUEST",
-            **options,
+            **extra,
         )
 
 

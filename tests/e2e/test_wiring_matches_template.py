@@ -6,9 +6,9 @@ account and region pinned to moto's) and a local stack started as ``make run`` s
 local stack created in moto, every function environment and every piece of wiring it emulates
 matches the template once ``ledgerlink-dev`` is read as ``ledgerlink-local``:
 
-queues (visibility timeout, retention, SSE, redrive policy), EventBridge rules (bus, pattern, state,
-targets with their dead-letter config and retry policy), the event archive, tables (keys, billing,
-TTL), buckets (versioning, expiry), secrets, functions (handler, the names and values of their
+queues (visibility timeout, retention, SSE, redrive policy), EventBridge rules (bus, pattern or
+schedule, state, targets with their dead-letter config and retry policy), the event archive, tables
+(keys, billing, TTL, global secondary indexes), buckets (versioning, expiry), secrets, functions (handler, the names and values of their
 variables), the API (route keys, payload format, throttling) and the SQS event sources (batch size,
 batching window, partial batch responses). Differences that are the point of the local stack are
 spelled out: vendor URLs point at the sandboxes, the stage is called ``local``, and
@@ -203,6 +203,10 @@ def test_tables_match(cloud, environment):
             sorted(table["AttributeDefinitions"], key=lambda item: item["AttributeName"]),
             table["BillingMode"],
             table.get("TimeToLiveSpecification", {}).get("AttributeName"),
+            sorted(
+                (index["IndexName"], json.dumps(index["KeySchema"]), index["Projection"]["ProjectionType"])
+                for index in table.get("GlobalSecondaryIndexes", [])
+            ),
         )
         for table in cloud.of_type("AWS::DynamoDB::Table")
     }
@@ -216,8 +220,14 @@ def test_tables_match(cloud, environment):
             sorted(table["AttributeDefinitions"], key=lambda item: item["AttributeName"]),
             table["BillingModeSummary"]["BillingMode"],
             ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") == "ENABLED" else None,
+            sorted(
+                (index["IndexName"], json.dumps(index["KeySchema"]), index["Projection"]["ProjectionType"])
+                for index in table.get("GlobalSecondaryIndexes", [])
+            ),
         )
     assert actual == expected
+    # (the links table's owed-by-due-date index among them: the comparison is not vacuous)
+    assert any(indexes for *_, indexes in expected.values())
 
 
 def test_buckets_and_secrets_match(cloud, environment):
@@ -323,6 +333,27 @@ def test_the_calendar_flow_is_wired_on_both_sides(cloud, environment):
     assert poller.config.queue_name == to_local(queue)
 
 
+def test_the_teams_invite_is_wired_on_both_sides(cloud, environment):
+    # given the Teams invite's queue, three rules (one a schedule), function and event source in the template
+    queue = "ledgerlink-dev-teams-invite"
+    assert queue in {q["QueueName"] for q in cloud.of_type("AWS::SQS::Queue")}
+    rules = {r["Name"]: r for r in cloud.of_type("AWS::Events::Rule")}
+    for name in ("calendar-synced-to-teams-invite", "followup-due-to-teams-invite", "followup-sweep"):
+        assert f"ledgerlink-dev-{name}" in rules, name
+    assert rules["ledgerlink-dev-followup-sweep"]["ScheduleExpression"] == "rate(1 day)"
+    assert "ledgerlink-dev-teams-invite" in {
+        f["FunctionName"] for f in cloud.of_type("AWS::Lambda::Function")
+    }
+    # then the local stack has a function pool and a poller for it (the tests above compare them)
+    pools = {pool.runtime.key: pool.runtime for pool in environment.stack.pools.values()}
+    assert pools["teams_invite"].handler == "teams_invite.handler.lambda_handler"
+    (poller,) = [p for p in environment.stack.pollers if p.config.function == "teams_invite"]
+    assert poller.config.queue_name == to_local(queue)
+    # and its scheduler fires the sweep into that queue (moto never would)
+    assert environment.stack.scheduler is not None
+    assert "ledgerlink-local-followup-sweep" in environment.stack.scheduler.next_times()
+
+
 def test_event_sources_match(cloud, environment):
     expected = {
         (to_local(cloud.name(mapping["EventSourceArn"])), to_local(cloud.name(mapping["FunctionName"]))): (
@@ -366,7 +397,11 @@ def test_local_only_variables_are_the_documented_overrides_and_nothing_else(clou
 
 @pytest.mark.parametrize(
     ("function", "queue_key"),
-    [("hubspot_deal_sync", "deal-sync"), ("outlook_calendar_sync", "calendar-sync")],
+    [
+        ("hubspot_deal_sync", "deal-sync"),
+        ("outlook_calendar_sync", "calendar-sync"),
+        ("teams_invite", "teams-invite"),
+    ],
 )
 def test_each_consumer_dead_letters_into_its_queues_own_dead_letter_queue(environment, function, queue_key):
     # given the local consumer's variables (the same as the template's, by test_functions_...)

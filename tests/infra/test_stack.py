@@ -97,6 +97,32 @@ def test_tables_are_on_demand_with_pitr_ttl_and_the_shared_key_schema(
         retained = stage == "prod"
         assert table["DeletionPolicy"] == ("Retain" if retained else "Delete")
         assert properties.get("DeletionProtectionEnabled", False) is retained
+        # and its indexes: string keys, every attribute projected, no capacity of their own
+        assert properties.get("GlobalSecondaryIndexes", []) == [
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in spec.indexes
+        ]
+        keys = [spec.keys.partition_key, spec.keys.sort_key] + [
+            key for index in spec.indexes for key in (index.partition_key, index.sort_key)
+        ]
+        assert sorted(a["AttributeName"] for a in properties["AttributeDefinitions"]) == sorted(
+            key for key in set(keys) if key
+        )
+        assert {a["AttributeType"] for a in properties["AttributeDefinitions"]} == {"S"}
+
+
+def test_the_links_table_has_the_owed_by_due_date_index_the_sweep_queries(dev: Synthesized) -> None:
+    _, links = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table("links").name)
+    (index,) = links["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "owed-by-due-date"
+    assert [key["AttributeName"] for key in index["KeySchema"]] == ["owed_connection", "due_date"]
 
 
 def test_raw_bucket_is_private_encrypted_tls_only_versioned_logged_and_expires(dev: Synthesized) -> None:
@@ -146,7 +172,7 @@ def test_raw_delivery_retention_follows_the_stage(prod: Synthesized) -> None:
 # --- eventing ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["deal-sync", "calendar-sync"])
+@pytest.mark.parametrize("key", ["deal-sync", "calendar-sync", "teams-invite"])
 def test_each_work_queue_redrives_to_its_dlq_and_both_are_encrypted_and_tls_only(
     dev: Synthesized, key: str
 ) -> None:
@@ -219,6 +245,82 @@ def test_deal_synced_events_go_to_the_calendar_sync_queue_and_nothing_else_does(
         if any(t["Arn"] == _arn(queue_id) for t in r["Properties"]["Targets"])
     ]
     assert targeting == [spec.name]
+
+
+def test_calendar_synced_and_followup_due_events_go_to_the_teams_invite_queue(dev: Synthesized) -> None:
+    # given the Teams invite's two pattern rules, the bus and its queues in the template
+    bus_id, _ = dev.one("AWS::Events::EventBus", Name=dev.topology.event_bus.name)
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").dlq_name)
+    for key, pattern in (
+        (
+            "calendar-synced-to-teams-invite",
+            {"source": ["ledgerlink.outlook"], "detail-type": ["ledgerlink.calendar.synced"]},
+        ),
+        (
+            "followup-due-to-teams-invite",
+            {"source": ["ledgerlink.teams"], "detail-type": ["ledgerlink.followup.due"]},
+        ),
+    ):
+        _, rule = dev.one("AWS::Events::Rule", Name=dev.topology.rule(key).name)
+        properties = rule["Properties"]
+        # then each is on the LedgerLink bus with its pattern, sending to the queue, undeliverable
+        # events to its dead-letter queue
+        assert properties["EventBusName"] == _ref(bus_id), key
+        assert properties["EventPattern"] == pattern, key
+        assert "ScheduleExpression" not in properties, key
+        (target,) = properties["Targets"]
+        assert target["Arn"] == _arn(queue_id)
+        assert target["DeadLetterConfig"] == {"Arn": _arn(dlq_id)}
+        assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+
+
+def test_the_follow_up_sweep_is_a_schedule_on_the_default_bus_into_the_teams_invite_queue(
+    stages: dict[str, Synthesized],
+) -> None:
+    for synthesized in stages.values():
+        topology = synthesized.topology
+        queue_id, _ = synthesized.one("AWS::SQS::Queue", QueueName=topology.queue("teams-invite").name)
+        dlq_id, _ = synthesized.one("AWS::SQS::Queue", QueueName=topology.queue("teams-invite").dlq_name)
+        _, rule = synthesized.one("AWS::Events::Rule", Name=topology.rule("followup-sweep").name)
+        properties = rule["Properties"]
+        # then it runs on the stage's schedule, on the default bus (no EventBusName), with no pattern
+        assert (
+            properties["ScheduleExpression"] == topology.environment.followup_sweep_schedule == "rate(1 day)"
+        )
+        assert "EventBusName" not in properties and "EventPattern" not in properties
+        assert properties["State"] == "ENABLED"
+        # and sends its Scheduled Event to the Teams invite's queue, undeliverable ones to its DLQ
+        (target,) = properties["Targets"]
+        assert target["Arn"] == _arn(queue_id)
+        assert target["DeadLetterConfig"] == {"Arn": _arn(dlq_id)}
+        # and EventBridge may send to the queue for this rule only (the queue policy names its ARN)
+        policies = [
+            policy["Properties"]
+            for policy in synthesized.of_type("AWS::SQS::QueuePolicy").values()
+            if _ref(queue_id) in policy["Properties"]["Queues"]
+        ]
+        statements = [st for policy in policies for st in policy["PolicyDocument"]["Statement"]]
+        allowed = [
+            st
+            for st in statements
+            if st["Effect"] == "Allow" and st.get("Principal") == {"Service": "events.amazonaws.com"}
+        ]
+        rule_id, _ = synthesized.one("AWS::Events::Rule", Name=topology.rule("followup-sweep").name)
+        assert any(st["Condition"]["ArnEquals"]["aws:SourceArn"] == _arn(rule_id) for st in allowed)
+    # and the three rules are all that target the Teams invite's queue
+    dev = stages["dev"]
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").name)
+    targeting = sorted(
+        r["Properties"]["Name"]
+        for r in dev.of_type("AWS::Events::Rule").values()
+        if any(t["Arn"] == _arn(queue_id) for t in r["Properties"]["Targets"])
+    )
+    assert targeting == [
+        "ledgerlink-dev-calendar-synced-to-teams-invite",
+        "ledgerlink-dev-followup-due-to-teams-invite",
+        "ledgerlink-dev-followup-sweep",
+    ]
 
 
 @pytest.mark.parametrize(("stage", "days"), [("dev", 7), ("staging", 30), ("prod", 90)])
@@ -320,6 +422,27 @@ def test_calendar_sync_consumes_its_queue_in_small_quick_batches_with_partial_fa
     assert (function["Properties"]["MemorySize"], function["Properties"]["Timeout"]) == (512, 60)
 
 
+def test_teams_invite_consumes_its_queue_without_a_batching_window_with_partial_failures(
+    dev: Synthesized,
+) -> None:
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").name)
+    function_id, function = dev.one(
+        "AWS::Lambda::Function", FunctionName=dev.topology.function("teams_invite").name
+    )
+    _, mapping = dev.one("AWS::Lambda::EventSourceMapping", EventSourceArn=_arn(queue_id))
+    properties = {key: value for key, value in mapping["Properties"].items() if key != "Tags"}
+    assert properties == {
+        "EventSourceArn": _arn(queue_id),
+        "FunctionName": _ref(function_id),
+        "BatchSize": 10,
+        "MaximumBatchingWindowInSeconds": 0,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": 4},
+    }
+    assert function["Properties"]["Handler"] == "teams_invite.handler.lambda_handler"
+    assert (function["Properties"]["MemorySize"], function["Properties"]["Timeout"]) == (512, 60)
+
+
 def _policy_statements(synthesized: Synthesized, function_key: str) -> list[dict[str, Any]]:
     function_name = synthesized.topology.function(function_key).name
     _, function = synthesized.one("AWS::Lambda::Function", FunctionName=function_name)
@@ -350,7 +473,7 @@ def _resources_of(statements: list[dict[str, Any]], action: str) -> list[str]:
 def test_roles_have_no_managed_policies_and_wildcards_only_where_acknowledged(dev: Synthesized) -> None:
     for role in dev.of_type("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
-    for key in ("qbo_ingest", "hubspot_deal_sync", "outlook_calendar_sync"):
+    for key in ("qbo_ingest", "hubspot_deal_sync", "outlook_calendar_sync", "teams_invite"):
         for statement in _policy_statements(dev, key):
             if statement["Resource"] == "*":
                 assert _actions(statement) == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -424,7 +547,41 @@ def test_calendar_sync_reads_secrets_writes_none_and_sends_only_to_its_own_dead_
         assert table_id in table_resources, key
 
 
-def test_with_a_microsoft_tenant_only_the_calendar_sync_reads_its_graph_secret(
+def test_teams_invite_reads_secrets_writes_none_queries_only_the_due_date_index_and_publishes(
+    dev: Synthesized,
+) -> None:
+    # given the Teams invite's policies
+    statements = _policy_statements(dev, "teams_invite")
+    hubspot_id, _ = dev.one("AWS::SecretsManager::Secret", Name=dev.topology.secret("main:hubspot").name)
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").dlq_name)
+    bus_id, _ = dev.one("AWS::Events::EventBus", Name=dev.topology.event_bus.name)
+    links_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table("links").name)
+    # then it reads the connection's HubSpot secret and writes no secret, no object
+    assert _resources_of(statements, "secretsmanager:GetSecretValue") == [json.dumps(_ref(hubspot_id))]
+    assert _resources_of(statements, "secretsmanager:PutSecretValue") == []
+    assert _resources_of(statements, "s3:PutObject") == _resources_of(statements, "s3:GetObject") == []
+    # and consumes its own queue, sends only to its dead-letter queue, puts events (followup.due) on the bus
+    assert _resources_of(statements, "sqs:ReceiveMessage") == [json.dumps(_arn(queue_id))]
+    assert _resources_of(statements, "sqs:SendMessage") == [json.dumps(_arn(dlq_id))]
+    assert _resources_of(statements, "events:PutEvents") == [json.dumps(_arn(bus_id))]
+    # and reads/writes the three tables, and may query the links table's due-date index, by name only
+    table_resources = " ".join(_resources_of(statements, "dynamodb:PutItem"))
+    for key in ("idempotency", "links", "vendor-state"):
+        table_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table(key).name)
+        assert table_id in table_resources, key
+    index_arn = {"Fn::Join": ["", [_arn(links_id), "/index/owed-by-due-date"]]}
+    index_statements = [st for st in statements if "/index/" in json.dumps(st["Resource"])]
+    assert index_statements == [{"Action": "dynamodb:Query", "Effect": "Allow", "Resource": index_arn}]
+
+
+def test_only_the_teams_invite_may_read_an_index(dev: Synthesized) -> None:
+    # the other functions' table grants name the tables only (CDK would add <table>/index/* otherwise)
+    for key in ("qbo_ingest", "hubspot_deal_sync", "outlook_calendar_sync"):
+        assert all("/index/" not in json.dumps(st["Resource"]) for st in _policy_statements(dev, key)), key
+
+
+def test_with_a_microsoft_tenant_only_the_calendar_sync_and_the_teams_invite_read_its_graph_secret(
     lambda_code_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given dev's configuration file with a second connection that has a Microsoft tenant
@@ -451,16 +608,18 @@ accounts_receivable_mailbox = "ar@example.com"
     graph_id, _ = synthesized.one(
         "AWS::SecretsManager::Secret", Name="ledgerlink/dev/connections/office/graph/app"
     )
-    # then the calendar sync reads it, beside both connections' HubSpot secrets, and writes no secret
-    calendar = _policy_statements(synthesized, "outlook_calendar_sync")
+    # then the calendar sync and the Teams invite read it, beside both connections' HubSpot secrets, and
+    # write no secret
     hubspot_ids = [
         synthesized.one("AWS::SecretsManager::Secret", Name=synthesized.topology.secret(key).name)[0]
         for key in ("main:hubspot", "office:hubspot")
     ]
-    assert sorted(_resources_of(calendar, "secretsmanager:GetSecretValue")) == sorted(
-        json.dumps(_ref(logical_id)) for logical_id in [*hubspot_ids, graph_id]
-    )
-    assert _resources_of(calendar, "secretsmanager:PutSecretValue") == []
+    for key in ("outlook_calendar_sync", "teams_invite"):
+        reader = _policy_statements(synthesized, key)
+        assert sorted(_resources_of(reader, "secretsmanager:GetSecretValue")) == sorted(
+            json.dumps(_ref(logical_id)) for logical_id in [*hubspot_ids, graph_id]
+        ), key
+        assert _resources_of(reader, "secretsmanager:PutSecretValue") == [], key
     # and neither the deal sync nor the ingest function can read it
     for key in ("hubspot_deal_sync", "qbo_ingest"):
         assert json.dumps(_ref(graph_id)) not in _resources_of(
@@ -602,6 +761,36 @@ def test_the_calendar_flow_has_its_own_queue_function_and_metric_alarms(dev: Syn
         assert alarm["AlarmActions"] == alarm["OKActions"] == [_ref(topic_id)]
 
 
+def test_the_teams_invite_has_its_own_queue_function_and_metric_alarms(dev: Synthesized) -> None:
+    # given the Teams invite's queues and function in the template
+    topic_id, _ = dev.one("AWS::SNS::Topic", TopicName=dev.topology.monitoring.topic_name)
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").dlq_name)
+    function_id, _ = dev.one("AWS::Lambda::Function", FunctionName=dev.topology.function("teams_invite").name)
+    # then a message in its dead-letter queue, a stuck message in its queue and any function error alarm
+    dlq_alarm = _alarm_on(dev, "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [dlq_id, "QueueName"]})
+    stuck = _alarm_on(dev, "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": [queue_id, "QueueName"]})
+    errors = _alarm_on(dev, "Errors", _ref(function_id))
+    assert (dlq_alarm["AlarmName"], stuck["AlarmName"], errors["AlarmName"]) == (
+        "ledgerlink-dev-teams-invite-dlq-not-empty",
+        "ledgerlink-dev-teams-invite-queue-stuck",
+        "ledgerlink-dev-teams-invite-errors",
+    )
+    # and so do its own metrics that need a human, on its service's dimension
+    for metric_name, alarm_name in (
+        ("EventsFailedPermanently", "ledgerlink-dev-teams-invite-failed-permanently"),
+        ("UnexpectedErrors", "ledgerlink-dev-teams-invite-unexpected-error"),
+        ("GraphCredentialsRejected", "ledgerlink-dev-teams-invite-graph-credentials-rejected"),
+        ("DeadLetterSendFailed", "ledgerlink-dev-teams-invite-dead-letter-send-failed"),
+        ("TeamsMeetingsNotOnline", "ledgerlink-dev-teams-invite-meetings-not-online"),
+    ):
+        alarm = _alarm_on(dev, metric_name, "teams-invite")
+        assert alarm["AlarmName"] == alarm_name
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "teams-invite"}]
+    for alarm in (dlq_alarm, stuck, errors):
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [_ref(topic_id)]
+
+
 def _dashboard_widgets(synthesized: Synthesized) -> list[dict[str, Any]]:
     """The dashboard's widgets, with each reference in the body (a Fn::Join) replaced by its logical id."""
     _, dashboard = synthesized.one(
@@ -636,6 +825,32 @@ def test_the_dashboard_graphs_the_calendar_function_its_queues_and_its_metrics(d
     # and its alarms are on the alarm status widget
     alarms = json.dumps(widgets["Alarms"]["alarms"])
     assert "calendarsyncdlqnotempty" in alarms.lower().replace("-", "")
+
+
+def test_the_dashboard_graphs_the_teams_invite_its_queues_and_its_metrics(dev: Synthesized) -> None:
+    widgets = {widget["properties"].get("title"): widget["properties"] for widget in _dashboard_widgets(dev)}
+    name = dev.topology.function("teams_invite").name
+    queue_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").name)
+    dlq_id, _ = dev.one("AWS::SQS::Queue", QueueName=dev.topology.queue("teams-invite").dlq_name)
+    # the function's invocations/errors/throttles/duration
+    metrics = json.dumps(widgets[name]["metrics"])
+    assert all(metric in metrics for metric in ("Invocations", "Errors", "Throttles", "Duration"))
+    # its queue and dead-letter queue on the queue graph
+    queues = json.dumps(widgets["Queues"]["metrics"])
+    assert f"<{queue_id}>" in queues and f"<{dlq_id}>" in queues
+    # its own metrics under its service, the alarmed ones among them
+    events = json.dumps(widgets[f"{name}: events"]["metrics"])
+    assert "teams-invite" in events
+    for metric in (
+        "EventsReceived",
+        "EventsDeadLettered",
+        "TeamsMeetingsNotOnline",
+        "GraphCredentialsRejected",
+    ):
+        assert metric in events, metric
+    # and its alarms on the alarm status widget
+    alarms = json.dumps(widgets["Alarms"]["alarms"]).lower().replace("-", "")
+    assert "teamsinvitedlqnotempty" in alarms and "teamsinvitemeetingsnotonline" in alarms
 
 
 def test_alarm_email_is_subscribed_only_where_configured(dev: Synthesized, prod: Synthesized) -> None:
@@ -692,7 +907,7 @@ def test_a_function_whose_handler_is_not_in_the_asset_is_flagged_at_synth(tmp_pa
         for key, function in stack.functions.functions.items()
     }
     assert warnings["qbo_ingest"] == []
-    for key in ("hubspot_deal_sync", "outlook_calendar_sync"):
+    for key in ("hubspot_deal_sync", "outlook_calendar_sync", "teams_invite"):
         assert len(warnings[key]) == 1, key
         assert f"{key}/handler.py is not in the code asset yet" in str(warnings[key][0])
 
@@ -706,3 +921,5 @@ def test_the_stack_outputs_the_webhook_url_to_register_with_intuit(prod: Synthes
     assert outputs["DeadLetterQueueUrlDealSync"]["Value"] == _ref(dlq_id)
     calendar_dlq_id, _ = prod.one("AWS::SQS::Queue", QueueName=prod.topology.queue("calendar-sync").dlq_name)
     assert outputs["DeadLetterQueueUrlCalendarSync"]["Value"] == _ref(calendar_dlq_id)
+    teams_dlq_id, _ = prod.one("AWS::SQS::Queue", QueueName=prod.topology.queue("teams-invite").dlq_name)
+    assert outputs["DeadLetterQueueUrlTeamsInvite"]["Value"] == _ref(teams_dlq_id)

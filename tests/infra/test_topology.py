@@ -13,6 +13,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from infra import topology as topo
+from ledgerlink import tables
 from ledgerlink.config import EnvVar, Settings
 from ledgerlink.configfile import load as load_config
 from ledgerlink.consumer.redelivery import RedeliverySchedule
@@ -24,6 +25,8 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 INVOICE_EVENT = FIXTURES / "infra" / "qbo-entity-changed-invoice.eventbridge.json"
 DEAL_SYNCED_EVENT = FIXTURES / "infra" / "deal-synced-invoice.eventbridge.json"
+CALENDAR_SYNCED_EVENT = FIXTURES / "infra" / "calendar-synced-invoice.eventbridge.json"
+FOLLOWUP_DUE_EVENT = FIXTURES / "infra" / "followup-due-invoice.eventbridge.json"
 # The local stack's configuration: two connections, each with a Microsoft tenant (Graph secrets).
 WITH_TENANTS = REPO_ROOT / "local" / "config" / "local.toml"
 
@@ -42,6 +45,29 @@ def _recorded_invoice_event() -> dict[str, Any]:
 
 def _deal_synced_event() -> dict[str, Any]:
     return _event(DEAL_SYNCED_EVENT)
+
+
+def _calendar_synced_event() -> dict[str, Any]:
+    return _event(CALENDAR_SYNCED_EVENT)
+
+
+def _followup_due_event() -> dict[str, Any]:
+    return _event(FOLLOWUP_DUE_EVENT)
+
+
+def _scheduled_event() -> dict[str, Any]:
+    """What EventBridge sends for a schedule (a rule's "Scheduled Event")."""
+    return {
+        "version": "0",
+        "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": "2026-11-26T14:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/ledgerlink-dev-followup-sweep"],
+        "detail": {},
+    }
 
 
 def _event(path: Path) -> dict[str, Any]:
@@ -88,6 +114,13 @@ def test_every_stage_in_cdk_json_parses() -> None:
         ("raw_delivery_retention_days", 0, "environments.dev.raw_delivery_retention_days must be a positive"),
         ("api_throttle", {"rate_limit": 10, "burst_limit": -1}, "environments.dev.api_throttle.burst_limit"),
         ("account", "12345", "environments.dev.account must be a string matching"),
+        (
+            "followup_sweep_schedule",
+            "daily",
+            "environments.dev.followup_sweep_schedule must be an EventBridge",
+        ),
+        ("followup_sweep_schedule", "rate(1 days)", "environments.dev.followup_sweep_schedule must be"),
+        ("followup_sweep_schedule", "rate(30 seconds)", "environments.dev.followup_sweep_schedule must be"),
     ],
 )
 def test_a_bad_cdk_json_value_is_refused_naming_the_key(key: str, value: Any, expected: str) -> None:
@@ -102,6 +135,44 @@ def test_a_bad_cdk_json_value_is_refused_naming_the_key(key: str, value: Any, ex
     with pytest.raises(topo.TopologyError) as raised:
         topo.environment_from_context("dev", {**environments, "dev": broken})
     assert expected in str(raised.value)
+
+
+def test_the_follow_up_sweep_runs_daily_unless_a_stage_says_otherwise() -> None:
+    # given cdk.json as committed: every stage sweeps once a day
+    assert {topo.environment_from_cdk_json(stage).followup_sweep_schedule for stage in topo.STAGES} == {
+        "rate(1 day)"
+    }
+    environments = _cdk_json_environments()
+    # when a stage leaves the key out, it sweeps daily too
+    without = {key: value for key, value in environments["dev"].items() if key != "followup_sweep_schedule"}
+    assert topo.environment_from_context("dev", {"dev": without}).followup_sweep_schedule == "rate(1 day)"
+    # and a stage may sweep on its own schedule, rate or cron, which its sweep rule then carries
+    for expression in ("rate(6 hours)", "cron(0 13 ? * MON-FRI *)"):
+        custom = topo.environment_from_context(
+            "dev", {"dev": {**without, "followup_sweep_schedule": expression}}
+        )
+        topology = topo.build_topology(custom, account=ACCOUNT, region=REGION)
+        assert topology.rule("followup-sweep").schedule_expression == expression
+
+
+@pytest.mark.parametrize(
+    ("expression", "accepted"),
+    [
+        ("rate(1 minute)", True),
+        ("rate(5 minutes)", True),
+        ("rate(1 day)", True),
+        ("rate(2 days)", True),
+        ("cron(0 12 * * ? *)", True),
+        ("rate(1 minutes)", False),
+        ("rate(2 day)", False),
+        ("rate(0 minutes)", False),
+        ("rate(10 seconds)", False),
+        ("cron(0 12 * * ?)", False),
+        ("every day", False),
+    ],
+)
+def test_schedule_expressions_are_the_ones_eventbridge_accepts(expression: str, accepted: bool) -> None:
+    assert topo.is_schedule_expression(expression) is accepted
 
 
 def test_an_unknown_stage_lists_the_known_ones() -> None:
@@ -166,6 +237,12 @@ def test_handlers_and_services_are_the_agreed_ones() -> None:
         calendar.service == Service.OUTLOOK_CALENDAR_SYNC == calendar.environment["POWERTOOLS_SERVICE_NAME"]
     )
     assert (calendar.memory_mb, calendar.timeout_seconds, calendar.reserved_concurrency) == (512, 60, None)
+    teams = topology.function("teams_invite")
+    assert teams.handler == "teams_invite.handler.lambda_handler"
+    assert teams.source_folder == "teams_invite"
+    assert teams.name == "ledgerlink-dev-teams-invite"
+    assert teams.service == Service.TEAMS_INVITE == teams.environment["POWERTOOLS_SERVICE_NAME"]
+    assert (teams.memory_mb, teams.timeout_seconds, teams.reserved_concurrency) == (512, 60, None)
 
 
 # --- queues, sources, rules -----------------------------------------------------------------------
@@ -216,6 +293,28 @@ def test_calendar_sync_queue_outlasts_six_function_timeouts_and_the_same_hour_of
     assert source.max_concurrency == 4
 
 
+def test_teams_invite_queue_outlasts_six_function_timeouts_and_the_same_hour_of_retries() -> None:
+    # given the Teams invite's queue and its event source
+    topology = _topology("dev")
+    queue = topology.queue("teams-invite")
+    (source,) = [source for source in topology.queue_sources if source.queue == "teams-invite"]
+    function = topology.function(source.function)
+    # then it feeds the Teams invite, and no message becomes visible again while a batch still runs
+    assert source.function == "teams_invite"
+    assert queue.visibility_timeout_seconds == 6 * function.timeout_seconds == 360
+    assert (queue.name, queue.dlq_name) == ("ledgerlink-dev-teams-invite", "ledgerlink-dev-teams-invite-dlq")
+    # and it retries as long as the calendar sync before dead-lettering
+    assert queue.redelivery == topology.queue("calendar-sync").redelivery
+    assert queue.max_receive_count == queue.redelivery.max_receive_count() == 76
+    assert (queue.retention_seconds, queue.dlq_retention_seconds) == (4 * 24 * 3600, 14 * 24 * 3600)
+    # and Lambda hands it what one poll returns at once (no window: the chain's last hop waits for
+    # nothing), up to 10 at a time, with partial failures, at most 4 invocations at a time
+    assert (source.batch_size, source.max_batching_window_seconds) == (10, 0)
+    assert source.batch_size <= topo.SQS_BATCH_WITHOUT_WINDOW_MAX
+    assert source.report_batch_item_failures is True
+    assert source.max_concurrency == 4
+
+
 def test_a_shorter_outage_span_resizes_both_queues_alike() -> None:
     # given the retry delays the end-to-end tests use (seconds, not an hour)
     short = topo.RedeliveryPolicy(RedeliverySchedule(base_seconds=1, cap_seconds=1), outage_span_seconds=4)
@@ -226,6 +325,7 @@ def test_a_shorter_outage_span_resizes_both_queues_alike() -> None:
     for queue_key, function_key in (
         ("deal-sync", "hubspot_deal_sync"),
         ("calendar-sync", "outlook_calendar_sync"),
+        ("teams-invite", "teams_invite"),
     ):
         settings = Settings.from_env(topology.function(function_key).environment)
         assert (
@@ -237,7 +337,12 @@ def test_a_shorter_outage_span_resizes_both_queues_alike() -> None:
 
 
 @pytest.mark.parametrize(
-    ("queue", "function"), [("deal-sync", "hubspot_deal_sync"), ("calendar-sync", "outlook_calendar_sync")]
+    ("queue", "function"),
+    [
+        ("deal-sync", "hubspot_deal_sync"),
+        ("calendar-sync", "outlook_calendar_sync"),
+        ("teams-invite", "teams_invite"),
+    ],
 )
 def test_a_visibility_timeout_too_short_for_the_consumer_is_refused(queue: str, function: str) -> None:
     topology = _topology("dev")
@@ -333,12 +438,108 @@ def test_the_calendar_sync_reads_each_connections_hubspot_and_graph_secrets_and_
     assert not [g for g in topology.function("hubspot_deal_sync").grants if g.key.endswith(":graph")]
 
 
+def test_the_teams_invite_dead_letters_into_its_own_queues_dead_letter_queue_only() -> None:
+    # given the Teams invite and the queue that feeds it
+    topology = _topology("prod")
+    queue = topology.queue("teams-invite")
+    function = topology.function("teams_invite")
+    # then its environment names that queue's dead-letter queue, last receive and retry delays
+    settings = Settings.from_env(function.environment)
+    assert settings.dead_letter_queue_name == queue.dlq_name == "ledgerlink-prod-teams-invite-dlq"
+    assert settings.max_receive_count == queue.max_receive_count
+    assert (settings.retry_base_seconds, settings.retry_max_delay_seconds) == (2.0, 120.0)
+    # and, beside those, exactly the calendar sync's variables
+    calendar = topology.function("outlook_calendar_sync").environment
+    own = {"POWERTOOLS_SERVICE_NAME", EnvVar.DEAD_LETTER_QUEUE_NAME.value}
+    assert {k: v for k, v in function.environment.items() if k not in own} == {
+        k: v for k, v in calendar.items() if k not in own
+    }
+    # and it may send to that dead-letter queue and to no other
+    dead_letter_grants = [g for g in function.grants if g.kind is topo.ResourceKind.DEAD_LETTER_QUEUE]
+    assert dead_letter_grants == [
+        topo.Grant(topo.ResourceKind.DEAD_LETTER_QUEUE, "teams-invite", topo.Access.WRITE)
+    ]
+
+
+def test_the_teams_invite_reads_the_calendar_syncs_secrets_queries_the_due_date_index_and_publishes() -> None:
+    # given a deployment whose connections have Microsoft tenants (the local stack's two)
+    config = load_config(WITH_TENANTS)
+    topology = topo.build_topology(
+        topo.environment_from_cdk_json("dev"), account=ACCOUNT, region=REGION, config=config
+    )
+    function = topology.function("teams_invite")
+    secrets = {g.key: g.access for g in function.grants if g.kind is topo.ResourceKind.SECRET}
+    # then it reads every connection's HubSpot app and Graph app, as the calendar sync does, and writes none
+    expected = {f"{c.name}:{kind}" for c in config.connections for kind in ("hubspot", "graph")}
+    assert set(secrets) == expected and len(expected) == 4
+    assert set(secrets.values()) == {topo.Access.READ}
+    # and the tables, the due-date index (the sweep), the bus (followup.due) and its dead-letter queue
+    others = {(g.kind, g.key, g.access) for g in function.grants if g.kind is not topo.ResourceKind.SECRET}
+    assert others == {
+        (topo.ResourceKind.TABLE, "idempotency", topo.Access.READ_WRITE),
+        (topo.ResourceKind.TABLE, "links", topo.Access.READ_WRITE),
+        (topo.ResourceKind.TABLE_INDEX, "links/owed-by-due-date", topo.Access.READ),
+        (topo.ResourceKind.TABLE, "vendor-state", topo.Access.READ_WRITE),
+        (topo.ResourceKind.EVENT_BUS, "events", topo.Access.WRITE),
+        (topo.ResourceKind.DEAD_LETTER_QUEUE, "teams-invite", topo.Access.WRITE),
+    }
+    # and no other function may query the index
+    assert [
+        f.key for f in topology.functions if any(g.kind is topo.ResourceKind.TABLE_INDEX for g in f.grants)
+    ] == ["teams_invite"]
+
+
+def test_the_links_table_carries_the_owed_by_due_date_index() -> None:
+    # given the links table of a stage
+    links = _topology("dev").table("links")
+    # then it has the one index the follow-up sweep queries: owed invoices per connection by due date
+    assert links.indexes == (tables.LINKS_OWED_BY_DUE_DATE,)
+    (index,) = links.indexes
+    assert (index.name, index.partition_key, index.sort_key) == (
+        "owed-by-due-date",
+        "owed_connection",
+        "due_date",
+    )
+    # and the other tables have none
+    assert [t.key for t in _topology("dev").tables if t.indexes] == ["links"]
+
+
+def test_a_grant_on_an_index_that_does_not_exist_is_refused() -> None:
+    topology = _topology("dev")
+    teams = topology.function("teams_invite")
+    typo = dataclasses.replace(
+        teams,
+        grants=(
+            *teams.grants,
+            topo.Grant(topo.ResourceKind.TABLE_INDEX, "links/owed-by-due", topo.Access.READ),
+        ),
+    )
+    with pytest.raises(
+        topo.TopologyError, match="function teams_invite is granted unknown table_index 'links/owed-by-due'"
+    ):
+        topo.validate(_replaced(topology, typo))
+
+
+def test_two_indexes_of_one_name_are_refused() -> None:
+    topology = _topology("dev")
+    links = topology.table("links")
+    twice = dataclasses.replace(links, indexes=(*links.indexes, *links.indexes))
+    tables_twice = tuple(twice if table.key == "links" else table for table in topology.tables)
+    with pytest.raises(topo.TopologyError, match="table links: two indexes share a name"):
+        topo.validate(dataclasses.replace(topology, tables=tables_twice))
+
+
 def _changed(topology: topo.Topology, function_key: str, **changes: Any) -> topo.Topology:
     return _replaced(topology, dataclasses.replace(topology.function(function_key), **changes))
 
 
 @pytest.mark.parametrize(
-    ("queue", "function"), [("deal-sync", "hubspot_deal_sync"), ("calendar-sync", "outlook_calendar_sync")]
+    ("queue", "function"),
+    [
+        ("deal-sync", "hubspot_deal_sync"),
+        ("calendar-sync", "outlook_calendar_sync"),
+        ("teams-invite", "teams_invite"),
+    ],
 )
 def test_a_dead_lettering_function_with_another_receive_count_than_its_queue_is_refused(
     queue: str, function: str
@@ -366,7 +567,7 @@ def test_a_function_naming_another_queues_dead_letter_queue_is_refused() -> None
         topo.validate(_changed(topology, "outlook_calendar_sync", environment=environment))
 
 
-@pytest.mark.parametrize("function", ["hubspot_deal_sync", "outlook_calendar_sync"])
+@pytest.mark.parametrize("function", ["hubspot_deal_sync", "outlook_calendar_sync", "teams_invite"])
 def test_a_dead_lettering_function_without_the_grant_on_its_dead_letter_queue_is_refused(
     function: str,
 ) -> None:
@@ -424,6 +625,30 @@ def test_the_calendar_sync_alarms_on_what_needs_a_human_named_like_the_deal_sync
     # and no two alarms of the stage share a key (each becomes the alarm's name)
     keys = [alarm.key for alarm in _topology("dev").monitoring.metric_alarms]
     assert len(keys) == len(set(keys))
+
+
+def test_the_teams_invite_alarms_on_what_needs_a_human_named_like_the_calendar_syncs() -> None:
+    # given the alarms on the Teams invite's own metrics
+    alarms = {
+        alarm.key: alarm
+        for alarm in _topology("dev").monitoring.metric_alarms
+        if alarm.function == "teams_invite"
+    }
+    # then each metric that needs a human has one, named after its flow as the calendar sync's are
+    assert {key: alarm.metric_name for key, alarm in alarms.items()} == {
+        "teams-invite-failed-permanently": "EventsFailedPermanently",
+        "teams-invite-unexpected-error": "UnexpectedErrors",
+        "teams-invite-graph-credentials-rejected": "GraphCredentialsRejected",
+        "teams-invite-dead-letter-send-failed": "DeadLetterSendFailed",
+        "teams-invite-meetings-not-online": "TeamsMeetingsNotOnline",
+    }
+    assert all(alarm.threshold == 1 for alarm in alarms.values())
+    # and each says where the records are and what to do, within CloudWatch's limit
+    assert all("ledgerlink-dev-teams-invite-dlq" in alarm.description for alarm in alarms.values())
+    graph_secret = "ledgerlink/dev/connections/<connection>/graph/app"
+    assert graph_secret in alarms["teams-invite-graph-credentials-rejected"].description
+    assert "teamsForBusiness" in alarms["teams-invite-meetings-not-online"].description
+    assert all(len(alarm.description) <= 1024 for alarm in alarms.values())
 
 
 def _emitted_metric_names(paths: list[Path]) -> set[str]:
@@ -485,7 +710,8 @@ def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.
 
 def test_an_unknown_key_lookup_names_the_known_ones() -> None:
     with pytest.raises(
-        KeyError, match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync\\)"
+        KeyError,
+        match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync, teams-invite\\)",
     ):
         _topology("dev").queue("deal_sync")
 
@@ -546,6 +772,75 @@ def test_the_deal_sync_rule_ignores_deal_synced_events() -> None:
     assert not _matches(pattern, _deal_synced_event())
 
 
+def test_the_teams_invite_rules_match_what_the_calendar_sync_and_the_sweep_publish_and_nothing_else() -> None:
+    # given the two pattern rules of the Teams invite
+    topology = _topology("dev")
+    calendar_synced = topology.rule("calendar-synced-to-teams-invite")
+    followup_due = topology.rule("followup-due-to-teams-invite")
+    # then both send to the Teams invite's queue, on the LedgerLink bus (they have no schedule)
+    assert {calendar_synced.target_queue, followup_due.target_queue} == {"teams-invite"}
+    assert calendar_synced.schedule_expression is None and followup_due.schedule_expression is None
+    assert calendar_synced.name == "ledgerlink-dev-calendar-synced-to-teams-invite"
+    assert followup_due.name == "ledgerlink-dev-followup-due-to-teams-invite"
+    # and each matches its event, whatever the calendar sync did to the invoice's event
+    for action in ("created", "updated", "cancelled", "deleted"):
+        event = _calendar_synced_event()
+        event["detail"]["payload"]["action"] = action
+        assert _matches(dict(calendar_synced.event_pattern), event), action
+    assert _matches(dict(followup_due.event_pattern), _followup_due_event())
+    # and neither matches the other's event, the chain's earlier events, or the same type from elsewhere
+    assert not _matches(dict(calendar_synced.event_pattern), _followup_due_event())
+    assert not _matches(dict(followup_due.event_pattern), _calendar_synced_event())
+    for pattern in (dict(calendar_synced.event_pattern), dict(followup_due.event_pattern)):
+        assert not _matches(pattern, _deal_synced_event())
+        assert not _matches(pattern, _recorded_invoice_event())
+        assert not _matches(pattern, _scheduled_event())
+    assert not _matches(
+        dict(calendar_synced.event_pattern), {**_calendar_synced_event(), "source": "ledgerlink.teams"}
+    )
+    assert not _matches(
+        dict(followup_due.event_pattern), {**_followup_due_event(), "source": "ledgerlink.outlook"}
+    )
+    # and the earlier flows' rules do not take the Teams invite's events
+    for key in ("qbo-entity-to-deal-sync", "deal-synced-to-calendar-sync"):
+        pattern = dict(topology.rule(key).event_pattern)
+        assert not _matches(pattern, _calendar_synced_event()), key
+        assert not _matches(pattern, _followup_due_event()), key
+
+
+def test_the_follow_up_sweep_is_a_schedule_into_the_teams_invite_queue() -> None:
+    # given the sweep's rule
+    rule = _topology("prod").rule("followup-sweep")
+    # then it is a schedule (no pattern: EventBridge sends its Scheduled Event) into the Teams invite's queue
+    assert rule.key == topo.FOLLOWUP_SWEEP_RULE
+    assert rule.name == "ledgerlink-prod-followup-sweep"
+    assert rule.schedule_expression == "rate(1 day)"
+    assert dict(rule.event_pattern) == {}
+    assert rule.target_queue == "teams-invite"
+    # and what EventBridge cannot deliver is bounded like the other rules' (then the queue's DLQ)
+    assert (rule.max_event_age_seconds, rule.retry_attempts) == (24 * 3600, 185)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"schedule_expression": "rate(1 day)"}, "needs either an event pattern or a schedule expression"),
+        ({"event_pattern": {}}, "needs either an event pattern or a schedule expression"),
+        ({"event_pattern": {}, "schedule_expression": "rate(1 days)"}, "is not an EventBridge schedule"),
+    ],
+)
+def test_a_rule_needs_a_pattern_or_a_valid_schedule_and_not_both(
+    changes: dict[str, Any], message: str
+) -> None:
+    # given the calendar rule changed to have both, neither, or a schedule EventBridge refuses
+    topology = _topology("dev")
+    rule = dataclasses.replace(topology.rule("deal-synced-to-calendar-sync"), **changes)
+    rules = tuple(rule if other.key == rule.key else other for other in topology.rules)
+    # then the topology is refused
+    with pytest.raises(topo.TopologyError, match=f"rule deal-synced-to-calendar-sync.*{message}"):
+        topo.validate(dataclasses.replace(topology, rules=rules))
+
+
 # --- names ------------------------------------------------------------------------------------------
 
 
@@ -584,6 +879,13 @@ def test_names_carry_the_stage_and_fit_aws_limits() -> None:
     assert topology.queue("deal-sync").name == "ledgerlink-staging-deal-sync"
     assert topology.queue("deal-sync").dlq_name == "ledgerlink-staging-deal-sync-dlq"
     assert topology.queue("calendar-sync").name == "ledgerlink-staging-calendar-sync"
+    assert topology.queue("teams-invite").dlq_name == "ledgerlink-staging-teams-invite-dlq"
+    assert topology.function("teams_invite").name == "ledgerlink-staging-teams-invite"
+    assert (
+        topology.rule("calendar-synced-to-teams-invite").name
+        == "ledgerlink-staging-calendar-synced-to-teams-invite"
+    )
+    assert topology.rule("followup-sweep").name == "ledgerlink-staging-followup-sweep"
     assert (
         topology.rule("deal-synced-to-calendar-sync").name
         == "ledgerlink-staging-deal-synced-to-calendar-sync"

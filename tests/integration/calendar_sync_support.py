@@ -74,6 +74,7 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
     create_tables(
         dynamodb,
         ((LINKS_TABLE, LINKS), (VENDOR_STATE_TABLE, VENDOR_STATE)),
+        # As deployed: the links table's owed-by-due-date index, which the calendar items populate.
         indexes={LINKS_TABLE: (LINKS_OWED_BY_DUE_DATE,)},
     )
     events = boto3.client("events", region_name=region)

@@ -10,19 +10,23 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from moto import mock_aws
 
 from ledgerlink.consumer.outcome import OutcomeStatus
+from ledgerlink.outlook_items import owed_between
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.graph import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 from tests.graph_shapes import assert_event_body_conforms
 from tests.integration.calendar_sync_support import (
     AR_MAILBOX,
     GRAPH_SECRET,
+    LINKS_TABLE,
     OWNER_IN_TENANT,
     OWNER_NOT_IN_TENANT,
+    REGION,
     CalendarWorld,
     build_world,
 )
@@ -252,6 +256,33 @@ def test_a_paid_voided_or_deleted_invoice_loses_its_event(world: CalendarWorld, 
     assert world.calendar(AR_MAILBOX) == []
     assert world.published()[-1]["payload"]["action"] == "deleted"
     assert world.published()[-1]["payload"]["event_id"] is None
+
+
+def test_an_owed_invoice_is_in_the_due_date_index_the_follow_up_sweep_reads_until_it_is_paid(
+    world: CalendarWorld,
+) -> None:
+    # given an open invoice due on 8 March 2026, synced to its calendar (the world's links table has the
+    # deployed owed-by-due-date index)
+    opened = world.deal_synced(owner_id=OWNER_NOT_IN_TENANT)
+    world.sync_one(opened)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    assert opened.connection is not None
+
+    # then the sweep finds it in March by its due date, and not in April
+    (owed,) = owed_between(dynamodb, LINKS_TABLE, opened.connection, "2026-03-01", "2026-03-31")
+    assert (owed.due_date, owed.status) == ("2026-03-08", "open")
+    assert owed_between(dynamodb, LINKS_TABLE, opened.connection, "2026-04-01", "2026-04-30") == []
+
+    # and once the invoice is paid it drops out of the index
+    world.sync_one(
+        world.deal_synced(
+            owner_id=OWNER_NOT_IN_TENANT,
+            status="paid",
+            balance="0.00",
+            last_updated="2026-03-05T10:00:00-08:00",
+        )
+    )
+    assert owed_between(dynamodb, LINKS_TABLE, opened.connection, "2026-03-01", "2026-03-31") == []
 
 
 def test_an_event_with_attendees_is_cancelled_so_they_are_told(world: CalendarWorld) -> None:

@@ -30,7 +30,7 @@ from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
 from ledgerlink.deal_sync.inbox import ChangeEvent, parse_record
 from ledgerlink.hubspot.setup import setup_portal
 from ledgerlink.secrets import PowertoolsSecretStore
-from ledgerlink.tables import IDEMPOTENCY, LINKS, VENDOR_STATE
+from ledgerlink.tables import IDEMPOTENCY, LINKS, LINKS_OWED_BY_DUE_DATE, VENDOR_STATE
 from ledgerlink_local.sandboxes.core import SandboxServer
 from ledgerlink_local.sandboxes.hubspot import DEMO_ACCESS_TOKEN, DEMO_PORTAL_ID
 from ledgerlink_local.sandboxes.hubspot.model import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
@@ -91,6 +91,8 @@ def create_aws_resources(region: str = REGION) -> dict[str, Any]:
             (TABLES["links"], LINKS),
             (TABLES["vendor-state"], VENDOR_STATE),
         ),
+        # As deployed: the links table with its owed-by-due-date index.
+        indexes={TABLES["links"]: (LINKS_OWED_BY_DUE_DATE,)},
     )
     events = boto3.client("events", region_name=region)
     sqs = boto3.client("sqs", region_name=region)

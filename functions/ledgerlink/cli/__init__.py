@@ -13,9 +13,11 @@ Adding a group is that module plus one line in :data:`COMMAND_GROUPS`. Only the 
 is imported, so ``ledgerlink dlq replay`` never imports the local stack (moto, the sandboxes), and
 nothing the Lambda asset ships imports this module.
 
-The package has a module per group (``dlq``, ``hubspot``; ``local`` lives with the local stack in
-``local/``) and :mod:`ledgerlink.cli.endpoints`, which finds AWS or the local stack the same way for
-every command that talks to AWS.
+The package has a module per group (``dlq``, ``config``, ``hubspot``, ``followups``; ``local`` lives with
+the local stack in ``local/``) and :mod:`ledgerlink.cli.endpoints`, which finds AWS or the local stack
+the same way for every command that talks to AWS. A group that runs a flow's code (``followups`` runs
+the follow-up sweep) imports it inside its command, and is named among that flow's importers in
+tests/unit/test_layout.py.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
     ),
     CommandGroup(
         "hubspot", "ledgerlink.cli.hubspot:register", "HubSpot portal: create LedgerLink's properties"
+    ),
+    CommandGroup(
+        "followups",
+        "ledgerlink.cli.followups:register",
+        "payment follow-ups: run the sweep for follow-ups that came due now",
     ),
 )
 

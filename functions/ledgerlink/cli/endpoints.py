@@ -1,5 +1,5 @@
 """Where an operator command's AWS calls go: AWS itself or the local stack, found the same way by every
-command (``ledgerlink dlq replay`` today; status, backfill and catch-up next).
+command (``ledgerlink dlq replay``, ``ledgerlink followups sweep``; status, backfill and catch-up next).
 
 Order: ``--endpoint-url``; then boto3's own ``AWS_ENDPOINT_URL`` / AWS config; then the local stack
 described by ``<state dir>/local.json`` (unless ``--aws``); then AWS.
@@ -8,6 +8,7 @@ described by ``<state dir>/local.json`` (unless ``--aws``); then AWS.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -30,19 +31,36 @@ class Endpoint:
 
 
 def resolve_endpoint(
-    endpoint_url: str | None, region: str | None, use_aws: bool, state_dir: Path
+    endpoint_url: str | None,
+    region: str | None,
+    use_aws: bool,
+    state_dir: Path,
+    services: Sequence[str] = ("sqs",),
 ) -> Endpoint:
-    """Where to send SQS calls: the flag, then boto3's own ``AWS_ENDPOINT_URL``/config, then the local
-    stack described by ``<state_dir>/local.json`` (unless ``use_aws``), then AWS itself."""
+    """Where to send the calls of ``services`` (boto3 client names): the flag, then boto3's own
+    ``AWS_ENDPOINT_URL[_<SERVICE>]``/config, then the local stack described by ``<state_dir>/local.json``
+    (unless ``use_aws``), then AWS itself."""
     if endpoint_url:
         return Endpoint(endpoint_url, region, "--endpoint-url", local=False)
     import botocore.session
     from botocore.configprovider import ConfiguredEndpointProvider
 
     session = botocore.session.Session()
-    configured = ConfiguredEndpointProvider(
-        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name="sqs"
-    ).provide()
+    configured = next(
+        (
+            found
+            for found in (
+                ConfiguredEndpointProvider(
+                    full_config=session.full_config,
+                    scoped_config=session.get_scoped_config(),
+                    client_name=name,
+                ).provide()
+                for name in services
+            )
+            if found
+        ),
+        None,
+    )
     if configured:
         # boto3 applies it by itself (AWS_ENDPOINT_URL[_SQS] or the profile's endpoint_url).
         return Endpoint(None, region, f"AWS_ENDPOINT_URL / AWS config ({configured})", local=False)
@@ -58,7 +76,8 @@ def resolve_endpoint(
     return Endpoint(None, region, "AWS", local=False)
 
 
-def sqs_client(endpoint: Endpoint) -> Any:
+def aws_client(service: str, endpoint: Endpoint) -> Any:
+    """A boto3 client of ``service`` (``"sqs"``, ``"dynamodb"``, ``"events"``) at ``endpoint``."""
     import boto3
 
     session = boto3.session.Session()
@@ -66,12 +85,16 @@ def sqs_client(endpoint: Endpoint) -> Any:
         raise EndpointError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
     key_id = secret = None
     if endpoint.local and session.get_credentials() is None:
-        # moto takes any credentials; a developer without an AWS profile still gets to replay locally.
+        # moto takes any credentials; a developer without an AWS profile still gets to use the local stack.
         key_id = secret = LOCAL_DUMMY_CREDENTIAL
     return session.client(
-        "sqs",
+        service,  # type: ignore[call-overload]
         endpoint_url=endpoint.url,
         region_name=endpoint.region,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
     )
+
+
+def sqs_client(endpoint: Endpoint) -> Any:
+    return aws_client("sqs", endpoint)

@@ -5,7 +5,8 @@
 ``AWS_ENDPOINT_URL``. :func:`provision` creates what :class:`infra.topology.Topology` declares, in
 the order CloudFormation would (dead-letter queues before their sources, queues before the rules
 that target them), with the same names, queue attributes, redrive policies, rule patterns, rule
-targets (retry policy and dead-letter config included), table keys and TTL attributes.
+targets (retry policy and dead-letter config included; scheduled rules on the default bus, as
+EventBridge runs schedules there only), table keys, global secondary indexes and TTL attributes.
 """
 
 from __future__ import annotations
@@ -168,15 +169,34 @@ def provision(
 def _create_tables(dynamodb: Any, specs: tuple[TableSpec, ...]) -> None:
     for table in specs:
         key_schema = [{"AttributeName": table.keys.partition_key, "KeyType": "HASH"}]
-        attributes = [{"AttributeName": table.keys.partition_key, "AttributeType": "S"}]
+        names = [table.keys.partition_key]
         if table.keys.sort_key:
             key_schema.append({"AttributeName": table.keys.sort_key, "KeyType": "RANGE"})
-            attributes.append({"AttributeName": table.keys.sort_key, "AttributeType": "S"})
+            names.append(table.keys.sort_key)
+        arguments: dict[str, Any] = {}
+        if table.indexes:
+            # As the CDK stack creates them: string keys, every attribute projected, on demand.
+            arguments["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in table.indexes
+            ]
+            names += [key for index in table.indexes for key in (index.partition_key, index.sort_key)]
         dynamodb.create_table(
             TableName=table.name,
             KeySchema=key_schema,
-            AttributeDefinitions=attributes,
+            # One definition per attribute a key of the table or of an index uses.
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name in dict.fromkeys(names)
+            ],
             BillingMode="PAY_PER_REQUEST",
+            **arguments,
         )
         if table.keys.ttl_attribute:
             dynamodb.update_time_to_live(
@@ -247,7 +267,7 @@ def _create_queue(sqs: SQSClient, queue: QueueSpec, visibility_override: int | N
 
 def _create_rule(events: Any, topology: Topology, rule: RuleSpec, queues: Mapping[str, QueueResource]) -> str:
     target = queues[rule.target_queue]
-    schedule = schedule_expression(rule)
+    schedule = rule.schedule_expression
     # EventBridge runs schedules on the default bus only (a CDK Schedule rule has no event bus).
     bus = "default" if schedule else topology.event_bus.name
     arguments: dict[str, Any] = {
@@ -277,9 +297,3 @@ def _create_rule(events: Any, topology: Topology, rule: RuleSpec, queues: Mappin
         ],
     )
     return arn
-
-
-def schedule_expression(rule: Any) -> str | None:
-    """A rule's ``rate(...)``/``cron(...)`` schedule, for topologies whose rules carry one."""
-    value = getattr(rule, "schedule_expression", None)
-    return str(value) if value else None

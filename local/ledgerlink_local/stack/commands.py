@@ -37,6 +37,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--demo", action=argparse.BooleanOptionalAction, default=None, help="demo activity (default: on)"
     )
+    up.add_argument(
+        "--sweep-seconds",
+        type=float,
+        default=None,
+        help="run the follow-up sweep every so many seconds (or LEDGERLINK_LOCAL_SWEEP_SECONDS; "
+        "default: its deployed schedule, daily)",
+    )
     up.add_argument("--verbose", action="store_true", help="also show every AWS call the functions make")
     up.set_defaults(func=run_up_command)
 
@@ -62,6 +69,7 @@ def run_up_command(args: argparse.Namespace) -> int:
             graph_port=args.graph_port,
             state_dir=args.state_dir,
             demo=args.demo,
+            sweep_seconds=args.sweep_seconds,
         )
     except LocalSettingsError as error:
         print(f"ledgerlink local up: {error}", file=sys.stderr)

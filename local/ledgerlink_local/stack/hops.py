@@ -276,8 +276,10 @@ class HopLog:
                 operation=payload.get("operation"),
                 delivery_id=payload.get("delivery_id"),
                 invoice_id=payload.get("invoice_id"),
+                invoice_key=payload.get("invoice_key"),
                 status=payload.get("status"),
                 action=payload.get("action"),
+                rule=payload.get("rule"),
             )
             if isinstance(entry.get("event"), Mapping):
                 self._route(entry["event"], str(entry.get("bus")), correlation)
@@ -363,14 +365,17 @@ class HopLog:
 def event_subject(payload: Mapping[str, Any]) -> str:
     """What an event is about, for its hop line: `` Invoice/130 Update`` (a QBO change), `` Invoice/130
     paid`` (a deal.synced: the invoice's status), `` Invoice/130 created`` (a calendar.synced: what was
-    done to its calendar event); empty for an event with none of these fields."""
+    done to its calendar event), `` Invoice/130 past_due_1`` (a followup.due: its invoice key's id and the
+    follow-up rule that came due); empty for an event with none of these fields."""
     if payload.get("entity"):
         subject = f" {payload['entity']}/{payload.get('entity_id')}"
     elif payload.get("invoice_id"):
         subject = f" Invoice/{payload['invoice_id']}"
+    elif payload.get("invoice_key"):
+        subject = f" Invoice/{str(payload['invoice_key']).split(':', 1)[-1]}"  # <realm>:<Invoice.Id>
     else:
         subject = ""
-    state = payload.get("operation") or payload.get("action") or payload.get("status")
+    state = payload.get("operation") or payload.get("action") or payload.get("status") or payload.get("rule")
     return subject + (f" {state}" if state else "")
 
 

@@ -149,6 +149,18 @@ def correlation_id_of(body: str) -> str | None:
     )
 
 
+def scheduled_event_id(body: str) -> str | None:
+    """The id of an EventBridge "Scheduled Event" delivered to SQS (the scheduler's hop names it), if the
+    body is one: it carries no LedgerLink correlation id."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(event, dict) and event.get("source") == "aws.events" and event.get("id"):
+        return str(event["id"])
+    return None
+
+
 Invoke = Callable[[dict[str, Any], str], "InvocationResult"]
 """(event, Lambda request id) -> result."""
 
@@ -247,9 +259,12 @@ class QueuePoller:
         config = self.config
         records = [sqs_record(message, config.queue_arn, config.region) for message in messages]
         ids = [record["messageId"] for record in records]
-        # A record's label on hop lines: its event's correlation id, else its message id.
+        # A record's label on hop lines: its event's correlation id, a scheduled event's id (what the
+        # schedule hop that sent it is labelled with), else its message id.
         labels = {
-            record["messageId"]: correlation_id_of(record["body"]) or record["messageId"]
+            record["messageId"]: correlation_id_of(record["body"])
+            or scheduled_event_id(record["body"])
+            or record["messageId"]
             for record in records
         }
         if self._hops is not None:

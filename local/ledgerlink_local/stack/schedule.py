@@ -36,7 +36,8 @@ class ScheduleError(ValueError):
 
 @dataclass(frozen=True)
 class RateSchedule:
-    seconds: int
+    seconds: float
+    """EventBridge's rates are whole minutes at least; the local stack may fire faster (its options)."""
 
     def next_after(self, moment: datetime, anchor: datetime) -> datetime:
         """The next time after ``moment`` on the grid ``anchor + k * seconds`` (anchor: rule creation)."""

@@ -14,10 +14,13 @@ line flag and an environment variable; the flag wins. Nothing is read at import 
 | ``LEDGERLINK_LOCAL_STATE_DIR`` | ``--state-dir`` | ``.ledgerlink`` |
 | ``LEDGERLINK_DEMO`` | ``--demo`` / ``--no-demo`` | ``1`` (on) |
 | ``LEDGERLINK_LOCAL_KEEP_RUNS`` | (none) | 5 |
+| ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` | ``--sweep-seconds`` | (none: the topology's schedule, ``rate(1 day)``) |
 
 Port 0 picks a free port (the tests do that). ``LEDGERLINK_LOCAL_KEEP_RUNS`` is how many earlier runs'
 hop logs and function logs ``<state dir>/previous/`` keeps (0: none, as before runs were kept); it has
-no flag yet (``resolve(keep_runs=...)`` takes one).
+no flag yet (``resolve(keep_runs=...)`` takes one). ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` fires the follow-up
+sweep's scheduled rule every so many seconds (a positive number; fractions allowed) instead of on its
+EventBridge schedule, whose shortest rate is a minute: the demo and a developer need not wait a day.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class LocalEnv(StrEnum):
     STATE_DIR = "LEDGERLINK_LOCAL_STATE_DIR"
     DEMO = "LEDGERLINK_DEMO"
     KEEP_RUNS = "LEDGERLINK_LOCAL_KEEP_RUNS"
+    SWEEP_SECONDS = "LEDGERLINK_LOCAL_SWEEP_SECONDS"
 
 
 DEFAULT_PORTS: Final[Mapping[LocalEnv, int]] = {
@@ -83,6 +87,8 @@ class LocalSettings:
     demo: bool
     host: str = "127.0.0.1"
     keep_runs: int = DEFAULT_KEEP_RUNS
+    sweep_seconds: float | None = None
+    """The follow-up sweep every so many seconds; None: on its topology schedule."""
 
     @property
     def local_json(self) -> Path:
@@ -121,6 +127,16 @@ def parse_count(name: str, raw: str) -> int:
     return count
 
 
+def parse_seconds(name: str, raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise LocalSettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise LocalSettingsError(f"{name} must be more than 0 seconds, got {raw!r}")
+    return seconds
+
+
 def parse_flag(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
@@ -146,6 +162,7 @@ def resolve(
     state_dir: str | None = None,
     demo: bool | None = None,
     keep_runs: int | None = None,
+    sweep_seconds: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> LocalSettings:
     """Flags (non-None arguments) over environment variables over defaults."""
@@ -166,6 +183,13 @@ def resolve(
         kept = DEFAULT_KEEP_RUNS
     else:
         kept = parse_count(LocalEnv.KEEP_RUNS.value, raw_keep)
+    raw_sweep = env.get(LocalEnv.SWEEP_SECONDS.value)
+    if sweep_seconds is not None:
+        sweep = parse_seconds("--sweep-seconds", str(sweep_seconds))
+    elif raw_sweep is None or raw_sweep.strip() == "":
+        sweep = None
+    else:
+        sweep = parse_seconds(LocalEnv.SWEEP_SECONDS.value, raw_sweep)
     return LocalSettings(
         ports=Ports(
             gateway=port(gateway_port, LocalEnv.GATEWAY_PORT),
@@ -177,4 +201,5 @@ def resolve(
         state_dir=state_dir_from(state_dir, env),
         demo=demo_on,
         keep_runs=kept,
+        sweep_seconds=sweep,
     )

@@ -20,12 +20,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ledgerlink_local.stack.aws import MotoServer, Resources, client, provision, schedule_expression
+from ledgerlink_local.stack.aws import MotoServer, Resources, client, provision
 from ledgerlink_local.stack.front import ApiFront, Route, TokenBucket
 from ledgerlink_local.stack.hops import HopLog, RuleRoute
 from ledgerlink_local.stack.pollers import PollerConfig, QueuePoller
 from ledgerlink_local.stack.runtime import FunctionPool, FunctionRuntime, InvocationResult, lambda_environment
-from ledgerlink_local.stack.schedule import ScheduledRule, Scheduler, parse_schedule, queue_delivery
+from ledgerlink_local.stack.schedule import (
+    RateSchedule,
+    Schedule,
+    ScheduledRule,
+    Scheduler,
+    parse_schedule,
+    queue_delivery,
+)
 from ledgerlink_local.stack.settings import EVENT_LOG, LOG_DIR
 from ledgerlink_local.stack.wiring import (
     LOCAL_ACCOUNT,
@@ -68,6 +75,10 @@ class StackOptions:
     """False leaves messages in their queues (tests that look at what reached a queue)."""
     clock: Callable[[], datetime] | None = None
     """What time it is for the scheduler (tests move it instead of waiting); None: the real time."""
+    schedule_seconds: Mapping[str, float] = field(default_factory=dict)
+    """Scheduled rules (by topology key) fired every so many seconds instead of on their schedule, which
+    EventBridge cannot make shorter than a minute (``LEDGERLINK_LOCAL_SWEEP_SECONDS`` for the sweep).
+    The rule in moto keeps the topology's expression, as the wiring test compares it with the template."""
     vendor_names: Mapping[str, str] = field(default_factory=dict)
     """Base URL -> vendor name, for the hop lines of vendor calls (default: from ``vendors``)."""
 
@@ -162,11 +173,11 @@ class LocalStack:
             self.pollers.append(poller.start() if options.start_pollers else poller)
         now = options.clock or (lambda: datetime.now(UTC))
         self.scheduler = Scheduler(
-            self._scheduled_rules(topology, resources, sqs, now()),
+            scheduled_rules(topology, resources, sqs, now(), options.schedule_seconds),
             account=resources.account,
             region=resources.region,
             now=now,
-            on_fire=self._on_schedule,
+            on_fire=schedule_hop(self.hops),
         ).start()
 
     def stop(self) -> None:
@@ -262,29 +273,56 @@ class LocalStack:
         )
         return max(1, min(caps))
 
-    def _scheduled_rules(
-        self, topology: Topology, resources: Resources, sqs: Any, created: datetime
-    ) -> list[ScheduledRule]:
-        rules = []
-        for rule in topology.rules:
-            expression = schedule_expression(rule)
-            if not expression:
-                continue
-            queue = resources.queue(rule.target_queue)
-            rules.append(
-                ScheduledRule(
-                    name=rule.name,
-                    arn=resources.rule_arns[rule.key],
-                    schedule=parse_schedule(expression),
-                    anchor=created,
-                    deliver=queue_delivery(sqs, queue.url),
-                )
-            )
-        return rules
 
-    def _on_schedule(self, rule: ScheduledRule, event: dict[str, Any]) -> None:
-        if self.hops is not None:
-            self.hops.record("schedule", f"{rule.name} fired", event["id"], rule=rule.name)
+def scheduled_rules(
+    topology: Topology,
+    resources: Resources,
+    sqs: Any,
+    created: datetime,
+    schedule_seconds: Mapping[str, float] | None = None,
+) -> list[ScheduledRule]:
+    """The topology's scheduled rules as the scheduler fires them: on their schedule from ``created``
+    (EventBridge's grid for a rate), or every ``schedule_seconds[rule key]`` seconds, into their queue."""
+    overrides = dict(schedule_seconds or {})
+    scheduled = {rule.key for rule in topology.rules if rule.schedule_expression}
+    unknown = sorted(set(overrides) - scheduled)
+    if unknown:
+        raise ValueError(
+            f"schedule_seconds names rules without a schedule: {unknown} (scheduled: {sorted(scheduled)})"
+        )
+    if any(not seconds > 0 for seconds in overrides.values()):
+        raise ValueError(f"schedule_seconds must be positive, got {overrides}")
+    rules = []
+    for rule in topology.rules:
+        if not rule.schedule_expression:
+            continue
+        queue = resources.queue(rule.target_queue)
+        schedule: Schedule = (
+            RateSchedule(overrides[rule.key])
+            if rule.key in overrides
+            else parse_schedule(rule.schedule_expression)
+        )
+        rules.append(
+            ScheduledRule(
+                name=rule.name,
+                arn=resources.rule_arns[rule.key],
+                schedule=schedule,
+                anchor=created,
+                deliver=queue_delivery(sqs, queue.url),
+            )
+        )
+    return rules
+
+
+def schedule_hop(hops: HopLog | None) -> Callable[[ScheduledRule, dict[str, Any]], None]:
+    """The hop a fired schedule leaves, labelled with its Scheduled Event's id (the queue hop that
+    delivers the event to its function is labelled with it too)."""
+
+    def record(rule: ScheduledRule, event: dict[str, Any]) -> None:
+        if hops is not None:
+            hops.record("schedule", f"{rule.name} fired", event["id"], rule=rule.name)
+
+    return record
 
 
 def rule_routes(topology: Topology) -> list[RuleRoute]:

@@ -242,23 +242,44 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
     A rule that matched sends the event just published to a queue: both hops open (or join) that
     queue's flow. Queue hops name their queue; the consuming function's hops (handler, vendor,
     dead-letter) name the function, whose queue the queue hops tell. What that function publishes is
-    the end of its flow and the start of the next.
+    the end of its flow and the start of the next; routed back to its own queue (the Teams invite's
+    sweep publishes the followup.due events it consumes itself), it starts a new flow of that queue
+    rather than joining the one that published it. A scheduled event's hop joins the queue it
+    delivered to.
     """
-    legs: OrderedDict[str, _Leg] = OrderedDict()
-    by_function: dict[str, _Leg] = {}
+    legs: list[_Leg] = []
+    by_queue: dict[str, _Leg] = {}  # each queue's current flow
+    by_function: dict[str, _Leg] = {}  # each consuming function's current flow
+
+    def open_leg(queue: str, *, claim_function: bool = True) -> _Leg:
+        leg = _Leg(queue=queue, function=consumers.get(queue, ""))
+        legs.append(leg)
+        by_queue[queue] = leg
+        if leg.function and claim_function:
+            by_function[leg.function] = leg
+        return leg
 
     def leg_of_queue(queue: str) -> _Leg:
-        if queue not in legs:
-            legs[queue] = _Leg(queue=queue, function=consumers.get(queue, ""))
-            if legs[queue].function:
-                by_function.setdefault(legs[queue].function, legs[queue])
-        return legs[queue]
+        return by_queue[queue] if queue in by_queue else open_leg(queue)
 
     def leg_of_function(function: str) -> _Leg:
         if function not in by_function:
             by_function[function] = leg_of_queue(f"function:{function}")
             by_function[function].function = function
         return by_function[function]
+
+    def routed_back(queue: str, published: Hop | None) -> bool:
+        """The event just published comes from the consumer of ``queue`` while it handles (or after it
+        handled) a record of the queue's current flow: a new flow of the same queue, not more of that
+        one. (More events it publishes then join that new flow, which has received nothing yet.)"""
+        leg = by_queue.get(queue)
+        publisher = str(published.details.get("function") or "") if published is not None else ""
+        return (
+            leg is not None
+            and bool(publisher)
+            and publisher == leg.function
+            and any(hop.step == "queue" for hop in leg.own)
+        )
 
     last_published: Hop | None = None
     pending_schedule: Hop | None = None
@@ -271,7 +292,12 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
         elif hop.step == "rule":
             queue = str(hop.details.get("queue") or _after(hop.text, " matched -> queue "))
             if queue:
-                leg = leg_of_queue(queue)
+                if routed_back(queue, last_published):
+                    # The publisher's own hops still belong to the flow it is handling; its function's
+                    # hops move to the new flow when the queue hands that flow's record over.
+                    leg = open_leg(queue, claim_function=False)
+                else:
+                    leg = leg_of_queue(queue)
                 if last_published is not None:
                     leg.add(last_published)
                 leg.add(hop)
@@ -291,7 +317,7 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
             if consumer and not leg.function:
                 leg.function = consumer
             if consumer:
-                by_function.setdefault(consumer, leg)
+                by_function[consumer] = leg  # what it does next is for this record
             if pending_schedule is not None:
                 leg.add(pending_schedule)
                 pending_schedule = None
@@ -300,7 +326,7 @@ def _legs(group: list[Hop], consumers: Mapping[str, str]) -> list[_Leg]:
             leg_of_function(function).add(hop)
         else:
             leg_of_queue("").add(hop)
-    return [leg for leg in legs.values() if leg.own]
+    return [leg for leg in legs if leg.own]
 
 
 def _after(text: str, marker: str) -> str:
@@ -314,12 +340,13 @@ def _between(text: str, start: str, end: str) -> str:
 def _event_summary(correlation_id: str, leg: _Leg, vendor_calls: int) -> EventSummary:
     own = leg.own
     published = next((hop for hop in own if hop.step == "published"), None)
-    subject = "scheduled" if any(hop.step == "schedule" for hop in own) else "?"
+    schedule = next((hop for hop in own if hop.step == "schedule"), None)
+    subject = f"Scheduled Event {schedule.details.get('rule') or ''}".strip() if schedule else "?"
     if published is not None:
         details = published.details
         subject = event_subject(details).strip() or f"{details.get('detail_type')}/"
         detail_type = str(details.get("detail_type") or "")
-        if details.get("invoice_id") and detail_type != _ROOT_DETAIL_TYPE:
+        if (details.get("invoice_id") or details.get("invoice_key")) and detail_type != _ROOT_DETAIL_TYPE:
             subject = f"{detail_type.removeprefix('ledgerlink.')} {subject}"
     path: list[str] = []
     for hop in leg.hops:

@@ -48,7 +48,7 @@ from ledgerlink_local.stack.settings import (
     LocalSettings,
 )
 from ledgerlink_local.stack.stack import LocalStack, StackOptions
-from ledgerlink_local.stack.wiring import LOCAL_REGION, VendorUrls
+from ledgerlink_local.stack.wiring import LOCAL_REGION, topology_module, vendor_urls
 
 if TYPE_CHECKING:
     from infra.topology import RedeliveryPolicy
@@ -225,19 +225,6 @@ def _port_in_use_error(what: str, ports: Mapping[str, int]) -> Iterator[None]:
                 f"choose another with --{what}-port or LEDGERLINK_LOCAL_{what.upper()}_PORT"
             ) from None
         raise
-
-
-def vendor_urls(credentials: Mapping[str, Mapping[str, str]]) -> VendorUrls:
-    graph = credentials["graph"]
-    # ledgerlink.config's GRAPH_TOKEN_URL is a template with {tenant}; keep that shape locally.
-    graph_token = graph["token_url"].replace(graph["tenant_id"], "{tenant}")
-    return VendorUrls(
-        qbo_base_url=credentials["qbo"]["base_url"],
-        qbo_token_url=credentials["qbo"]["token_url"],
-        hubspot_base_url=credentials["hubspot"]["base_url"],
-        graph_base_url=graph["base_url"],
-        graph_token_url=graph_token,
-    )
 
 
 def secret_values(
@@ -509,6 +496,11 @@ def start_environment(
             redelivery=tuning.redelivery,
             function_variables=tuning.function_variables,
             start_pollers=tuning.start_pollers,
+            schedule_seconds=(
+                {topology_module().FOLLOWUP_SWEEP_RULE: settings.sweep_seconds}
+                if settings.sweep_seconds is not None
+                else {}
+            ),
         )
         stack = LocalStack(options).start()
     except BaseException:
@@ -586,7 +578,12 @@ def _print_summary(
     lines.append(f"  bus        {topology.event_bus.name}")
     for rule in topology.rules:
         queue = topology.queue(rule.target_queue)
-        lines.append(f"  rule       {rule.name} -> {queue.name} (dead letters: {queue.dlq_name})")
+        when = ""
+        if rule.schedule_expression:
+            every = stack.options.schedule_seconds.get(rule.key)
+            local = f"; here every {every:g} s" if every is not None else ""
+            when = f" [{rule.schedule_expression}{local}]"
+        lines.append(f"  rule       {rule.name}{when} -> {queue.name} (dead letters: {queue.dlq_name})")
     for source in topology.queue_sources:
         queue = topology.queue(source.queue)
         lines.append(

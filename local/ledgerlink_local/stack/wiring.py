@@ -61,6 +61,29 @@ class VendorUrls:
     graph_token_url: str
 
 
+def vendor_urls(credentials: Mapping[str, Mapping[str, str]]) -> VendorUrls:
+    """Where the sandboxes listen, from their demo credentials by vendor (``local.json``'s ``qbo``,
+    ``hubspot`` and ``graph`` sections have the same keys)."""
+    graph = credentials["graph"]
+    # ledgerlink.config's GRAPH_TOKEN_URL is a template with {tenant}; keep that shape locally.
+    graph_token = graph["token_url"].replace(graph["tenant_id"], "{tenant}")
+    return VendorUrls(
+        qbo_base_url=credentials["qbo"]["base_url"],
+        qbo_token_url=credentials["qbo"]["token_url"],
+        hubspot_base_url=credentials["hubspot"]["base_url"],
+        graph_base_url=graph["base_url"],
+        graph_token_url=graph_token,
+    )
+
+
+def local_function_variables(function_key: str, description: Mapping[str, Any]) -> dict[str, str]:
+    """The LedgerLink variables function ``function_key`` has in the local stack that ``local.json``
+    (``description``) describes: what an operator command running "as that function" needs (``ledgerlink
+    followups sweep`` runs the Teams invite's sweep with them)."""
+    topology = local_topology(vendor_urls(description))
+    return function_environment(topology.function(function_key), vendor_urls(description))
+
+
 def repo_root() -> Path:
     """The checkout this package runs from (the local stack needs its ``infra/`` and ``functions/``)."""
     root = Path(__file__).resolve().parents[3]

@@ -32,8 +32,18 @@ from typing import IO, Any, Final
 
 # Fields of an event payload worth showing on a hop line (identifiers and states, never amounts, names
 # or addresses): a QBO change's entity and operation, a deal.synced's invoice and status, a
-# calendar.synced's invoice and action.
-SUMMARY_FIELDS: Final = ("entity", "entity_id", "operation", "delivery_id", "invoice_id", "status", "action")
+# calendar.synced's invoice and action, a followup.due's invoice key and follow-up rule.
+SUMMARY_FIELDS: Final = (
+    "entity",
+    "entity_id",
+    "operation",
+    "delivery_id",
+    "invoice_id",
+    "status",
+    "action",
+    "invoice_key",
+    "rule",
+)
 
 
 class LambdaContext:

@@ -79,11 +79,24 @@ def test_flags_win_over_environment_which_wins_over_defaults():
         ({"LEDGERLINK_DEMO": "maybe"}, "LEDGERLINK_DEMO must be 1/0"),
         ({"LEDGERLINK_LOCAL_KEEP_RUNS": "all"}, "LEDGERLINK_LOCAL_KEEP_RUNS must be a whole number"),
         ({"LEDGERLINK_LOCAL_KEEP_RUNS": "-1"}, "LEDGERLINK_LOCAL_KEEP_RUNS must be 0 or more"),
+        ({"LEDGERLINK_LOCAL_SWEEP_SECONDS": "daily"}, "LEDGERLINK_LOCAL_SWEEP_SECONDS must be a number"),
+        ({"LEDGERLINK_LOCAL_SWEEP_SECONDS": "0"}, "LEDGERLINK_LOCAL_SWEEP_SECONDS must be more than 0"),
+        ({"LEDGERLINK_LOCAL_SWEEP_SECONDS": "nan"}, "LEDGERLINK_LOCAL_SWEEP_SECONDS must be more than 0"),
     ],
 )
 def test_a_bad_option_names_the_variable(environ, message):
     with pytest.raises(LocalSettingsError, match=message):
         resolve(environ=environ)
+
+
+def test_the_sweep_runs_on_its_deployed_schedule_unless_told_to_every_few_seconds():
+    # without the option the stack fires the sweep on the topology's schedule
+    assert resolve(environ={}).sweep_seconds is None
+    # with it, every so many seconds (fractions too); the flag wins over the variable
+    assert resolve(environ={"LEDGERLINK_LOCAL_SWEEP_SECONDS": "2.5"}).sweep_seconds == 2.5
+    assert resolve(sweep_seconds=30, environ={"LEDGERLINK_LOCAL_SWEEP_SECONDS": "2.5"}).sweep_seconds == 30
+    with pytest.raises(LocalSettingsError, match="--sweep-seconds must be more than 0"):
+        resolve(sweep_seconds=-1, environ={})
 
 
 SECOND = {

@@ -1,0 +1,167 @@
+"""``ledgerlink followups sweep``: run the follow-up sweep now, instead of waiting for its schedule.
+
+The Teams invite Lambda sweeps on an EventBridge schedule (``followup_sweep_schedule`` in cdk.json, daily
+by default): it reads the owed invoices of each connection from the links table's due-date index and
+publishes a ``ledgerlink.followup.due`` event for each follow-up rule that came due since the last sweep
+(:func:`ledgerlink.followups.sweep.run_sweep`). This command runs the same sweep from the operator's
+machine, for every connection or one (``--connection``), against the local stack or AWS, found as every
+operator command finds it (:mod:`ledgerlink.cli.endpoints`):
+
+- the local stack of ``--state-dir`` (its ``local.json``): the sweep runs with the local Teams invite's
+  own variables (the local topology's names, ``local/config/local.toml``);
+- AWS (``--aws``, or no local stack) or ``--endpoint-url``: with the deployment's ``LEDGERLINK_*``
+  variables and configuration file in this process's environment, as ``ledgerlink hubspot setup`` reads
+  them (the Teams invite function's environment: ``aws lambda get-function-configuration
+  --function-name ledgerlink-<stage>-teams-invite``; ``LEDGERLINK_CONFIG_FILE=infra/config/<stage>.toml``).
+
+The sweep publishes what overlapping sweeps would publish alike (the events' ids are derived from the
+connection, invoice, rule and day), so running it next to the scheduled one makes no second meeting.
+Exit status 0 when the sweep ran, 1 with the reason when it could not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from ledgerlink.cli import EXIT_FAILED, EXIT_OK
+from ledgerlink.cli.endpoints import DEFAULT_STATE_DIR, Endpoint, EndpointError, aws_client, resolve_endpoint
+
+if TYPE_CHECKING:
+    from ledgerlink.config import Settings
+    from ledgerlink.configfile import DeploymentConfig
+
+# The local Teams invite, whose variables the sweep runs with against the local stack (infra/topology.py).
+TEAMS_INVITE_FUNCTION = "teams_invite"
+# The AWS services the sweep calls: the links table's index, and the bus it publishes followup.due on.
+SERVICES = ("dynamodb", "events")
+
+
+class SweepReport(Protocol):
+    """What :func:`ledgerlink.followups.sweep.run_sweep` returns (the parts this command prints)."""
+
+    @property
+    def per_connection(self) -> Mapping[str, int]:
+        """Connection name -> the followup.due events the sweep published for it."""
+        ...
+
+    def lines(self) -> list[str]: ...
+
+
+class RunSweep(Protocol):
+    def __call__(
+        self,
+        settings: Settings,
+        config: DeploymentConfig,
+        *,
+        dynamodb: Any,
+        events: Any,
+        connection: str | None = None,
+        now: datetime | None = None,
+    ) -> SweepReport: ...
+
+
+class SweepCommandError(RuntimeError):
+    """The sweep cannot run (no settings, an unknown connection); the message says what to do."""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    sweep = commands.add_parser(
+        "sweep",
+        help="run the follow-up sweep now: publish followup.due for the follow-ups that came due",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("--connection", metavar="NAME", help="sweep this connection only (default: all)")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--aws", action="store_true", help="sweep in AWS even when a local stack is running")
+    where.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint (e.g. the local stack's moto)")
+    sweep.add_argument("--region", help="AWS region")
+    sweep.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="the local stack's state directory"
+    )
+    sweep.set_defaults(func=run_followups_sweep)
+
+
+def load_run_sweep() -> RunSweep:
+    """The flow's sweep, imported only when this command runs (the flow room imports its own world)."""
+    from ledgerlink.followups.sweep import run_sweep
+
+    sweep: RunSweep = run_sweep
+    return sweep
+
+
+def sweep_settings(endpoint: Endpoint, state_dir: Path) -> tuple[Settings, DeploymentConfig, str]:
+    """The settings and configuration the sweep runs with at ``endpoint``, and where they came from."""
+    from ledgerlink.config import ConfigError, Settings, get_settings
+    from ledgerlink.configfile import ConfigFileError, deployment_config, load
+
+    if endpoint.local:
+        local_json = state_dir / "local.json"
+        from ledgerlink_local.stack.wiring import WiringError, local_config_file, local_function_variables
+
+        try:
+            description = json.loads(local_json.read_text(encoding="utf-8"))
+            variables = local_function_variables(TEAMS_INVITE_FUNCTION, description)
+            return Settings.from_env(variables), load(local_config_file()), f"the local stack ({local_json})"
+        except (OSError, ValueError, KeyError, TypeError, WiringError) as error:
+            # ConfigError and ConfigFileError are ValueErrors: a broken local.json or local.toml
+            raise SweepCommandError(f"the local stack's settings are unusable ({error})") from None
+    try:
+        settings = get_settings()
+        config = deployment_config()
+    except (ConfigError, ConfigFileError) as error:
+        raise SweepCommandError(
+            f"no deployment settings ({error}); set the teams-invite function's LEDGERLINK_* variables and "
+            "LEDGERLINK_CONFIG_FILE (infra/config/<stage>.toml), or run it against the local stack"
+        ) from None
+    return settings, config, f"stage {settings.stage} ({settings.config_file})"
+
+
+def run_followups_sweep(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        endpoint = resolve_endpoint(
+            args.endpoint_url, args.region, args.aws, Path(args.state_dir), services=SERVICES
+        )
+        print(f"endpoint: {endpoint.url or 'AWS'} (from {endpoint.source})", file=out)
+        settings, config, source = sweep_settings(endpoint, Path(args.state_dir))
+        names = [connection.name for connection in config.connections]
+        if args.connection is not None and args.connection not in names:
+            raise SweepCommandError(
+                f"no connection {args.connection!r} in {config.source} (connections: {', '.join(names)})"
+            )
+        chosen = [args.connection] if args.connection is not None else names
+        print(
+            f"sweeping {', '.join(chosen)} with the settings of {source}: owed invoices from "
+            f"{settings.links_table_name}, followup.due to {settings.event_bus_name}",
+            file=out,
+            flush=True,
+        )
+        run_sweep = load_run_sweep()
+        report = run_sweep(
+            settings,
+            config,
+            dynamodb=aws_client("dynamodb", endpoint),
+            events=aws_client("events", endpoint),
+            connection=args.connection,
+        )
+    except (EndpointError, SweepCommandError) as error:
+        print(f"ledgerlink followups sweep: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as error:  # noqa: BLE001 - AWS and the flow's errors: say what failed, no traceback
+        print(f"ledgerlink followups sweep: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in report.lines():
+        print(line, file=out)
+    counts = dict(report.per_connection)
+    total = sum(counts.values())
+    each = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
+    print(f"swept: {total} followup.due published" + (f" ({each})" if each else ""), file=out)
+    return EXIT_OK
