@@ -24,9 +24,9 @@ LEDGERLINK = REPO_ROOT / "functions" / "ledgerlink"
 # A flow's room -> the modules outside it that may import it: its Lambda handler.
 FLOWS: Mapping[str, frozenset[str]] = {
     "ledgerlink.calendar_sync": frozenset({"outlook_calendar_sync.handler"}),
+    "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler"}),
     # The follow-up sweep also runs from the command line (`ledgerlink followups sweep`).
     "ledgerlink.followups": frozenset({"teams_invite.handler", "ledgerlink.cli.followups"}),
-    "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler"}),
     "ledgerlink.ingest": frozenset({"qbo_ingest.handler"}),
 }
 # What the flows share. They import these; these import no flow.
