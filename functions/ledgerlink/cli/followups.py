@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -63,6 +63,7 @@ class RunSweep(Protocol):
         events: Any,
         connection: str | None = None,
         now: datetime | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> SweepReport: ...
 
 
@@ -145,12 +146,20 @@ def run_followups_sweep(args: argparse.Namespace, out: TextIO | None = None) -> 
             flush=True,
         )
         run_sweep = load_run_sweep()
+        progressed: list[str] = []
+
+        def progress(line: str) -> None:
+            # Each connection's line as soon as it is swept (a long sweep shows how far it is).
+            progressed.append(line)
+            print(line, file=out, flush=True)
+
         report = run_sweep(
             settings,
             config,
             dynamodb=aws_client("dynamodb", endpoint),
             events=aws_client("events", endpoint),
             connection=args.connection,
+            progress=progress,
         )
     except (EndpointError, SweepCommandError) as error:
         print(f"ledgerlink followups sweep: {error}", file=sys.stderr)
@@ -159,7 +168,8 @@ def run_followups_sweep(args: argparse.Namespace, out: TextIO | None = None) -> 
         print(f"ledgerlink followups sweep: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
     for line in report.lines():
-        print(line, file=out)
+        if line not in progressed:  # what progress printed already is not repeated
+            print(line, file=out)
     counts = dict(report.per_connection)
     total = sum(counts.values())
     each = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))

@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,10 +55,12 @@ class Report:
 
 @dataclass
 class StandInSweep:
-    """Takes run_sweep's place: records each call, answers ``report`` (or raises ``error``)."""
+    """Takes run_sweep's place: records each call, reports each connection's line as progress (unless
+    ``quiet``), answers ``report`` (or raises ``error``)."""
 
     report: Report = field(default_factory=lambda: Report({"demo": 2, "thames": 1}))
     error: Exception | None = None
+    quiet: bool = False
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(
@@ -69,6 +72,7 @@ class StandInSweep:
         events: Any,
         connection: str | None = None,
         now: datetime | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> Report:
         self.calls.append(
             {
@@ -82,6 +86,9 @@ class StandInSweep:
         )
         if self.error is not None:
             raise self.error
+        if progress is not None and not self.quiet:
+            for line in self.report.lines():
+                progress(line)
         return self.report
 
 
@@ -167,6 +174,19 @@ def test_on_the_local_stack_the_sweep_runs_with_the_local_teams_invites_settings
         f"endpoint: {LOCAL_ENDPOINT} (from {local_stack / 'local.json'})",
         f"sweeping demo, thames with the settings of the local stack ({local_stack / 'local.json'}): owed "
         "invoices from ledgerlink-local-links, followup.due to ledgerlink-local-events",
+        "  demo: 2 follow-up(s) due",
+        "  thames: 1 follow-up(s) due",
+        "swept: 3 followup.due published (demo 2, thames 1)",
+    ]
+
+
+def test_a_sweep_that_reports_no_progress_has_its_lines_printed_at_the_end(
+    sweep: StandInSweep, local_stack: Path
+) -> None:
+    sweep.quiet = True
+    code, out, _ = _run("--state-dir", str(local_stack))
+    assert code == 0
+    assert out.splitlines()[-3:] == [
         "  demo: 2 follow-up(s) due",
         "  thames: 1 follow-up(s) due",
         "swept: 3 followup.due published (demo 2, thames 1)",
