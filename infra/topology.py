@@ -662,7 +662,12 @@ def build_topology(
     )
 
     deal_sync_timeout_seconds = 120
-    deal_sync_batching_window_seconds = 5
+    # The shortest window AWS allows with a batch size above 10 (it requires at least 1 s): a lone change
+    # waits at most a second for company, and a burst still fills batches of 100 (the window closes as
+    # soon as a batch is full), so HubSpot's batch endpoints stay full under load (tests/bench/
+    # bench_latency.py measures both: single invoices and a burst of 1,000). It was 5 s, which was
+    # most of the webhook-to-deal latency and bought no bigger batches under load.
+    deal_sync_batching_window_seconds = 1
     deal_sync_queue = QueueSpec(
         key="deal-sync",
         name=resource_name(stage, "deal-sync"),
@@ -695,10 +700,10 @@ def build_topology(
 
     calendar_sync_timeout_seconds = 60
     # Graph has no batch write worth using here: $batch runs at most 4 of its requests against Outlook at
-    # once and each still counts against the mailbox's limits, so a large batch saves nothing. A short
-    # window still lets the deal.synced events of one deal-sync batch (published together) share one
-    # invocation, and adds at most a second to the webhook-to-calendar-event latency.
-    calendar_sync_batching_window_seconds = 1
+    # once and each still counts against the mailbox's limits, so a large batch saves nothing. No window:
+    # with a batch size of 10 Lambda invokes with whatever one long poll returns (up to 10 while the queue
+    # is backed up, so a burst is still handled 10 at a time), and a lone due date waits for nothing.
+    calendar_sync_batching_window_seconds = 0
     calendar_sync_queue = QueueSpec(
         key="calendar-sync",
         name=resource_name(stage, "calendar-sync"),

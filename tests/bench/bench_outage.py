@@ -1,6 +1,6 @@
 """A HubSpot outage on the local stack as `make run` wires it: how soon after it ends is every deal current?
 
-The whole stack runs with its deployed settings (visibility timeout 725 s, batching window 5 s, retry
+The whole stack runs with its deployed settings (visibility timeout 725 s, batching window 1 s, retry
 delays of 2 s growing by a quarter a receive to 2 minutes, maxReceiveCount 76); only the ports are free ones and the demo
 activity is off. HubSpot's sandbox answers 503 to every CRM call for ``LEDGERLINK_BENCH_OUTAGE_SECONDS``
 (120 by default) while ``LEDGERLINK_BENCH_OUTAGE_INVOICES`` new invoices (8) are created in QBO, spread

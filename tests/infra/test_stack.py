@@ -395,7 +395,7 @@ def test_deal_sync_consumes_its_queue_in_batches_with_partial_failures(dev: Synt
         "EventSourceArn": _arn(queue_id),
         "FunctionName": _ref(function_id),
         "BatchSize": 100,
-        "MaximumBatchingWindowInSeconds": 5,
+        "MaximumBatchingWindowInSeconds": 1,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "ScalingConfig": {"MaximumConcurrency": 5},
     }
@@ -414,7 +414,7 @@ def test_calendar_sync_consumes_its_queue_in_small_quick_batches_with_partial_fa
         "EventSourceArn": _arn(queue_id),
         "FunctionName": _ref(function_id),
         "BatchSize": 10,
-        "MaximumBatchingWindowInSeconds": 1,
+        "MaximumBatchingWindowInSeconds": 0,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "ScalingConfig": {"MaximumConcurrency": 4},
     }

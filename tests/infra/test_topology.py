@@ -287,8 +287,8 @@ def test_calendar_sync_queue_outlasts_six_function_timeouts_and_the_same_hour_of
     assert queue.redelivery == topology.queue("deal-sync").redelivery
     assert queue.max_receive_count == queue.redelivery.max_receive_count() == 76
     assert (queue.retention_seconds, queue.dlq_retention_seconds) == (4 * 24 * 3600, 14 * 24 * 3600)
-    # and Lambda hands it small batches quickly, with partial failures, at most 4 at a time
-    assert (source.batch_size, source.max_batching_window_seconds) == (10, 1)
+    # and Lambda hands it small batches at once (no batching window), with partial failures, at most 4 at a time
+    assert (source.batch_size, source.max_batching_window_seconds) == (10, 0)
     assert source.report_batch_item_failures is True
     assert source.max_concurrency == 4
 
