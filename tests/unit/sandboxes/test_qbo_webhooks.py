@@ -107,6 +107,7 @@ def test_failed_delivery_is_retried_on_intuits_schedule_then_succeeds(qbo_sandbo
     # then the same signed body was delivered three times
     assert len({delivery.body for delivery in deliveries}) == 1
     assert len({delivery.headers["intuit-signature"] for delivery in deliveries}) == 1
+
     # (the dispatcher logs an attempt once it has the answer, just after the receiver saw it; only this
     # receiver's attempts count: a delivery an earlier test left in flight may be logged late)
     def ours() -> list[dict[str, object]]:
