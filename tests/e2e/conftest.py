@@ -110,3 +110,30 @@ def hop_steps(state_dir: Path, correlation_id: str) -> list[tuple[str, str | Non
         return []
     hops = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     return [(hop["step"], hop["outcome"]) for hop in hops if hop["correlation_id"] == correlation_id]
+
+
+def graph_events(environment: LocalEnvironment, time_zone: str) -> list[dict[str, Any]]:
+    """Every event on every calendar of the Graph sandbox's tenant, read through Graph's own API with
+    the demo app's token (times in ``time_zone``)."""
+    graph = environment.description["graph"]
+    token = requests.post(
+        graph["token_url"],
+        data={
+            "grant_type": "client_credentials",
+            "client_id": graph["client_id"],
+            "client_secret": graph["client_secret"],
+            "scope": "https://graph.microsoft.com/.default",
+        },
+        timeout=10,
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Prefer": f'outlook.timezone="{time_zone}"'}
+    base = graph["base_url"]
+    users = requests.get(f"{base}/users?$top=100", headers=headers, timeout=10).json()["value"]
+    found: list[dict[str, Any]] = []
+    for user in users:
+        reply = requests.get(
+            f"{base}/users/{user['userPrincipalName']}/events?$top=100", headers=headers, timeout=10
+        )
+        if reply.status_code == 200:
+            found.extend(reply.json()["value"])
+    return found

@@ -13,10 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 
 from ledgerlink_local.stack.up import LocalEnvironment
-from tests.e2e.conftest import local_environment, wait_for
+from tests.e2e.conftest import graph_events, local_environment, wait_for
 
 LOS_ANGELES = "America/Los_Angeles"  # the demo company's zone (local/config/local.toml)
 
@@ -28,30 +27,8 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvir
 
 
 def _calendar_events(environment: LocalEnvironment, subject_part: str) -> list[dict[str, Any]]:
-    """The events of every demo mailbox whose subject names the invoice, read through Graph's API."""
-    graph = environment.description["graph"]
-    token = requests.post(
-        graph["token_url"],
-        data={
-            "grant_type": "client_credentials",
-            "client_id": graph["client_id"],
-            "client_secret": graph["client_secret"],
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        timeout=10,
-    ).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}", "Prefer": f'outlook.timezone="{LOS_ANGELES}"'}
-    users = requests.get(f"{graph['base_url']}/users?$top=100", headers=headers, timeout=10).json()["value"]
-    found = []
-    for user in users:
-        reply = requests.get(
-            f"{graph['base_url']}/users/{user['userPrincipalName']}/events?$top=100",
-            headers=headers,
-            timeout=10,
-        )
-        if reply.status_code == 200:
-            found.extend(e for e in reply.json()["value"] if subject_part in e["subject"])
-    return found
+    """The events whose subject names the invoice, on any of the tenant's calendars."""
+    return [e for e in graph_events(environment, LOS_ANGELES) if subject_part in e["subject"]]
 
 
 def test_an_invoice_due_date_is_on_a_calendar_moves_with_it_and_leaves_when_it_is_paid(

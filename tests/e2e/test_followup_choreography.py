@@ -10,10 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 
 from ledgerlink_local.stack.up import LocalEnvironment
-from tests.e2e.conftest import local_environment, wait_for
+from tests.e2e.conftest import graph_events, local_environment, wait_for
 
 LOS_ANGELES = "America/Los_Angeles"  # the demo company's zone (local/config/local.toml)
 LATE_INVOICE_STEP = 4  # the demo enters its second new invoice already past due
@@ -25,39 +24,13 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvir
         yield environment
 
 
-def _graph(environment: LocalEnvironment) -> tuple[str, dict[str, str]]:
-    graph = environment.description["graph"]
-    token = requests.post(
-        graph["token_url"],
-        data={
-            "grant_type": "client_credentials",
-            "client_id": graph["client_id"],
-            "client_secret": graph["client_secret"],
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        timeout=10,
-    ).json()["access_token"]
-    return graph["base_url"], {
-        "Authorization": f"Bearer {token}",
-        "Prefer": f'outlook.timezone="{LOS_ANGELES}"',
-    }
-
-
 def _meetings(environment: LocalEnvironment, doc_number: str) -> list[dict[str, Any]]:
-    base, headers = _graph(environment)
-    users = requests.get(f"{base}/users?$top=100", headers=headers, timeout=10).json()["value"]
-    found = []
-    for user in users:
-        reply = requests.get(
-            f"{base}/users/{user['userPrincipalName']}/events?$top=100", headers=headers, timeout=10
-        )
-        if reply.status_code == 200:
-            found.extend(
-                e
-                for e in reply.json()["value"]
-                if e["subject"].startswith(f"Payment follow-up: invoice {doc_number},") and e["isOrganizer"]
-            )
-    return found
+    """The follow-up meetings of the invoice, as their organizers' calendars have them."""
+    return [
+        e
+        for e in graph_events(environment, LOS_ANGELES)
+        if e["subject"].startswith(f"Payment follow-up: invoice {doc_number},") and e["isOrganizer"]
+    ]
 
 
 def test_an_overdue_invoice_becomes_a_teams_meeting_that_a_payment_cancels(

@@ -34,7 +34,7 @@ from ledgerlink.calendar_sync.mailboxes import Mailbox, MailboxResolver
 from ledgerlink.calendar_sync.ports import Calendar, CalendarConfig, EventPublisher, MetricsSink, NoMetrics
 from ledgerlink.calendar_sync.published import calendar_synced_envelope
 from ledgerlink.consumer.failures import FailureScope
-from ledgerlink.consumer.outcome import Outcome, OutcomeStatus
+from ledgerlink.consumer.outcome import Outcome, OutcomeStatus, count_failure
 from ledgerlink.graph.client import GraphEvent
 from ledgerlink.graph.errors import EventChanged, EventGone
 from ledgerlink.outlook_items import CALENDAR, OutlookItem, OutlookItemStore
@@ -111,14 +111,7 @@ class CalendarSyncService:
                     "calendar sync failed",
                     extra={**event.log_fields(), "reason": outcome.reason, "retryable": outcome.retryable},
                 )
-                self.metrics.count("EventsFailed")
-                if not outcome.retryable:
-                    self.metrics.count("EventsFailedPermanently")
-                if outcome.unexpected:
-                    self.metrics.count("UnexpectedErrors")
-                if outcome.error_type == "GraphCredentialsRejected":
-                    # Alarmed: an operator must put the app's current secret in place, then replay.
-                    self.metrics.count("GraphCredentialsRejected")
+                count_failure(self.metrics, outcome)
                 if outcome.scope is FailureScope.SHARED:
                     shared = outcome
             outcomes[event.message_id] = outcome

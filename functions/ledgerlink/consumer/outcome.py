@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from ledgerlink.consumer.failures import Classified, FailureScope, classify
 
@@ -63,3 +63,22 @@ class Outcome:
     def result(self) -> dict[str, Any]:
         """What the idempotency record stores for a completed event."""
         return {"status": self.status.value, **dict(self.detail)}
+
+
+class Counter(Protocol):
+    def count(self, name: str, value: int = 1) -> None: ...
+
+
+def count_failure(metrics: Counter, outcome: Outcome) -> None:
+    """The metrics of one failed record: ``EventsFailed``, ``EventsFailedPermanently`` when it will not be
+    retried, ``UnexpectedErrors`` for a bug, and the alarmed error types under their own names."""
+    metrics.count("EventsFailed")
+    if not outcome.retryable:
+        metrics.count("EventsFailedPermanently")
+    if outcome.unexpected:
+        metrics.count("UnexpectedErrors")
+    # Failures a human must act on have metrics of their own, which the alarms watch.
+    if outcome.error_type == "GraphCredentialsRejected":
+        metrics.count("GraphCredentialsRejected")
+    if outcome.error_type == "TeamsMeetingNotOnline":
+        metrics.count("TeamsMeetingsNotOnline")

@@ -35,7 +35,7 @@ from aws_lambda_powertools import Logger
 from ledgerlink.clock import Clock, SystemClock
 from ledgerlink.configfile import FollowUpSettings
 from ledgerlink.consumer.failures import FailureScope
-from ledgerlink.consumer.outcome import Outcome, OutcomeStatus
+from ledgerlink.consumer.outcome import Outcome, OutcomeStatus, count_failure
 from ledgerlink.followups.errors import (
     FollowUpWriteConflict,
     NoOrganizer,
@@ -156,15 +156,7 @@ class FollowUpService:
                     "follow-up failed",
                     extra={**log_fields(trigger), "reason": outcome.reason, "retryable": outcome.retryable},
                 )
-                self.metrics.count("EventsFailed")
-                if not outcome.retryable:
-                    self.metrics.count("EventsFailedPermanently")
-                if outcome.unexpected:
-                    self.metrics.count("UnexpectedErrors")
-                if outcome.error_type == "GraphCredentialsRejected":
-                    self.metrics.count("GraphCredentialsRejected")
-                if outcome.error_type == "TeamsMeetingNotOnline":
-                    self.metrics.count("TeamsMeetingsNotOnline")
+                count_failure(self.metrics, outcome)
                 if outcome.scope is FailureScope.SHARED:
                     shared = outcome
             outcomes[trigger.message_id] = outcome
