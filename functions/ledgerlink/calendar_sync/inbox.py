@@ -13,15 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any
 
 from ledgerlink.consumer.batch import MalformedRecord
 from ledgerlink.consumer.records import read_envelope
 from ledgerlink.dates import epoch_ms
 from ledgerlink.events import DetailType
-
-# Statuses of an invoice that is still owed (deal.synced's status enum).
-OPEN_STATUSES: Final = frozenset({"open", "overdue", "partially_paid"})
+from ledgerlink.mapping.stages import OWED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class DealSynced:
     def owes(self) -> bool:
         """True when the invoice is still owed and has a due date: it belongs on a calendar."""
         return (
-            self.status in OPEN_STATUSES
+            self.status in OWED_STATUSES
             and self.due_date is not None
             and self.balance is not None
             and self.balance > 0

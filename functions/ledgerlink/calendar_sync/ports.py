@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledgerlink.configfile import CalendarSettings
+from ledgerlink.consumer.outcome import Counter as MetricsSink  # noqa: F401 - the flow's ports name it
+from ledgerlink.consumer.outcome import NoMetrics as NoMetrics
 from ledgerlink.events import Envelope
 from ledgerlink.graph.client import GraphEvent, GraphUser
 
@@ -40,17 +42,8 @@ class OwnerDirectory(Protocol):
     def owner_email(self, owner_id: str) -> str | None: ...
 
 
-class MetricsSink(Protocol):
-    def count(self, name: str, value: int = 1) -> None: ...
-
-
 class EventPublisher(Protocol):
     def publish(self, envelopes: Sequence[Envelope]) -> None: ...
-
-
-class NoMetrics:
-    def count(self, name: str, value: int = 1) -> None:
-        return None
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,16 @@ class Outcome:
 
 
 class Counter(Protocol):
+    """A flow's metrics sink."""
+
     def count(self, name: str, value: int = 1) -> None: ...
+
+
+class NoMetrics:
+    """A sink that counts nothing (tests, tools)."""
+
+    def count(self, name: str, value: int = 1) -> None:
+        return None
 
 
 def count_failure(metrics: Counter, outcome: Outcome) -> None:

@@ -9,6 +9,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from ledgerlink.clock import Clock
+from ledgerlink.consumer.outcome import Counter as MetricsSink
+from ledgerlink.consumer.outcome import NoMetrics as NoMetrics
 from ledgerlink.crosswalk import LinkStore
 from ledgerlink.deal_sync.mapping import CompanyContext
 from ledgerlink.events import Envelope
@@ -17,17 +19,8 @@ from ledgerlink.mapping.stages import StageMap
 from ledgerlink.qbo.client import QboClient
 
 
-class MetricsSink(Protocol):
-    def count(self, name: str, value: int = 1) -> None: ...
-
-
 class EventPublisher(Protocol):
     def publish(self, envelopes: Sequence[Envelope]) -> None: ...
-
-
-class NoMetrics:
-    def count(self, name: str, value: int = 1) -> None:
-        return None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ledgerlink.config import Settings
 from ledgerlink.configfile import Connection, DeploymentConfig, deployment_config
 from ledgerlink.consumer.deadletter import DeadLetterRouter
 from ledgerlink.consumer.factory import dead_letter_router
-from ledgerlink.consumer.outcome import Outcome, OutcomeStatus
+from ledgerlink.consumer.outcome import NoMetrics, Outcome, OutcomeStatus
 from ledgerlink.followups.inbox import CalendarSynced, FollowUpDue, SweepRequested, Trigger, log_fields
 from ledgerlink.followups.service import FollowUpConfig, FollowUpService, MetricsSink
 from ledgerlink.followups.sweep import follow_up_connections, run_sweep
@@ -35,11 +35,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 logger = get_logger(Service.TEAMS_INVITE)
-
-
-class _NoMetrics:
-    def count(self, name: str, value: int = 1) -> None:
-        return None
 
 
 @dataclass
@@ -129,7 +124,7 @@ class FollowUpParts:
     service: ConnectionsFollowUps
     connections: Mapping[str, FollowUpConnectionParts]
     dead_letters: DeadLetterRouter = field(
-        default_factory=lambda: DeadLetterRouter(None, max_receive_count=None, metrics=_NoMetrics())
+        default_factory=lambda: DeadLetterRouter(None, max_receive_count=None, metrics=NoMetrics())
     )
 
     @property
@@ -156,7 +151,7 @@ def build_follow_ups(
     config = config if config is not None else deployment_config()
     dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
     events_client: EventBridgeClient = events if events is not None else boto3.client("events")
-    base_metrics: MetricsSink = metrics if metrics is not None else _NoMetrics()
+    base_metrics: MetricsSink = metrics if metrics is not None else NoMetrics()
     parts: dict[str, FollowUpConnectionParts] = {}
     for connection in follow_up_connections(config):
         narrowed = getattr(base_metrics, "for_connection", None)

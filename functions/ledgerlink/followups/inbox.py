@@ -25,8 +25,8 @@ from ledgerlink.consumer.batch import MalformedRecord
 from ledgerlink.consumer.records import read_envelope
 from ledgerlink.dates import epoch_ms
 from ledgerlink.events import DetailType
+from ledgerlink.mapping.stages import OWED_STATUSES
 
-OPEN_STATUSES: Final = frozenset({"open", "overdue", "partially_paid"})
 SCHEDULED_EVENT: Final = "Scheduled Event"
 
 
@@ -60,7 +60,7 @@ class Invoice:
     @property
     def owes(self) -> bool:
         return (
-            self.status in OPEN_STATUSES
+            self.status in OWED_STATUSES
             and self.due_date is not None
             and self.balance is not None
             and self.balance > 0

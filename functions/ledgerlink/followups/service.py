@@ -35,7 +35,8 @@ from aws_lambda_powertools import Logger
 from ledgerlink.clock import Clock, SystemClock
 from ledgerlink.configfile import FollowUpSettings
 from ledgerlink.consumer.failures import FailureScope
-from ledgerlink.consumer.outcome import Outcome, OutcomeStatus, count_failure
+from ledgerlink.consumer.outcome import Counter as MetricsSink
+from ledgerlink.consumer.outcome import NoMetrics, Outcome, OutcomeStatus, count_failure
 from ledgerlink.followups.errors import (
     FollowUpWriteConflict,
     NoOrganizer,
@@ -90,15 +91,6 @@ class Directory(Protocol):
     def contact_email(self, contact_id: str) -> str | None: ...
 
 
-class MetricsSink(Protocol):
-    def count(self, name: str, value: int = 1) -> None: ...
-
-
-class _NoMetrics:
-    def count(self, name: str, value: int = 1) -> None:
-        return None
-
-
 @dataclass(frozen=True)
 class FollowUpConfig:
     connection: str
@@ -135,7 +127,7 @@ class FollowUpService:
         self.config = config
         self.rules = rules_of(config.settings)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.metrics: MetricsSink = metrics if metrics is not None else _NoMetrics()
+        self.metrics: MetricsSink = metrics if metrics is not None else NoMetrics()
         self._calendars: dict[str, tuple[GraphCalendar, float]] = {}
         self._lock = threading.Lock()
 

@@ -37,6 +37,10 @@ class InvoiceStatus(StrEnum):
     VOIDED = "voided"
 
 
+# The statuses of an invoice that is still owed: it belongs on a calendar and may be followed up.
+OWED_STATUSES = frozenset({InvoiceStatus.OPEN, InvoiceStatus.OVERDUE, InvoiceStatus.PARTIALLY_PAID})
+
+
 class EstimateStatus(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
