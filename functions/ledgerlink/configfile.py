@@ -106,6 +106,43 @@ class FollowUpSettings:
 
 
 @dataclass(frozen=True)
+class DocumentNumbering:
+    """DocNumbers for the documents LedgerLink creates, used only when the company's ``CustomTxnNumbers``
+    preference is on (off: QBO numbers them, and LedgerLink sends none)."""
+
+    estimate_prefix: str = "E-"
+    invoice_prefix: str = ""
+    first: int = 1001
+    # Numbers tried when QBO answers Fault 6140 (the number is taken) before the record fails.
+    attempts: int = 5
+
+
+@dataclass(frozen=True)
+class QboDocumentSettings:
+    """The document sync's settings (HubSpot -> QBO, docs/document-sync.md)."""
+
+    enabled: bool = False
+    default_item: str | None = None
+    default_tax_code: str | None = None
+    estimate_expiration_days: int | None = None
+    numbering: DocumentNumbering = field(default_factory=DocumentNumbering)
+
+
+@dataclass(frozen=True)
+class DocumentStages:
+    """One pipeline's deal stages that make a QBO Estimate (quote) and its Invoice (won)."""
+
+    quote_stages: tuple[str, ...] = ()
+    won_stages: tuple[str, ...] = ()
+
+
+# HubSpot's default sales pipeline: "Contract sent" quotes, "Closed won" invoices.
+DEFAULT_DOCUMENT_STAGES: Final = MappingProxyType(
+    {"default": DocumentStages(quote_stages=("contractsent",), won_stages=("closedwon",))}
+)
+
+
+@dataclass(frozen=True)
 class Connection:
     """One QBO company + one HubSpot portal (+ one Microsoft 365 tenant), and how they are mapped."""
 
@@ -123,6 +160,23 @@ class Connection:
     tax_codes: Mapping[str, Mapping[str, TaxCode]] = field(default_factory=dict)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     follow_up: FollowUpSettings = field(default_factory=FollowUpSettings)
+    qbo_documents: QboDocumentSettings = field(default_factory=QboDocumentSettings)
+
+    @property
+    def document_stages(self) -> Mapping[str, DocumentStages]:
+        """Per pipeline id, the stages that make QBO documents (``stages.documents``; HubSpot's default
+        pipeline's ``contractsent`` / ``closedwon`` when the file names none)."""
+        if not self.documents:
+            return DEFAULT_DOCUMENT_STAGES
+        return MappingProxyType(
+            {
+                pipeline: DocumentStages(
+                    quote_stages=tuple(kinds.get("quote_stages", ())),
+                    won_stages=tuple(kinds.get("won_stages", ())),
+                )
+                for pipeline, kinds in self.documents.items()
+            }
+        )
 
     def secret_name(self, stage: str, kind: str) -> str:
         """The Secrets Manager secret of this connection's ``kind`` (:data:`SECRET_KINDS`)."""
@@ -267,7 +321,15 @@ def _connection(source: str, index: int, raw: Mapping[str, Any], defaults: Mappi
         ),
         calendar=CalendarSettings(**_merged(defaults.get("calendar"), raw.get("calendar"))),
         follow_up=follow_up,
+        qbo_documents=_qbo_documents(_merged(defaults.get("qbo_documents"), raw.get("qbo_documents"))),
     )
+
+
+def _qbo_documents(raw: Mapping[str, Any]) -> QboDocumentSettings:
+    values = dict(raw)
+    if "numbering" in values:
+        values["numbering"] = DocumentNumbering(**values["numbering"])
+    return QboDocumentSettings(**values)
 
 
 def _merged(default: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -399,6 +399,33 @@ class HubSpotClient:
             if pipeline.get("id") is not None
         }
 
+    def read_with_associations(
+        self, object_type: str, object_id: str, properties: Sequence[str], associations: Sequence[str]
+    ) -> tuple[HubSpotObject, dict[str, list[tuple[str, str]]]] | None:
+        """One record and the ids it is associated with, in one call (``GET .../{id}?associations=...``):
+        ``{to_type: [(id, association type name), ...]}`` in HubSpot's order. None when HubSpot has no such
+        (unarchived) record."""
+        if not object_id.isdigit():
+            return None
+        response = self._http.get(
+            f"/crm/v3/objects/{_path(object_type)}/{object_id}",
+            scope=self.scope,
+            params={"properties": ",".join(properties), "associations": ",".join(associations)},
+            accept=(404,),
+        )
+        self.calls += 1
+        if response.status_code == 404:
+            return None
+        body = _json(response)
+        found: dict[str, list[tuple[str, str]]] = {}
+        for name, value in (body.get("associations") or {}).items():
+            results = value.get("results") if isinstance(value, Mapping) else None
+            pairs = found.setdefault(str(name), [])
+            for result in results or ():
+                if isinstance(result, Mapping) and result.get("id") is not None:
+                    pairs.append((str(result["id"]), str(result.get("type") or "")))
+        return HubSpotObject.from_api(body), found
+
     def owner_email(self, owner_id: str) -> str | None:
         """The e-mail of an active owner (``GET /crm/v3/owners/{ownerId}``); None when HubSpot has no such
         active owner (404: unknown, or archived, which the endpoint does not return by default)."""
