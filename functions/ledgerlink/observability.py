@@ -28,6 +28,7 @@ class Service:
     HUBSPOT_DEAL_SYNC = "hubspot-deal-sync"
     OUTLOOK_CALENDAR_SYNC = "outlook-calendar-sync"
     TEAMS_INVITE = "teams-invite"
+    QBO_DOCUMENT_SYNC = "qbo-document-sync"
 
 
 @cache

@@ -25,6 +25,7 @@ LEDGERLINK = REPO_ROOT / "functions" / "ledgerlink"
 FLOWS: Mapping[str, frozenset[str]] = {
     "ledgerlink.calendar_sync": frozenset({"outlook_calendar_sync.handler"}),
     "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler"}),
+    "ledgerlink.document_sync": frozenset({"qbo_document_sync.handler"}),
     # The follow-up sweep also runs from the command line (`ledgerlink followups sweep`).
     "ledgerlink.followups": frozenset({"teams_invite.handler", "ledgerlink.cli.followups"}),
     "ledgerlink.ingest": frozenset({"qbo_ingest.handler"}),
