@@ -265,3 +265,9 @@ def config_file_setting(environ: Mapping[str, str] | None = None) -> str:
     """``LEDGERLINK_CONFIG_FILE`` alone: the CLI reads the configuration file without a deployment's
     other variables."""
     return _Reader(os.environ if environ is None else environ).text(EnvVar.CONFIG_FILE)
+
+
+def links_table_setting(environ: Mapping[str, str] | None = None) -> str:
+    """``LEDGERLINK_LINKS_TABLE_NAME`` alone: ``ledgerlink audit deal`` reads the links table without a
+    deployment's other variables."""
+    return _Reader(os.environ if environ is None else environ).text(EnvVar.LINKS_TABLE_NAME)

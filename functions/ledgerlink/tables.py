@@ -3,7 +3,7 @@
 | table | partition key | sort key | TTL attribute | holds |
 |---|---|---|---|---|
 | idempotency | ``id`` | — | ``expiration`` | Powertools Idempotency records (one per processed event) |
-| links | ``pk`` | ``sk`` | — | the crosswalk: QBO realm + entity + id ↔ HubSpot object id, last synced LastUpdatedTime; the Outlook items of each invoice |
+| links | ``pk`` | ``sk`` | — | the crosswalk: QBO realm + entity + id ↔ HubSpot object id, last synced LastUpdatedTime; the Outlook items of each invoice; the HubSpot → QBO audit trail of each deal (``ledgerlink.audit``, kept for ever: no TTL) |
 | vendor state | ``pk`` | ``sk`` | ``expires_at`` | state shared by concurrent Lambdas: rate-limit windows, circuit breakers, OAuth token + refresh lease |
 """
 

@@ -34,6 +34,7 @@ FLOWS: Mapping[str, frozenset[str]] = {
 SHARED: frozenset[str] = frozenset(
     {
         "ledgerlink.apigw",
+        "ledgerlink.audit",
         "ledgerlink.clock",
         "ledgerlink.config",
         "ledgerlink.configfile",

@@ -13,9 +13,9 @@ Adding a group is that module plus one line in :data:`COMMAND_GROUPS`. Only the 
 is imported, so ``ledgerlink dlq replay`` never imports the local stack (moto, the sandboxes), and
 nothing the Lambda asset ships imports this module.
 
-The package has a module per group (``dlq``, ``config``, ``hubspot``, ``followups``; ``local`` lives with
-the local stack in ``local/``) and :mod:`ledgerlink.cli.endpoints`, which finds AWS or the local stack
-the same way for every command that talks to AWS. A group that runs a flow's code (``followups`` runs
+The package has a module per group (``dlq``, ``config``, ``hubspot``, ``followups``, ``audit``;
+``local`` lives with the local stack in ``local/``) and :mod:`ledgerlink.cli.endpoints`, which finds AWS
+or the local stack the same way for every command that talks to AWS. A group that runs a flow's code (``followups`` runs
 the follow-up sweep) imports it inside its command, and is named among that flow's importers in
 tests/unit/test_layout.py.
 """
@@ -59,6 +59,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "followups",
         "ledgerlink.cli.followups:register",
         "payment follow-ups: run the sweep for follow-ups that came due now",
+    ),
+    CommandGroup(
+        "audit",
+        "ledgerlink.cli.audit:register",
+        "the audit trail: what the HubSpot -> QBO flow decided about a deal, and why",
     ),
 )
 
