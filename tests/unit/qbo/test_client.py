@@ -2,65 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import requests
 
-from ledgerlink.http.factory import in_process_client
-from ledgerlink.http.policy import VendorPolicy
-from ledgerlink.http.ratelimit import DEFAULT_GROUP, RateLimit
 from ledgerlink.qbo import client as qbo_client_module
 from ledgerlink.qbo.client import QboClient, QboFault
 from ledgerlink.qbo.ids import InvalidEntityId
 from ledgerlink_local.sandboxes.core import SandboxServer
-from ledgerlink_local.sandboxes.qbo import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_REALM_ID,
-    DEMO_REFRESH_TOKEN,
-)
+from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from tests.integration.test_deal_sync_support import Capture, assert_qbo_request_conforms
-
-
-def demo_access_token(base_url: str) -> str:
-    basic = base64.b64encode(f"{DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET}".encode()).decode()
-    response = requests.post(
-        f"{base_url}/oauth2/v1/tokens/bearer",
-        data={"grant_type": "refresh_token", "refresh_token": DEMO_REFRESH_TOKEN},
-        headers={"Authorization": f"Basic {basic}"},
-        timeout=10,
-    )
-    token: str = response.json()["access_token"]
-    return token
-
-
-@pytest.fixture
-def capture(monkeypatch: pytest.MonkeyPatch) -> Capture:
-    sent = Capture()
-    sent.install(monkeypatch)
-    return sent
-
-
-@pytest.fixture
-def client(qbo_sandbox: SandboxServer, capture: Capture) -> QboClient:
-    token = demo_access_token(qbo_sandbox.url)
-
-    def auth(*, force_refresh: bool = False) -> Mapping[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
-    policy = VendorPolicy(
-        vendor="qbo", base_url=qbo_sandbox.url, rate_limits={DEFAULT_GROUP: (RateLimit(10, 1.0),)}
-    )
-    capture.clear()
-    return QboClient(in_process_client(policy, auth), minor_version="75")
-
-
-def company(server: SandboxServer) -> Any:
-    return server.sandbox.companies[DEMO_REALM_ID]  # type: ignore[attr-defined]
+from tests.unit.qbo.conftest import company
 
 
 def test_many_entities_are_read_with_one_query_and_money_stays_decimal(

@@ -42,7 +42,7 @@ def _ids(api: QboApi, statement: str, entity: str) -> list[str]:
         ("select * from Invoice where CurrencyRef = 'EUR'", "Invoice", ["5"]),
         ("select * from Estimate where TxnStatus = 'Accepted'", "Estimate", ["1"]),
         ("select * from Item where Sku = 'PLN-CED-24'", "Item", ["7"]),
-        ("select * from Item where Type = 'Inventory'", "Item", ["7", "8"]),
+        ("select * from Item where Type = 'Inventory'", "Item", ["7", "8", "11", "12", "13", "14"]),
         ("select * from TaxCode where Name = 'San Francisco'", "TaxCode", ["3"]),
     ],
 )

@@ -5,8 +5,11 @@ home currency USD, multi-currency on with EUR and CAD, custom transaction number
 
 - customers: two sharing one e-mail address (a café and its catering arm), one in Germany billed in EUR,
   a tax-exempt non-profit, a person, and a company on Net 15;
-- items: the generic "Services"/"Hours" items every QBO company has, three service items and two
-  inventory items (with Sku and QtyOnHand);
+- items: the generic "Services"/"Hours" items every QBO company has, service items and inventory items
+  (with Sku and QtyOnHand); six carry the SKUs of the HubSpot demo portal's products (``hs_sku``:
+  INSTALL, GARDEN, ROCKFTN, SPRHEAD, SPRPIPE, PUMP; sandboxes/hubspot/demo.py) so the HubSpot -> QBO
+  demo matches a deal's line items by SKU; its "Hours" product matches QBO's "Hours" by name only,
+  and Design, Pest Control and Maintenance & Repair match nothing (the flow's default item);
 - tax: California state rate + San Francisco district rate in tax code "San Francisco", plus the US line
   codes TAX and NON; terms Due on receipt, Net 15, Net 30, Net 60; two employees;
 - history, dated relative to the sandbox clock: an open invoice, a partially paid one, a paid one, an
@@ -597,6 +600,13 @@ def _reference_data(company: Company, today: date) -> None:
         ("Maintenance Plan (quarterly)", "Service", "SVC-MAINT-Q", "2400", "1", None),
         ("Cedar Planter Box 24in", "Inventory", "PLN-CED-24", "129", "2", "60"),
         ("Solar Path Light 6-pack", "Inventory", "LGT-SOL-6", "59.99", "2", "140"),
+        # Added after the items above, so their ids (referenced by the history below) stay as they are.
+        ("Installation", "Service", "INSTALL", "50", "1", None),
+        ("Gardening", "Service", "GARDEN", "40", "1", None),
+        ("Rock Fountain", "Inventory", "ROCKFTN", "275", "2", "12"),
+        ("Sprinkler Heads", "Inventory", "SPRHEAD", "2", "2", "400"),
+        ("Sprinkler Pipes", "Inventory", "SPRPIPE", "4", "2", "250"),
+        ("Pump", "Inventory", "PUMP", "15", "2", "30"),
     ]
     for name, item_type, sku, price, income, quantity in items:
         item: JsonObject = {

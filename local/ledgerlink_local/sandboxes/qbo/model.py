@@ -12,12 +12,26 @@ Everything the Accounting API computes is computed here, the way QBO does it for
   ``HomeTotalAmt`` / ``HomeBalance`` for a foreign-currency customer; ``DueDate`` from the sales term;
 - Payments applied through ``Line[].LinkedTxn`` reduce the invoices' ``Balance`` (the invoice lists the
   payment in its ``LinkedTxn``) and ``UnappliedAmt`` keeps the rest; customer ``Balance`` follows;
-- an Invoice whose ``LinkedTxn`` names an Estimate closes the estimate (``TxnStatus`` ``Closed``, and the
-  estimate links back to the invoice);
+- an Invoice whose ``LinkedTxn`` names a Pending or Accepted Estimate closes the estimate (``TxnStatus``
+  ``Closed``, and the estimate links back to the invoice); a link to a Closed or Rejected estimate, or to
+  one another invoice already links ("an Estimate can be linked once"), is dropped without an error
+  and the invoice is created without it (Intuit's XSD on ``LinkedTxn.TxnId`` and Invoice reference,
+  ../shared/api-notes-flows.md §1.7; the drop for an estimate linked once is assumed to be silent like
+  the Closed case, unverified); a link to an estimate that does not exist is Fault 610 (unverified);
 - void: amounts zeroed, ``Balance`` 0, ``PrivateNote`` prefixed ``Voided``, applied payments released;
 - delete: the object disappears; a tombstone stays for CDC (``{"Id", "status": "Deleted"}``);
-- ``DocNumber``: auto-assigned unless ``Preferences.SalesFormsPrefs.CustomTxnNumbers`` is on, in which
-  case a duplicate is Fault 6140; ``DisplayName`` unique across customers and employees (6240).
+- ``DocNumber`` (Intuit's Invoice reference, api-notes §2 "DocNumber"): with
+  ``Preferences.SalesFormsPrefs.CustomTxnNumbers`` on, the number sent is kept, none sent stays none,
+  and a duplicate is Fault 6140; with it off, QBO numbers a document created without one (the highest
+  number + 1). What happens to a number sent while it is off is not stated: Intuit advises not to send
+  one "as it can lead to unwanted duplicates" and says one sent on an update "just updates that
+  particular invoice", which reads as *kept, unchecked*; that is the default, and
+  ``sent_doc_number_policy = "replaced"`` (:class:`Company`, sandbox config
+  ``doc_number_when_auto_numbering``) makes QBO's own number win instead (both unverified);
+- ``DisplayName`` unique across customers and employees (6240, Intuit's Customer reference; vendors
+  are not modelled) and item ``Name`` unique among items: compared without leading or trailing
+  whitespace (which is dropped from the stored name) and, by default, without regard to case
+  (``names_case_sensitive``, sandbox config ``display_names_case_sensitive``; both unverified).
 
 Side effects on other objects (an invoice paid by a payment, an estimate closed by an invoice) are
 written like QBO writes them: a new ``SyncToken``, a new ``LastUpdatedTime`` and a change event.
@@ -53,6 +67,11 @@ JsonObject = dict[str, Any]
 CENT = Decimal("0.01")
 DOC_NUMBER_MAX_LENGTH = 21
 SANDBOX_USER = "Sandbox Admin"  # the "other user" named in a Stale Object Error
+SKU_MAX_LENGTH = 100  # Intuit's Item reference: Sku, "maximum of 100 chars"
+# What a DocNumber sent while CustomTxnNumbers is off becomes (see the module docstring; unverified).
+DOC_NUMBER_POLICIES = ("kept", "replaced")
+# Estimates an invoice can still link (Intuit: Closed or Rejected ones are ignored without an error).
+LINKABLE_ESTIMATE_STATUSES = ("Pending", "Accepted")
 
 # ---------------------------------------------------------------------------- entity table
 
@@ -327,6 +346,9 @@ class Company:
         # TAX/NON; a non-US company has no such codes, its default is one of its own (e.g. 20.0% S).
         self.line_tax_codes: tuple[str, str] = ("TAX", "NON")
         self.currencies: dict[str, tuple[str, Decimal]] = {"USD": ("United States Dollar", Decimal(1))}
+        # Assumed rules (unverified; the sandbox's config sets them on every company, see the docstring).
+        self.sent_doc_number_policy = "kept"
+        self.names_case_sensitive = False
         self._sequence: dict[str, int] = {}
         self._voided: set[tuple[str, str]] = set()
         self._status_before_close: dict[str, str] = {}
@@ -758,17 +780,23 @@ class Company:
         label = target.get("DisplayName") or target.get("Name") or target.get("FullyQualifiedName")
         return {"value": value, "name": label} if label else {"value": value}
 
+    def _name_key(self, name: Any) -> str:
+        """The form two names are compared in for uniqueness (6240)."""
+        text = str(name or "").strip()
+        return text if self.names_case_sensitive else text.casefold()
+
     def _check_display_name(self, entity: str, obj: JsonObject, old: JsonObject | None) -> None:
         name = str(obj["DisplayName"]).strip()
         if not name:
             raise required_missing("DisplayName")
         if ":" in name:
             raise invalid_value("DisplayName", "the name cannot contain a colon (:)")
+        key = self._name_key(name)
         for other_entity in ("Customer", "Employee"):
             for other in self.objects[other_entity].values():
                 if old is not None and other_entity == entity and other["Id"] == old["Id"]:
                     continue
-                if str(other.get("DisplayName", "")).strip().lower() == name.lower():
+                if self._name_key(other.get("DisplayName")) == key:
                     raise duplicate_name("customer, vendor, or employee")
         obj["DisplayName"] = name
 
@@ -826,12 +854,16 @@ class Company:
             raise required_missing("Name")
         if ":" in name:
             raise invalid_value("Name", "the name cannot contain a colon (:)")
+        key = self._name_key(name)
         for other in self.objects["Item"].values():
-            if (old is None or other["Id"] != old["Id"]) and str(
-                other.get("Name", "")
-            ).lower() == name.lower():
+            if (old is None or other["Id"] != old["Id"]) and self._name_key(other.get("Name")) == key:
                 raise duplicate_name("product or service")
         obj["Name"] = name
+        if obj.get("Sku") is not None:
+            sku = str(obj["Sku"])
+            if len(sku) > SKU_MAX_LENGTH:
+                raise string_length("Sku", SKU_MAX_LENGTH, len(sku))
+            obj["Sku"] = sku
         obj["FullyQualifiedName"] = name
         item_type = obj.get("Type", "Service")
         if item_type not in ITEM_TYPES:
@@ -873,11 +905,20 @@ class Company:
         custom = _bool(self.preferences().get("SalesFormsPrefs", {}).get("CustomTxnNumbers"), False)
         supplied = obj.get("DocNumber")
         if not custom:
-            if old is not None and old.get("DocNumber"):
+            obj.pop("AutoDocNumber", None)
+            if supplied and self.sent_doc_number_policy == "kept":
+                # Kept as sent and not checked for duplicates: Intuit warns that sending one while
+                # QBO numbers documents "can lead to unwanted duplicates" (unverified reading).
+                doc_number = str(supplied)
+                if len(doc_number) > DOC_NUMBER_MAX_LENGTH:
+                    raise string_length("DocNumber", DOC_NUMBER_MAX_LENGTH, len(doc_number))
+                obj["DocNumber"] = doc_number
+            elif old is not None and old.get("DocNumber"):
                 obj["DocNumber"] = old["DocNumber"]
             elif old is None:
                 obj["DocNumber"] = self._next_doc_number(entity)
-            obj.pop("AutoDocNumber", None)
+            else:
+                obj.pop("DocNumber", None)
             return
         if _bool(obj.pop("AutoDocNumber", None), False) and not supplied:
             obj["DocNumber"] = self._next_doc_number(entity)
@@ -963,14 +1004,7 @@ class Company:
                 _parse_date(obj["ExpirationDate"], "ExpirationDate")
             return obj
         # Invoice
-        estimate_links: list[JsonObject] = []
-        for link in obj.get("LinkedTxn", []):
-            if not isinstance(link, Mapping) or link.get("TxnType") != "Estimate":
-                continue  # payment links are recomputed; others are not modelled
-            estimate_id = _ref_value(link.get("TxnId"), "LinkedTxn.TxnId")
-            if estimate_id is None or estimate_id not in self.objects["Estimate"]:
-                raise object_not_found("LinkedTxn")
-            estimate_links.append({"TxnId": estimate_id, "TxnType": "Estimate"})
+        estimate_links = self._estimate_links(obj, old)
         deposit = to_decimal(obj.get("Deposit"), "Deposit") or Decimal(0)
         if deposit:
             obj["Deposit"] = money(deposit)
@@ -994,6 +1028,29 @@ class Company:
         ):
             obj[flag] = _bool(obj.get(flag), False)
         return obj
+
+    def _estimate_links(self, obj: JsonObject, old: JsonObject | None) -> list[JsonObject]:
+        """The estimate links an invoice keeps: ones it already had, and new ones to an estimate that
+        is Pending or Accepted and that no other invoice links. QBO drops the others silently, so the
+        caller must check the answer's LinkedTxn (../shared/api-notes-flows.md §1.7)."""
+        already = set(_linked(old, "Estimate")) if old is not None else set()
+        invoice_id = old["Id"] if old is not None else None
+        kept: list[JsonObject] = []
+        for link in obj.get("LinkedTxn", []):
+            if not isinstance(link, Mapping) or link.get("TxnType") != "Estimate":
+                continue  # payment links are recomputed; others are not modelled
+            estimate_id = _ref_value(link.get("TxnId"), "LinkedTxn.TxnId")
+            estimate = self.objects["Estimate"].get(estimate_id or "")
+            if estimate is None or estimate_id is None:
+                raise object_not_found("LinkedTxn")
+            if any(existing["TxnId"] == estimate_id for existing in kept):
+                continue
+            if estimate_id not in already:
+                others = self._invoices_by_estimate.get(estimate_id, set()) - {invoice_id}
+                if others or estimate.get("TxnStatus", "Pending") not in LINKABLE_ESTIMATE_STATUSES:
+                    continue
+            kept.append({"TxnId": estimate_id, "TxnType": "Estimate"})
+        return kept
 
     def _terms_and_due_date(self, obj: JsonObject, customer: Mapping[str, Any], txn_date: date) -> None:
         term_ref = obj.get("SalesTermRef") or customer.get("SalesTermRef")

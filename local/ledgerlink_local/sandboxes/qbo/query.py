@@ -17,8 +17,11 @@ dot (``MetaData.LastUpdatedTime``); a reference (``CustomerRef``) compares on it
 wildcards. Name lists (Customer, Item, Employee, ...) return only active objects unless the query filters
 on ``Active``. ``MAXRESULTS`` defaults to 100 and may not exceed 1000; ``STARTPOSITION`` is 1-based.
 
-Unverified: the filterable-field lists below follow Intuit's reference pages as remembered (the XSD does
-not say); a projection (``SELECT Id, DisplayName``) answers the named fields with ``sparse: true``.
+Filterable fields: the XSD does not say which; Intuit's entity reference pages mark each attribute
+"filterable". Customer and Item follow those marks (sources at :data:`FILTERABLE`); the other lists
+are unverified. Also unverified: that string comparisons ignore case (one integration's docs say
+values compare "as QuickBooks stores them"), and that a projection (``SELECT Id, DisplayName``)
+answers the named fields with ``sparse: true``.
 """
 
 from __future__ import annotations
@@ -50,8 +53,30 @@ _NAMES = (
     "PrintOnCheckName",
     "Active",
 )
+# Customer: the attributes Intuit's Customer reference marks "filterable"
+# (developer.intuit.com/app/developer/qbo/docs/api/accounting/most-commonly-used/customer, read through
+# its copy in abossenbroek/qbo-mcp qbo-api-docs/entities/customer.md): Id, DisplayName, GivenName,
+# MiddleName, FamilyName, PrimaryEmailAddr (compared on its Address), Active, CompanyName, Balance,
+# PrintOnCheckName, FullyQualifiedName and MetaData.CreateTime/LastUpdatedTime. Job, CurrencyRef and
+# ParentRef are not marked, so filtering on them is Fault 4001 here.
+# Item: Intuit's Item reference (.../most-commonly-used/item) marks Id, Name, Type, Sku (minorversion
+# 4+), Active, FullyQualifiedName and MetaData.*; Intuit's own MCP server
+# (intuit/quickbooks-online-mcp-server src/tools/search-items.tool.ts) allows the same list.
+_CUSTOMER_FILTERABLE = (
+    *_COMMON,
+    "DisplayName",
+    "GivenName",
+    "MiddleName",
+    "FamilyName",
+    "CompanyName",
+    "FullyQualifiedName",
+    "PrimaryEmailAddr",
+    "PrintOnCheckName",
+    "Active",
+    "Balance",
+)
 FILTERABLE: dict[str, tuple[str, ...]] = {
-    "Customer": (*_COMMON, *_NAMES, "Balance", "Job", "CurrencyRef"),
+    "Customer": _CUSTOMER_FILTERABLE,
     "Employee": (*_COMMON, *_NAMES, "EmployeeNumber"),
     "Item": (*_COMMON, "Name", "Type", "Sku", "Active", "FullyQualifiedName"),
     "Invoice": (

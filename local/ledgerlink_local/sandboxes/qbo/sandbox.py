@@ -40,11 +40,16 @@ token, body)), retried at 10 s, 20 s, 30 s, 5 min, 20 min, 2 h, 4 h, 6 h, each t
 Admin (besides core's): ``POST /_admin/oauth/revoke`` (``{"realm_id"?}``: revoke connections),
 ``POST /_admin/oauth/expire-access-tokens``, ``POST /_admin/demo-activity`` (``{"steps": n}``),
 ``POST /_admin/seed`` (``{"companies": [{"realm_id", "refresh_token"?}]}`` adds a demo company;
-``{"realm_id"?, "entities": {"Customer": [...], ...}}`` creates objects), ``GET /_admin/state``.
+``{"realm_id"?, "entities": {"Customer": [...], ...}}`` creates objects), ``POST /_admin/preferences``
+(``{"realm_id"?, "SalesFormsPrefs": {"CustomTxnNumbers": false}}``: merges Preferences sections into a
+company's as a sparse update would, without a webhook; the API's own sparse update of Preferences does
+the same with one), ``GET /_admin/state``.
 Config keys: ``refresh_token_rotation``, ``access_token_lifetime_seconds``,
 ``refresh_token_lifetime_seconds``, ``rate_limit_per_minute``, ``rate_limit_per_second``,
 ``batch_rate_limit_per_minute``, ``batch_max_items``, ``cdc_max_age_days``, ``cdc_max_objects``,
-``webhook_format``, ``webhook_batch_window_seconds``, ``verifier_token`` (reset restores the defaults).
+``webhook_format``, ``webhook_batch_window_seconds``, ``verifier_token``, and two assumed QBO rules
+(unverified, model.py): ``doc_number_when_auto_numbering`` (``kept`` | ``replaced``: a DocNumber sent
+while CustomTxnNumbers is off), ``display_names_case_sensitive`` (false) (reset restores the defaults).
 
 Documented behaviours NOT reproduced yet: XML bodies (JSON only, whatever ``Accept`` says — real QBO
 answers some errors, e.g. throttling, in XML); entities other than those listed (Vendor, Bill,
@@ -97,6 +102,7 @@ from ledgerlink_local.sandboxes.qbo.demo_thames import TIME_ZONE as THAMES_TIME_
 from ledgerlink_local.sandboxes.qbo.demo_thames import seed_thames_company
 from ledgerlink_local.sandboxes.qbo.faults import QboFault
 from ledgerlink_local.sandboxes.qbo.model import (
+    DOC_NUMBER_POLICIES,
     ENTITIES,
     ENTITY_BY_LOWER,
     Change,
@@ -202,13 +208,21 @@ class QboOptions:
     webhook_format: str = "cloudevents"
     webhook_batch_window_seconds: float = 1.0
     verifier_token: str = DEMO_VERIFIER_TOKEN
+    # Assumed QBO rules, both unverified (model.py's docstring): a DocNumber sent while the company's
+    # CustomTxnNumbers is off is "kept" (unchecked) or "replaced" by QBO's own number; names (6240)
+    # compare ignoring case unless display_names_case_sensitive.
+    doc_number_when_auto_numbering: str = "kept"
+    display_names_case_sensitive: bool = False
 
     def update(self, changes: Mapping[str, Any]) -> None:
         for name, current in asdict(self).items():
             if name not in changes:
                 continue
             value = changes[name]
-            if isinstance(current, str):
+            if isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} must be true or false")
+            elif isinstance(current, str):
                 value = str(value)
             elif isinstance(current, int):
                 value = int(value)
@@ -223,6 +237,10 @@ class QboOptions:
             raise ValueError(f"refresh_token_rotation must be one of {', '.join(ROTATIONS)}")
         if self.webhook_format not in WEBHOOK_FORMATS:
             raise ValueError(f"webhook_format must be one of {', '.join(WEBHOOK_FORMATS)}")
+        if self.doc_number_when_auto_numbering not in DOC_NUMBER_POLICIES:
+            raise ValueError(
+                f"doc_number_when_auto_numbering must be one of {', '.join(DOC_NUMBER_POLICIES)}"
+            )
 
 
 # ---------------------------------------------------------------------------- OAuth state
@@ -338,6 +356,7 @@ class QboSandbox(Sandbox):
         ids = seed(company)
         company.on_change = self._on_change
         self.companies[realm_id] = company
+        self._apply_rules(company)
         self._add_grant(realm_id, refresh_token)
         return ids
 
@@ -411,6 +430,39 @@ class QboSandbox(Sandbox):
         self.options = candidate
         if self.webhooks is not None:
             self.webhooks.batch_window_seconds = candidate.webhook_batch_window_seconds
+        for company in self.companies.values():
+            self._apply_rules(company)
+
+    def _apply_rules(self, company: Company) -> None:
+        """The assumed (unverified) QBO rules the config chooses, on one company."""
+        company.sent_doc_number_policy = self.options.doc_number_when_auto_numbering
+        company.names_case_sensitive = self.options.display_names_case_sensitive
+
+    def _set_preferences(self, body: JsonBody) -> dict[str, Any]:
+        """``POST /_admin/preferences``: merge Preferences sections into one company's, as a sparse
+        update through the API would (new SyncToken), but out of band: no webhook is sent."""
+        if not isinstance(body, Mapping):
+            raise ValueError("preferences body must be a JSON object")
+        company = self.companies.get(str(body.get("realm_id", DEMO_REALM_ID)))
+        if company is None:
+            raise ValueError("unknown realm_id")
+        sections = {key: value for key, value in body.items() if key != "realm_id"}
+        if not sections or not all(isinstance(value, Mapping) for value in sections.values()):
+            raise ValueError(
+                'give Preferences sections, e.g. {"SalesFormsPrefs": {"CustomTxnNumbers": false}}'
+            )
+        current = company.preferences()
+        listener, company.on_change = company.on_change, None
+        try:
+            updated = company.update(
+                "Preferences",
+                {"Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True, **sections},
+            )
+        except QboFault as fault:
+            raise ValueError(f"{fault.code} {fault.message}: {fault.detail}") from None
+        finally:
+            company.on_change = listener
+        return {"realm_id": company.realm_id, "Preferences": updated}
 
     def admin_action(self, method: str, action: str, body: JsonBody, request: Request) -> Response | None:
         if method != "POST":
@@ -429,6 +481,8 @@ class QboSandbox(Sandbox):
                 for token in self.access_tokens.values():
                     token.expires_at = min(token.expires_at, now)
                 return Response(200, {"expired_access_tokens": len(self.access_tokens)})
+            if action == "preferences":
+                return Response(200, self._set_preferences(body))  # bad input: ValueError -> 400
             if action == "demo-activity":
                 steps = int(body.get("steps", 1)) if isinstance(body, Mapping) else 1
                 realm = (
