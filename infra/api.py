@@ -85,8 +85,8 @@ class WebhookApi(Construct):
                 acknowledge(
                     created,
                     "AwsSolutions-APIG4",
-                    "Webhook senders (Intuit) cannot present AWS or JWT credentials; every request is "
-                    "authenticated by its HMAC-SHA256 signature header, verified in the Lambda before use.",
+                    "Webhook senders (Intuit, HubSpot) cannot present AWS or JWT credentials; every request "
+                    "is authenticated by its HMAC-SHA256 signature header, verified in the Lambda before use.",
                 )
             self.webhook_urls[route.route_key] = f"{self.stage.url.rstrip('/')}{route.path}"
 

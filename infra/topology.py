@@ -77,6 +77,10 @@ DEFAULT_FOLLOWUP_SWEEP_SCHEDULE: Final = "rate(1 day)"
 # The scheduled rule that starts the sweep (the local stack can fire it every few seconds instead).
 FOLLOWUP_SWEEP_RULE: Final = "followup-sweep"
 
+# The webhook routes (versioned); HubSpot signs the URL it calls, so the local stack needs its path too.
+QBO_WEBHOOK_PATH: Final = "/v1/webhooks/qbo"
+HUBSPOT_WEBHOOK_PATH: Final = "/v1/webhooks/hubspot"
+
 # The QBO entities that become HubSpot objects (F2): invoices, estimates and payments become deals,
 # customers become companies/contacts.
 DEAL_SYNC_ENTITIES: Final = ("Invoice", "Estimate", "Payment", "Customer")
@@ -145,6 +149,9 @@ class EnvironmentConfig:
     followup_sweep_schedule: str = DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
     """When the Teams invite Lambda sweeps the owed invoices for follow-ups that came due (an EventBridge
     schedule expression, UTC)."""
+    hubspot_webhook_url: str | None = None
+    """The HubSpot webhook URL registered with HubSpot when it is not the API's own (a custom domain,
+    a base path); the HubSpot ingest checks signatures against it (EnvVar.HUBSPOT_WEBHOOK_URL)."""
 
     @classmethod
     def from_context(cls, stage: str, values: Mapping[str, Any]) -> EnvironmentConfig:
@@ -172,6 +179,9 @@ class EnvironmentConfig:
             region=reader.optional_text("region", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$"),
             followup_sweep_schedule=reader.optional_schedule(
                 "followup_sweep_schedule", DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
+            ),
+            hubspot_webhook_url=reader.optional_text(
+                "hubspot_webhook_url", pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?\Z"
             ),
         )
 
@@ -815,6 +825,36 @@ def build_topology(
             ),
         ),
         FunctionSpec(
+            key="hubspot_ingest",
+            name=resource_name(stage, "hubspot-ingest"),
+            service="hubspot-ingest",
+            handler="hubspot_ingest.handler.lambda_handler",
+            description="Verifies HubSpot webhooks (v3), archives the raw delivery, publishes one event per deal change",
+            # HubSpot counts more than 5 s as a timeout and retries; the QBO ingest's size answers in far less.
+            memory_mb=512,
+            timeout_seconds=10,
+            reserved_concurrency=None,
+            environment=_function_environment(
+                common_environment,
+                "hubspot-ingest",
+                (
+                    {EnvVar.HUBSPOT_WEBHOOK_URL: environment.hubspot_webhook_url}
+                    if environment.hubspot_webhook_url
+                    else None
+                ),
+            ),
+            grants=(
+                # Each connection's HubSpot app secret: its client_secret signs that portal's webhooks.
+                *(
+                    Grant(ResourceKind.SECRET, secret.key, Access.READ)
+                    for secret in secret_specs
+                    if secret.connection is not None and secret.key.endswith(":hubspot")
+                ),
+                Grant(ResourceKind.BUCKET, "raw", Access.WRITE),
+                Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+            ),
+        ),
+        FunctionSpec(
             key="hubspot_deal_sync",
             name=resource_name(stage, "hubspot-deal-sync"),
             service="hubspot-deal-sync",
@@ -965,7 +1005,10 @@ def build_topology(
         name=resource_name(stage, "api"),
         stage_name="$default",
         throttle=environment.api_throttle,
-        routes=(ApiRouteSpec(method="POST", path="/v1/webhooks/qbo", function="qbo_ingest"),),
+        routes=(
+            ApiRouteSpec(method="POST", path=QBO_WEBHOOK_PATH, function="qbo_ingest"),
+            ApiRouteSpec(method="POST", path=HUBSPOT_WEBHOOK_PATH, function="hubspot_ingest"),
+        ),
         access_log_group_name=f"/aws/apigateway/{resource_name(stage, 'api')}/access",
     )
     oauth_secret = secret_name(stage, "connections/<connection>/qbo/oauth")

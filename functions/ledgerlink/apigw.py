@@ -42,7 +42,13 @@ class BadRequest(ApiError):
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """The parts of an HTTP API v2 event a handler uses; header names lower-case, as API Gateway sends."""
+    """The parts of an HTTP API v2 event a handler uses; header names lower-case, as API Gateway sends.
+
+    ``path`` is the decoded path (``requestContext.http.path``); ``raw_path`` and ``raw_query_string``
+    are the path and query as the client wrote them (``rawPath``, ``rawQueryString``: escapes kept),
+    which is what a sender that signs its URL signed. ``domain_name`` and ``stage`` are
+    ``requestContext.domainName`` and ``requestContext.stage``.
+    """
 
     request_id: str
     route_key: str
@@ -52,6 +58,10 @@ class HttpRequest:
     received_at: datetime
     raw_body: str = field(repr=False)
     is_base64_encoded: bool = False
+    raw_path: str = ""
+    raw_query_string: str = ""
+    domain_name: str = ""
+    stage: str = ""
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> HttpRequest:
@@ -61,19 +71,41 @@ class HttpRequest:
         http = context.get("http") or {}
         received_at = _received_at(context.get("timeEpoch"))
         headers = event.get("headers") or {}
+        path = str(http.get("path", event.get("rawPath", "")))
         return cls(
             request_id=str(context["requestId"]),
             route_key=str(event.get("routeKey", "")),
             method=str(http.get("method", "")),
-            path=str(http.get("path", event.get("rawPath", ""))),
+            path=path,
             headers={str(name).lower(): str(value) for name, value in headers.items()},
             received_at=received_at,
             raw_body=str(event.get("body") or ""),
             is_base64_encoded=bool(event.get("isBase64Encoded", False)),
+            raw_path=str(event.get("rawPath") or path),
+            raw_query_string=str(event.get("rawQueryString") or ""),
+            domain_name=str(context.get("domainName") or ""),
+            stage=str(context.get("stage") or ""),
         )
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def public_url(self, configured: str | None = None) -> str:
+        """The URL the client called, rebuilt: ``configured`` (scheme, host and path, e.g. a custom
+        domain with a base path, as registered with the sender) when given, else ``https://`` + the
+        ``host`` header (``domainName`` without one) + ``rawPath``; then ``?`` + ``rawQueryString``
+        when there is a query. An HTTP API serves HTTPS only; that ``rawPath`` is the path the client
+        called holds for the ``$default`` stage on the API's own domain, which is what LedgerLink
+        deploys (for a named stage or an API mapping it is (unverified): configure the URL then).
+        """
+        if configured is not None:
+            base = configured
+        else:
+            host = self.header("host") or self.domain_name
+            if not host:
+                raise BadRequest("the request names no host (no host header, no requestContext.domainName)")
+            base = f"https://{host}{self.raw_path}"
+        return f"{base}?{self.raw_query_string}" if self.raw_query_string else base
 
     def body(self, max_bytes: int) -> bytes:
         """The body bytes exactly as the client sent them; :class:`PayloadTooLarge` past ``max_bytes``.

@@ -8,6 +8,7 @@ import time: :func:`get_settings` parses the environment on first call and cache
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,6 +42,10 @@ class EnvVar(StrEnum):
     HUBSPOT_BASE_URL = "LEDGERLINK_HUBSPOT_BASE_URL"
     HUBSPOT_REQUESTS_PER_10S = "LEDGERLINK_HUBSPOT_REQUESTS_PER_10S"
     HUBSPOT_SEARCH_PER_SECOND = "LEDGERLINK_HUBSPOT_SEARCH_PER_SECOND"
+    # The URL registered with HubSpot as the webhook target, when it is not the API's own
+    # (https://<host><rawPath>): e.g. behind a custom domain with a base path. HubSpot signs the URL
+    # it called, so the HubSpot ingest must know it exactly (docs/hubspot-webhooks.md). Optional.
+    HUBSPOT_WEBHOOK_URL = "LEDGERLINK_HUBSPOT_WEBHOOK_URL"
 
     GRAPH_BASE_URL = "LEDGERLINK_GRAPH_BASE_URL"
     GRAPH_TOKEN_URL = "LEDGERLINK_GRAPH_TOKEN_URL"
@@ -100,7 +105,9 @@ DEFAULTS: dict[EnvVar, str] = {
 
 
 # Variables a function may go without (no default either): only some functions need them.
-OPTIONAL: frozenset[EnvVar] = frozenset({EnvVar.DEAD_LETTER_QUEUE_NAME, EnvVar.MAX_RECEIVE_COUNT})
+OPTIONAL: frozenset[EnvVar] = frozenset(
+    {EnvVar.DEAD_LETTER_QUEUE_NAME, EnvVar.MAX_RECEIVE_COUNT, EnvVar.HUBSPOT_WEBHOOK_URL}
+)
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,8 @@ class Settings:
     config_file: str = "ledgerlink-config.toml"
     retry_base_seconds: float = 2.0
     retry_max_delay_seconds: float = 120.0
+    hubspot_webhook_url: str | None = None
+    """Scheme, host and path of the URL HubSpot calls, when set (EnvVar.HUBSPOT_WEBHOOK_URL)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -182,6 +191,7 @@ class Settings:
             config_file=reader.text(EnvVar.CONFIG_FILE),
             retry_base_seconds=reader.number(EnvVar.RETRY_BASE_SECONDS),
             retry_max_delay_seconds=reader.number(EnvVar.RETRY_MAX_DELAY_SECONDS),
+            hubspot_webhook_url=reader.optional_webhook_url(EnvVar.HUBSPOT_WEBHOOK_URL),
         )
 
 
@@ -239,6 +249,20 @@ class _Reader:
         if not raw.startswith(("https://", "http://")):
             raise ConfigError(f"environment variable {name.value} must be an http(s) URL, got {raw!r}")
         return raw.rstrip("/")
+
+    def optional_webhook_url(self, name: EnvVar) -> str | None:
+        """An http(s) URL with a host and no query or fragment, kept exactly as written (a trailing
+        slash is part of what a webhook sender signs)."""
+        raw = self.optional_text(name)
+        if raw is None:
+            return None
+        parts = urllib.parse.urlsplit(raw)
+        if parts.scheme not in ("https", "http") or not parts.netloc or "?" in raw or "#" in raw:
+            raise ConfigError(
+                f"environment variable {name.value} must be an http(s) URL with a host and a path, "
+                f"without a query or fragment, got {raw!r}"
+            )
+        return raw
 
     def zone(self, name: EnvVar) -> ZoneInfo:
         raw = self.text(name)

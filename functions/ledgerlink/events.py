@@ -26,6 +26,7 @@ class EventSource:
     HUBSPOT_DEAL_SYNC = "ledgerlink.hubspot"
     OUTLOOK_CALENDAR_SYNC = "ledgerlink.outlook"
     TEAMS_INVITE = "ledgerlink.teams"
+    HUBSPOT_INGEST = "ledgerlink.hubspot.webhooks"
 
 
 class DetailType:
@@ -35,6 +36,7 @@ class DetailType:
     DEAL_SYNCED = "ledgerlink.deal.synced"
     CALENDAR_SYNCED = "ledgerlink.calendar.synced"
     FOLLOWUP_DUE = "ledgerlink.followup.due"
+    HUBSPOT_DEAL_CHANGED = "hubspot.deal.changed"
 
 
 SCHEMA_VERSION = "1"

@@ -28,6 +28,7 @@ class Service:
     HUBSPOT_DEAL_SYNC = "hubspot-deal-sync"
     OUTLOOK_CALENDAR_SYNC = "outlook-calendar-sync"
     TEAMS_INVITE = "teams-invite"
+    HUBSPOT_INGEST = "hubspot-ingest"
     QBO_DOCUMENT_SYNC = "qbo-document-sync"
 
 
@@ -41,9 +42,11 @@ def get_logger(service: str) -> Logger:
 # here gets the SDK's patch_all, which, during the cold start, imports and patches every supported
 # library that is installed (here botocore, requests and sqlite3). The QBO ingest Lambda
 # calls nothing but AWS, so it patches botocore only: every AWS call keeps its subsegment, and its
-# import in Lambda is about 20 ms shorter (tests/bench/bench_ingest.py).
+# import in Lambda is about 20 ms shorter (tests/bench/bench_ingest.py). The HubSpot ingest calls
+# nothing but AWS either.
 TRACED_MODULES: Final[Mapping[str, tuple[str, ...]]] = {
     Service.QBO_INGEST: ("botocore",),
+    Service.HUBSPOT_INGEST: ("botocore",),
 }
 
 

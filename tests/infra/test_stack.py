@@ -473,7 +473,7 @@ def _resources_of(statements: list[dict[str, Any]], action: str) -> list[str]:
 def test_roles_have_no_managed_policies_and_wildcards_only_where_acknowledged(dev: Synthesized) -> None:
     for role in dev.of_type("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
-    for key in ("qbo_ingest", "hubspot_deal_sync", "outlook_calendar_sync", "teams_invite"):
+    for key in ("qbo_ingest", "hubspot_ingest", "hubspot_deal_sync", "outlook_calendar_sync", "teams_invite"):
         for statement in _policy_statements(dev, key):
             if statement["Resource"] == "*":
                 assert _actions(statement) == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -577,7 +577,7 @@ def test_teams_invite_reads_secrets_writes_none_queries_only_the_due_date_index_
 
 def test_only_the_teams_invite_may_read_an_index(dev: Synthesized) -> None:
     # the other functions' table grants name the tables only (CDK would add <table>/index/* otherwise)
-    for key in ("qbo_ingest", "hubspot_deal_sync", "outlook_calendar_sync"):
+    for key in ("qbo_ingest", "hubspot_ingest", "hubspot_deal_sync", "outlook_calendar_sync"):
         assert all("/index/" not in json.dumps(st["Resource"]) for st in _policy_statements(dev, key)), key
 
 
@@ -620,8 +620,8 @@ accounts_receivable_mailbox = "ar@example.com"
             json.dumps(_ref(logical_id)) for logical_id in [*hubspot_ids, graph_id]
         ), key
         assert _resources_of(reader, "secretsmanager:PutSecretValue") == [], key
-    # and neither the deal sync nor the ingest function can read it
-    for key in ("hubspot_deal_sync", "qbo_ingest"):
+    # and neither the deal sync nor the ingest functions can read it
+    for key in ("hubspot_deal_sync", "qbo_ingest", "hubspot_ingest"):
         assert json.dumps(_ref(graph_id)) not in _resources_of(
             _policy_statements(synthesized, key), "secretsmanager:GetSecretValue"
         ), key
@@ -907,7 +907,7 @@ def test_a_function_whose_handler_is_not_in_the_asset_is_flagged_at_synth(tmp_pa
         for key, function in stack.functions.functions.items()
     }
     assert warnings["qbo_ingest"] == []
-    for key in ("hubspot_deal_sync", "outlook_calendar_sync", "teams_invite"):
+    for key in ("hubspot_ingest", "hubspot_deal_sync", "outlook_calendar_sync", "teams_invite"):
         assert len(warnings[key]) == 1, key
         assert f"{key}/handler.py is not in the code asset yet" in str(warnings[key][0])
 
@@ -923,3 +923,44 @@ def test_the_stack_outputs_the_webhook_url_to_register_with_intuit(prod: Synthes
     assert outputs["DeadLetterQueueUrlCalendarSync"]["Value"] == _ref(calendar_dlq_id)
     teams_dlq_id, _ = prod.one("AWS::SQS::Queue", QueueName=prod.topology.queue("teams-invite").dlq_name)
     assert outputs["DeadLetterQueueUrlTeamsInvite"]["Value"] == _ref(teams_dlq_id)
+
+
+def test_the_hubspot_route_reaches_the_hubspot_ingest_and_its_url_is_an_output(prod: Synthesized) -> None:
+    # given the prod template
+    api_id, _ = prod.one("AWS::ApiGatewayV2::Api", Name=prod.topology.api.name)
+    _, route = prod.one("AWS::ApiGatewayV2::Route", RouteKey="POST /v1/webhooks/hubspot")
+    integration = prod.resources[route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]]["Properties"]
+    function_id, _ = prod.one(
+        "AWS::Lambda::Function", FunctionName=prod.topology.function("hubspot_ingest").name
+    )
+    # then the route invokes the HubSpot ingest with payload format 2.0
+    assert (integration["IntegrationType"], integration["PayloadFormatVersion"]) == ("AWS_PROXY", "2.0")
+    assert integration["IntegrationUri"] == _arn(function_id)
+    # and the URL to register as the HubSpot app's webhook target is a stack output
+    parts = prod.template.to_json()["Outputs"]["WebhookUrlPostV1WebhooksHubspot"]["Value"]["Fn::Join"][1]
+    assert parts[0] == "https://" and parts[1] == _ref(api_id) and parts[-1] == "/v1/webhooks/hubspot"
+
+
+def test_the_hubspot_ingest_reads_only_hubspot_secrets_and_writes_raw_objects_and_events(
+    dev: Synthesized,
+) -> None:
+    statements = _policy_statements(dev, "hubspot_ingest")
+    hubspot_ids = [
+        dev.one("AWS::SecretsManager::Secret", Name=spec.name)[0]
+        for spec in dev.topology.secrets
+        if spec.key.endswith(":hubspot")
+    ]
+    raw_id, _ = dev.one("AWS::S3::Bucket", BucketName=dev.topology.bucket.name)
+    bus_id, _ = dev.one("AWS::Events::EventBus", Name=dev.topology.event_bus.name)
+    assert sorted(_resources_of(statements, "secretsmanager:GetSecretValue")) == sorted(
+        json.dumps(_ref(logical_id)) for logical_id in hubspot_ids
+    )
+    assert hubspot_ids
+    assert _resources_of(statements, "secretsmanager:PutSecretValue") == []
+    assert _resources_of(statements, "s3:PutObject") == [
+        json.dumps({"Fn::Join": ["", [_arn(raw_id), "/*"]]}, sort_keys=True)
+    ]
+    assert _resources_of(statements, "s3:GetObject") == []
+    assert _resources_of(statements, "events:PutEvents") == [json.dumps(_arn(bus_id))]
+    assert _resources_of(statements, "dynamodb:PutItem") == []
+    assert _resources_of(statements, "sqs:SendMessage") == []

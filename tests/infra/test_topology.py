@@ -912,3 +912,86 @@ def test_an_invalid_configuration_file_fails_the_synth_naming_the_file_the_field
         f"{tmp_path / 'dev.toml'}: connections[0].stages.invoice: unknown key 'piplines' "
         "(expected one of: pipeline, stages; did you mean 'pipeline'?)"
     )
+
+
+# --- the HubSpot ingest ------------------------------------------------------------------------------
+
+
+def test_the_hubspot_webhook_route_reaches_its_own_ingest_function() -> None:
+    topology = _topology("dev")
+    routes = {route.route_key: route.function for route in topology.api.routes}
+    assert routes == {"POST /v1/webhooks/qbo": "qbo_ingest", "POST /v1/webhooks/hubspot": "hubspot_ingest"}
+    function = topology.function("hubspot_ingest")
+    assert function.handler == "hubspot_ingest.handler.lambda_handler"
+    assert function.name == "ledgerlink-dev-hubspot-ingest"
+    assert function.service == Service.HUBSPOT_INGEST == function.environment["POWERTOOLS_SERVICE_NAME"]
+    # HubSpot waits 5 s for an answer: the QBO ingest's size, which answers Intuit within 3 s
+    assert (function.memory_mb, function.timeout_seconds) == (512, 10)
+
+
+def test_the_hubspot_ingest_reads_every_connections_hubspot_secret_and_writes_only_raw_objects_and_events() -> (
+    None
+):
+    # given a deployment of two connections, each with its own HubSpot app
+    config = load_config(WITH_TENANTS)
+    topology = topo.build_topology(
+        topo.environment_from_cdk_json("dev"), account=ACCOUNT, region=REGION, config=config
+    )
+    grants = {(g.kind, g.key, g.access) for g in topology.function("hubspot_ingest").grants}
+    # then it may read each connection's HubSpot secret (its app's client secret signs its webhooks)
+    assert grants == {
+        *((topo.ResourceKind.SECRET, f"{c.name}:hubspot", topo.Access.READ) for c in config.connections),
+        (topo.ResourceKind.BUCKET, "raw", topo.Access.WRITE),
+        (topo.ResourceKind.EVENT_BUS, "events", topo.Access.WRITE),
+    }
+    assert len(config.connections) == 2
+
+
+def test_the_hubspot_webhook_url_comes_from_cdk_json_when_a_stage_sets_one() -> None:
+    # given cdk.json as committed: no stage sets one, so the function rebuilds the URL itself
+    for stage in topo.STAGES:
+        assert EnvVar.HUBSPOT_WEBHOOK_URL.value not in _topology(stage).function("hubspot_ingest").environment
+    # when a stage registers HubSpot's webhook behind a custom domain with a base path
+    environments = _cdk_json_environments()
+    registered = "https://hooks.example.com/ledgerlink/v1/webhooks/hubspot"
+    custom = topo.environment_from_context(
+        "dev", {"dev": {**environments["dev"], "hubspot_webhook_url": registered}}
+    )
+    topology = topo.build_topology(custom, account=ACCOUNT, region=REGION)
+    # then the HubSpot ingest, and only it, checks signatures against that URL
+    assert topology.function("hubspot_ingest").environment[EnvVar.HUBSPOT_WEBHOOK_URL.value] == registered
+    assert (
+        Settings.from_env(topology.function("hubspot_ingest").environment).hubspot_webhook_url == registered
+    )
+    others = [f.key for f in topology.functions if EnvVar.HUBSPOT_WEBHOOK_URL.value in f.environment]
+    assert others == ["hubspot_ingest"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["http://hooks.example.com/v1/webhooks/hubspot", "https://hooks.example.com/v1?x=1", "hooks.example.com"],
+)
+def test_a_hubspot_webhook_url_that_is_no_https_url_without_a_query_is_refused(value: str) -> None:
+    environments = _cdk_json_environments()
+    with pytest.raises(topo.TopologyError, match="environments.dev.hubspot_webhook_url must be"):
+        topo.environment_from_context("dev", {"dev": {**environments["dev"], "hubspot_webhook_url": value}})
+
+
+def test_no_rule_takes_the_hubspot_deal_events_yet() -> None:
+    # given a hubspot.deal.changed event as EventBridge would deliver it (its consumer is not built yet)
+    event = {
+        "version": "0",
+        "id": "0d8e4a8c-1f2b-4c3d-9e5f-6a7b8c9d0e1f",
+        "detail-type": "hubspot.deal.changed",
+        "source": "ledgerlink.hubspot.webhooks",
+        "account": ACCOUNT,
+        "time": "2026-11-25T14:02:52Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {"payload": {"change": "stage_changed", "entity": "Invoice"}},
+    }
+    # then none of the existing flows mistakes it for its own input (the calendar sync's rule names
+    # ledgerlink.hubspot, the deal sync's source, exactly)
+    for rule in _topology("dev").rules:
+        if rule.event_pattern:
+            assert not _matches(dict(rule.event_pattern), event), rule.key

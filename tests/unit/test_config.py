@@ -82,3 +82,29 @@ def test_importing_config_reads_no_environment() -> None:
 def test_every_environment_variable_is_documented_in_the_readme() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert [name.value for name in EnvVar if f"`{name.value}`" not in readme] == []
+
+
+def test_the_hubspot_webhook_url_is_optional_and_kept_exactly_as_written() -> None:
+    assert Settings.from_env(REQUIRED).hubspot_webhook_url is None
+    # a trailing slash is part of the URL HubSpot signs: it is not trimmed
+    registered = "https://hooks.example.com/ledgerlink/v1/webhooks/hubspot/"
+    assert Settings.from_env(
+        {**REQUIRED, EnvVar.HUBSPOT_WEBHOOK_URL.value: registered}
+    ).hubspot_webhook_url == (registered)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "hooks.example.com/v1/webhooks/hubspot",
+        "https:///v1/webhooks/hubspot",
+        "https://hooks.example.com/v1/webhooks/hubspot?source=hubspot",
+        "https://hooks.example.com/v1/webhooks/hubspot?",
+        "https://hooks.example.com/v1/webhooks/hubspot#top",
+        "ftp://hooks.example.com/v1/webhooks/hubspot",
+    ],
+)
+def test_a_hubspot_webhook_url_with_a_query_or_without_a_host_is_refused(value: str) -> None:
+    # (the query, if the registered URL has one, is taken from each request's rawQueryString)
+    with pytest.raises(ConfigError, match="LEDGERLINK_HUBSPOT_WEBHOOK_URL must be an http"):
+        Settings.from_env({**REQUIRED, EnvVar.HUBSPOT_WEBHOOK_URL.value: value})

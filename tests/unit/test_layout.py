@@ -28,7 +28,8 @@ FLOWS: Mapping[str, frozenset[str]] = {
     "ledgerlink.document_sync": frozenset({"qbo_document_sync.handler"}),
     # The follow-up sweep also runs from the command line (`ledgerlink followups sweep`).
     "ledgerlink.followups": frozenset({"teams_invite.handler", "ledgerlink.cli.followups"}),
-    "ledgerlink.ingest": frozenset({"qbo_ingest.handler"}),
+    # Webhooks in: the QBO ingest and the HubSpot ingest share its archive, ports and fakes.
+    "ledgerlink.ingest": frozenset({"qbo_ingest.handler", "hubspot_ingest.handler"}),
 }
 # What the flows share. They import these; these import no flow.
 SHARED: frozenset[str] = frozenset(

@@ -55,6 +55,10 @@ class InMemoryEventPublisher:
 class FakeConnection:
     name: str
 
+    def secret_name(self, stage: str, kind: str) -> str:
+        """Shaped like ``Connection.secret_name``'s, for the kinds the ingest reads."""
+        return f"ledgerlink/{stage}/connections/{self.name}/{kind}/app"
+
 
 class FakeServedRealms:
     """Realm id -> connection name, as a configuration file would list them."""
@@ -65,4 +69,16 @@ class FakeServedRealms:
 
     def by_realm(self, realm_id: str) -> FakeConnection | None:
         name = self.realms.get(realm_id)
+        return FakeConnection(name) if name is not None else None
+
+
+class FakeServedPortals:
+    """HubSpot portal id -> connection name, as a configuration file would list them."""
+
+    def __init__(self, portals: dict[str, str], version: str = "test-config") -> None:
+        self.portals = dict(portals)
+        self.version = version
+
+    def by_portal(self, portal_id: str) -> FakeConnection | None:
+        name = self.portals.get(portal_id)
         return FakeConnection(name) if name is not None else None

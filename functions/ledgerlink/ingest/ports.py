@@ -1,6 +1,8 @@
-"""The ports of the ingest domain.
+"""The ports of the ingest domain (QBO and HubSpot deliveries).
 
-Adapters: ``archive.S3RawArchive``, ``ledgerlink.publisher.EventBridgePublisher``; fakes in ``fakes``.
+Adapters: ``archive.S3RawArchive``, ``ledgerlink.publisher.EventBridgePublisher``,
+``verifier.SecretStoreVerifierToken`` (QBO), ``signing_secret.SecretStoreSigningSecrets`` (HubSpot);
+fakes in ``fakes``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ class VerifierUnavailable(RuntimeError):
     """The webhook verifier token could not be read; the sender must retry."""
 
     reason = "verifier_unavailable"
+
+
+class SigningSecretUnavailable(RuntimeError):
+    """A connection's HubSpot app client secret could not be read (or the secret lacks it); the sender
+    must retry. The message names the secret and the field, never a value."""
+
+    reason = "signing_secret_unavailable"
 
 
 class VerifierTokenSource(Protocol):
@@ -59,3 +68,34 @@ class ServedRealms(Protocol):
     def by_realm(self, realm_id: str) -> Served | None:
         """The connection serving the realm, or None."""
         ...
+
+
+class ServedConnection(Protocol):
+    """A connection as the HubSpot ingest needs it: its name and where its secrets are."""
+
+    @property
+    def name(self) -> str: ...
+
+    def secret_name(self, stage: str, kind: str) -> str:
+        """The Secrets Manager name of the connection's secret of ``kind`` (e.g. ``hubspot``)."""
+        ...
+
+
+class ServedPortals(Protocol):
+    """Which HubSpot portals this deployment serves (``ledgerlink.configfile.DeploymentConfig``)."""
+
+    @property
+    def version(self) -> str:
+        """The configuration's version (its content hash), named by every published event."""
+        ...
+
+    def by_portal(self, portal_id: str) -> ServedConnection | None:
+        """The connection serving the portal, or None."""
+        ...
+
+
+class SigningSecretSource(Protocol):
+    """The client secret of a connection's HubSpot app, which signs its webhooks (cached by the
+    implementation); raises :class:`SigningSecretUnavailable`."""
+
+    def __call__(self, connection: ServedConnection) -> str: ...

@@ -117,3 +117,67 @@ def test_an_odd_receipt_time_falls_back_to_now(time_epoch: object) -> None:
     event["requestContext"]["timeEpoch"] = time_epoch
     before = datetime.now(UTC)
     assert HttpRequest.from_event(event).received_at >= before
+
+
+# --- the public URL a sender called (HubSpot signs it) ----------------------------------------------
+
+
+def _hubspot_request(**changes: object) -> HttpRequest:
+    from tests.unit.ingest.hubspot_requests import apigw_event as hubspot_event
+
+    event = hubspot_event(b"[]")
+    event.update(changes)
+    return HttpRequest.from_event(event)
+
+
+def test_the_request_carries_the_raw_path_query_domain_and_stage() -> None:
+    request = _hubspot_request(rawQueryString="a=%3A1&b=two")
+    assert (request.raw_path, request.raw_query_string, request.domain_name, request.stage) == (
+        "/v1/webhooks/hubspot",
+        "a=%3A1&b=two",
+        "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+        "$default",
+    )
+
+
+def test_the_public_url_is_https_host_raw_path_and_raw_query() -> None:
+    host = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+    assert _hubspot_request().public_url() == f"{host}/v1/webhooks/hubspot"
+    assert (
+        _hubspot_request(rawQueryString="a=%3A1&b=%20").public_url()
+        == f"{host}/v1/webhooks/hubspot?a=%3A1&b=%20"
+    )
+    # the raw path keeps its escapes (http.path has them decoded)
+    escaped = _hubspot_request(rawPath="/v1/webhooks/hub%7Espot")
+    assert escaped.public_url() == f"{host}/v1/webhooks/hub%7Espot"
+
+
+def test_the_host_header_names_the_domain_and_domain_name_stands_in_without_one() -> None:
+    event_headers = {"host": "hooks.example.com", "content-type": "application/json"}
+    assert (
+        _hubspot_request(headers=event_headers).public_url()
+        == "https://hooks.example.com/v1/webhooks/hubspot"
+    )
+    without = _hubspot_request(headers={"content-type": "application/json"})
+    assert (
+        without.public_url() == "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/v1/webhooks/hubspot"
+    )
+
+
+def test_a_configured_url_replaces_scheme_host_and_path_and_keeps_the_query() -> None:
+    registered = "https://hooks.example.com/ledgerlink/v1/webhooks/hubspot/"
+    assert _hubspot_request().public_url(registered) == registered
+    assert _hubspot_request(rawQueryString="x=1").public_url(registered) == f"{registered}?x=1"
+
+
+def test_a_request_naming_no_host_has_no_public_url() -> None:
+    request = _hubspot_request(headers={})
+    request = HttpRequest(**{**request.__dict__, "domain_name": ""})
+    with pytest.raises(BadRequest, match="no host"):
+        request.public_url()
+
+
+def test_the_qbo_event_still_reads_as_before() -> None:
+    request = HttpRequest.from_event(apigw_event(b"[]"))
+    assert (request.raw_path, request.raw_query_string, request.stage) == ("/v1/webhooks/qbo", "", "$default")
+    assert request.path == "/v1/webhooks/qbo"
