@@ -11,7 +11,12 @@ pk ``<realm>#<Entity>#<QBO Id>``, sk ``link``, with
   ``MetaData.LastUpdatedTime`` (epoch ms) and its ``SyncToken``. QBO writes that timestamp to the
   second, so two edits within one second differ only by their SyncToken;
 - ``dirty``: set when a write lost a race against a newer version (see :meth:`LinkStore.save`), so the
-  next event re-writes even though the version is not newer.
+  next event re-writes even though the version is not newer;
+- ``origin``: ``"hubspot"`` (:data:`ledgerlink.mapping.origin.ORIGIN_HUBSPOT`) when LedgerLink created
+  the Estimate or Invoice in QBO for the HubSpot deal ``hubspot_id`` (a "CRM-born" document,
+  docs/mapping.md#crm-born-documents); absent for what QBO users create. The HubSpot → QBO flow
+  records it with :meth:`LinkStore.claim_for_deal`; :meth:`LinkStore.save` keeps it (the deal sync
+  removes it, :data:`NO_ORIGIN`, only when it took the document over because its deal is gone).
 
 :meth:`LinkStore.save` is a conditional write — ``synced_ms`` only moves forward — so a slow Lambda
 holding an older version can never record it over a newer one. It reports when it lost, and marks the
@@ -34,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.exceptions import ClientError
 
+from ledgerlink.mapping.origin import ORIGIN_HUBSPOT
 from ledgerlink.tables import LINKS
 
 if TYPE_CHECKING:
@@ -45,6 +51,8 @@ LINK_SK: Final = "link"
 FAILURE_SK: Final = "failure"
 BATCH_GET_MAX: Final = 100  # DynamoDB BatchGetItem limit
 PARALLEL_WRITES: Final = 8
+# Link.origin that removes the stored origin when saved (an absent one reads as None).
+NO_ORIGIN: Final = ""
 
 
 class LinkStoreError(RuntimeError):
@@ -80,6 +88,8 @@ class Link:
     invoice_ids: frozenset[str] = field(default_factory=frozenset)
     status: str | None = None
     dirty: bool = False
+    # Saved: None keeps the stored origin, NO_ORIGIN removes it (see LinkStore.save).
+    origin: str | None = None
 
     def already_synced(self, last_updated_ms: int | None, sync_token: int = 0) -> bool:
         """True when HubSpot already shows this version (or a newer one) and nothing forces a re-write."""
@@ -139,7 +149,11 @@ class LinkStore:
 
     def save(self, link: Link, *, event_id: str) -> bool:
         """Record that HubSpot shows ``link.synced_ms``; False (and the link marked dirty) when a newer
-        version was recorded meanwhile by another worker."""
+        version was recorded meanwhile by another worker.
+
+        The stored ``origin`` is kept when ``link.origin`` is None, replaced when it names one, and
+        removed when it is :data:`NO_ORIGIN` (the deal sync took over a CRM-born document whose deal is
+        gone from HubSpot)."""
         if link.synced_ms is None:
             raise ValueError(f"{link.key}: a link records the synced LastUpdatedTime")
         names: dict[str, str] = {}
@@ -165,6 +179,7 @@ class LinkStore:
             "contact_id": link.contact_id,
             "company_id": link.company_id,
             "#status": link.status,
+            "#origin": link.origin or None,
         }
         for attribute, value in optional.items():
             if value is None:
@@ -180,6 +195,9 @@ class LinkStore:
                 assignments.append(f"{attribute} = :{attribute}")
             else:
                 removals.append(attribute)
+        if link.origin == NO_ORIGIN:
+            names["#origin"] = "origin"
+            removals.append("#origin")
         expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
         try:
             self._client.update_item(
@@ -208,6 +226,35 @@ class LinkStore:
             return [self.save(link, event_id=event_id) for link, event_id in links]
         with ThreadPoolExecutor(max_workers=PARALLEL_WRITES) as pool:
             return list(pool.map(lambda item: self.save(item[0], event_id=item[1]), links))
+
+    def claim_for_deal(self, key: EntityKey, deal_id: str) -> None:
+        """Record that the document ``key`` was created in QBO for HubSpot deal ``deal_id``: its link
+        names the deal, with ``origin`` ``"hubspot"`` (created when absent).
+
+        One unconditional UpdateItem that sets ``hubspot_id`` and ``origin`` only: the synced version
+        (``synced_ms``, ``sync_token``), ``dirty`` and every other attribute the deal sync recorded stay,
+        so the deal sync's version checks are unaffected. A link it creates also names this store's
+        connection and configuration version, as every row does (an existing row keeps its own)."""
+        if not deal_id:
+            raise ValueError(f"{key}: a HubSpot deal id is required")
+        names = {"#origin": "origin", "#hubspot_id": "hubspot_id"}
+        values: dict[str, Any] = {":deal": {"S": deal_id}, ":origin": {"S": ORIGIN_HUBSPOT}}
+        assignments = ["#hubspot_id = :deal", "#origin = :origin"]
+        for attribute, value in (("connection", self.connection), ("config_version", self.config_version)):
+            if value:
+                names[f"#{attribute}"] = attribute
+                values[f":{attribute}"] = {"S": value}
+                assignments.append(f"#{attribute} = if_not_exists(#{attribute}, :{attribute})")
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={PK: {"S": key.pk}, SK: {"S": LINK_SK}},
+                UpdateExpression="SET " + ", ".join(assignments),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            raise links_table_error(self.table_name, "UpdateItem", error) from None
 
     def forget(self, link: Link) -> bool:
         """Drop a link whose HubSpot records are gone (a user deleted them in HubSpot), so the entity is
@@ -348,6 +395,7 @@ def _link(key: EntityKey, item: Mapping[str, Any]) -> Link:
         invoice_ids=frozenset(item.get("invoice_ids", {}).get("SS", [])),
         status=_text(item, "status"),
         dirty=bool(item.get("dirty", {}).get("BOOL", False)),
+        origin=_text(item, "origin"),
     )
 
 

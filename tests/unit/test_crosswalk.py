@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ledgerlink.crosswalk import EntityKey, Failure, Link, LinkStore
+from ledgerlink.crosswalk import NO_ORIGIN, EntityKey, Failure, Link, LinkStore
+from ledgerlink.mapping.origin import ORIGIN_HUBSPOT
 from tests.integration.test_deal_sync_support import TABLES, create_aws_resources
 
 INVOICE = EntityKey("9341453908059321", "Invoice", "130")
@@ -125,3 +126,54 @@ def test_every_row_names_its_connection_and_the_configuration_version(dynamodb: 
     assert len(items) == 2
     assert all(item["connection"]["S"] == "demo" for item in items)
     assert all(item["config_version"]["S"] == "abc123" for item in items)
+
+
+def test_an_origin_is_recorded_and_kept_by_later_saves_until_removed(dynamodb: Any) -> None:
+    # given an invoice link recorded as created for HubSpot deal 91
+    store = LinkStore(TABLES["links"], dynamodb)
+    assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=1000, origin=ORIGIN_HUBSPOT), event_id="e1")
+    assert store.get_many([INVOICE])[INVOICE].origin == ORIGIN_HUBSPOT
+
+    # when a later save says nothing about the origin, it stays
+    assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=2000), event_id="e2")
+    assert store.get_many([INVOICE])[INVOICE].origin == ORIGIN_HUBSPOT
+
+    # and a save that removes it (the deal sync took the document over) leaves none
+    assert store.save(Link(INVOICE, hubspot_id="92", synced_ms=3000, origin=NO_ORIGIN), event_id="e3")
+    link = store.get_many([INVOICE])[INVOICE]
+    assert (link.hubspot_id, link.origin, link.synced_ms) == ("92", None, 3000)
+
+
+def test_a_claim_creates_the_link_with_the_deal_and_origin_only(dynamodb: Any) -> None:
+    # given no link for a new invoice
+    store = LinkStore(TABLES["links"], dynamodb, connection="demo", config_version="abc123")
+
+    # when the HubSpot → QBO flow claims it for deal 91
+    store.claim_for_deal(INVOICE, "91")
+
+    # then the link names the deal and its origin, and no synced version: the deal sync writes it
+    link = store.get_many([INVOICE])[INVOICE]
+    assert link == Link(INVOICE, hubspot_id="91", origin=ORIGIN_HUBSPOT)
+    assert link.already_synced(1000, 0) is False
+    (item,) = dynamodb.scan(TableName=TABLES["links"])["Items"]
+    assert (item["connection"]["S"], item["config_version"]["S"]) == ("demo", "abc123")
+
+
+def test_a_claim_leaves_what_the_deal_sync_recorded(dynamodb: Any) -> None:
+    # given a link the deal sync recorded (version, line items, status), then lost a race on (dirty)
+    synced = LinkStore(TABLES["links"], dynamodb, connection="demo", config_version="v1")
+    synced.save(
+        Link(INVOICE, hubspot_id="91", synced_ms=2000, sync_token=3, company_id="21", status="open"),
+        event_id="e1",
+    )
+    synced.mark_dirty(INVOICE)
+    before = dynamodb.scan(TableName=TABLES["links"])["Items"][0]
+
+    # when the other flow, under a newer configuration, claims it for the deal
+    LinkStore(TABLES["links"], dynamodb, connection="demo", config_version="v2").claim_for_deal(INVOICE, "91")
+
+    # then only the origin was added: the version, the dirty flag and every other attribute stay
+    (after,) = dynamodb.scan(TableName=TABLES["links"])["Items"]
+    assert after == {**before, "origin": {"S": ORIGIN_HUBSPOT}}
+    link = synced.get_many([INVOICE])[INVOICE]
+    assert (link.synced_ms, link.sync_token, link.dirty, link.origin) == (2000, 3, True, ORIGIN_HUBSPOT)

@@ -39,6 +39,15 @@ class Doc:
     owner_id: str | None = None
     status: str | None = None
     gone: list[ObjectsNotFound] = field(default_factory=list)  # records HubSpot refused as deleted
+    # CRM-born (ledgerlink.deal_sync.crm_born): the HubSpot deal the document was created for, written
+    # by id with the books' properties only; None for a document QBO users made.
+    crm_deal: str | None = None
+    # The CRM-born document's deal was gone from HubSpot, so it was written like a QBO-born one (a deal
+    # of its own) and its link loses its origin (crosswalk.NO_ORIGIN).
+    taken_over: bool = False
+    # What the CRM-born document's deal shows (the salesperson's), for ledgerlink.deal.synced.
+    pipeline: str | None = None
+    deal_stage: str | None = None
 
     @property
     def deleted(self) -> bool:
@@ -55,6 +64,7 @@ class Doc:
         self.outcome = None
         self.gone = []
         self.deal_id = self.company_id = self.contact_id = self.owner_id = self.status = None
+        self.pipeline = self.deal_stage = None
         self.line_item_ids = frozenset()
 
 

@@ -271,6 +271,7 @@ def _connection_parts(
             estimate_stages=connection.estimate_stages,
             connection=connection.name,
             config_version=config.version,
+            portal_id=connection.portal_id,
         ),
         clock=clock,
         metrics=metrics,

@@ -33,6 +33,9 @@ class SyncConfig:
     # The connection this service syncs and the configuration file's version, named by what it publishes.
     connection: str = ""
     config_version: str = ""
+    # The connection's HubSpot portal: a QBO document whose note carries the marker of one of its deals
+    # is CRM-born (ledgerlink.mapping.origin); empty, no note makes a document CRM-born.
+    portal_id: str = ""
 
 
 class SyncServices(Protocol):

@@ -65,6 +65,12 @@ def deal_synced_envelope(
     occurred = (
         datetime.fromtimestamp(version[0] / 1000, UTC) if version[0] else datetime.now(UTC)
     ).isoformat(timespec="milliseconds")
+    if doc.crm_deal is not None:
+        # A CRM-born invoice's deal stays where the salesperson put it: what HubSpot shows, not the map's.
+        pipeline, deal_stage = doc.pipeline, doc.deal_stage
+    else:
+        pipeline = properties.get("pipeline") if doc.mapping else None
+        deal_stage = properties.get("dealstage") if doc.mapping else None
     payload = {
         "deal_id": doc.deal_id,
         "invoice_id": doc.entity_id,
@@ -87,8 +93,8 @@ def deal_synced_envelope(
             "name": (str(customer_ref.get("name")).strip() or None) if customer_ref.get("name") else None,
         },
         "owner_id": doc.owner_id,
-        "pipeline": properties.get("pipeline") if doc.mapping else None,
-        "deal_stage": properties.get("dealstage") if doc.mapping else None,
+        "pipeline": pipeline,
+        "deal_stage": deal_stage,
         "last_updated": str(last_updated) if last_updated else None,
         "sync_token": version[1],
     }

@@ -10,9 +10,10 @@ one QBO company:
   (stale); the item SKUs the line items carry are cached by the service;
 - **map** with the pure mapping (a :class:`~ledgerlink.mapping.errors.MappingError` fails that
   document's events only, for good; an unsupported currency first reads the portal's currencies again);
-- resolve the **customers** (:mod:`~ledgerlink.deal_sync.customer_links`), **write** the deals
-  (:mod:`~ledgerlink.deal_sync.writes`), and write once more the documents HubSpot refused because a
-  record they name was deleted there;
+- tell the CRM-born documents (:mod:`~ledgerlink.deal_sync.crm_born`: created in QBO for a HubSpot
+  deal) from the others, resolve the **customers** (:mod:`~ledgerlink.deal_sync.customer_links`),
+  **write** the deals (:mod:`~ledgerlink.deal_sync.writes`), and write once more the documents HubSpot
+  refused because a record they name was deleted there;
 - **publish** ``ledgerlink.deal.synced`` (:mod:`~ledgerlink.deal_sync.published`), then **record** the
   links (conditional: versions only move forward).
 """
@@ -26,7 +27,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from ledgerlink.consumer.outcome import Outcome, OutcomeStatus
-from ledgerlink.crosswalk import EntityKey, Link
+from ledgerlink.crosswalk import NO_ORIGIN, EntityKey, Link
+from ledgerlink.deal_sync.crm_born import crm_deal
 from ledgerlink.deal_sync.customer_links import RealmCustomers
 from ledgerlink.deal_sync.customers import Resolved
 from ledgerlink.deal_sync.documents import DELETED_STATUS, Doc, entity_version, lost_race
@@ -43,6 +45,7 @@ from ledgerlink.deal_sync.ports import SyncServices
 from ledgerlink.deal_sync.published import publish_synced
 from ledgerlink.deal_sync.writes import DealWriter
 from ledgerlink.mapping.errors import MappingError
+from ledgerlink.mapping.origin import ORIGIN_HUBSPOT
 
 logger = Logger(child=True)
 
@@ -108,6 +111,7 @@ class RealmSync:
         to_write: list[Doc] = []
         for doc in docs.values():
             doc.raw = (invoices if doc.entity == "Invoice" else estimates).get(doc.entity_id)
+            doc.crm_deal = crm_deal(doc.link, doc.raw, s.config.portal_id)
             if doc.raw is None:
                 if doc.link is None or not doc.link.hubspot_id:
                     doc.outcome = Outcome(OutcomeStatus.UNCHANGED)  # never synced and gone: nothing to do
@@ -268,6 +272,7 @@ class RealmSync:
                 contact_id=doc.contact_id,
                 line_item_ids=doc.line_item_ids,
                 status=doc.status,
+                origin=_origin(doc),
             )
             pending.append((link, doc.causes[-1].event_id if doc.causes else "unknown"))
         for doc, saved in zip(docs, self.s.links.save_all(pending), strict=True):
@@ -312,6 +317,14 @@ class RealmSync:
             OutcomeStatus.SYNCED,
             detail={"invoices": ",".join(sorted(payment_invoices.get(event.entity_id, set())))},
         )
+
+
+def _origin(doc: Doc) -> str | None:
+    """The origin a document's link records: a CRM-born one's (from the note's marker too, so the link
+    says it before the other flow does), none for a document taken over from its gone deal, else as is."""
+    if doc.crm_deal is not None:
+        return ORIGIN_HUBSPOT
+    return NO_ORIGIN if doc.taken_over else None
 
 
 def _doc_detail(doc: Doc) -> dict[str, str]:

@@ -18,7 +18,8 @@ batched across the whole SQS batch so the vendor call count does not grow with t
 5. **write** HubSpot in batches (:mod:`ledgerlink.deal_sync.writes`): companies/contacts (matched first, :mod:`ledgerlink.deal_sync.customers`),
    deals (upsert by ``qbo_invoice_id`` / ``qbo_estimate_id``), line items (matched by ``qbo_line_id``),
    archive the line items LedgerLink wrote earlier that the document no longer has, and v4
-   associations only where new. Deletes move the deal to the voided stage and set
+   associations only where new; a CRM-born document (created in QBO for a HubSpot deal,
+   :mod:`ledgerlink.deal_sync.crm_born`) is written by id to that deal instead, books' properties only. Deletes move the deal to the voided stage and set
    ``qbo_status=deleted`` (nothing is deleted in the CRM). Then the deals' owners (one batch read).
    A record a user deleted in HubSpot heals in the same invocation: the links naming it are dropped, the
    customer is resolved again and the documents concerned are written once more
