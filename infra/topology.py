@@ -740,6 +740,35 @@ def build_topology(
         retry_attempts=185,
     )
 
+    document_sync_timeout_seconds = 120
+    # No batching window: each deal is a handful of HubSpot reads and one or two QBO writes (no batch write
+    # to fill), and a salesperson who drags a deal to "Contract sent" should see the estimate in seconds.
+    document_sync_batching_window_seconds = 0
+    document_sync_queue = QueueSpec(
+        key="document-sync",
+        name=resource_name(stage, "document-sync"),
+        dlq_name=resource_name(stage, "document-sync-dlq"),
+        visibility_timeout_seconds=(
+            VISIBILITY_TIMEOUT_FACTOR * document_sync_timeout_seconds + document_sync_batching_window_seconds
+        ),
+        retention_seconds=4 * 24 * 3600,
+        dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        # The deal sync's retry delays and outage span: a QBO outage is waited out as long in both directions.
+        max_receive_count=redelivery.max_receive_count(),
+        redelivery=redelivery,
+    )
+    document_sync_rule = RuleSpec(
+        key="hubspot-deal-to-document-sync",
+        name=resource_name(stage, "hubspot-deal-to-document-sync"),
+        description="HubSpot deal and line-item changes (verified webhooks) -> QBO document sync queue",
+        event_pattern=MappingProxyType(
+            {"source": [EventSource.HUBSPOT_INGEST], "detail-type": [DetailType.HUBSPOT_DEAL_CHANGED]}
+        ),
+        target_queue=document_sync_queue.key,
+        max_event_age_seconds=24 * 3600,
+        retry_attempts=185,
+    )
+
     teams_invite_timeout_seconds = 60
     # No batching window. The Teams invite is the chain's last hop and each meeting is its own Graph
     # writes (no batch endpoint to fill), so a window would only add its length to every invoice's
@@ -929,6 +958,44 @@ def build_topology(
             ),
         ),
         FunctionSpec(
+            key="qbo_document_sync",
+            name=resource_name(stage, "qbo-document-sync"),
+            service="qbo-document-sync",
+            handler="qbo_document_sync.handler.lambda_handler",
+            description="Makes a deal's QBO Estimate at a quote stage and its Invoice at Closed Won; audits each decision",
+            memory_mb=512,
+            timeout_seconds=document_sync_timeout_seconds,
+            # Capped on the event source instead, as the deal sync (see there).
+            reserved_concurrency=None,
+            environment=_function_environment(
+                common_environment,
+                "qbo-document-sync",
+                # It dead-letters what cannot succeed itself, with the reason, as the deal sync does.
+                {
+                    EnvVar.DEAD_LETTER_QUEUE_NAME: document_sync_queue.dlq_name,
+                    EnvVar.MAX_RECEIVE_COUNT: str(document_sync_queue.max_receive_count),
+                    **document_sync_queue.redelivery.environment(),
+                },
+            ),
+            grants=(
+                # Each connection's QBO grant (read and written: Intuit rotates the refresh token) and its
+                # HubSpot app (read: deals, line items; written: the deal's qbo_* ids).
+                *(
+                    Grant(
+                        ResourceKind.SECRET,
+                        secret.key,
+                        Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
+                    )
+                    for secret in secret_specs
+                    if secret.connection is not None and secret.key.endswith((":hubspot", ":qbo-oauth"))
+                ),
+                Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
+                Grant(ResourceKind.DEAD_LETTER_QUEUE, document_sync_queue.key, Access.WRITE),
+            ),
+        ),
+        FunctionSpec(
             key="teams_invite",
             name=resource_name(stage, "teams-invite"),
             service="teams-invite",
@@ -991,6 +1058,15 @@ def build_topology(
             max_concurrency=4,
         ),
         QueueSourceSpec(
+            queue=document_sync_queue.key,
+            function="qbo_document_sync",
+            batch_size=10,
+            max_batching_window_seconds=document_sync_batching_window_seconds,
+            report_batch_item_failures=True,
+            # QBO allows 10 requests per second per realm and app: a few invocations keep it busy.
+            max_concurrency=3,
+        ),
+        QueueSourceSpec(
             queue=teams_invite_queue.key,
             function="teams_invite",
             batch_size=10,
@@ -1021,6 +1097,7 @@ def build_topology(
             *_deal_sync_alarms(oauth_secret, deal_sync_queue),
             *_calendar_sync_alarms(graph_secret, calendar_sync_queue),
             *_teams_invite_alarms(graph_secret, teams_invite_queue),
+            *_document_sync_alarms(oauth_secret, document_sync_queue),
         ),
     )
     topology = Topology(
@@ -1029,8 +1106,8 @@ def build_topology(
         bucket=bucket,
         tables=table_specs,
         secrets=secret_specs,
-        queues=(deal_sync_queue, calendar_sync_queue, teams_invite_queue),
-        rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules),
+        queues=(deal_sync_queue, calendar_sync_queue, teams_invite_queue, document_sync_queue),
+        rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules, document_sync_rule),
         functions=functions,
         api=api,
         queue_sources=queue_sources,
@@ -1165,6 +1242,49 @@ def _calendar_sync_alarms(graph_secret: str, queue: QueueSpec) -> tuple[MetricAl
             "DeadLetterSendFailed",
             f"The calendar sync could not send a failed record to {queue.dlq_name} itself; SQS retries it "
             "and its redrive dead-letters it without a reason: check sqs:SendMessage on the queue.",
+        ),
+    )
+
+
+def _document_sync_alarms(oauth_secret: str, queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
+    """The document sync's metrics that mean a human must act (names as its code emits them)."""
+
+    def alarm(key: str, metric_name: str, description: str) -> MetricAlarmSpec:
+        return MetricAlarmSpec(key, metric_name, "qbo_document_sync", description)
+
+    return (
+        alarm(
+            "document-sync-failed-permanently",
+            "EventsFailedPermanently",
+            f"A deal's QBO estimate or invoice cannot be written and will not be retried (a line without a QBO "
+            f"item or tax code, a currency the company lacks, an estimate QBO will not link). It is in "
+            f"{queue.dlq_name} with its reason, and `ledgerlink audit deal <id>` shows it: fix the deal, the "
+            "books or the configuration file, then `ledgerlink dlq replay`.",
+        ),
+        alarm(
+            "document-sync-unexpected-error",
+            "UnexpectedErrors",
+            f"An exception nobody classified (a LedgerLink bug) failed a record; it was dead-lettered at once to "
+            f"{queue.dlq_name} as 'unexpected' and the function's log has the traceback. Report it; after the "
+            "fix, `ledgerlink dlq replay` brings the record back.",
+        ),
+        alarm(
+            "document-sync-qbo-connection-revoked",
+            "QboConnectionRevoked",
+            f"QBO refused the refresh token (invalid_grant) while writing a deal's document: re-authorise the app "
+            f"and put the new refresh token in secret {oauth_secret}, then `ledgerlink dlq replay` {queue.dlq_name}.",
+        ),
+        alarm(
+            "document-sync-qbo-client-rejected",
+            "QboClientRejected",
+            f"QBO refused the app's client id/secret (invalid_client) in secret {oauth_secret}: put the app's "
+            f"current credentials there, then replay {queue.dlq_name}.",
+        ),
+        alarm(
+            "document-sync-dead-letter-send-failed",
+            "DeadLetterSendFailed",
+            f"The document sync could not send a failed record to {queue.dlq_name} itself; SQS retries it and "
+            "its redrive dead-letters it without a reason: check sqs:SendMessage on the queue.",
         ),
     )
 

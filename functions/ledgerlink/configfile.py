@@ -110,8 +110,9 @@ class DocumentNumbering:
     """DocNumbers for the documents LedgerLink creates, used only when the company's ``CustomTxnNumbers``
     preference is on (off: QBO numbers them, and LedgerLink sends none)."""
 
-    estimate_prefix: str = "E-"
-    invoice_prefix: str = ""
+    # Prefixes of their own, so LedgerLink's numbers never run into the ones people type in QBO.
+    estimate_prefix: str = "HSE-"
+    invoice_prefix: str = "HS-"
     first: int = 1001
     # Numbers tried when QBO answers Fault 6140 (the number is taken) before the record fails.
     attempts: int = 5

@@ -292,10 +292,11 @@ class DocumentWorld:
         return self.parts.only.service.audit.history(CONNECTION, deal_id)
 
     def qbo_writes(self) -> list[Any]:
+        """Every write LedgerLink sent to the Accounting API (queries and OAuth aside)."""
         return [
             sent
             for sent in self.capture.to(self.qbo.url)
-            if sent.method == "POST" and "/query" not in sent.url
+            if sent.method == "POST" and "/v3/company/" in sent.url and "/query" not in sent.url
         ]
 
 

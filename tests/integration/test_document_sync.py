@@ -27,6 +27,12 @@ from tests.integration.document_sync_support import (
 )
 from tests.qbo_xsd import assert_fields_conform
 
+XSD_NAMES = {
+    "customer": "Customer",
+    "estimate": "Estimate",
+    "invoice": "Invoice",
+    "preferences": "Preferences",
+}
 ACME = {"name": "Acme Rockets", "domain": "acme-rockets.example"}
 WILE = {"email": "wile@acme-rockets.example", "firstname": "Wile", "lastname": "Coyote"}
 
@@ -42,8 +48,7 @@ def world(
             # Whatever the test did, every QBO body the code sent must be one Intuit's schema allows.
             for sent in built.qbo_writes():
                 entity = sent.url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-                body = sent.json()
-                assert_fields_conform(entity.capitalize() if entity != "companyinfo" else "CompanyInfo", body)
+                assert_fields_conform(XSD_NAMES[entity], sent.json())
         finally:
             built.parts.close()
 
@@ -243,7 +248,9 @@ def test_closed_won_makes_the_invoice_linked_to_the_estimate_with_its_lines(worl
     assert [
         ln["SalesItemLineDetail"]["ItemRef"]["value"] for ln in invoice["Line"] if "SalesItemLineDetail" in ln
     ] == [
-        ln["SalesItemLineDetail"]["ItemRef"]["value"] for ln in estimate["Line"] if "SalesItemLineDetail" in ln
+        ln["SalesItemLineDetail"]["ItemRef"]["value"]
+        for ln in estimate["Line"]
+        if "SalesItemLineDetail" in ln
     ]
     closed = world.qbo_read("Estimate", estimate["Id"])
     assert closed is not None and closed["TxnStatus"] in ("Closed", "Converted")
@@ -262,7 +269,9 @@ def test_won_without_an_estimate_invoices_straight_from_the_deal_and_says_so(wor
 
     assert outcome.status is OutcomeStatus.SYNCED, outcome.reason
     [invoice] = world.invoices_of(deal_id)
-    assert "LinkedTxn" not in invoice or not [ln for ln in invoice["LinkedTxn"] if ln["TxnType"] == "Estimate"]
+    assert "LinkedTxn" not in invoice or not [
+        ln for ln in invoice["LinkedTxn"] if ln["TxnType"] == "Estimate"
+    ]
     assert money(invoice["TotalAmt"]) >= money(300)
     assert world.estimates_of(deal_id) == []
     [record] = world.audit(deal_id)
@@ -388,23 +397,15 @@ def test_a_taken_display_name_gets_a_deterministic_suffix_and_the_second_contact
 def test_a_taken_doc_number_is_retried_with_the_next_and_the_number_used_is_recorded(
     world: DocumentWorld,
 ) -> None:
-    # Given a company that numbers its own documents, where E-1001 is already used
+    # Given a company that numbers its own documents (the demo company does), where HSE-1001 is in use
     client = world.parts.only.qbo.client
-    current = client.preferences(DEMO_REALM_ID)
-    client.update(
-        DEMO_REALM_ID,
-        "Preferences",
-        {"SyncToken": current["SyncToken"], "sparse": True, "SalesFormsPrefs": {"CustomTxnNumbers": True}},
-        request_id="test-custom-numbers",
-    )
-    other = world.make_deal(name="Other", company={"name": "Other Co"}, stage=QUOTE_STAGE)
     customer = client.create(DEMO_REALM_ID, "Customer", {"DisplayName": "Someone"}, request_id="test-someone")
     client.create(
         DEMO_REALM_ID,
         "Estimate",
         {
             "CustomerRef": {"value": customer["Id"]},
-            "DocNumber": "E-1001",
+            "DocNumber": "HSE-1001",
             "Line": [
                 {
                     "DetailType": "SalesItemLineDetail",
@@ -413,14 +414,29 @@ def test_a_taken_doc_number_is_retried_with_the_next_and_the_number_used_is_reco
                 }
             ],
         },
-        request_id="test-e1001",
+        request_id="test-hse-1001",
     )
     deal_id = world.make_deal(company=ACME, stage=QUOTE_STAGE)
 
+    # When the deal is quoted
     outcome = world.sync_one(world.event(deal_id, stage=QUOTE_STAGE))
 
+    # Then QBO's 6140 made LedgerLink take the next number, and the audit names it
     assert outcome.status is OutcomeStatus.SYNCED, outcome.reason
     [estimate] = world.estimates_of(deal_id)
-    assert estimate["DocNumber"] == "E-1002"
-    assert world.audit(deal_id)[-1].estimate_number == "E-1002"
-    assert other  # the other deal was never synced: numbers are drawn only when a document is made
+    assert estimate["DocNumber"] == "HSE-1002"
+    assert world.audit(deal_id)[-1].estimate_number == "HSE-1002"
+
+
+def test_without_custom_numbers_no_doc_number_is_sent_and_qbo_numbers_the_document(
+    world: DocumentWorld,
+) -> None:
+    world.qbo_admin("POST", "preferences", {"SalesFormsPrefs": {"CustomTxnNumbers": False}})
+    deal_id = world.make_deal(company=ACME, stage=QUOTE_STAGE)
+
+    assert world.sync_one(world.event(deal_id, stage=QUOTE_STAGE)).status is OutcomeStatus.SYNCED
+
+    [create] = [sent for sent in world.qbo_writes() if "/estimate" in sent.url]
+    assert "DocNumber" not in create.json()
+    [estimate] = world.estimates_of(deal_id)
+    assert estimate.get("DocNumber") and world.audit(deal_id)[-1].estimate_number == estimate["DocNumber"]

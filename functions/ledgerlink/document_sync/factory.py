@@ -173,7 +173,15 @@ def _connection_parts(
     clock: Clock | None,
     metrics: MetricsSink,
 ) -> DocumentConnectionParts:
-    qbo = qbo_client(connection, settings, secrets=secrets, dynamodb=dynamodb, clock=clock)
+    # The QBO grant's alarms (a revoked connection, refused client credentials) count in the flow's metrics.
+    qbo = qbo_client(
+        connection,
+        settings,
+        secrets=secrets,
+        dynamodb=dynamodb,
+        clock=clock,
+        alarm=lambda name, _fields: metrics.count(name),
+    )
     hubspot_http = shared_state_client(
         hubspot_policy(settings),
         HubSpotAuth(secrets, connection.secret_name(settings.stage, "hubspot")),
