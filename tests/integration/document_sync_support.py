@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from ledgerlink.audit import AuditRecord
 
+from ledgerlink.audit import AuditRecord
 from ledgerlink.config import EnvVar, Settings
 from ledgerlink.configfile import load as load_config
 from ledgerlink.consumer.outcome import Outcome

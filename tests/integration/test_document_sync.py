@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ledgerlink.audit import Decision
 from moto import mock_aws
 
+from ledgerlink.audit import Decision
 from ledgerlink.consumer.outcome import OutcomeStatus
 from ledgerlink.crosswalk import EntityKey
 from ledgerlink.mapping import properties as prop
