@@ -80,7 +80,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             delivery,
             _ports(),
             public_url=request.public_url(settings.hubspot_webhook_url),
-            now_ms=int(request.received_at.timestamp() * 1000),
+            now_ms=round(request.received_at.timestamp() * 1000),
             max_events=settings.max_webhook_events,
             method=request.method,
         )

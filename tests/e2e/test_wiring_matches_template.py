@@ -13,7 +13,9 @@ variables), the API (route keys, payload format, throttling) and the SQS event s
 batching window, partial batch responses). Differences that are the point of the local stack are
 spelled out: vendor URLs point at the sandboxes, the stage is called ``local``, and
 ``LOCAL_ONLY_VARIABLES`` add the sandboxes' OAuth token URLs and an invoice stage map for the HubSpot
-sandbox's "Invoices" pipeline (the template sets none of them; their values are checked too).
+sandbox's "Invoices" pipeline, and ``LOCAL_GATEWAY_VARIABLES`` tell the HubSpot ingest the local
+gateway's URL of its route, which HubSpot signs (the template sets none of them; their values are
+checked too).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ledgerlink.config import EnvVar
 from ledgerlink.configfile import load as load_config
 from ledgerlink_local.sandboxes.hubspot import INVOICES_PIPELINE_ID
 from ledgerlink_local.stack.up import LocalEnvironment
-from ledgerlink_local.stack.wiring import LOCAL_ONLY_VARIABLES
+from ledgerlink_local.stack.wiring import LOCAL_GATEWAY_VARIABLES, LOCAL_ONLY_VARIABLES
 from tests.e2e.conftest import local_environment
 from tests.infra.conftest import synthesize
 
@@ -272,11 +274,22 @@ def test_functions_get_the_same_handlers_and_variables(cloud, environment):
     }
     runtimes = {pool.runtime.name: pool.runtime for pool in environment.stack.pools.values()}
     assert set(runtimes) == set(expected)
+    assert environment.stack.topology is not None
+    behind_hubspot_route = {
+        environment.stack.topology.function(route.function).name
+        for route in environment.stack.topology.api.routes
+        if route.path == topo.HUBSPOT_WEBHOOK_PATH
+    }
+    assert behind_hubspot_route == {"ledgerlink-local-hubspot-ingest"}
     for name, (handler, variables) in expected.items():
         runtime = runtimes[name]
         assert runtime.handler == handler, name
-        # the same variable names, plus the documented local-only ones
-        assert set(runtime.function_variables) == set(variables) | set(LOCAL_ONLY_VARIABLES), name
+        # the same variable names, plus the documented local-only ones (and the gateway's, for the
+        # function behind the HubSpot route)
+        local_only = set(LOCAL_ONLY_VARIABLES) | (
+            set(LOCAL_GATEWAY_VARIABLES) if name in behind_hubspot_route else set()
+        )
+        assert set(runtime.function_variables) == set(variables) | local_only, name
         # the same values, except where the local stack differs by design
         for variable, value in variables.items():
             if variable not in DIFFERENT_BY_DESIGN:
@@ -380,7 +393,15 @@ def test_local_only_variables_are_the_documented_overrides_and_nothing_else(clou
     runtimes = {pool.runtime.key: pool.runtime for pool in environment.stack.pools.values()}
     # then the template sets none of the local-only variables: deployed, ledgerlink.config's defaults apply
     for function in cloud.of_type("AWS::Lambda::Function"):
-        assert not set(function["Environment"]["Variables"]) & set(LOCAL_ONLY_VARIABLES)
+        assert not set(function["Environment"]["Variables"]) & {
+            *LOCAL_ONLY_VARIABLES,
+            *LOCAL_GATEWAY_VARIABLES,
+        }
+    # and the HubSpot ingest checks signatures against the URL the HubSpot sandbox calls: the local
+    # gateway's (plain HTTP on 127.0.0.1), where the deployed function rebuilds the API's own
+    assert runtimes["hubspot_ingest"].function_variables[EnvVar.HUBSPOT_WEBHOOK_URL.value] == (
+        environment.stack.gateway_url + topo.HUBSPOT_WEBHOOK_PATH
+    )
     # and locally they point at the sandboxes' OAuth token endpoints
     qbo, graph = environment.description["qbo"], environment.description["graph"]
     for runtime in runtimes.values():

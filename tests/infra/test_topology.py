@@ -973,7 +973,7 @@ def test_the_hubspot_webhook_url_comes_from_cdk_json_when_a_stage_sets_one() -> 
 )
 def test_a_hubspot_webhook_url_that_is_no_https_url_without_a_query_is_refused(value: str) -> None:
     environments = _cdk_json_environments()
-    with pytest.raises(topo.TopologyError, match="environments.dev.hubspot_webhook_url must be"):
+    with pytest.raises(topo.TopologyError, match=r"environments\.dev\.hubspot_webhook_url must be"):
         topo.environment_from_context("dev", {"dev": {**environments["dev"], "hubspot_webhook_url": value}})
 
 

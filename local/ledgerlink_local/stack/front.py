@@ -481,7 +481,11 @@ class ApiFront:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for the serving loop to end: one never started (a stack failing to start
+        # between binding the port and serving) would wait forever.
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
 
     def reject(self, method: str, target: str, answer: tuple[int, Mapping[str, Any]]) -> HttpResponseOut:

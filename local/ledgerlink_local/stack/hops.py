@@ -366,7 +366,10 @@ def event_subject(payload: Mapping[str, Any]) -> str:
     """What an event is about, for its hop line: `` Invoice/130 Update`` (a QBO change), `` Invoice/130
     paid`` (a deal.synced: the invoice's status), `` Invoice/130 created`` (a calendar.synced: what was
     done to its calendar event), `` Invoice/130 past_due_1`` (a followup.due: its invoice key's id and the
-    follow-up rule that came due); empty for an event with none of these fields."""
+    follow-up rule that came due), `` deal/91027 stage_changed`` (a hubspot.deal.changed: the HubSpot
+    object and the change); empty for an event with none of these fields."""
+    if payload.get("object_type") and payload.get("change"):
+        return f" {payload['object_type']}/{payload.get('object_id')} {payload['change']}"
     if payload.get("entity"):
         subject = f" {payload['entity']}/{payload.get('entity_id')}"
     elif payload.get("invoice_id"):

@@ -7,7 +7,7 @@ their own fixtures)::
 
     options = StackOptions(vendors=urls, secret_values=secrets, state_dir=Path(".ledgerlink"))
     stack = LocalStack(options).start()
-    stack.gateway_url      # http://127.0.0.1:<port>; POST /v1/webhooks/qbo reaches the ingest function
+    stack.gateway_url      # http://127.0.0.1:<port>; POST /v1/webhooks/{qbo,hubspot} reach the ingest functions
     stack.endpoint_url     # moto; every AWS client of the stack and of its functions uses it
     stack.stop()
 """
@@ -40,6 +40,7 @@ from ledgerlink_local.stack.wiring import (
     VendorUrls,
     function_environment,
     functions_root,
+    gateway_variables,
     local_topology,
     plain_json,
 )
@@ -131,14 +132,9 @@ class LocalStack:
             verbose=options.verbose,
             dead_letter_queues=[queue.dlq_name for queue in topology.queues],
         )
-        for function in topology.functions:
-            self.pools[function.key] = FunctionPool(
-                self._runtime(function.key),
-                max_concurrency=self._concurrency(function.key),
-                on_call=self.hops.call,
-            )
-            self.pools[function.key].prewarm()
         api = topology.api
+        # The gateway takes its port now and serves once the functions exist: the HubSpot ingest must
+        # know its URL (wiring.gateway_variables), which a free port (0) makes known only here.
         self.front = ApiFront(
             [Route(route.method, route.path, route.function) for route in api.routes],
             lambda key, event, _request_id: self.invoke(key, event),
@@ -148,7 +144,15 @@ class LocalStack:
             host=options.host,
             port=options.gateway_port,
             on_request=self.hops.request,
-        ).start()
+        )
+        for function in topology.functions:
+            self.pools[function.key] = FunctionPool(
+                self._runtime(function.key),
+                max_concurrency=self._concurrency(function.key),
+                on_call=self.hops.call,
+            )
+            self.pools[function.key].prewarm()
+        self.front.start()
         sqs = client("sqs", resources.endpoint_url, resources.region)
         for source in topology.queue_sources:
             queue = resources.queue(source.queue)
@@ -232,8 +236,10 @@ class LocalStack:
         assert self.topology is not None
         function = self.topology.function(key)
         code_root = functions_root()
+        assert self.front is not None
         variables = {
             **function_environment(function, self.options.vendors),
+            **gateway_variables(self.topology, key, self.front.url),
             **self.options.function_variables,
         }
         environment = lambda_environment(

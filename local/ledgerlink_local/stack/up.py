@@ -4,7 +4,10 @@ In order: the three vendor sandboxes (seeded with their demo companies, portals 
 connection of ``local/config/local.toml`` names one QBO company and one HubSpot portal, and each portal
 gets LedgerLink's custom properties, as ``ledgerlink hubspot setup`` does), the local stack (moto, the
 topology's resources with each connection's own credentials in its secrets, the functions, the
-gateway, the pollers), the QBO sandbox's webhook pointed at the gateway, then ``<state dir>/local.json``
+gateway, the pollers), the QBO sandbox's webhook pointed at the gateway, each connection's HubSpot
+portal's webhooks pointed at the gateway's ``POST /v1/webhooks/hubspot`` with
+:data:`HUBSPOT_WEBHOOK_SUBSCRIPTIONS` (signed with that portal's app client secret, which its
+connection's HubSpot secret holds as ``client_secret``), then ``<state dir>/local.json``
 (endpoints and local credentials: :data:`LOCAL_JSON_KEYS` for the first connection, then
 ``connections``, one object per connection; its QBO refresh tokens are the person's own grants, never
 the app's), a summary of where everything is, and one line per hop of every event until Ctrl-C, which
@@ -72,6 +75,18 @@ LOCAL_JSON_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
 # The sections each object of local.json's "connections" has (besides its "name"), with the keys above.
 LOCAL_JSON_VENDORS: Final = ("qbo", "hubspot", "graph")
 WEBHOOK_PATH: Final = "/v1/webhooks/qbo"
+HUBSPOT_WEBHOOK_PATH: Final = "/v1/webhooks/hubspot"
+# What each connection's HubSpot sandbox portal subscribes its webhooks to: the deal and line-item
+# events the HubSpot ingest publishes, of those the sandbox emits (it sends creations, deletions and
+# property changes; HubSpot's merge, restore and association-change events it does not).
+HUBSPOT_WEBHOOK_SUBSCRIPTIONS: Final[tuple[Mapping[str, str], ...]] = (
+    {"subscriptionType": "deal.propertyChange", "propertyName": "dealstage"},
+    {"subscriptionType": "deal.deletion"},
+    {"subscriptionType": "line_item.creation"},
+    {"subscriptionType": "line_item.propertyChange", "propertyName": "quantity"},
+    {"subscriptionType": "line_item.propertyChange", "propertyName": "price"},
+    {"subscriptionType": "line_item.deletion"},
+)
 # A rotated run's directory: its start, and "-2", "-3" ... for runs started within the same second.
 _RUN_DIR: Final = re.compile(r"(\d{8}T\d{6}Z)(?:-(\d+))?")
 
@@ -511,6 +526,7 @@ def start_environment(
         for name, own in sandboxes.connections.items():
             environment.hubspot_setup[name] = prepare_hubspot_portal(own["hubspot"])
         sandboxes.sandbox("qbo").update_config({"webhook_url": stack.gateway_url + WEBHOOK_PATH})
+        point_hubspot_webhooks(sandboxes, stack.gateway_url + HUBSPOT_WEBHOOK_PATH)
         environment.description = local_description(
             stack.gateway_url, sandboxes.credentials, stack.endpoint_url, LOCAL_REGION, sandboxes.connections
         )
@@ -519,6 +535,22 @@ def start_environment(
         environment.stop()
         raise
     return environment
+
+
+def point_hubspot_webhooks(sandboxes: RunningSandboxes, url: str) -> None:
+    """Each connection's HubSpot portal sends its webhooks to ``url``, for :data:`HUBSPOT_WEBHOOK_SUBSCRIPTIONS`
+    (as an operator sets the app's target URL and subscriptions in HubSpot)."""
+    hubspot = sandboxes.sandbox("hubspot")
+    for own in sandboxes.connections.values():
+        portal = hubspot.portal_sandbox(own["hubspot"]["portal_id"])
+        portal.update_config(
+            {
+                "webhook_url": url,
+                "webhook_subscriptions": [
+                    dict(subscription) for subscription in HUBSPOT_WEBHOOK_SUBSCRIPTIONS
+                ],
+            }
+        )
 
 
 def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> int:
@@ -560,9 +592,10 @@ def _print_summary(
     stack, sandboxes = environment.stack, environment.sandboxes
     assert stack.topology is not None
     topology = stack.topology
+    routes = "   ".join(f"{route.route_key} -> {route.function}" for route in topology.api.routes)
     lines = [
         f"LedgerLink local stack ready in {seconds:.1f}s (stage {topology.stage}; Ctrl-C stops everything)",
-        f"  gateway    {stack.gateway_url}   POST {WEBHOOK_PATH} -> {topology.api.routes[0].function}"
+        f"  gateway    {stack.gateway_url}   {routes}"
         f"   throttle {topology.api.throttle.rate_limit:g}/s burst {topology.api.throttle.burst_limit}",
         f"  aws        {stack.endpoint_url}   (moto: S3, SQS, EventBridge, DynamoDB, Secrets Manager)",
     ]

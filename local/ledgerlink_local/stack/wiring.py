@@ -12,6 +12,12 @@ environment and API route comes from :func:`infra.topology.build_topology`, call
 - ``LEDGERLINK_CONFIG_FILE`` names ``local/config/local.toml`` (the sandboxes' demo connections, whose
   invoice stage map names the HubSpot sandbox's "Invoices" pipeline) instead of the stage's file in the
   code asset; the topology is built from that file too (its connections' secrets).
+- :data:`LOCAL_GATEWAY_VARIABLES`: the function behind ``POST /v1/webhooks/hubspot`` gets
+  ``LEDGERLINK_HUBSPOT_WEBHOOK_URL``, the gateway's own URL of that route (:func:`gateway_variables`).
+  HubSpot signs the URL it called; the deployed API is HTTPS on its own host, which the function
+  rebuilds by itself, but the local gateway speaks plain HTTP on 127.0.0.1 and a port chosen at
+  start, so it is told the URL the HubSpot sandbox was pointed at, as an operator would configure a
+  custom domain.
 
 The wiring test (``tests/e2e/test_wiring_matches_template.py``) proves that what this module yields
 matches the synthesised CloudFormation template, name for name.
@@ -44,6 +50,8 @@ LOCAL_ONLY_VARIABLES: Final = (
     EnvVar.QBO_TOKEN_URL.value,
     EnvVar.GRAPH_TOKEN_URL.value,
 )
+# ... and those it sets on the functions behind the gateway's routes only (gateway_variables).
+LOCAL_GATEWAY_VARIABLES: Final = (EnvVar.HUBSPOT_WEBHOOK_URL.value,)
 
 
 class WiringError(RuntimeError):
@@ -81,7 +89,18 @@ def local_function_variables(function_key: str, description: Mapping[str, Any]) 
     (``description``) describes: what an operator command running "as that function" needs (``ledgerlink
     followups sweep`` runs the Teams invite's sweep with them)."""
     topology = local_topology(vendor_urls(description))
-    return function_environment(topology.function(function_key), vendor_urls(description))
+    return {
+        **function_environment(topology.function(function_key), vendor_urls(description)),
+        **gateway_variables(topology, function_key, str(description["gateway_url"])),
+    }
+
+
+def gateway_variables(topology: Topology, function_key: str, gateway_url: str) -> dict[str, str]:
+    """What the function ``function_key`` must know of the local gateway at ``gateway_url``: for the
+    HubSpot webhook route's function, the route's URL (see the module docstring); nothing otherwise."""
+    path = topology_module().HUBSPOT_WEBHOOK_PATH
+    served = any(route.function == function_key and route.path == path for route in topology.api.routes)
+    return {EnvVar.HUBSPOT_WEBHOOK_URL.value: gateway_url.rstrip("/") + path} if served else {}
 
 
 def repo_root() -> Path:

@@ -1,4 +1,4 @@
-"""In Lambda, the QBO ingest tracer records every AWS SDK call and patches nothing else.
+"""In Lambda, the ingest tracers (QBO, HubSpot) record every AWS SDK call and patch nothing else.
 
 The tracer is only enabled inside Lambda, and the X-Ray SDK patches libraries process-wide, so this
 looks from a fresh interpreter given the variables the Lambda runtime sets.
@@ -12,11 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 _PROBE = """
-import json, sys
-import qbo_ingest.handler
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
 import botocore.client
 print(json.dumps({
     "botocore_traced": hasattr(botocore.client.BaseClient._make_api_call, "__wrapped__"),
@@ -25,7 +27,8 @@ print(json.dumps({
 """
 
 
-def test_in_lambda_the_tracer_patches_the_aws_sdk_and_nothing_else(tmp_path: Path) -> None:
+@pytest.mark.parametrize("handler", ["qbo_ingest.handler", "hubspot_ingest.handler"])
+def test_in_lambda_the_tracer_patches_the_aws_sdk_and_nothing_else(tmp_path: Path, handler: str) -> None:
     # given the environment the Lambda runtime gives the function (tracing active)
     environment = {
         "PATH": os.environ.get("PATH", ""),
@@ -38,7 +41,7 @@ def test_in_lambda_the_tracer_patches_the_aws_sdk_and_nothing_else(tmp_path: Pat
 
     # when the handler module is imported
     completed = subprocess.run(  # noqa: S603 - our own interpreter on our own module
-        [sys.executable, "-c", _PROBE],
+        [sys.executable, "-c", _PROBE, handler],
         capture_output=True,
         text=True,
         env=environment,

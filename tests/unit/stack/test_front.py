@@ -544,3 +544,19 @@ def test_the_read_timeout_must_be_positive():
             api_name="x",
             read_timeout=0,
         )
+
+
+def test_a_gateway_that_never_served_stops_at_once():
+    # given a gateway that took its port but was never started (a stack failing between the two)
+    front = ApiFront(
+        [WEBHOOK_ROUTE],
+        _RecordingInvoker(_ok({"statusCode": 200})),
+        throttle=TokenBucket(1.0, 2),
+        account_id="123456789012",
+        api_name="ledgerlink-local-api",
+    )
+    port = front.port
+    # when it is stopped, it returns (shutdown() would wait for a loop that never ran) and frees the port
+    front.stop()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))

@@ -116,3 +116,14 @@ def test_a_dead_letter_sqs_refuses_is_shown_as_given_back(tmp_path: Path) -> Non
     assert f"could not send it to {DLQ} (refused by SQS); SQS delivers it again" in console.getvalue()
     (hop,) = read_hops(tmp_path / "events.jsonl")
     assert (hop.step, hop.outcome, hop.correlation_id) == ("dead-letter", "failed", "corr-2")
+
+
+def test_a_hubspot_deal_event_is_named_by_its_object_and_change() -> None:
+    from ledgerlink_local.stack.hops import event_subject
+
+    payload = {"object_type": "deal", "object_id": "91027", "change": "stage_changed", "deal_id": "91027"}
+    assert event_subject(payload) == " deal/91027 stage_changed"
+    assert (
+        event_subject({"entity": "Invoice", "entity_id": "130", "operation": "Update"})
+        == " Invoice/130 Update"
+    )

@@ -106,7 +106,12 @@ SECOND = {
         "refresh_token": "thames-person-grant",
         "app_refresh_token": "thames-app-grant",
     },
-    "hubspot": {**CREDENTIALS["hubspot"], "access_token": "hs-token-2", "portal_id": "2"},
+    "hubspot": {
+        **CREDENTIALS["hubspot"],
+        "access_token": "hs-token-2",
+        "client_secret": "hs-secret-2",
+        "portal_id": "2",
+    },
     "graph": CREDENTIALS["graph"],
 }
 CONNECTIONS = {"demo": CREDENTIALS, "thames": SECOND}
@@ -162,6 +167,27 @@ def test_secrets_hold_what_the_functions_read():
         == values["thames:graph"]["tenant_id"]
         == CREDENTIALS["graph"]["tenant_id"]
     )
+
+
+def test_each_connections_hubspot_secret_holds_its_apps_client_secret_for_the_webhook_signatures():
+    values = {key: json.loads(value) for key, value in secret_values(CREDENTIALS, CONNECTIONS).items()}
+    # the HubSpot ingest verifies each portal's webhooks with its own app's client secret
+    assert (values["demo:hubspot"]["client_secret"], values["thames:hubspot"]["client_secret"]) == (
+        "hs-secret",
+        "hs-secret-2",
+    )
+
+
+def test_only_the_function_behind_the_hubspot_route_is_told_the_gateways_url_of_it():
+    from ledgerlink_local.stack.wiring import gateway_variables, local_topology
+
+    topology = local_topology(vendor_urls(CREDENTIALS))
+    assert gateway_variables(topology, "hubspot_ingest", "http://127.0.0.1:4010/") == {
+        "LEDGERLINK_HUBSPOT_WEBHOOK_URL": "http://127.0.0.1:4010/v1/webhooks/hubspot"
+    }
+    for function in topology.functions:
+        if function.key != "hubspot_ingest":
+            assert gateway_variables(topology, function.key, "http://127.0.0.1:4010") == {}, function.key
 
 
 def test_the_graph_token_url_keeps_the_tenant_placeholder_of_the_configuration():
