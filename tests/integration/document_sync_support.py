@@ -305,7 +305,7 @@ def _line_item(line: LineSpec) -> dict[str, str]:
     if line.sku:
         properties["hs_sku"] = line.sku
     if line.discount:
-        properties["hs_discount"] = line.discount
+        properties["discount"] = line.discount
     if line.tax_code:
         properties["qbo_tax_code"] = line.tax_code
     return properties

@@ -6,7 +6,7 @@ none) equals an active item's ``Sku`` exactly (case-sensitive, as marketplace in
 line's name equals an item's ``Name`` exactly; the connection's ``default_item`` (Id or Name). Otherwise
 the record fails naming the line and its SKU — that deal only.
 
-QBO has no per-unit discount on a sales line, so a HubSpot unit discount (``hs_discount``) or discount
+QBO has no per-unit discount on a sales line, so a HubSpot unit discount (``discount``) or discount
 percentage becomes the net unit price, and the line's description keeps the list price and discount.
 Tax: a US company takes ``TAX`` / ``NON`` (the line item's ``qbo_tax_code`` when it says one of them, else
 the item's ``Taxable``); any other company needs a QBO TaxCode per line: the line item's ``qbo_tax_code``

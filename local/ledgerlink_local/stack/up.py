@@ -449,6 +449,26 @@ def start_demo(sandbox: Any, out: TextIO, stop: threading.Event) -> threading.Th
     return thread
 
 
+def start_sales_demo(sandbox: Any, out: TextIO, stop: threading.Event) -> threading.Thread | None:
+    """Run the HubSpot sandbox's salesperson: one deal to the quote stage, then to Closed Won."""
+    runner = getattr(sandbox, "run_demo_activity", None)
+    if runner is None:
+        return None
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    def run() -> None:
+        try:
+            runner(stop, say=say)
+        except Exception as error:  # noqa: BLE001 - the demo must never take the stack down
+            print(f"demo     HubSpot stopped: {type(error).__name__}: {error}", file=out, flush=True)
+
+    thread = threading.Thread(target=run, name="sales-demo", daemon=True)
+    thread.start()
+    return thread
+
+
 @dataclass(frozen=True)
 class Tuning:
     """What the end-to-end tests change (the defaults are what ``make run`` does)."""
@@ -566,6 +586,8 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> in
         _print_summary(out, settings, environment, time.perf_counter() - started, previous_run)
         if settings.demo:
             start_demo(environment.sandboxes.sandbox("qbo"), out, stop)
+            # The demo portal's salesperson: a deal quoted, then won (the HubSpot -> QBO flow).
+            start_sales_demo(environment.sandboxes.sandbox("hubspot"), out, stop)
         else:
             print("demo     off (LEDGERLINK_DEMO=0): the sandboxes hold their base data only", file=out)
         out.flush()

@@ -106,8 +106,9 @@ from __future__ import annotations
 import hmac
 import itertools
 import math
+import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -125,6 +126,7 @@ from ledgerlink_local.sandboxes.core import (
 )
 from ledgerlink_local.sandboxes.hubspot.associations_api import AssociationsApi
 from ledgerlink_local.sandboxes.hubspot.demo import seed_demo_portal
+from ledgerlink_local.sandboxes.hubspot.demo_sales import run_sales_demo
 from ledgerlink_local.sandboxes.hubspot.errors import (
     AUTHENTICATION_MESSAGE,
     CORRELATION_HEADER,
@@ -433,6 +435,29 @@ class HubSpotSandbox(Sandbox):
                 events = [event.describe(0) for event in self.published_events]
             return Response(200, {"events": events, "count": len(events)})
         return None
+
+    def run_demo_activity(
+        self, stop: threading.Event, say: Callable[[str], None] = lambda _text: None, **timing: float
+    ) -> str | None:
+        """The demo portal's salesperson: one deal from quote to Closed Won (demo_sales.py)."""
+
+        def seed(body: dict[str, Any]) -> dict[str, Any]:
+            with self.lock:
+                answer: dict[str, Any] = self.seed(body)
+                return answer
+
+        def move(deal_id: str, stage: str) -> None:
+            with self.lock:
+                self._ui_update({"objectType": "deals", "id": deal_id, "properties": {"dealstage": stage}})
+
+        def company_id(name: str) -> str | None:
+            with self.lock:
+                companies = next(t for t in OBJECT_TYPES if t.name == "companies")
+                return next(
+                    (r.id for r in self.portal.live_objects(companies) if r.values.get("name") == name), None
+                )
+
+        return run_sales_demo(seed, move, company_id, stop, say=say, **timing)
 
     def _ui_update(self, body: Any) -> Response:
         """A HubSpot user edits a record in the CRM (webhooks report changeSource CRM_UI)."""
