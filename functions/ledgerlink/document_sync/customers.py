@@ -127,10 +127,10 @@ class CustomerResolver:
         name = deal.company.name if deal.company is not None else ""
         if name:
             wanted = normalise_name(name)
-            rows: list[dict[str, Any]] = []
+            by_name: list[dict[str, Any]] = []
             for field in ("DisplayName", "CompanyName"):
-                rows.extend(self._query(f"select * from Customer where {field} = {quote(name)}"))  # noqa: S608
-            unique = {str(row.get("Id")): row for row in rows if _names_match(row, wanted)}
+                by_name.extend(self._query(f"select * from Customer where {field} = {quote(name)}"))  # noqa: S608
+            unique = {str(row.get("Id")): row for row in by_name if _names_match(row, wanted)}
             candidates = self._free(deal, list(unique.values()))
             if len(candidates) == 1:
                 return _customer(candidates[0], "name")

@@ -7,7 +7,7 @@ The flow never trusts what a webhook claimed: it reads the deal again here and a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
@@ -119,46 +119,71 @@ class CrmDeal:
     contacts: tuple[CrmContact, ...]
 
 
+@dataclass(frozen=True)
+class DealHead:
+    """What one read of the deal says (its properties and whom it is associated with): enough to decide,
+    before its line items, company and contacts are read."""
+
+    deal: CrmDeal
+    line_item_ids: tuple[str, ...]
+    company_ids: tuple[str, ...]
+    contact_ids: tuple[str, ...]
+
+
 class DealReader:
-    """Reads deals of one portal (``HubSpotClient``)."""
+    """Reads deals of one portal (``HubSpotClient``): :meth:`head` in one call, :meth:`complete` for the rest
+    (line items, products, company, contacts) only when a document is to be written."""
 
     def __init__(self, hubspot: HubSpotClient) -> None:
         self.hubspot = hubspot
 
-    def read(self, deal_id: str) -> CrmDeal | None:
-        """The deal now, or None when HubSpot has no such deal (deleted, merged away, never existed)."""
+    def head(self, deal_id: str) -> DealHead | None:
+        """The deal now, without its details; None when HubSpot has no such deal (deleted, merged away)."""
         found = self.hubspot.read_with_associations(
             "deals", deal_id, DEAL_PROPERTIES, ("line_items", "companies", "contacts")
         )
         if found is None:
             return None
         deal, associated = found
-        line_ids = [line_id for key in _LINE_ITEM_KEYS for line_id, _ in associated.get(key, [])]
-        company_ids = _primary_first(associated.get("companies", []))
-        contact_ids = [contact_id for contact_id, _ in associated.get("contacts", [])]
-        lines = self._lines(line_ids)
-        company = self._company(company_ids[0]) if company_ids else None
-        contacts = self._contacts(contact_ids)
-        return CrmDeal(
-            id=deal.id,
-            name=deal.prop("dealname"),
-            stage=deal.prop("dealstage"),
-            pipeline=deal.prop("pipeline") or "default",
-            amount=_decimal(deal.prop("amount")),
-            currency=deal.prop("deal_currency_code").upper() or None,
-            owner_id=deal.prop("hubspot_owner_id") or None,
-            estimate_key=deal.prop(prop.QBO_ESTIMATE_ID),
-            invoice_key=deal.prop(prop.QBO_INVOICE_ID),
-            lines=lines,
-            company=company,
-            contacts=contacts,
+        return DealHead(
+            deal=CrmDeal(
+                id=deal.id,
+                name=deal.prop("dealname"),
+                stage=deal.prop("dealstage"),
+                pipeline=deal.prop("pipeline") or "default",
+                amount=_decimal(deal.prop("amount")),
+                currency=deal.prop("deal_currency_code").upper() or None,
+                owner_id=deal.prop("hubspot_owner_id") or None,
+                estimate_key=deal.prop(prop.QBO_ESTIMATE_ID),
+                invoice_key=deal.prop(prop.QBO_INVOICE_ID),
+                lines=(),
+                company=None,
+                contacts=(),
+            ),
+            line_item_ids=tuple(line_id for key in _LINE_ITEM_KEYS for line_id, _ in associated.get(key, [])),
+            company_ids=tuple(_primary_first(associated.get("companies", []))),
+            contact_ids=tuple(contact_id for contact_id, _ in associated.get("contacts", [])),
         )
 
-    def deals_of_line_item(self, line_item_id: str) -> list[str]:
-        """The deals a line item belongs to (a line item belongs to one deal at most, in practice)."""
-        return sorted(
-            set(self.hubspot.associations("line_items", "deals", [line_item_id]).get(line_item_id, []))
+    def complete(self, head: DealHead) -> CrmDeal:
+        """The deal with its line items (and their products' SKUs), primary company and contacts."""
+        return replace(
+            head.deal,
+            lines=self._lines(head.line_item_ids),
+            company=self._company(head.company_ids[0]) if head.company_ids else None,
+            contacts=self._contacts(head.contact_ids),
         )
+
+    def read(self, deal_id: str) -> CrmDeal | None:
+        head = self.head(deal_id)
+        return self.complete(head) if head is not None else None
+
+    def deals_of_line_items(self, line_item_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The deals each line item belongs to, in one batch call for all of them."""
+        if not line_item_ids:
+            return {}
+        found = self.hubspot.associations("line_items", "deals", line_item_ids)
+        return {line_id: sorted(set(found.get(line_id, []))) for line_id in line_item_ids}
 
     def _lines(self, ids: Sequence[str]) -> tuple[CrmLine, ...]:
         if not ids:

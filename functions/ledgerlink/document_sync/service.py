@@ -124,16 +124,21 @@ class DocumentSyncService:
         outcomes: dict[str, Outcome] = {}
         by_deal: dict[str, list[DealChanged]] = {}
         shared: Outcome | None = None
+        try:
+            # One batch read for every line item's deal in the batch (a deal sync write makes many).
+            line_deals = self.crm.deals_of_line_items(
+                [event.object_id for event in events if event.object_type == "line_item"]
+            )
+        except Exception as error:  # noqa: BLE001 - classified: HubSpot down fails the batch
+            outcome = Outcome.failure(error)
+            count_failure(self.metrics, outcome)
+            return {event.message_id: outcome for event in events}
         for event in events:
-            try:
-                deal_ids = self._deals_of(event)
-            except Exception as error:  # noqa: BLE001 - classified: HubSpot down fails the batch, else this event
-                outcome = Outcome.failure(error)
-                outcomes[event.message_id] = outcome
-                count_failure(self.metrics, outcome)
-                if outcome.scope is FailureScope.SHARED:
-                    shared = outcome
-                continue
+            deal_ids = (
+                line_deals.get(event.object_id, [])
+                if event.object_type == "line_item"
+                else [event.deal_id or event.object_id]
+            )
             if not deal_ids:
                 outcomes[event.message_id] = Outcome(
                     OutcomeStatus.IGNORED, reason=f"{event.object_type} {event.object_id} belongs to no deal"
@@ -150,11 +155,6 @@ class DocumentSyncService:
                 if held is None or (held.ok and not outcome.ok):
                     outcomes[event.message_id] = outcome
         return outcomes
-
-    def _deals_of(self, event: DealChanged) -> list[str]:
-        if event.object_type == "line_item":
-            return self.crm.deals_of_line_item(event.object_id)
-        return [event.deal_id or event.object_id]
 
     def _sync_deal_safely(self, deal_id: str, events: list[DealChanged]) -> Outcome:
         trigger = max(events, key=lambda event: (event.occurred_at_ms, event.event_id))
@@ -195,8 +195,14 @@ class DocumentSyncService:
 
     def _sync_deal(self, deal_id: str, trigger: DealChanged) -> Outcome:
         documents = self.documents.get(self.config.connection, deal_id)
-        deal = self.crm.read(deal_id)
-        if deal is None:
+        if trigger.object_type == "line_item" and not documents.estimate_id:
+            # Most line-item events come from the deal sync's own writes to deals the books made: without
+            # an estimate LedgerLink made for the deal, there is nothing to update, and nothing to read.
+            return self._skipped(
+                "a line item changed, but the deal has no estimate yet", trigger, deal_id, documents
+            )
+        head = self.crm.head(deal_id)
+        if head is None:
             merged = f" (merged into deal {trigger.deal_id})" if trigger.change == "merged" else ""
             return self._skipped(
                 f"deal {deal_id} no longer exists in HubSpot{merged}; its QBO documents are kept as they are",
@@ -204,6 +210,7 @@ class DocumentSyncService:
                 deal_id,
                 documents,
             )
+        deal = head.deal
         for merged_id in trigger.merged_object_ids if trigger.change == "merged" else ():
             if merged_id != deal.id:
                 self._record(
@@ -213,10 +220,6 @@ class DocumentSyncService:
                     merged_id,
                     self.documents.get(self.config.connection, merged_id),
                 )
-        if trigger.object_type == "line_item" and not documents.estimate_id:
-            return self._skipped(
-                "a line item changed, but the deal has no estimate yet", trigger, deal_id, documents, deal
-            )
         claimed = trigger.claimed_stage if (trigger.deal_id or trigger.object_id) == deal.id else None
         decided = decide(
             deal,
@@ -224,11 +227,13 @@ class DocumentSyncService:
             own_keys=documents.own_keys(self.config.realm_id),
             claimed_stage=claimed,
         )
+        if decided.action is Action.NONE:
+            return self._skipped(decided.reason, trigger, deal_id, documents, deal)
+        # Only a deal that asks for a document costs the reads of its line items, company and contacts.
+        deal = self.crm.complete(head)
         if decided.action is Action.ESTIMATE:
             return self._estimate(deal, documents, trigger, decided.reason)
-        if decided.action is Action.INVOICE:
-            return self._invoice(deal, documents, trigger, decided.reason)
-        return self._skipped(decided.reason, trigger, deal_id, documents, deal)
+        return self._invoice(deal, documents, trigger, decided.reason)
 
     # ---- estimate
 

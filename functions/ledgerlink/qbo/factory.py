@@ -5,8 +5,9 @@ books builds its client here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledgerlink.clock import Clock
 from ledgerlink.config import Settings
@@ -15,7 +16,13 @@ from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.policy import VendorPolicy, qbo_policy
 from ledgerlink.qbo.client import QboClient
-from ledgerlink.qbo.oauth import AlarmHook, DynamoDBTokenStateStore, QboOAuth, token_endpoint, token_policy
+from ledgerlink.qbo.oauth import (
+    AlarmHook,
+    DynamoDBTokenStateStore,
+    QboOAuth,
+    token_endpoint,
+    token_policy,
+)
 from ledgerlink.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -61,7 +68,6 @@ def qbo_client(
 
     _, token_path = token_endpoint(settings.qbo_token_url)
     token_http = shared(token_policy(settings))
-    options = {"alarm": alarm} if alarm is not None else {}
     oauth = QboOAuth(
         secret_name=connection.secret_name(settings.stage, "qbo-oauth"),
         secrets=secrets,
@@ -69,7 +75,11 @@ def qbo_client(
         token_http=token_http,
         token_path=token_path,
         clock=clock,
-        **options,
+        alarm=alarm if alarm is not None else _no_alarm,
     )
     http = shared(qbo_policy(settings), oauth)
     return QboParts(QboClient(http, minor_version=settings.qbo_minor_version), oauth, http, token_http)
+
+
+def _no_alarm(name: str, fields: Mapping[str, Any]) -> None:
+    return None
