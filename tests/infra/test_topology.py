@@ -711,7 +711,7 @@ def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.
 def test_an_unknown_key_lookup_names_the_known_ones() -> None:
     with pytest.raises(
         KeyError,
-        match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync, teams-invite\\)",
+        match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync, teams-invite, document-sync\\)",
     ):
         _topology("dev").queue("deal_sync")
 
@@ -977,8 +977,8 @@ def test_a_hubspot_webhook_url_that_is_no_https_url_without_a_query_is_refused(v
         topo.environment_from_context("dev", {"dev": {**environments["dev"], "hubspot_webhook_url": value}})
 
 
-def test_no_rule_takes_the_hubspot_deal_events_yet() -> None:
-    # given a hubspot.deal.changed event as EventBridge would deliver it (its consumer is not built yet)
+def test_only_the_document_sync_rule_takes_the_hubspot_deal_events() -> None:
+    # given a hubspot.deal.changed event as EventBridge would deliver it
     event = {
         "version": "0",
         "id": "0d8e4a8c-1f2b-4c3d-9e5f-6a7b8c9d0e1f",
@@ -990,8 +990,12 @@ def test_no_rule_takes_the_hubspot_deal_events_yet() -> None:
         "resources": [],
         "detail": {"payload": {"change": "stage_changed", "entity": "Invoice"}},
     }
-    # then none of the existing flows mistakes it for its own input (the calendar sync's rule names
-    # ledgerlink.hubspot, the deal sync's source, exactly)
-    for rule in _topology("dev").rules:
-        if rule.event_pattern:
-            assert not _matches(dict(rule.event_pattern), event), rule.key
+    # then the document sync's rule takes it, and no other flow mistakes it for its own input (the calendar
+    # sync's rule names ledgerlink.hubspot, the deal sync's source, exactly)
+    taking = [
+        rule.key
+        for rule in _topology("dev").rules
+        if rule.event_pattern and _matches(dict(rule.event_pattern), event)
+    ]
+    assert taking == ["hubspot-deal-to-document-sync"]
+    assert _topology("dev").rule("hubspot-deal-to-document-sync").target_queue == "document-sync"
