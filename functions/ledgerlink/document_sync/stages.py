@@ -39,7 +39,7 @@ def decide(
     LedgerLink created from this deal; ``claimed_stage`` is what the webhook said the stage became."""
     where = f"stage {deal.stage or '(none)'} (pipeline {deal.pipeline})"
     claim = (
-        f"; the webhook said {claimed_stage}, but the deal is no longer there"
+        f"; the webhook said {claimed_stage}, but the deal is now at {deal.stage or '(none)'}"
         if claimed_stage is not None and claimed_stage != deal.stage
         else ""
     )
