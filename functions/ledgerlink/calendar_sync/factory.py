@@ -22,6 +22,7 @@ from ledgerlink.calendar_sync.service import CalendarSyncService
 from ledgerlink.clock import Clock
 from ledgerlink.config import Settings
 from ledgerlink.configfile import Connection, DeploymentConfig, deployment_config
+from ledgerlink.consumer.connections import sync_by_connection
 from ledgerlink.consumer.deadletter import DeadLetterRouter
 from ledgerlink.consumer.factory import dead_letter_router
 from ledgerlink.consumer.failures import FailureScope
@@ -32,7 +33,7 @@ from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.policy import hubspot_policy
 from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
-from ledgerlink.observability import Service, connection_scope, get_logger
+from ledgerlink.observability import Service, get_logger
 from ledgerlink.outlook_items import OutlookItemStore
 from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.secrets import SecretStore
@@ -72,14 +73,14 @@ class ConnectionsCalendarSync:
             raise ValueError(f"{len(self.parts)} connections with a calendar: name one")
         return next(iter(self.parts.values()))
 
-    def _route(self, event: DealSynced) -> tuple[str | None, Outcome | None]:
+    def _route(self, event: DealSynced) -> str | Outcome:
         serving = self.config.by_realm(event.realm_id)
         if serving is None or (event.connection is not None and event.connection != serving.name):
             reason = (
                 f"no connection of this deployment serves realm {event.realm_id} as "
                 f"{event.connection or 'any connection'} (configuration {self.config.version})"
             )
-            return None, Outcome(
+            return Outcome(
                 OutcomeStatus.FAILED,
                 reason=reason,
                 retryable=False,
@@ -90,27 +91,21 @@ class ConnectionsCalendarSync:
             why = (
                 "has no microsoft.tenant_id" if serving.tenant_id is None else "has calendar.enabled = false"
             )
-            return None, Outcome(
+            return Outcome(
                 OutcomeStatus.IGNORED, reason=f"connection {serving.name!r} {why} in the configuration file"
             )
-        return serving.name, None
+        return serving.name
 
     def sync(self, events: Sequence[DealSynced], remaining_ms: int | None = None) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
-        by_connection: dict[str, list[DealSynced]] = {}
-        for event in events:
-            name, refusal = self._route(event)
-            if name is None:
-                assert refusal is not None
-                outcomes[event.message_id] = refusal
-                log = logger.error if refusal.status is OutcomeStatus.FAILED else logger.info
-                log("event not synced to a calendar", extra={**event.log_fields(), "reason": refusal.reason})
-                continue
-            by_connection.setdefault(name, []).append(event)
-        for name, connection_events in by_connection.items():
-            with connection_scope(logger, name, self.config.version):
-                outcomes.update(self.parts[name].service.sync(connection_events, remaining_ms=remaining_ms))
-        return outcomes
+        return sync_by_connection(
+            events,
+            route=self._route,
+            services={name: parts.service.sync for name, parts in self.parts.items()},
+            logger=logger,
+            config_version=self.config.version,
+            unrouted="event not synced to a calendar",
+            remaining_ms=remaining_ms,
+        )
 
 
 @dataclass

@@ -18,6 +18,7 @@ from ledgerlink.audit import AuditStore
 from ledgerlink.clock import Clock
 from ledgerlink.config import Settings
 from ledgerlink.configfile import Connection, DeploymentConfig, deployment_config
+from ledgerlink.consumer.connections import sync_by_connection
 from ledgerlink.consumer.deadletter import DeadLetterRouter
 from ledgerlink.consumer.factory import dead_letter_router
 from ledgerlink.consumer.failures import FailureScope
@@ -33,7 +34,7 @@ from ledgerlink.http.client import VendorHttpClient
 from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.policy import hubspot_policy
 from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
-from ledgerlink.observability import Service, connection_scope, get_logger
+from ledgerlink.observability import Service, get_logger
 from ledgerlink.qbo.factory import QboParts, qbo_client
 from ledgerlink.secrets import SecretStore
 
@@ -68,10 +69,10 @@ class ConnectionsDocumentSync:
             raise ValueError(f"{len(self.parts)} connections write QBO documents: name one")
         return next(iter(self.parts.values()))
 
-    def _route(self, event: DealChanged) -> tuple[str | None, Outcome | None]:
+    def _route(self, event: DealChanged) -> str | Outcome:
         serving = self.config.by_name(event.connection)
         if serving is None or serving.portal_id != event.portal_id:
-            return None, Outcome(
+            return Outcome(
                 OutcomeStatus.FAILED,
                 reason=(
                     f"no connection of this deployment is {event.connection!r} with HubSpot portal "
@@ -82,28 +83,22 @@ class ConnectionsDocumentSync:
                 scope=FailureScope.RECORD,
             )
         if serving.name not in self.parts:
-            return None, Outcome(
+            return Outcome(
                 OutcomeStatus.IGNORED,
                 reason=f"connection {serving.name!r} has qbo_documents.enabled = false in the configuration file",
             )
-        return serving.name, None
+        return serving.name
 
     def sync(self, events: Sequence[DealChanged], remaining_ms: int | None = None) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
-        by_connection: dict[str, list[DealChanged]] = {}
-        for event in events:
-            name, refusal = self._route(event)
-            if name is None:
-                assert refusal is not None
-                outcomes[event.message_id] = refusal
-                log = logger.error if refusal.status is OutcomeStatus.FAILED else logger.info
-                log("event not written to QBO", extra={**event.log_fields(), "reason": refusal.reason})
-                continue
-            by_connection.setdefault(name, []).append(event)
-        for name, connection_events in by_connection.items():
-            with connection_scope(logger, name, self.config.version):
-                outcomes.update(self.parts[name].service.sync(connection_events, remaining_ms=remaining_ms))
-        return outcomes
+        return sync_by_connection(
+            events,
+            route=self._route,
+            services={name: parts.service.sync for name, parts in self.parts.items()},
+            logger=logger,
+            config_version=self.config.version,
+            unrouted="event not written to QBO",
+            remaining_ms=remaining_ms,
+        )
 
 
 @dataclass
