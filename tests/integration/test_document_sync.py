@@ -278,22 +278,25 @@ def test_won_without_an_estimate_invoices_straight_from_the_deal_and_says_so(wor
     assert "no estimate" in record.reason and "straight from the deal" in record.reason
 
 
-def test_won_with_an_estimate_already_closed_fails_and_makes_no_lone_invoice(world: DocumentWorld) -> None:
+@pytest.mark.parametrize("status", ["Closed", "Rejected"])
+def test_won_with_an_estimate_already_closed_fails_and_makes_no_lone_invoice(
+    world: DocumentWorld, status: str
+) -> None:
     deal_id = world.make_deal(company=ACME, stage=QUOTE_STAGE)
     world.sync_one(world.event(deal_id, stage=QUOTE_STAGE))
     [estimate] = world.estimates_of(deal_id)
     world.parts.only.qbo.client.update(
         DEMO_REALM_ID,
         "Estimate",
-        {"Id": estimate["Id"], "SyncToken": estimate["SyncToken"], "sparse": True, "TxnStatus": "Rejected"},
-        request_id="test-reject",
+        {"Id": estimate["Id"], "SyncToken": estimate["SyncToken"], "sparse": True, "TxnStatus": status},
+        request_id=f"test-{status}",
     )
     world.move_deal(deal_id, WON_STAGE)
 
     outcome = world.sync_one(world.event(deal_id, stage=WON_STAGE))
 
     assert outcome.status is OutcomeStatus.FAILED and not outcome.retryable
-    assert "is Rejected in QBO" in (outcome.reason or "")
+    assert f"is {status} in QBO" in (outcome.reason or "")
     assert world.invoices_of(deal_id) == []
     assert world.audit(deal_id)[-1].decision is Decision.FAILED
 
@@ -440,3 +443,17 @@ def test_without_custom_numbers_no_doc_number_is_sent_and_qbo_numbers_the_docume
     assert "DocNumber" not in create.json()
     [estimate] = world.estimates_of(deal_id)
     assert estimate.get("DocNumber") and world.audit(deal_id)[-1].estimate_number == estimate["DocNumber"]
+
+
+def test_a_merge_acts_on_the_surviving_deal_and_records_the_merged_one(world: DocumentWorld) -> None:
+    # Given deal B merged into deal A (at the quote stage); HubSpot names both in the merge event
+    survivor = world.make_deal(company=ACME, stage=QUOTE_STAGE)
+    merged_away = "99990001"
+
+    outcome = world.sync_one(world.event(survivor, change="merged", merged=(merged_away, survivor)))
+
+    # Then the survivor gets its estimate, and the merged-away deal's audit says where it went
+    assert outcome.status is OutcomeStatus.SYNCED, outcome.reason
+    assert len(world.estimates_of(survivor)) == 1
+    [record] = world.audit(merged_away)
+    assert record.decision is Decision.SKIPPED and f"merged into deal {survivor}" in record.reason
