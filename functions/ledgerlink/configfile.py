@@ -127,6 +127,8 @@ class QboDocumentSettings:
     default_tax_code: str | None = None
     estimate_expiration_days: int | None = None
     numbering: DocumentNumbering = field(default_factory=DocumentNumbering)
+    # Events whose sourceId is the webhook app's own id are LedgerLink's writes echoed back (unverified).
+    ignore_own_writes: bool = True
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,8 @@ class DocumentWorld:
         object_id: str | None = None,
         occurred_at_ms: int | None = None,
         merged: Sequence[str] = (),
+        source_id: str | None = None,
+        app_id: str | None = "2910012",
     ) -> DealChanged:
         """What the HubSpot ingest publishes for one webhook event (``stage`` is what the webhook claims)."""
         sequence = next(self._sequence)
@@ -253,6 +255,8 @@ class DocumentWorld:
             change_source="CRM_UI",
             occurred_at_ms=occurred_at_ms or 1_764_650_000_000 + sequence,
             merged_object_ids=tuple(merged),
+            source_id=source_id,
+            app_id=app_id,
         )
 
     def sync(self, events: Sequence[DealChanged]) -> dict[str, Outcome]:

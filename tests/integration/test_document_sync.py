@@ -457,3 +457,21 @@ def test_a_merge_acts_on_the_surviving_deal_and_records_the_merged_one(world: Do
     assert len(world.estimates_of(survivor)) == 1
     [record] = world.audit(merged_away)
     assert record.decision is Decision.SKIPPED and f"merged into deal {survivor}" in record.reason
+
+
+def test_an_echo_of_ledgerlinks_own_write_costs_no_vendor_call(world: DocumentWorld) -> None:
+    # Given the deal sync moved a deal the books made (HubSpot names the writing app in sourceId)
+    deal_id = world.make_deal(company=ACME, stage=WON_STAGE)
+    world.capture.clear()
+
+    outcome = world.sync_one(world.event(deal_id, stage=WON_STAGE, source_id="2910012", app_id="2910012"))
+
+    # Then nothing is read or written, in either system
+    assert outcome.status is OutcomeStatus.IGNORED and "own HubSpot write" in (outcome.reason or "")
+    assert world.capture.to(world.hubspot.url) == [] and world.capture.to(world.qbo.url) == []
+    assert world.invoices_of(deal_id) == []
+    # ... while the same move by a person (another source) makes the invoice
+    assert (
+        world.sync_one(world.event(deal_id, stage=WON_STAGE, source_id="userId:4410001")).status
+        is OutcomeStatus.SYNCED
+    )

@@ -36,6 +36,15 @@ class DealChanged:
     change_source: str | None
     occurred_at_ms: int
     merged_object_ids: tuple[str, ...]
+    source_id: str | None = None
+    app_id: str | None = None
+
+    @property
+    def own_write(self) -> bool:
+        """Whether the change was made by the app the webhook is for — LedgerLink's own API write, echoed
+        back: HubSpot names the writing app in ``sourceId`` (unverified: seen in payloads and the sandbox,
+        not stated by HubSpot's guide; docs/document-sync.md)."""
+        return bool(self.app_id) and self.source_id == self.app_id
 
     @property
     def claimed_stage(self) -> str | None:
@@ -78,6 +87,8 @@ def parse_record(record: Mapping[str, Any]) -> DealChanged:
         change_source=_optional(payload.get("change_source")),
         occurred_at_ms=int(payload["occurred_at_ms"]),
         merged_object_ids=tuple(str(value) for value in payload.get("merged_object_ids") or ()),
+        source_id=_optional(payload.get("source_id")),
+        app_id=_optional(payload.get("app_id")),
     )
 
 

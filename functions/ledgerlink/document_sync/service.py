@@ -124,6 +124,17 @@ class DocumentSyncService:
         outcomes: dict[str, Outcome] = {}
         by_deal: dict[str, list[DealChanged]] = {}
         shared: Outcome | None = None
+        if self.config.settings.ignore_own_writes:
+            echoes = [event for event in events if event.own_write]
+            if echoes:
+                # The deal sync's writes (stages of deals the books made, their line items) come back as
+                # webhooks: none can ask for a document, and reading their deals would spend HubSpot's budget.
+                self.metrics.count("OwnWritesIgnored", len(echoes))
+                for event in echoes:
+                    outcomes[event.message_id] = Outcome(
+                        OutcomeStatus.IGNORED, reason="an echo of LedgerLink's own HubSpot write"
+                    )
+                events = [event for event in events if not event.own_write]
         try:
             # One batch read for every line item's deal in the batch (a deal sync write makes many).
             line_deals = self.crm.deals_of_line_items(
@@ -132,7 +143,8 @@ class DocumentSyncService:
         except Exception as error:  # noqa: BLE001 - classified: HubSpot down fails the batch
             outcome = Outcome.failure(error)
             count_failure(self.metrics, outcome)
-            return {event.message_id: outcome for event in events}
+            outcomes.update({event.message_id: outcome for event in events})
+            return outcomes
         for event in events:
             deal_ids = (
                 line_deals.get(event.object_id, [])
