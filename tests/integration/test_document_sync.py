@@ -475,3 +475,19 @@ def test_an_echo_of_ledgerlinks_own_write_costs_no_vendor_call(world: DocumentWo
         world.sync_one(world.event(deal_id, stage=WON_STAGE, source_id="userId:4410001")).status
         is OutcomeStatus.SYNCED
     )
+
+
+def test_a_deal_that_lost_its_mark_is_marked_again_when_its_event_comes_back(world: DocumentWorld) -> None:
+    # Given a quoted deal whose qbo_estimate_id did not stick (the marking failed after QBO's create)
+    deal_id = world.make_deal(company=ACME, stage=QUOTE_STAGE)
+    world.sync_one(world.event(deal_id, stage=QUOTE_STAGE))
+    [estimate] = world.estimates_of(deal_id)
+    world.ui_update("deals", deal_id, {prop.QBO_ESTIMATE_ID: ""})
+
+    # When the event is delivered again
+    outcome = world.sync_one(world.event(deal_id, stage=QUOTE_STAGE))
+
+    # Then nothing is written to QBO, and the deal names its estimate again
+    assert outcome.status is OutcomeStatus.UNCHANGED
+    assert len(world.estimates_of(deal_id)) == 1
+    assert world.deal(deal_id)[prop.QBO_ESTIMATE_ID] == f"{DEMO_REALM_ID}:{estimate['Id']}"

@@ -303,6 +303,7 @@ class DocumentSyncService:
                         document="Estimate",
                     )
                 if wanted == documents.estimate_fingerprint:
+                    self._reclaim(deal, "Estimate", current["Id"], deal.estimate_key, prop.QBO_ESTIMATE_ID)
                     return self._unchanged(
                         f"{why}; {label} already matches the deal", trigger, deal, documents, "Estimate"
                     )
@@ -398,6 +399,7 @@ class DocumentSyncService:
         if documents.invoice_id:
             label = f"invoice {documents.invoice_number or documents.invoice_id}"
             if self.books.read(self.config.realm_id, "Invoice", documents.invoice_id) is not None:
+                self._reclaim(deal, "Invoice", documents.invoice_id, deal.invoice_key, prop.QBO_INVOICE_ID)
                 return self._unchanged(
                     f"{why}; already invoiced: {label}", trigger, deal, documents, "Invoice"
                 )
@@ -563,6 +565,11 @@ class DocumentSyncService:
                     "detail": str(next(iter(failed.values()))),
                 },
             )
+
+    def _reclaim(self, deal: CrmDeal, entity: str, entity_id: Any, shown: str, key_property: str) -> None:
+        """A retry after the deal's marking failed: mark it now (nothing is written when it already is)."""
+        if shown != f"{self.config.realm_id}:{entity_id}":
+            self._claim(deal, entity, str(entity_id), key_property)
 
     # ---- company facts
 
