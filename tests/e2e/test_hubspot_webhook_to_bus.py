@@ -2,7 +2,7 @@
 webhook through the gateway and the HubSpot ingest function, to the bus as ``hubspot.deal.changed``;
 a delivery signed with another secret moves nothing.
 
-No flow consumes ``hubspot.deal.changed`` yet, so a probe rule on the stack's bus sends those events to a
+A probe rule on the stack's bus (besides the document sync's own) sends those events to a
 probe queue, where the test reads them (as test_webhook_to_queue.py reads the deal-sync queue). The
 stack runs without pollers, so nothing else writes to HubSpot meanwhile.
 """
