@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from ledgerlink.ingest.archive import S3RawArchive, WebhookDelivery
 from ledgerlink.ingest.hubspot import HubSpotIngestPorts, ingest_hubspot_delivery
 from ledgerlink.ingest.service import IngestPorts, ingest_delivery
 from ledgerlink.ingest.signing_secret import SecretStoreSigningSecrets
+from ledgerlink.observability import Service
 from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.qbo.webhooks import compute_signature
 from ledgerlink.secrets import InMemorySecretStore
@@ -254,11 +256,13 @@ def test_a_window_that_ends_before_it_starts_is_a_usage_error(aws: Aws) -> None:
 def test_the_command_is_a_ledgerlink_group(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
     # given a day ingested live; when `ledgerlink replay archive` runs through the entry point
     ingest_live(aws)
+    level_before = logging.getLogger(Service.QBO_INGEST).level
     status = main(
         ["replay", "archive", "--aws", "--since", "2026-11-25", "--until", "2026-11-26", "--dry-run"]
     )
-    # then it reports the deliveries, and the ingests' logs stay off stdout
+    # then it reports the deliveries, the ingests' logs stay off stdout, and their logger is as it was
     assert status == EXIT_OK
+    assert logging.getLogger(Service.QBO_INGEST).level == level_before
     out = capsys.readouterr().out
     assert "deliveries: 4 read, 4 replayed" in out
     assert '"level"' not in out

@@ -33,8 +33,9 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -69,8 +70,6 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise WindowError(f"{text!r} is not an ISO date or time (2026-11-25, 2026-11-25T14:00Z)") from None
-    if len(text) <= len("2026-11-25") and isinstance(moment, date):
-        moment = datetime(moment.year, moment.month, moment.day)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -132,11 +131,13 @@ class Progress:
         isatty = getattr(out, "isatty", None)
         self.tty = bool(isatty()) if callable(isatty) else False
         self._width = 0
+        self._printed_at = 0
 
     def update(self, report: ReplayReport) -> None:
         read = report.deliveries["read"]
-        if read == 0 or read % self.every:
+        if read - self._printed_at < self.every:
             return
+        self._printed_at = read
         published = "would publish" if report.dry_run else "published"
         line = f"progress: {read} deliveries read, {report.events[published]} events {published}"
         if self.tty:
@@ -319,22 +320,22 @@ def run_replay_archive(args: argparse.Namespace, out: TextIO | None = None) -> i
             file=out,
             flush=True,
         )
-        _logs_to_stderr()
         from ledgerlink.publisher import EventBridgePublisher
 
-        report = replay_archive(
-            aws_client("s3", endpoint),
-            settings.raw_bucket_name,
-            EventBridgePublisher(aws_client("events", endpoint), settings.event_bus_name),
-            config,
-            since=since,
-            until=until,
-            sources=sources,
-            connection=args.connection,
-            dry_run=args.dry_run,
-            max_events=settings.max_webhook_events,
-            progress=Progress(out),
-        )
+        with _ingest_logs_on_stderr():
+            report = replay_archive(
+                aws_client("s3", endpoint),
+                settings.raw_bucket_name,
+                EventBridgePublisher(aws_client("events", endpoint), settings.event_bus_name),
+                config,
+                since=since,
+                until=until,
+                sources=sources,
+                connection=args.connection,
+                dry_run=args.dry_run,
+                max_events=settings.max_webhook_events,
+                progress=Progress(out),
+            )
         for line in report.lines():
             print(line, file=out)
         out.flush()
@@ -351,16 +352,27 @@ def run_replay_archive(args: argparse.Namespace, out: TextIO | None = None) -> i
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _logs_to_stderr() -> None:
-    """The ingests' structured logs go to stderr, at WARNING (a skipped event), so stdout is the report."""
+@contextmanager
+def _ingest_logs_on_stderr() -> Iterator[None]:
+    """While replaying, the ingests' structured logs go to stderr at WARNING (a skipped event), so stdout
+    is the report; as they were afterwards."""
     from ledgerlink.observability import Service
 
+    saved: list[tuple[logging.Logger, int, list[tuple[logging.StreamHandler[Any], Any]]]] = []
     for service in (Service.QBO_INGEST, Service.HUBSPOT_INGEST):
         named = logging.getLogger(service)
+        streams = [(h, h.stream) for h in named.handlers if isinstance(h, logging.StreamHandler)]
+        saved.append((named, named.level, streams))
         named.setLevel(logging.WARNING)
-        for handler in named.handlers:
-            if isinstance(handler, logging.StreamHandler):
-                handler.stream = _Stderr()
+        for handler, _ in streams:
+            handler.stream = _Stderr()
+    try:
+        yield
+    finally:
+        for named, level, streams in saved:
+            named.setLevel(level)
+            for handler, stream in streams:
+                handler.stream = stream
 
 
 class _Stderr:
