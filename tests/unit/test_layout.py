@@ -29,7 +29,7 @@ FLOWS: Mapping[str, frozenset[str]] = {
     # The follow-up sweep also runs from the command line (`ledgerlink followups sweep`).
     "ledgerlink.followups": frozenset({"teams_invite.handler", "ledgerlink.cli.followups"}),
     # Webhooks in: the QBO ingest and the HubSpot ingest share its archive, ports and fakes.
-    "ledgerlink.ingest": frozenset({"qbo_ingest.handler", "hubspot_ingest.handler"}),
+    "ledgerlink.ingest": frozenset({"qbo_ingest.handler", "hubspot_ingest.handler", "ledgerlink.cli.replay"}),
 }
 # What the flows share. They import these; these import no flow.
 SHARED: frozenset[str] = frozenset(

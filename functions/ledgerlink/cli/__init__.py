@@ -13,10 +13,10 @@ Adding a group is that module plus one line in :data:`COMMAND_GROUPS`. Only the 
 is imported, so ``ledgerlink dlq replay`` never imports the local stack (moto, the sandboxes), and
 nothing the Lambda asset ships imports this module.
 
-The package has a module per group (``dlq``, ``config``, ``hubspot``, ``followups``, ``audit``;
+The package has a module per group (``dlq``, ``config``, ``hubspot``, ``followups``, ``replay``, ``audit``;
 ``local`` lives with the local stack in ``local/``) and :mod:`ledgerlink.cli.endpoints`, which finds AWS
 or the local stack the same way for every command that talks to AWS. A group that runs a flow's code (``followups`` runs
-the follow-up sweep) imports it inside its command, and is named among that flow's importers in
+the follow-up sweep, ``replay`` the ingests' parse and publish) imports it inside its command, and is named among that flow's importers in
 tests/unit/test_layout.py.
 """
 
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TextIO
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "followups",
         "ledgerlink.cli.followups:register",
         "payment follow-ups: run the sweep for follow-ups that came due now",
+    ),
+    CommandGroup(
+        "replay",
+        "ledgerlink.cli.replay:register",
+        "archived raw webhook deliveries: ingest a time window of them again",
     ),
     CommandGroup(
         "audit",
@@ -103,6 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except KeyboardInterrupt:
         return 130
+
+
+def silence_closed_pipe(out: TextIO) -> None:
+    """After a ``BrokenPipeError`` (``| head`` read what it wanted): point ``out`` at /dev/null, so the
+    interpreter's last flush does not report the closed pipe too."""
+    try:
+        descriptor = out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file (a test's buffer): nothing will flush to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def _load(reference: str) -> Callable[[argparse.ArgumentParser], None]:

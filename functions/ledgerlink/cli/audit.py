@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import textwrap
@@ -32,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
-from ledgerlink.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ledgerlink.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, silence_closed_pipe
 from ledgerlink.cli.endpoints import DEFAULT_STATE_DIR, Endpoint, EndpointError, aws_client, resolve_endpoint
 
 if TYPE_CHECKING:
@@ -193,7 +192,7 @@ def run_audit_deal(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except BrokenPipeError:
         # `| head` read what it wanted: stop quietly, and keep the interpreter's last flush from
         # reporting the closed pipe too.
-        _silence(out)
+        silence_closed_pipe(out)
     return EXIT_OK
 
 
@@ -260,13 +259,3 @@ def _terminal_width(out: TextIO) -> int | None:
     if not (callable(isatty) and isatty()):
         return None
     return shutil.get_terminal_size().columns
-
-
-def _silence(out: TextIO) -> None:
-    try:
-        descriptor = out.fileno()
-    except (OSError, ValueError, AttributeError):
-        return  # not a real file (a test's buffer): nothing will flush to a pipe
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, descriptor)
-    os.close(devnull)

@@ -1,6 +1,9 @@
 """Where an operator command's AWS calls go: AWS itself or the local stack, found the same way by every
 command (``ledgerlink dlq replay``, ``ledgerlink followups sweep``; status, backfill and catch-up next).
 
+:func:`function_settings` finds the settings and configuration file a command runs a function's code
+with, at that endpoint: the local stack's own variables for that function, or the deployment's.
+
 Order: ``--endpoint-url``; then boto3's own ``AWS_ENDPOINT_URL`` / AWS config; then the local stack
 described by ``<state dir>/local.json`` (unless ``--aws``); then AWS.
 """
@@ -11,7 +14,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ledgerlink.config import Settings
+    from ledgerlink.configfile import DeploymentConfig
 
 DEFAULT_STATE_DIR: Final = ".ledgerlink"
 # What the local stack's own clients use; moto accepts any value, it is no secret.
@@ -20,6 +27,10 @@ LOCAL_DUMMY_CREDENTIAL: Final = "ledgerlink-local"
 
 class EndpointError(RuntimeError):
     """No usable endpoint (a broken local.json, no region); the message says what to pass."""
+
+
+class SettingsUnavailable(EndpointError):
+    """No settings to run a function's code with (no LEDGERLINK_* variables, a broken local stack)."""
 
 
 @dataclass(frozen=True)
@@ -98,3 +109,37 @@ def aws_client(service: str, endpoint: Endpoint) -> Any:
 
 def sqs_client(endpoint: Endpoint) -> Any:
     return aws_client("sqs", endpoint)
+
+
+def function_settings(
+    endpoint: Endpoint, state_dir: Path, function_key: str
+) -> tuple[Settings, DeploymentConfig, str]:
+    """The settings and configuration a command runs function ``function_key``'s code with (its
+    ``infra/topology.py`` key, e.g. ``teams_invite``), and where they came from: against the local stack,
+    that function's own variables there (the local topology's names, ``local/config/local.toml``);
+    otherwise the deployment's ``LEDGERLINK_*`` variables and ``LEDGERLINK_CONFIG_FILE`` in this
+    process's environment. Raises :class:`SettingsUnavailable` saying what to set."""
+    from ledgerlink.config import ConfigError, Settings, get_settings
+    from ledgerlink.configfile import ConfigFileError, deployment_config, load
+
+    if endpoint.local:
+        local_json = state_dir / "local.json"
+        from ledgerlink_local.stack.wiring import WiringError, local_config_file, local_function_variables
+
+        try:
+            description = json.loads(local_json.read_text(encoding="utf-8"))
+            variables = local_function_variables(function_key, description)
+            return Settings.from_env(variables), load(local_config_file()), f"the local stack ({local_json})"
+        except (OSError, ValueError, KeyError, TypeError, WiringError) as error:
+            # ConfigError and ConfigFileError are ValueErrors: a broken local.json or local.toml
+            raise SettingsUnavailable(f"the local stack's settings are unusable ({error})") from None
+    try:
+        settings = get_settings()
+        config = deployment_config()
+    except (ConfigError, ConfigFileError) as error:
+        function = function_key.replace("_", "-")
+        raise SettingsUnavailable(
+            f"no deployment settings ({error}); set the {function} function's LEDGERLINK_* variables and "
+            "LEDGERLINK_CONFIG_FILE (infra/config/<stage>.toml), or run it against the local stack"
+        ) from None
+    return settings, config, f"stage {settings.stage} ({settings.config_file})"

@@ -22,7 +22,6 @@ Exit status 0 when the sweep ran, 1 with the reason when it could not.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -30,7 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ledgerlink.cli import EXIT_FAILED, EXIT_OK
-from ledgerlink.cli.endpoints import DEFAULT_STATE_DIR, Endpoint, EndpointError, aws_client, resolve_endpoint
+from ledgerlink.cli.endpoints import (
+    DEFAULT_STATE_DIR,
+    Endpoint,
+    EndpointError,
+    SettingsUnavailable,
+    aws_client,
+    function_settings,
+    resolve_endpoint,
+)
 
 if TYPE_CHECKING:
     from ledgerlink.config import Settings
@@ -100,29 +107,10 @@ def load_run_sweep() -> RunSweep:
 
 def sweep_settings(endpoint: Endpoint, state_dir: Path) -> tuple[Settings, DeploymentConfig, str]:
     """The settings and configuration the sweep runs with at ``endpoint``, and where they came from."""
-    from ledgerlink.config import ConfigError, Settings, get_settings
-    from ledgerlink.configfile import ConfigFileError, deployment_config, load
-
-    if endpoint.local:
-        local_json = state_dir / "local.json"
-        from ledgerlink_local.stack.wiring import WiringError, local_config_file, local_function_variables
-
-        try:
-            description = json.loads(local_json.read_text(encoding="utf-8"))
-            variables = local_function_variables(TEAMS_INVITE_FUNCTION, description)
-            return Settings.from_env(variables), load(local_config_file()), f"the local stack ({local_json})"
-        except (OSError, ValueError, KeyError, TypeError, WiringError) as error:
-            # ConfigError and ConfigFileError are ValueErrors: a broken local.json or local.toml
-            raise SweepCommandError(f"the local stack's settings are unusable ({error})") from None
     try:
-        settings = get_settings()
-        config = deployment_config()
-    except (ConfigError, ConfigFileError) as error:
-        raise SweepCommandError(
-            f"no deployment settings ({error}); set the teams-invite function's LEDGERLINK_* variables and "
-            "LEDGERLINK_CONFIG_FILE (infra/config/<stage>.toml), or run it against the local stack"
-        ) from None
-    return settings, config, f"stage {settings.stage} ({settings.config_file})"
+        return function_settings(endpoint, state_dir, TEAMS_INVITE_FUNCTION)
+    except SettingsUnavailable as error:
+        raise SweepCommandError(str(error)) from None
 
 
 def run_followups_sweep(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -14,7 +14,8 @@ exactly), otherwise base64 with ``body_encoding: "base64"``. Only the headers a 
 :data:`HUBSPOT_ARCHIVED_HEADERS` for HubSpot); authorization headers never are. A delivery whose
 signature was checked against a URL (HubSpot's v3) also records ``"verified": "v3"`` and the
 ``"public_url"`` it was checked against: a replay cannot check HubSpot's signature again once its
-timestamp is more than five minutes old, and needs the URL to check it at all.
+timestamp is more than five minutes old, and needs the URL to check it at all. ``ledgerlink replay archive``
+(docs/replay.md) ingests a window of these documents again.
 """
 
 from __future__ import annotations

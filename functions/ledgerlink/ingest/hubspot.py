@@ -20,7 +20,8 @@ only the body says which portal (so which app) sent a delivery. So:
 
 An event of a type LedgerLink does not act on (a contact change, a line item's association change, a
 generic event of an object type it does not know) is skipped: logged at WARNING, counted, kept in the
-archived delivery, and the rest of the delivery is accepted.
+archived delivery, and the rest of the delivery is accepted. :func:`replay_hubspot_delivery` publishes
+an archived delivery again through the same classification and envelopes (``ledgerlink replay archive``).
 
 **Duplicates.** HubSpot says ``eventId`` is not guaranteed unique and that it may deliver an event more
 than once, so the envelope's ``event_id`` is a hash of what the event says happened (:func:`change_key`):
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -87,6 +89,12 @@ DEAL_TYPE_ID: Final = "0-3"
 MAX_PUBLISHED_VALUE_CHARS: Final = 4096
 """A longer ``propertyValue`` is published as null (the consumer re-reads the object anyway; the archive
 keeps the value): one event must fit an EventBridge entry (256 KB) whatever property was subscribed."""
+
+
+class UnverifiedArchive(ValueError):
+    """An archived document that does not record that its signature was checked at receipt."""
+
+    reason = "unverified_archive"
 
 
 class UnknownPortal(RuntimeError):
@@ -173,66 +181,9 @@ def ingest_hubspot_delivery(
             "delivery archived",
             extra={"raw_object_key": key, "portal_id": portal_id, "events": len(events)},
         )
-        relevant: dict[str, tuple[HubSpotEvent, Classified]] = {}
-        skipped: list[HubSpotEvent] = []
-        duplicates = 0
-        for event in events:
-            classified = classify(event)
-            if classified is None:
-                skipped.append(event)
-                continue
-            event_key = change_key(event)
-            if event_key in relevant:
-                duplicates += 1
-                continue
-            relevant[event_key] = (event, classified)
-        envelopes = tuple(
-            deal_changed_event(
-                event,
-                classified,
-                event_key,
-                connection=connection.name,
-                config_version=version,
-                delivery_id=delivery.delivery_id,
-                raw_key=key,
-            )
-            for event_key, (event, classified) in relevant.items()
+        envelopes, skipped, duplicates = _publish_events(
+            events, portal_id, key, connection.name, version, delivery.delivery_id, ports.publisher
         )
-        if envelopes:
-            ports.publisher.publish(envelopes)
-        for envelope in envelopes:
-            with correlation_scope(logger, envelope.correlation_id):
-                payload = envelope.payload
-                logger.info(
-                    "event published",
-                    extra={
-                        "event_id": envelope.event_id,
-                        "portal_id": portal_id,
-                        "change": payload["change"],
-                        "object_type": payload["object_type"],
-                        "object_id": payload["object_id"],
-                        "deal_id": payload["deal_id"],
-                        "hubspot_event_id": payload["hubspot_event_id"],
-                    },
-                )
-        for event in skipped:
-            logger.warning(
-                "unsupported event type skipped",
-                extra={
-                    "reason": "unsupported_type",
-                    "subscription_type": event.subscription_type,
-                    "object_type_id": event.object_type_id,
-                    "object_id": event.object_id,
-                    "hubspot_event_id": event.event_id,
-                    "portal_id": portal_id,
-                    "raw_object_key": key,
-                },
-            )
-        if duplicates:
-            logger.info(
-                "duplicate events published once",
-                extra={"duplicates": duplicates, "raw_object_key": key},
-            )
     return HubSpotIngestResult(
         delivery_id=delivery.delivery_id,
         connection=connection.name,
@@ -243,6 +194,123 @@ def ingest_hubspot_delivery(
         skipped=tuple(skipped),
         duplicates=duplicates,
     )
+
+
+def replay_hubspot_delivery(
+    delivery: WebhookDelivery, *, publisher: EventPublisher, served: ServedPortals, max_events: int
+) -> HubSpotIngestResult:
+    """Parse and publish an archived delivery again, exactly as :func:`ingest_hubspot_delivery` did at
+    receipt, without the timestamp and signature checks and without archiving it again.
+
+    Its signature was checked before it was archived; the document says so (``"verified": "v3"``, and
+    the ``public_url`` it was checked against). It cannot be checked again: HubSpot's v3 signature
+    covers a timestamp that is refused once more than five minutes old. A document without that record
+    was not stored by a verified ingest and is refused (:class:`UnverifiedArchive`). Raises
+    ``MalformedWebhook``, :class:`UnknownPortal` (no connection serves the portal any more) and
+    ``PublishError``. The same events yield the same ``event_id`` as at receipt.
+    """
+    if delivery.verified != "v3":
+        raise UnverifiedArchive(
+            f"archived delivery {delivery.delivery_id} does not record a verified signature "
+            f"(verified: {delivery.verified!r})"
+        )
+    events = parse_delivery(delivery.body, max_events=max_events)
+    portal_id = delivery_portal_id(events)
+    connection = served.by_portal(portal_id)
+    if connection is None:
+        raise UnknownPortal(
+            f"no connection of this deployment serves HubSpot portal {portal_id} (configuration "
+            f"{served.version})"
+        )
+    key = raw_object_key(delivery.delivery_id, delivery.received_at, prefix=HUBSPOT_KEY_PREFIX)
+    with connection_scope(logger, connection.name, served.version):
+        envelopes, skipped, duplicates = _publish_events(
+            events, portal_id, key, connection.name, served.version, delivery.delivery_id, publisher
+        )
+    return HubSpotIngestResult(
+        delivery_id=delivery.delivery_id,
+        connection=connection.name,
+        portal_id=portal_id,
+        raw_object_key=key,
+        public_url=delivery.public_url or "",
+        events=envelopes,
+        skipped=skipped,
+        duplicates=duplicates,
+    )
+
+
+def _publish_events(
+    events: Sequence[HubSpotEvent],
+    portal_id: str,
+    key: str,
+    connection: str,
+    version: str,
+    delivery_id: str,
+    publisher: EventPublisher,
+) -> tuple[tuple[Envelope, ...], tuple[HubSpotEvent, ...], int]:
+    """Classify, deduplicate and publish a delivery's events; log what was skipped (live and replay).
+    Returns the envelopes published, the events skipped and the count of duplicates."""
+    relevant: dict[str, tuple[HubSpotEvent, Classified]] = {}
+    skipped: list[HubSpotEvent] = []
+    duplicates = 0
+    for event in events:
+        classified = classify(event)
+        if classified is None:
+            skipped.append(event)
+            continue
+        event_key = change_key(event)
+        if event_key in relevant:
+            duplicates += 1
+            continue
+        relevant[event_key] = (event, classified)
+    envelopes = tuple(
+        deal_changed_event(
+            event,
+            classified,
+            event_key,
+            connection=connection,
+            config_version=version,
+            delivery_id=delivery_id,
+            raw_key=key,
+        )
+        for event_key, (event, classified) in relevant.items()
+    )
+    if envelopes:
+        publisher.publish(envelopes)
+    for envelope in envelopes:
+        with correlation_scope(logger, envelope.correlation_id):
+            payload = envelope.payload
+            logger.info(
+                "event published",
+                extra={
+                    "event_id": envelope.event_id,
+                    "portal_id": portal_id,
+                    "change": payload["change"],
+                    "object_type": payload["object_type"],
+                    "object_id": payload["object_id"],
+                    "deal_id": payload["deal_id"],
+                    "hubspot_event_id": payload["hubspot_event_id"],
+                },
+            )
+    for event in skipped:
+        logger.warning(
+            "unsupported event type skipped",
+            extra={
+                "reason": "unsupported_type",
+                "subscription_type": event.subscription_type,
+                "object_type_id": event.object_type_id,
+                "object_id": event.object_id,
+                "hubspot_event_id": event.event_id,
+                "portal_id": portal_id,
+                "raw_object_key": key,
+            },
+        )
+    if duplicates:
+        logger.info(
+            "duplicate events published once",
+            extra={"duplicates": duplicates, "raw_object_key": key},
+        )
+    return envelopes, tuple(skipped), duplicates
 
 
 def classify(event: HubSpotEvent) -> Classified | None:

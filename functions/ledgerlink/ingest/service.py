@@ -15,8 +15,9 @@ A well-formed CloudEvent of a type LedgerLink does not know yet (a new verb or v
 not published, logged at WARNING, and returned in :attr:`IngestResult.unsupported` so the caller can
 count it, while the rest of the delivery is accepted. Refusing the delivery instead would make
 Intuit retry it for hours and possibly hold back the company's later events. Nothing is lost: the
-raw delivery, skipped events included, is in the archive (step 3), and re-ingesting the archived
-document (``WebhookDelivery.from_json`` then :func:`ingest_delivery`) once the type is supported
+raw delivery, skipped events included, is in the archive (step 3), and replaying the archived
+document (``ledgerlink replay archive``: ``WebhookDelivery.from_json`` then :func:`replay_delivery`,
+the same parse and publish without the signature check and the archiving) once the type is supported
 publishes them; the changes that had already gone out come again with the same event ids.
 
 An event, in either format, whose entity id (or merged-away id) QBO could not have issued
@@ -45,6 +46,7 @@ from ledgerlink.qbo.webhooks import (
     MAX_EVENTS_PER_DELIVERY,
     SIGNATURE_HEADER,
     EntityChange,
+    ParsedDelivery,
     SkipReason,
     SourceFormat,
     UnsupportedEvent,
@@ -105,22 +107,72 @@ def ingest_delivery(
             "unsupported": len(parsed.unsupported),
         },
     )
-    served: list[tuple[EntityChange, str]] = []
+    envelopes, skipped_events = _publish_changes(
+        parsed, delivery.delivery_id, key, publisher=ports.publisher, served=ports.served
+    )
+    return IngestResult(
+        delivery_id=delivery.delivery_id,
+        source_format=parsed.source_format,
+        raw_object_key=key,
+        events=envelopes,
+        unsupported=skipped_events,
+    )
+
+
+def replay_delivery(
+    delivery: WebhookDelivery,
+    *,
+    publisher: EventPublisher,
+    served: ServedRealms,
+    max_events: int = MAX_EVENTS_PER_DELIVERY,
+) -> IngestResult:
+    """Parse and publish an archived delivery again, exactly as :func:`ingest_delivery` did at receipt,
+    without checking its signature (it was checked before it was archived: only a verified delivery
+    is stored, its ``intuit-signature`` kept with it) and without archiving it again.
+
+    The same change yields the same ``event_id`` as at receipt, so consumers deduplicate a replay;
+    the events name the same ``raw_object_key``. Raises ``MalformedWebhook`` (an archived malformed
+    delivery) and ``PublishError``.
+    """
+    key = raw_object_key(delivery.delivery_id, delivery.received_at)
+    parsed = parse_delivery(delivery.body, max_events=max_events)
+    envelopes, skipped_events = _publish_changes(
+        parsed, delivery.delivery_id, key, publisher=publisher, served=served
+    )
+    return IngestResult(
+        delivery_id=delivery.delivery_id,
+        source_format=parsed.source_format,
+        raw_object_key=key,
+        events=envelopes,
+        unsupported=skipped_events,
+    )
+
+
+def _publish_changes(
+    parsed: ParsedDelivery,
+    delivery_id: str,
+    key: str,
+    *,
+    publisher: EventPublisher,
+    served: ServedRealms,
+) -> tuple[tuple[Envelope, ...], tuple[UnsupportedEvent, ...]]:
+    """Publish one event per change of a served realm; log and return what was skipped (live and replay)."""
+    kept: list[tuple[EntityChange, str]] = []
     unserved: list[UnsupportedEvent] = []
     for change in parsed.changes:
-        connection = ports.served.by_realm(change.realm_id)
+        connection = served.by_realm(change.realm_id)
         if connection is None:
-            unserved.append(_unserved(change, ports.served.version))
+            unserved.append(_unserved(change, served.version))
         else:
-            served.append((change, connection.name))
+            kept.append((change, connection.name))
     envelopes = tuple(
-        change_event(change, delivery.delivery_id, key, connection=name, config_version=ports.served.version)
-        for change, name in served
+        change_event(change, delivery_id, key, connection=name, config_version=served.version)
+        for change, name in kept
     )
     if envelopes:
-        ports.publisher.publish(envelopes)
+        publisher.publish(envelopes)
     skipped_events = (*parsed.unsupported, *unserved)
-    for (change, _), envelope in zip(served, envelopes, strict=True):
+    for (change, _), envelope in zip(kept, envelopes, strict=True):
         with correlation_scope(logger, envelope.correlation_id):
             logger.info(
                 "event published",
@@ -147,13 +199,7 @@ def ingest_delivery(
                     "raw_object_key": key,
                 },
             )
-    return IngestResult(
-        delivery_id=delivery.delivery_id,
-        source_format=parsed.source_format,
-        raw_object_key=key,
-        events=envelopes,
-        unsupported=skipped_events,
-    )
+    return envelopes, skipped_events
 
 
 def _unserved(change: EntityChange, config_version: str) -> UnsupportedEvent:
