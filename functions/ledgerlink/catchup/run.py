@@ -1,0 +1,98 @@
+"""Runs the catch-up for every connection of a deployment (or one named), wiring the real ports:
+the shared QBO client (:func:`ledgerlink.qbo.factory.qbo_client`), the links table, the event bus and
+the vendor-state table. Used by the qbo_catchup Lambda and by ``ledgerlink catchup``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import boto3
+
+from ledgerlink.catchup.service import (
+    DEFAULT_OPTIONS,
+    CatchupOptions,
+    ConnectionReport,
+    DynamoDBCursorStore,
+    catch_up_connection,
+)
+from ledgerlink.config import Settings
+from ledgerlink.configfile import DeploymentConfig
+from ledgerlink.crosswalk import LinkStore
+from ledgerlink.publisher import EventBridgePublisher
+from ledgerlink.qbo.factory import qbo_client
+from ledgerlink.secrets import SecretStore, default_secret_store
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+
+
+@dataclass
+class CatchupReport:
+    connections: list[ConnectionReport] = field(default_factory=list)
+
+    @property
+    def gaps(self) -> list[ConnectionReport]:
+        return [each for each in self.connections if each.gap is not None]
+
+    def lines(self) -> list[str]:
+        if not self.connections:
+            return ["no connection to catch up"]
+        return [line for each in self.connections for line in each.lines()]
+
+
+def run_catchup(
+    settings: Settings,
+    config: DeploymentConfig,
+    *,
+    dynamodb: DynamoDBClient | None = None,
+    events: EventBridgeClient | None = None,
+    secrets: SecretStore | None = None,
+    connection: str | None = None,
+    now: datetime | None = None,
+    options: CatchupOptions = DEFAULT_OPTIONS,
+    progress: Callable[[str], None] | None = None,
+) -> CatchupReport:
+    """Catch up every connection of ``config`` (or the one named), one after the other."""
+    dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
+    events_client: EventBridgeClient = events if events is not None else boto3.client("events")
+    store = secrets if secrets is not None else default_secret_store()
+    publisher = EventBridgePublisher(events_client, settings.event_bus_name)
+    cursors = DynamoDBCursorStore(settings.vendor_state_table_name, dynamodb_client)
+    connections = list(config.connections)
+    if connection is not None:
+        connections = [each for each in connections if each.name == connection]
+        if not connections:
+            known = ", ".join(each.name for each in config.connections) or "none"
+            raise ValueError(f"no connection {connection!r} in {config.source} (connections: {known})")
+    report = CatchupReport()
+    for each in connections:
+        parts = qbo_client(each, settings, secrets=store, dynamodb=dynamodb_client)
+        try:
+            links = LinkStore(
+                settings.links_table_name,
+                dynamodb_client,
+                connection=each.name,
+                config_version=config.version,
+            )
+            result = catch_up_connection(
+                each.name,
+                each.realm_id,
+                cdc=parts.client,
+                links=links,
+                publisher=publisher,
+                cursors=cursors,
+                now=now if now is not None else datetime.now(UTC),
+                options=options,
+                config_version=config.version,
+            )
+        finally:
+            parts.close()
+        report.connections.append(result)
+        if progress is not None:
+            for line in result.lines():
+                progress(line)
+    return report

@@ -1,0 +1,57 @@
+"""QBO CDC catch-up Lambda, invoked by its EventBridge schedule (every 15 minutes by default).
+
+Thin on purpose: read the optional connection name from the event (``{"connection": "<name>"}``; the
+schedule sends none, so every connection runs), call :func:`ledgerlink.catchup.run.run_catchup`, and
+turn the outcome into metrics in one place: ``CatchupGapTooLong`` per connection whose cursor was beyond
+CDC's 30 days (alarmed: run ``ledgerlink backfill``), ``CatchupPublished``, and ``UnexpectedErrors``
+for any exception, which is re-raised so the invocation fails and is visible.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ledgerlink.catchup.run import run_catchup
+from ledgerlink.config import get_settings
+from ledgerlink.configfile import deployment_config
+from ledgerlink.observability import Service, get_logger, get_metrics, get_tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = get_logger(Service.QBO_CATCHUP)
+tracer = get_tracer(Service.QBO_CATCHUP)
+metrics = get_metrics(Service.QBO_CATCHUP)
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    named = event.get("connection") if isinstance(event, dict) else None
+    try:
+        report = run_catchup(
+            get_settings(), deployment_config(), connection=str(named) if named is not None else None
+        )
+    except Exception:
+        metrics.add_metric(name="UnexpectedErrors", unit=MetricUnit.Count, value=1)
+        logger.exception("catch-up failed", extra={"connection": named or "all"})
+        raise
+    metrics.add_metric(name="CatchupGapTooLong", unit=MetricUnit.Count, value=len(report.gaps))
+    metrics.add_metric(
+        name="CatchupPublished",
+        unit=MetricUnit.Count,
+        value=sum(each.published for each in report.connections),
+    )
+    return {
+        "connections": {
+            each.connection: {
+                "published": each.published,
+                "gap_seconds": int(each.gap.total_seconds()) if each.gap is not None else 0,
+                "cursor": each.cursor.isoformat(),
+            }
+            for each in report.connections
+        }
+    }
