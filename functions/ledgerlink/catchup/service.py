@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 logger = get_logger(Service.QBO_CATCHUP)
 
 DEFAULT_ENTITIES: Final = ("Invoice", "Estimate", "Payment", "Customer")
+# The crosswalk status of an entity whose delete the deal sync has applied (Link.status).
+DELETED_LINK_STATUS: Final = "deleted"
 GAP_ADVICE: Final = "run ledgerlink backfill for this connection: CDC cannot reach back that far"
 # How far inside CDC's limit a gap restarts, so the call is not refused as too old when it arrives.
 GAP_MARGIN: Final = timedelta(minutes=10)
@@ -232,7 +234,7 @@ def catch_up_connection(
         for key, row in found.items():
             ms, token = _version(row)
             link = synced.get(key)
-            if link is not None and link.already_synced(ms, token):
+            if _already_synced(link, row, ms, token):
                 counts.skipped += 1
                 continue
             change = _change(realm_id, entity, row)
@@ -299,6 +301,17 @@ def _unique(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if key not in newest or _version(row) > _version(newest[key]):
             newest[key] = row
     return list(newest.values())
+
+
+def _already_synced(link: Link | None, row: Mapping[str, Any], ms: int, token: int) -> bool:
+    """Whether HubSpot already shows this version. A tombstone has no SyncToken and often the same
+    second as the last edit, so the version cannot order it: it is synced once the link records the
+    delete (status ``deleted``, what the deal sync writes when it marks the deal deleted in QBO)."""
+    if link is None:
+        return False
+    if _is_deleted(row):
+        return link.status == DELETED_LINK_STATUS
+    return link.already_synced(ms, token)
 
 
 def _updated(row: Mapping[str, Any]) -> datetime:

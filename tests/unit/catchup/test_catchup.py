@@ -221,3 +221,17 @@ def test_a_cursor_older_than_cdc_reaches_is_a_gap_and_the_run_continues_within_t
     assert min(since for _, since in cdc.calls) >= NOW - timedelta(days=30)
     assert "backfill" in report.lines()[0]
     assert [e.payload["entity_id"] for e in publisher.published] == ["1"]
+
+
+def test_a_delete_is_published_until_the_link_records_it_even_within_the_same_second() -> None:
+    # given an invoice synced at its last edit, then deleted within the same second
+    at = NOW - timedelta(minutes=5)
+    ms = int(at.timestamp() * 1000)
+    tombstone = {"status": "Deleted", "Id": "3", "MetaData": {"LastUpdatedTime": at.isoformat()}}
+    synced = Link(EntityKey(REALM, "Invoice", "3"), hubspot_id="d3", synced_ms=ms, sync_token=4)
+    _, publisher, _ = run(FakeCdc({"Invoice": [tombstone]}), links=FakeLinks([synced]))
+    assert [e.payload["operation"] for e in publisher.published] == ["Delete"]
+    # and once the deal sync recorded the delete, it is skipped
+    applied = Link(synced.key, hubspot_id="d3", synced_ms=ms, sync_token=4, status="deleted")
+    _, again, _ = run(FakeCdc({"Invoice": [tombstone]}), links=FakeLinks([applied]))
+    assert again.published == []

@@ -1,0 +1,142 @@
+"""The CDC catch-up on moto and the QBO sandbox, feeding the real deal sync: webhooks held back, changes
+made in QBO, and what the catch-up publishes (captured on the bus, as the deal-sync queue would get it)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledgerlink.catchup.run import CatchupReport, run_catchup
+from ledgerlink.catchup.service import CatchupOptions, DynamoDBCursorStore
+from ledgerlink.configfile import load as load_config
+from ledgerlink.deal_sync.inbox import ChangeEvent, parse_record
+from ledgerlink.secrets import PowertoolsSecretStore
+from tests.aws_fixtures import capture_queue
+from tests.integration import test_deal_sync_support as support
+from tests.integration.test_deal_sync_support import BUS, CONFIG_FILE, CONNECTION, DealSyncWorld
+
+world = support.world  # the fixture
+
+CAPTURE_QUEUE = "ledgerlink-test-entity-changed-capture"
+# No overlap: the tests count exactly what the second run re-reads (the overlap's re-reads dedupe anyway).
+OPTIONS = CatchupOptions(overlap=timedelta(0))
+
+
+def invoice_body(amount: str) -> dict[str, Any]:
+    return {
+        "CustomerRef": {"value": "6"},
+        "Line": [
+            {
+                "Amount": amount,
+                "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": "4"}, "Qty": 1, "UnitPrice": amount},
+            }
+        ],
+    }
+
+
+class CatchupRun:
+    def __init__(self, world: DealSyncWorld) -> None:
+        self.world = world
+        aws = world.aws
+        self.queue_url = capture_queue(
+            aws["events"], aws["sqs"], bus=BUS, detail_type="qbo.entity.changed", queue_name=CAPTURE_QUEUE
+        )
+        # Start the cursor now, so the demo company's own history is not part of what is counted.
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+        DynamoDBCursorStore(world.settings.vendor_state_table_name, aws["dynamodb"]).advance(
+            CONNECTION, start
+        )
+
+    def run(self) -> CatchupReport:
+        aws = self.world.aws
+        return run_catchup(
+            self.world.settings,
+            load_config(CONFIG_FILE),
+            dynamodb=aws["dynamodb"],
+            events=aws["events"],
+            secrets=PowertoolsSecretStore(max_age_seconds=0, client=aws["secretsmanager"]),
+            options=OPTIONS,
+        )
+
+    def captured(self) -> list[dict[str, Any]]:
+        """The EventBridge events published since the last call, as the deal-sync queue receives them."""
+        sqs = self.world.aws["sqs"]
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def as_records(events: list[dict[str, Any]]) -> list[ChangeEvent]:
+    return [
+        parse_record(
+            {
+                "messageId": f"catchup-{index}",
+                "receiptHandle": f"rh-{index}",
+                "body": json.dumps(event),
+                "attributes": {"ApproximateReceiveCount": "1"},
+            }
+        )
+        for index, event in enumerate(events)
+    ]
+
+
+def test_changes_whose_webhooks_were_held_back_are_published_once_and_synced(world: DealSyncWorld) -> None:
+    # given the QBO sandbox holding back its webhooks, and three invoices created meanwhile
+    catchup = CatchupRun(world)
+    world.qbo_admin("PATCH", "config", {"webhooks_held": True})
+    created = {world.qbo_write("Invoice", "create", invoice_body(f"{100 + n}.00"))["Id"] for n in range(3)}
+    # when the catch-up runs
+    first = catchup.run()
+    events = catchup.captured()
+    # then it publishes one qbo.entity.changed Create per invoice, marked as found by CDC
+    payloads = [event["detail"]["payload"] for event in events]
+    assert sorted(p["entity_id"] for p in payloads) == sorted(created)
+    assert {(p["entity"], p["operation"], p["source_format"]) for p in payloads} == {
+        ("Invoice", "Create", "cdc")
+    }
+    assert first.connections[0].entities["Invoice"].published == 3
+    # and the deal sync, given those events, makes the three deals
+    world.sync(as_records(events))
+    deals = world.deals()
+    assert all(any(key.endswith(invoice_id) for key in deals) for invoice_id in created)
+    # when the catch-up runs again
+    second = catchup.run()
+    # then it publishes nothing: the versions it finds again are already synced
+    assert catchup.captured() == []
+    counts = second.connections[0].entities["Invoice"]
+    assert counts.published == 0 and counts.skipped == counts.seen
+
+
+def test_a_deleted_invoice_becomes_a_delete_event_that_marks_its_deal(world: DealSyncWorld) -> None:
+    # given an invoice synced to a deal, then deleted in QBO while webhooks are held back
+    catchup = CatchupRun(world)
+    world.qbo_admin("PATCH", "config", {"webhooks_held": True})
+    invoice = world.qbo_write("Invoice", "create", invoice_body("75.00"))
+    catchup.run()
+    world.sync(as_records(catchup.captured()))
+    assert any(key.endswith(invoice["Id"]) for key in world.deals())
+    current = world.qbo_entity("Invoice", invoice["Id"])
+    assert current is not None
+    world.qbo_write("Invoice", "delete", {"Id": invoice["Id"], "SyncToken": current["SyncToken"]})
+    # when the catch-up runs
+    catchup.run()
+    events = catchup.captured()
+    # then the tombstone comes as a Delete, and the deal sync marks the deal deleted in QBO
+    assert [(e["detail"]["payload"]["entity_id"], e["detail"]["payload"]["operation"]) for e in events] == [
+        (invoice["Id"], "Delete")
+    ]
+    world.sync(as_records(events))
+    deal = next(deal for key, deal in world.deals().items() if key.endswith(invoice["Id"]))
+    assert deal["properties"]["qbo_status"] == "deleted"
+    # and a later catch-up does not publish the delete again
+    catchup.run()
+    assert catchup.captured() == []
