@@ -1,7 +1,9 @@
 """QBO CDC catch-up Lambda, invoked by its EventBridge schedule (every 15 minutes by default).
 
-Thin on purpose: read the optional connection name from the event (``{"connection": "<name>"}``; the
-schedule sends none, so every connection runs), call :func:`ledgerlink.catchup.run.run_catchup`, and
+The schedule's "Scheduled Event" reaches it through its SQS queue (as every scheduled rule of the
+topology does); it may also be invoked directly with ``{"connection": "<name>"}``. Thin on purpose: find
+the connection the event names (a scheduled tick names none: every connection runs; a batch of ticks is
+one run), call :func:`ledgerlink.catchup.run.run_catchup`, and
 turn the outcome into metrics in one place: ``CatchupGapTooLong`` per connection whose cursor was beyond
 CDC's 30 days (alarmed: run ``ledgerlink backfill``), ``CatchupPublished``, and ``UnexpectedErrors``
 for any exception, which is re-raised so the invocation fails and is visible.
@@ -9,6 +11,8 @@ for any exception, which is re-raised so the invocation fails and is visible.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,11 +34,9 @@ metrics = get_metrics(Service.QBO_CATCHUP)
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    named = event.get("connection") if isinstance(event, dict) else None
+    named = _named_connection(event)
     try:
-        report = run_catchup(
-            get_settings(), deployment_config(), connection=str(named) if named is not None else None
-        )
+        report = run_catchup(get_settings(), deployment_config(), connection=named)
     except Exception:
         metrics.add_metric(name="UnexpectedErrors", unit=MetricUnit.Count, value=1)
         logger.exception("catch-up failed", extra={"connection": named or "all"})
@@ -55,3 +57,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             for each in report.connections
         }
     }
+
+
+def _named_connection(event: Mapping[str, Any]) -> str | None:
+    """The connection a direct invocation names; None (all) for scheduled ticks from the queue."""
+    if "Records" in event:
+        names = set()
+        for record in event["Records"]:
+            body = json.loads(record.get("body") or "{}")
+            if not isinstance(body, dict) or body.get("connection") is None:
+                return None  # a scheduled tick: every connection, whatever else the batch holds
+            names.add(str(body["connection"]))
+        return names.pop() if len(names) == 1 else None
+    named = event.get("connection")
+    return str(named) if named is not None else None
