@@ -3,9 +3,13 @@ made in QBO, and what the catch-up publishes (captured on the bus, as the deal-s
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from ledgerlink.catchup.run import CatchupReport, run_catchup
 from ledgerlink.catchup.service import CatchupOptions, DynamoDBCursorStore
@@ -14,7 +18,7 @@ from ledgerlink.deal_sync.inbox import ChangeEvent, parse_record
 from ledgerlink.secrets import PowertoolsSecretStore
 from tests.aws_fixtures import capture_queue
 from tests.integration import test_deal_sync_support as support
-from tests.integration.test_deal_sync_support import BUS, CONFIG_FILE, CONNECTION, DealSyncWorld
+from tests.integration.test_deal_sync_support import BUS, CONFIG_FILE, CONNECTION, REGION, DealSyncWorld
 
 world = support.world  # the fixture
 
@@ -36,13 +40,35 @@ def invoice_body(amount: str) -> dict[str, Any]:
     }
 
 
-class CatchupRun:
+class CatchupRunQueue:
+    """The capture queue of qbo.entity.changed on the bus (created by :class:`CatchupRun`)."""
+
     def __init__(self, world: DealSyncWorld) -> None:
         self.world = world
+        self.queue_url = str(world.aws["sqs"].get_queue_url(QueueName=CAPTURE_QUEUE)["QueueUrl"])
+
+    def captured(self) -> list[dict[str, Any]]:
+        """The EventBridge events published since the last call, as the deal-sync queue receives them."""
+        sqs = self.world.aws["sqs"]
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class CatchupRun(CatchupRunQueue):
+    def __init__(self, world: DealSyncWorld) -> None:
         aws = world.aws
-        self.queue_url = capture_queue(
+        capture_queue(
             aws["events"], aws["sqs"], bus=BUS, detail_type="qbo.entity.changed", queue_name=CAPTURE_QUEUE
         )
+        super().__init__(world)
         # Start the cursor now, so the demo company's own history is not part of what is counted.
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
         DynamoDBCursorStore(world.settings.vendor_state_table_name, aws["dynamodb"]).advance(
@@ -59,20 +85,6 @@ class CatchupRun:
             secrets=PowertoolsSecretStore(max_age_seconds=0, client=aws["secretsmanager"]),
             options=OPTIONS,
         )
-
-    def captured(self) -> list[dict[str, Any]]:
-        """The EventBridge events published since the last call, as the deal-sync queue receives them."""
-        sqs = self.world.aws["sqs"]
-        found: list[dict[str, Any]] = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def as_records(events: list[dict[str, Any]]) -> list[ChangeEvent]:
@@ -140,3 +152,35 @@ def test_a_deleted_invoice_becomes_a_delete_event_that_marks_its_deal(world: Dea
     # and a later catch-up does not publish the delete again
     catchup.run()
     assert catchup.captured() == []
+
+
+def test_the_command_prints_per_connection_and_entity_what_it_saw_published_and_skipped(
+    world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given one invoice created while webhooks are held, and the command pointed at "AWS" (moto here)
+    from ledgerlink.cli import catchup as command
+    from ledgerlink.cli.endpoints import Endpoint
+
+    CatchupRun(world)
+    world.qbo_admin("PATCH", "config", {"webhooks_held": True})
+    created = world.qbo_write("Invoice", "create", invoice_body("12.00"))
+    monkeypatch.setattr(
+        command, "resolve_endpoint", lambda *args, **kwargs: Endpoint(None, REGION, "--aws", local=False)
+    )
+    monkeypatch.setattr(
+        command,
+        "catchup_settings",
+        lambda endpoint, state_dir: (world.settings, load_config(CONFIG_FILE), "the test's settings"),
+    )
+    out = io.StringIO()
+    # when `ledgerlink catchup --aws --connection demo` runs
+    parser = argparse.ArgumentParser()
+    command.register(parser)
+    status = command.run_catchup_command(parser.parse_args(["--aws", "--connection", CONNECTION]), out)
+    # then it ran, and says what it found per entity: the invoice published
+    text = out.getvalue()
+    assert status == 0, text
+    assert f"{CONNECTION} (realm " in text
+    assert "  Invoice: 1 seen, 1 published, 0 skipped (already synced)" in text
+    assert "caught up: 1 qbo.entity.changed published" in text
+    assert created["Id"] in {e["detail"]["payload"]["entity_id"] for e in CatchupRunQueue(world).captured()}

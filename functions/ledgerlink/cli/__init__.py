@@ -61,6 +61,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "payment follow-ups: run the sweep for follow-ups that came due now",
     ),
     CommandGroup(
+        "catchup",
+        "ledgerlink.cli.catchup:register",
+        "QBO CDC catch-up: publish the changes no webhook brought, now",
+    ),
+    CommandGroup(
         "audit",
         "ledgerlink.cli.audit:register",
         "the audit trail: what the HubSpot -> QBO flow decided about a deal, and why",
