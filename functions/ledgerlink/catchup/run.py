@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import boto3
 
 from ledgerlink.catchup.service import (
-    DEFAULT_OPTIONS,
     CatchupOptions,
     ConnectionReport,
     DynamoDBCursorStore,
@@ -22,6 +21,7 @@ from ledgerlink.config import Settings
 from ledgerlink.configfile import DeploymentConfig
 from ledgerlink.crosswalk import LinkStore
 from ledgerlink.publisher import EventBridgePublisher
+from ledgerlink.qbo.client import CDC_ENTITIES
 from ledgerlink.qbo.factory import qbo_client
 from ledgerlink.secrets import SecretStore, default_secret_store
 
@@ -44,6 +44,21 @@ class CatchupReport:
         return [line for each in self.connections for line in each.lines()]
 
 
+def options_from(settings: Settings) -> CatchupOptions:
+    """The catch-up's options as the deployment sets them (LEDGERLINK_CATCHUP_*)."""
+    unknown = sorted(set(settings.catchup_entities) - CDC_ENTITIES)
+    if unknown or not settings.catchup_entities:
+        raise ValueError(
+            f"LEDGERLINK_CATCHUP_ENTITIES names {', '.join(unknown) or 'nothing'}; "
+            f"the catch-up reads {', '.join(sorted(CDC_ENTITIES))}"
+        )
+    return CatchupOptions(
+        entities=settings.catchup_entities,
+        look_back=timedelta(seconds=settings.catchup_look_back_seconds),
+        overlap=timedelta(seconds=settings.catchup_overlap_seconds),
+    )
+
+
 def run_catchup(
     settings: Settings,
     config: DeploymentConfig,
@@ -53,7 +68,7 @@ def run_catchup(
     secrets: SecretStore | None = None,
     connection: str | None = None,
     now: datetime | None = None,
-    options: CatchupOptions = DEFAULT_OPTIONS,
+    options: CatchupOptions | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CatchupReport:
     """Catch up every connection of ``config`` (or the one named), one after the other."""
@@ -68,6 +83,7 @@ def run_catchup(
         if not connections:
             known = ", ".join(each.name for each in config.connections) or "none"
             raise ValueError(f"no connection {connection!r} in {config.source} (connections: {known})")
+    chosen = options if options is not None else options_from(settings)
     report = CatchupReport()
     for each in connections:
         parts = qbo_client(each, settings, secrets=store, dynamodb=dynamodb_client)
@@ -86,7 +102,7 @@ def run_catchup(
                 publisher=publisher,
                 cursors=cursors,
                 now=now if now is not None else datetime.now(UTC),
-                options=options,
+                options=chosen,
                 config_version=config.version,
             )
         finally:
