@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,12 +14,21 @@ import pytest
 
 from ledgerlink.catchup.run import CatchupReport, run_catchup
 from ledgerlink.catchup.service import CatchupOptions, DynamoDBCursorStore
+from ledgerlink.config import reset_settings_cache
 from ledgerlink.configfile import load as load_config
+from ledgerlink.configfile import reset_for_tests as reset_deployment_config
 from ledgerlink.deal_sync.inbox import ChangeEvent, parse_record
-from ledgerlink.secrets import PowertoolsSecretStore
+from ledgerlink.secrets import PowertoolsSecretStore, reset_default_secret_store
 from tests.aws_fixtures import capture_queue
 from tests.integration import test_deal_sync_support as support
-from tests.integration.test_deal_sync_support import BUS, CONFIG_FILE, CONNECTION, REGION, DealSyncWorld
+from tests.integration.test_deal_sync_support import (
+    BUS,
+    CONFIG_FILE,
+    CONNECTION,
+    REGION,
+    DealSyncWorld,
+    environment,
+)
 
 world = support.world  # the fixture
 
@@ -184,3 +194,53 @@ def test_the_command_prints_per_connection_and_entity_what_it_saw_published_and_
     assert "  Invoice: 1 seen, 1 published, 0 skipped (already synced)" in text
     assert "caught up: 1 qbo.entity.changed published" in text
     assert created["Id"] in {e["detail"]["payload"]["entity_id"] for e in CatchupRunQueue(world).captured()}
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "ledgerlink-test-qbo-catchup"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ledgerlink-test-qbo-catchup"
+    aws_request_id: str = "5b0f7e2a-0000-4000-8000-00000000c0c0"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 100_000
+
+
+def test_the_lambda_runs_every_connection_on_a_scheduled_tick_from_its_queue(
+    world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the Lambda configured by environment like the deployed function, and one unsynced invoice
+    for name, value in environment(world.qbo.url, world.hubspot.url).items():
+        monkeypatch.setenv(str(name), value)
+    reset_settings_cache()
+    reset_deployment_config()
+    reset_default_secret_store()
+    catchup = CatchupRun(world)
+    world.qbo_admin("PATCH", "config", {"webhooks_held": True})
+    created = world.qbo_write("Invoice", "create", invoice_body("33.00"))
+    from qbo_catchup import handler
+
+    tick = {
+        "version": "0",
+        "id": "sched-1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/ledgerlink-test-qbo-catchup"],
+        "detail": {},
+    }
+    record = {"messageId": "m1", "receiptHandle": "rh", "body": json.dumps(tick), "attributes": {}}
+    try:
+        # when the schedule's tick arrives through the queue
+        answer = handler.lambda_handler({"Records": [record]}, FakeContext())
+    finally:
+        reset_settings_cache()
+        reset_deployment_config()
+        reset_default_secret_store()
+    # then the connection was caught up and the invoice published
+    assert answer["connections"][CONNECTION]["published"] >= 1
+    assert answer["connections"][CONNECTION]["gap_seconds"] == 0
+    assert created["Id"] in {e["detail"]["payload"]["entity_id"] for e in catchup.captured()}
