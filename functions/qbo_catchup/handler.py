@@ -30,6 +30,10 @@ tracer = get_tracer(Service.QBO_CATCHUP)
 metrics = get_metrics(Service.QBO_CATCHUP)
 
 
+class CatchupFailed(RuntimeError):
+    """One or more connections' catch-up failed (each logged with its error and connection)."""
+
+
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
@@ -42,6 +46,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.exception("catch-up failed", extra={"connection": named or "all"})
         raise
     metrics.add_metric(name="CatchupGapTooLong", unit=MetricUnit.Count, value=len(report.gaps))
+    if report.failures:
+        # Every connection ran; those that failed fail the invocation, so the tick is retried.
+        metrics.add_metric(name="UnexpectedErrors", unit=MetricUnit.Count, value=len(report.failures))
+        raise CatchupFailed("catch-up failed for " + ", ".join(sorted(report.failures)))
     metrics.add_metric(
         name="CatchupPublished",
         unit=MetricUnit.Count,

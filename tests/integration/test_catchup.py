@@ -244,3 +244,19 @@ def test_the_lambda_runs_every_connection_on_a_scheduled_tick_from_its_queue(
     assert answer["connections"][CONNECTION]["published"] >= 1
     assert answer["connections"][CONNECTION]["gap_seconds"] == 0
     assert created["Id"] in {e["detail"]["payload"]["entity_id"] for e in catchup.captured()}
+
+
+def test_a_connection_qbo_refuses_is_reported_and_its_cursor_stays(world: DealSyncWorld) -> None:
+    # given the connection's QBO grant revoked at Intuit
+    catchup = CatchupRun(world)
+    cursors = DynamoDBCursorStore(world.settings.vendor_state_table_name, world.aws["dynamodb"])
+    before = cursors.get(CONNECTION)
+    world.qbo_admin("POST", "oauth/revoke", {})
+    # when the catch-up runs
+    report = catchup.run()
+    # then the connection's failure is reported (not raised past the other connections), nothing is
+    # published, and its cursor did not move: the next run reads the same window
+    assert list(report.failures) == [CONNECTION]
+    assert report.lines()[-1].startswith(f"{CONNECTION}: FAILED: ")
+    assert catchup.captured() == []
+    assert cursors.get(CONNECTION) == before

@@ -116,6 +116,12 @@ def run_catchup_command(args: argparse.Namespace, out: TextIO | None = None) -> 
     except Exception as error:  # noqa: BLE001 - AWS, QBO and the flow's errors: say what failed, no traceback
         print(f"ledgerlink catchup: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
+    if report.failures:
+        print(
+            "ledgerlink catchup: failed for " + ", ".join(sorted(report.failures)) + " (see above)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     total = sum(each.published for each in report.connections)
     print(f"caught up: {total} qbo.entity.changed published", file=out)
     if report.gaps:
