@@ -76,6 +76,10 @@ _CRON_EXPRESSION: Final = re.compile(r"^cron\(\S+( \S+){5}\)$")
 DEFAULT_FOLLOWUP_SWEEP_SCHEDULE: Final = "rate(1 day)"
 # The scheduled rule that starts the sweep (the local stack can fire it every few seconds instead).
 FOLLOWUP_SWEEP_RULE: Final = "followup-sweep"
+# How often the CDC catch-up runs when cdk.json does not say (environments.<stage>.catchup_schedule).
+DEFAULT_CATCHUP_SCHEDULE: Final = "rate(15 minutes)"
+# The scheduled rule that starts the catch-up (the local stack can fire it every few seconds instead).
+CATCHUP_RULE: Final = "qbo-catchup"
 
 # The webhook routes (versioned); HubSpot signs the URL it calls, so the local stack needs its path too.
 QBO_WEBHOOK_PATH: Final = "/v1/webhooks/qbo"
@@ -149,6 +153,9 @@ class EnvironmentConfig:
     followup_sweep_schedule: str = DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
     """When the Teams invite Lambda sweeps the owed invoices for follow-ups that came due (an EventBridge
     schedule expression, UTC)."""
+    catchup_schedule: str = DEFAULT_CATCHUP_SCHEDULE
+    """When the QBO catch-up Lambda reads change data capture for changes no webhook brought (an
+    EventBridge schedule expression, UTC)."""
     hubspot_webhook_url: str | None = None
     """The HubSpot webhook URL registered with HubSpot when it is not the API's own (a custom domain,
     a base path); the HubSpot ingest checks signatures against it (EnvVar.HUBSPOT_WEBHOOK_URL)."""
@@ -180,6 +187,7 @@ class EnvironmentConfig:
             followup_sweep_schedule=reader.optional_schedule(
                 "followup_sweep_schedule", DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
             ),
+            catchup_schedule=reader.optional_schedule("catchup_schedule", DEFAULT_CATCHUP_SCHEDULE),
             hubspot_webhook_url=reader.optional_text(
                 "hubspot_webhook_url", pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?\Z"
             ),
@@ -827,6 +835,33 @@ def build_topology(
         ),
     )
 
+    catchup_timeout_seconds = 300
+    # A failed tick is worth retrying only until the next one (15 minutes): that one reads from the same
+    # cursor, so nothing is lost when a tick is dropped.
+    catchup_redelivery = RedeliveryPolicy(outage_span_seconds=15 * 60)
+    catchup_queue = QueueSpec(
+        key="qbo-catchup",
+        name=resource_name(stage, "qbo-catchup"),
+        dlq_name=resource_name(stage, "qbo-catchup-dlq"),
+        visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * catchup_timeout_seconds,
+        # A tick older than the next one is worth nothing: the next run reads from the same cursor.
+        retention_seconds=3600,
+        dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        max_receive_count=catchup_redelivery.max_receive_count(),
+        redelivery=catchup_redelivery,
+    )
+    catchup_rule = RuleSpec(
+        key=CATCHUP_RULE,
+        name=resource_name(stage, CATCHUP_RULE),
+        description="Scheduled: the QBO catch-up Lambda reads CDC for changes no webhook brought",
+        # A schedule, no pattern: EventBridge sends its "Scheduled Event" (source aws.events).
+        event_pattern=MappingProxyType({}),
+        target_queue=catchup_queue.key,
+        max_event_age_seconds=3600,
+        retry_attempts=10,
+        schedule_expression=environment.catchup_schedule,
+    )
+
     common_environment = _common_environment(
         environment,
         event_bus=event_bus,
@@ -834,7 +869,7 @@ def build_topology(
         table_specs=table_specs,
         secret_specs=secret_specs,
     )
-    functions = (
+    functions: tuple[FunctionSpec, ...] = (
         FunctionSpec(
             key="qbo_ingest",
             name=resource_name(stage, "qbo-ingest"),
@@ -1034,6 +1069,34 @@ def build_topology(
             ),
         ),
     )
+    functions = (
+        *functions,
+        FunctionSpec(
+            key="qbo_catchup",
+            name=resource_name(stage, "qbo-catchup"),
+            service="qbo-catchup",
+            handler="qbo_catchup.handler.lambda_handler",
+            description="Reads QBO change data capture on a schedule; publishes the changes not synced yet",
+            memory_mb=512,
+            timeout_seconds=catchup_timeout_seconds,
+            reserved_concurrency=None,
+            environment=_function_environment(common_environment, "qbo-catchup"),
+            grants=(
+                # Each connection's QBO grant; the refresh token rotates, so it writes the secret back.
+                *(
+                    Grant(ResourceKind.SECRET, secret.key, Access.READ_WRITE)
+                    for secret in secret_specs
+                    if secret.connection is not None and secret.key.endswith(":qbo-oauth")
+                ),
+                # The crosswalk says which versions are synced already.
+                Grant(ResourceKind.TABLE, "links", Access.READ),
+                # Its cursor, QBO's rate limits and breaker, the OAuth refresh lock.
+                Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
+                # It publishes qbo.entity.changed, as the ingest does.
+                Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+            ),
+        ),
+    )
     queue_sources = (
         QueueSourceSpec(
             queue=deal_sync_queue.key,
@@ -1076,6 +1139,16 @@ def build_topology(
             # (4 concurrent requests per app and mailbox), many of them the one accounts-receivable one.
             max_concurrency=4,
         ),
+        QueueSourceSpec(
+            queue=catchup_queue.key,
+            function="qbo_catchup",
+            # One run covers every connection: ticks that queued up while it ran are one more run.
+            batch_size=10,
+            max_batching_window_seconds=0,
+            report_batch_item_failures=False,
+            # Two runs at once would read the same CDC windows and publish the same events twice.
+            max_concurrency=2,
+        ),
     )
     api = ApiSpec(
         name=resource_name(stage, "api"),
@@ -1098,6 +1171,7 @@ def build_topology(
             *_calendar_sync_alarms(graph_secret, calendar_sync_queue),
             *_teams_invite_alarms(graph_secret, teams_invite_queue),
             *_document_sync_alarms(oauth_secret, document_sync_queue),
+            *_catchup_alarms(catchup_queue),
         ),
     )
     topology = Topology(
@@ -1106,8 +1180,8 @@ def build_topology(
         bucket=bucket,
         tables=table_specs,
         secrets=secret_specs,
-        queues=(deal_sync_queue, calendar_sync_queue, teams_invite_queue, document_sync_queue),
-        rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules, document_sync_rule),
+        queues=(deal_sync_queue, calendar_sync_queue, teams_invite_queue, document_sync_queue, catchup_queue),
+        rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules, document_sync_rule, catchup_rule),
         functions=functions,
         api=api,
         queue_sources=queue_sources,
@@ -1285,6 +1359,30 @@ def _document_sync_alarms(oauth_secret: str, queue: QueueSpec) -> tuple[MetricAl
             "DeadLetterSendFailed",
             f"The document sync could not send a failed record to {queue.dlq_name} itself; SQS retries it and "
             "its redrive dead-letters it without a reason: check sqs:SendMessage on the queue.",
+        ),
+    )
+
+
+def _catchup_alarms(queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
+    """The catch-up's metrics that mean a human must act (names as its handler emits them)."""
+    return (
+        MetricAlarmSpec(
+            "qbo-catchup-gap-too-long",
+            "CatchupGapTooLong",
+            "qbo_catchup",
+            "A connection's catch-up cursor was older than QBO's CDC reaches (30 days): changes in that gap "
+            "cannot be recovered by catch-up, which went on from 30 days back. The log line 'catch-up gap "
+            "beyond CDC's reach' names the connection and the gap: run `ledgerlink backfill --connection "
+            "NAME --since <the cursor's date>` for it.",
+        ),
+        MetricAlarmSpec(
+            "qbo-catchup-unexpected-error",
+            "UnexpectedErrors",
+            "qbo_catchup",
+            "A catch-up run failed (QBO refused, a connection's grant is revoked, a bug); the function's log "
+            "has the error and the connection. Nothing was skipped: the cursor did not move, so the next "
+            f"scheduled run reads the same window again. Ticks retried past the next one are in {queue.dlq_name} "
+            "(they need no replay). Run `ledgerlink catchup --connection NAME` to see the error directly.",
         ),
     )
 

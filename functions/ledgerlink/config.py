@@ -70,6 +70,11 @@ class EnvVar(StrEnum):
     CONFIG_FILE = "LEDGERLINK_CONFIG_FILE"
     RETRY_BASE_SECONDS = "LEDGERLINK_RETRY_BASE_SECONDS"
     RETRY_MAX_DELAY_SECONDS = "LEDGERLINK_RETRY_MAX_DELAY_SECONDS"
+    # The CDC catch-up (docs/catchup.md): the QBO entities it reads (comma-separated), how far its first
+    # run looks back, and the overlap (clock skew) subtracted when its cursor advances.
+    CATCHUP_ENTITIES = "LEDGERLINK_CATCHUP_ENTITIES"
+    CATCHUP_LOOK_BACK_SECONDS = "LEDGERLINK_CATCHUP_LOOK_BACK_SECONDS"
+    CATCHUP_OVERLAP_SECONDS = "LEDGERLINK_CATCHUP_OVERLAP_SECONDS"
 
 
 class ConfigError(ValueError):
@@ -101,6 +106,9 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.CONFIG_FILE: "ledgerlink-config.toml",
     EnvVar.RETRY_BASE_SECONDS: "2",
     EnvVar.RETRY_MAX_DELAY_SECONDS: "120",
+    EnvVar.CATCHUP_ENTITIES: "Invoice,Estimate,Payment,Customer",
+    EnvVar.CATCHUP_LOOK_BACK_SECONDS: str(24 * 3600),
+    EnvVar.CATCHUP_OVERLAP_SECONDS: "300",
 }
 
 
@@ -151,6 +159,9 @@ class Settings:
     config_file: str = "ledgerlink-config.toml"
     retry_base_seconds: float = 2.0
     retry_max_delay_seconds: float = 120.0
+    catchup_entities: tuple[str, ...] = ("Invoice", "Estimate", "Payment", "Customer")
+    catchup_look_back_seconds: float = 24 * 3600.0
+    catchup_overlap_seconds: float = 300.0
     hubspot_webhook_url: str | None = None
     """Scheme, host and path of the URL HubSpot calls, when set (EnvVar.HUBSPOT_WEBHOOK_URL)."""
 
@@ -191,6 +202,11 @@ class Settings:
             config_file=reader.text(EnvVar.CONFIG_FILE),
             retry_base_seconds=reader.number(EnvVar.RETRY_BASE_SECONDS),
             retry_max_delay_seconds=reader.number(EnvVar.RETRY_MAX_DELAY_SECONDS),
+            catchup_entities=tuple(
+                name.strip() for name in reader.text(EnvVar.CATCHUP_ENTITIES).split(",") if name.strip()
+            ),
+            catchup_look_back_seconds=reader.number(EnvVar.CATCHUP_LOOK_BACK_SECONDS),
+            catchup_overlap_seconds=reader.non_negative_number(EnvVar.CATCHUP_OVERLAP_SECONDS),
             hubspot_webhook_url=reader.optional_webhook_url(EnvVar.HUBSPOT_WEBHOOK_URL),
         )
 

@@ -30,6 +30,7 @@ class Service:
     TEAMS_INVITE = "teams-invite"
     HUBSPOT_INGEST = "hubspot-ingest"
     QBO_DOCUMENT_SYNC = "qbo-document-sync"
+    QBO_CATCHUP = "qbo-catchup"
 
 
 @cache

@@ -1,21 +1,19 @@
 """Scheduled rules on the local stack: a rule with a schedule fires on time and its queue gets EventBridge's
 "Scheduled Event" (moto stores schedules but never fires them; the stack's scheduler does).
 
-The first test adds a rule of its own to the topology (a ``RuleSpec`` with a ``schedule_expression``)
-and moves the stack's clock; the others use the topology's follow-up sweep, on its deployed schedule and
+The first test uses the topology's CDC catch-up rule (every 15 minutes) and moves the stack's clock;
+the others use the topology's follow-up sweep, on its deployed schedule and
 fired every few seconds as ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` makes it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from infra import topology as topo
-from ledgerlink_local.stack import stack as stack_module
 from ledgerlink_local.stack.stack import LocalStack, StackOptions
 from ledgerlink_local.stack.wiring import VendorUrls
 
@@ -41,31 +39,15 @@ def _received(stack: LocalStack, queue_key: str) -> list[dict]:
     return [json.loads(message["Body"]) for message in messages.get("Messages", [])]
 
 
-def test_a_scheduled_rule_fires_on_its_schedule_into_its_queue(monkeypatch):
-    real_topology = stack_module.local_topology
-
-    def with_catch_up(*args, **kwargs):
-        topology = real_topology(*args, **kwargs)
-        catch_up = topo.RuleSpec(
-            key="catch-up",
-            name=topo.resource_name(topology.stage, "qbo-catch-up"),
-            description="every 15 minutes: CDC catch-up",
-            event_pattern={},
-            target_queue="deal-sync",
-            max_event_age_seconds=3600,
-            retry_attempts=3,
-            schedule_expression="rate(15 minutes)",
-        )
-        return dataclasses.replace(topology, rules=(*topology.rules, catch_up))
-
-    monkeypatch.setattr(stack_module, "local_topology", with_catch_up)
+def test_a_scheduled_rule_fires_on_its_schedule_into_its_queue():
+    # given the local stack with the topology's CDC catch-up rule (every 15 minutes by default)
     now = [T0]
     stack = _stack(now)
     try:
         assert stack.resources is not None and stack.scheduler is not None
         # the rule exists in EventBridge with its schedule, on the default bus (where schedules run)
         rule = stack.client("events").describe_rule(
-            Name="ledgerlink-local-qbo-catch-up", EventBusName="default"
+            Name="ledgerlink-local-qbo-catchup", EventBusName="default"
         )
         assert rule["ScheduleExpression"] == "rate(15 minutes)"
         # before its time nothing fires
@@ -73,10 +55,10 @@ def test_a_scheduled_rule_fires_on_its_schedule_into_its_queue(monkeypatch):
         assert stack.scheduler.fire_due() == []
         # at its time the queue gets the Scheduled Event
         now[0] += timedelta(minutes=1)
-        assert stack.scheduler.fire_due() == ["ledgerlink-local-qbo-catch-up"]
-        (event,) = _received(stack, "deal-sync")
+        assert stack.scheduler.fire_due() == ["ledgerlink-local-qbo-catchup"]
+        (event,) = _received(stack, "qbo-catchup")
         assert (event["source"], event["detail-type"]) == ("aws.events", "Scheduled Event")
-        assert event["resources"] == [stack.resources.rule_arns["catch-up"]]
+        assert event["resources"] == [stack.resources.rule_arns[topo.CATCHUP_RULE]]
         assert event["time"] == "2026-11-25T14:15:00Z"
     finally:
         stack.stop()
@@ -94,10 +76,11 @@ def test_the_follow_up_sweep_fires_daily_into_the_teams_invite_queue():
         )
         assert rule["ScheduleExpression"] == "rate(1 day)"
         # and it does not fire within the day, and fires once the day is over
+        # (the catch-up's rule fires every 15 minutes meanwhile)
         now[0] += timedelta(hours=23, minutes=59)
-        assert stack.scheduler.fire_due() == []
+        assert "ledgerlink-local-followup-sweep" not in stack.scheduler.fire_due()
         now[0] += timedelta(minutes=1)
-        assert stack.scheduler.fire_due() == ["ledgerlink-local-followup-sweep"]
+        assert "ledgerlink-local-followup-sweep" in stack.scheduler.fire_due()
         (event,) = _received(stack, "teams-invite")
         assert (event["source"], event["detail-type"]) == ("aws.events", "Scheduled Event")
         assert event["resources"] == [stack.resources.rule_arns[topo.FOLLOWUP_SWEEP_RULE]]

@@ -23,6 +23,8 @@ LEDGERLINK = REPO_ROOT / "functions" / "ledgerlink"
 
 # A flow's room -> the modules outside it that may import it: its Lambda handler.
 FLOWS: Mapping[str, frozenset[str]] = {
+    # The CDC catch-up also runs from the command line (`ledgerlink catchup`).
+    "ledgerlink.catchup": frozenset({"qbo_catchup.handler", "ledgerlink.cli.catchup"}),
     "ledgerlink.calendar_sync": frozenset({"outlook_calendar_sync.handler"}),
     "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler"}),
     "ledgerlink.document_sync": frozenset({"qbo_document_sync.handler"}),

@@ -67,6 +67,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "archived raw webhook deliveries: ingest a time window of them again",
     ),
     CommandGroup(
+        "catchup",
+        "ledgerlink.cli.catchup:register",
+        "QBO CDC catch-up: publish the changes no webhook brought, now",
+    ),
+    CommandGroup(
         "audit",
         "ledgerlink.cli.audit:register",
         "the audit trail: what the HubSpot -> QBO flow decided about a deal, and why",

@@ -30,9 +30,8 @@ Nothing here knows about Lambda or HTTP: errors are the domain's own (see ``ERRO
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from ledgerlink.events import DetailType, Envelope, EventSource
+from ledgerlink.events import Envelope
 from ledgerlink.ingest.archive import WebhookDelivery, raw_object_key
 from ledgerlink.ingest.ports import (
     ArchiveError,
@@ -42,6 +41,7 @@ from ledgerlink.ingest.ports import (
     VerifierTokenSource,
 )
 from ledgerlink.observability import Service, correlation_scope, get_logger
+from ledgerlink.qbo.changes import change_event
 from ledgerlink.qbo.webhooks import (
     MAX_EVENTS_PER_DELIVERY,
     SIGNATURE_HEADER,
@@ -215,48 +215,6 @@ def _unserved(change: EntityChange, config_version: str) -> UnsupportedEvent:
             f"(configuration {config_version}); add one, then replay the archived delivery"
         ),
         source_format=change.source_format,
-    )
-
-
-def change_event(
-    change: EntityChange,
-    delivery_id: str,
-    raw_key: str,
-    *,
-    connection: str | None = None,
-    config_version: str | None = None,
-) -> Envelope:
-    """The ``qbo.entity.changed`` envelope for one change.
-
-    ``event_id`` and ``occurred_at`` depend only on the change, so every delivery of it (a retry, the
-    other format, a replayed archive) yields the same event id. The correlation id is the CloudEvent
-    id when there is one (Intuit's own id for the change), otherwise the change id.
-    """
-    payload: dict[str, Any] = {
-        "realm_id": change.realm_id,
-        "entity": change.entity,
-        "entity_id": change.entity_id,
-        "operation": change.operation,
-        "last_updated": change.last_updated,
-        "delivery_id": delivery_id,
-        "source_format": change.source_format,
-        "raw_object_key": raw_key,
-    }
-    if change.cloudevent_id is not None:
-        payload["cloudevent_id"] = change.cloudevent_id
-    if change.deleted_id is not None:
-        payload["deleted_id"] = change.deleted_id
-    if connection is not None:
-        payload["connection"] = connection
-    if config_version is not None:
-        payload["config_version"] = config_version
-    return Envelope(
-        source=EventSource.QBO_INGEST,
-        detail_type=DetailType.QBO_ENTITY_CHANGED,
-        payload=payload,
-        correlation_id=change.cloudevent_id or change.change_id,
-        event_id=change.change_id,
-        occurred_at=change.last_updated,
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -40,6 +41,9 @@ QUERYABLE: Final = frozenset(
 )
 # Entities LedgerLink writes (the HubSpot -> QBO flow; Preferences only in tests and tools).
 WRITABLE: Final = frozenset({"Customer", "Item", "Estimate", "Invoice", "Preferences"})
+# Entities LedgerLink reads through change data capture (``GET .../cdc``; the catch-up).
+CDC_ENTITIES: Final = frozenset({"Invoice", "Estimate", "Payment", "Customer"})
+CDC_MAX_OBJECTS: Final = 1000  # CDC's cap per response: a full answer means "split the window"
 # Entities read one at a time by id (GET .../{entity}/{id}); CompanyInfo and Preferences have their own.
 READABLE: Final = frozenset({"Customer", "Item", "Estimate", "Invoice", "Payment", "TaxCode"})
 REQUEST_ID_MAX_LENGTH: Final = 50  # QBO refuses a longer requestid (Fault 6000 in the sandbox)
@@ -215,6 +219,55 @@ class QboClient:
             statement = f"select * from {entity} where {_active_filter(entity)}Id in ({in_list})"  # noqa: S608
             for row in self.query(realm_id, statement):
                 found[str(row.get("Id"))] = row
+        return found
+
+    def cdc(
+        self, realm_id: str, entities: Iterable[str], changed_since: datetime
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The objects of each entity changed at or after ``changed_since``, by entity (every one asked).
+
+        QBO answers ``CDCResponse[0].QueryResponse[]``, one element per entity type holding
+        ``<Entity>: [...]``; a deleted object comes as ``{"status": "Deleted", "Id", "MetaData"}``.
+        There is no paging: an entity with :data:`CDC_MAX_OBJECTS` objects may have more, and the
+        caller narrows the window. Numbers are Decimal. ``changed_since`` must be timezone-aware.
+        """
+        names = [_checked_entity(entity, CDC_ENTITIES) for entity in entities]
+        if not names:
+            raise ValueError("a CDC read names at least one entity")
+        if changed_since.tzinfo is None:
+            raise ValueError("changed_since must carry its UTC offset")
+        path = f"/v3/company/{_checked_realm(realm_id)}/cdc"
+        response = self._http.get(
+            path,
+            scope=realm_id,
+            params={
+                "entities": ",".join(names),
+                "changedSince": changed_since.isoformat(timespec="seconds"),
+                "minorversion": self._minor_version,
+            },
+            accept=(400,),
+        )
+        self.calls += 1
+        body = parse_body(response)
+        raise_for_fault(body, response.status_code, path)
+        found: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        outer = body.get("CDCResponse")
+        if not isinstance(outer, list):
+            raise VendorError("QBO CDC answered without a CDCResponse list", vendor="qbo", path=path)
+        for part in outer:
+            responses = part.get("QueryResponse") if isinstance(part, Mapping) else None
+            for response_part in responses if isinstance(responses, list) else []:
+                if not isinstance(response_part, Mapping):
+                    continue
+                for name in names:
+                    rows = response_part.get(name)
+                    if rows is None:
+                        continue
+                    if not isinstance(rows, list):
+                        raise VendorError(
+                            f"QBO CDC answered {name} that is not a list", vendor="qbo", path=path
+                        )
+                    found[name].extend(row for row in rows if isinstance(row, dict))
         return found
 
     def read(self, realm_id: str, entity: str, entity_id: str) -> dict[str, Any] | None:

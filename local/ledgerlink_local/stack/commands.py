@@ -44,6 +44,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="run the follow-up sweep every so many seconds (or LEDGERLINK_LOCAL_SWEEP_SECONDS; "
         "default: its deployed schedule, daily)",
     )
+    up.add_argument(
+        "--catchup-seconds",
+        type=float,
+        default=None,
+        help="run the QBO CDC catch-up every so many seconds (or LEDGERLINK_LOCAL_CATCHUP_SECONDS; "
+        "default: its deployed schedule, every 15 minutes)",
+    )
     up.add_argument("--verbose", action="store_true", help="also show every AWS call the functions make")
     up.set_defaults(func=run_up_command)
 
@@ -70,6 +77,7 @@ def run_up_command(args: argparse.Namespace) -> int:
             state_dir=args.state_dir,
             demo=args.demo,
             sweep_seconds=args.sweep_seconds,
+            catchup_seconds=args.catchup_seconds,
         )
     except LocalSettingsError as error:
         print(f"ledgerlink local up: {error}", file=sys.stderr)

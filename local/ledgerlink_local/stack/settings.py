@@ -15,12 +15,14 @@ line flag and an environment variable; the flag wins. Nothing is read at import 
 | ``LEDGERLINK_DEMO`` | ``--demo`` / ``--no-demo`` | ``1`` (on) |
 | ``LEDGERLINK_LOCAL_KEEP_RUNS`` | (none) | 5 |
 | ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` | ``--sweep-seconds`` | (none: the topology's schedule, ``rate(1 day)``) |
+| ``LEDGERLINK_LOCAL_CATCHUP_SECONDS`` | ``--catchup-seconds`` | (none: the topology's schedule, ``rate(15 minutes)``) |
 
 Port 0 picks a free port (the tests do that). ``LEDGERLINK_LOCAL_KEEP_RUNS`` is how many earlier runs'
 hop logs and function logs ``<state dir>/previous/`` keeps (0: none, as before runs were kept); it has
 no flag yet (``resolve(keep_runs=...)`` takes one). ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` fires the follow-up
 sweep's scheduled rule every so many seconds (a positive number; fractions allowed) instead of on its
 EventBridge schedule, whose shortest rate is a minute: the demo and a developer need not wait a day.
+``LEDGERLINK_LOCAL_CATCHUP_SECONDS`` does the same for the QBO CDC catch-up's rule.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class LocalEnv(StrEnum):
     DEMO = "LEDGERLINK_DEMO"
     KEEP_RUNS = "LEDGERLINK_LOCAL_KEEP_RUNS"
     SWEEP_SECONDS = "LEDGERLINK_LOCAL_SWEEP_SECONDS"
+    CATCHUP_SECONDS = "LEDGERLINK_LOCAL_CATCHUP_SECONDS"
 
 
 DEFAULT_PORTS: Final[Mapping[LocalEnv, int]] = {
@@ -89,6 +92,8 @@ class LocalSettings:
     keep_runs: int = DEFAULT_KEEP_RUNS
     sweep_seconds: float | None = None
     """The follow-up sweep every so many seconds; None: on its topology schedule."""
+    catchup_seconds: float | None = None
+    """The QBO CDC catch-up every so many seconds; None: on its topology schedule (15 minutes)."""
 
     @property
     def local_json(self) -> Path:
@@ -163,6 +168,7 @@ def resolve(
     demo: bool | None = None,
     keep_runs: int | None = None,
     sweep_seconds: float | None = None,
+    catchup_seconds: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> LocalSettings:
     """Flags (non-None arguments) over environment variables over defaults."""
@@ -190,6 +196,13 @@ def resolve(
         sweep = None
     else:
         sweep = parse_seconds(LocalEnv.SWEEP_SECONDS.value, raw_sweep)
+    raw_catchup = env.get(LocalEnv.CATCHUP_SECONDS.value)
+    if catchup_seconds is not None:
+        catchup: float | None = parse_seconds("--catchup-seconds", str(catchup_seconds))
+    elif raw_catchup is None or raw_catchup.strip() == "":
+        catchup = None
+    else:
+        catchup = parse_seconds(LocalEnv.CATCHUP_SECONDS.value, raw_catchup)
     return LocalSettings(
         ports=Ports(
             gateway=port(gateway_port, LocalEnv.GATEWAY_PORT),
@@ -202,4 +215,5 @@ def resolve(
         demo=demo_on,
         keep_runs=kept,
         sweep_seconds=sweep,
+        catchup_seconds=catchup,
     )

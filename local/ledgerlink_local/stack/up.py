@@ -531,11 +531,14 @@ def start_environment(
             redelivery=tuning.redelivery,
             function_variables=tuning.function_variables,
             start_pollers=tuning.start_pollers,
-            schedule_seconds=(
-                {topology_module().FOLLOWUP_SWEEP_RULE: settings.sweep_seconds}
-                if settings.sweep_seconds is not None
-                else {}
-            ),
+            schedule_seconds={
+                rule: seconds
+                for rule, seconds in (
+                    (topology_module().FOLLOWUP_SWEEP_RULE, settings.sweep_seconds),
+                    (topology_module().CATCHUP_RULE, settings.catchup_seconds),
+                )
+                if seconds is not None
+            },
         )
         stack = LocalStack(options).start()
     except BaseException:

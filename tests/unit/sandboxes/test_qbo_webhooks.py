@@ -148,3 +148,22 @@ def test_deliveries_are_accepted_by_ledgerlinks_ingest_in_both_formats(qbo_sandb
         ]
         assert delivery.unsupported == ()
     assert [delivery.source_format for delivery in parsed] == ["cloudevents", "legacy"]
+
+
+def test_held_webhooks_are_never_sent_even_after_release(qbo_sandbox: SandboxServer) -> None:
+    with webhook_receiver() as receiver:
+        # given the sandbox holding back its webhooks
+        api = QboApi(qbo_sandbox)
+        api.configure(webhook_url=receiver.url, webhook_time_factor=0.01, webhooks_held=True)
+        # when a customer is created while held, then another after release
+        held = api.created("Customer", payload("customer_create"))
+        api.configure(webhooks_held=False)
+        body = payload("customer_create")
+        body["DisplayName"] = "After Release Ltd"
+        released = api.created("Customer", body)
+        events = json.loads(receiver.wait_for(1)[0].body)
+    # then only the second is announced; the first is recorded (state counts it) but never sent
+    assert [event["intuitentityid"] for event in events] == [released["Id"]]
+    assert held["Id"] != released["Id"]
+    state = requests.get(f"{qbo_sandbox.url}/_admin/state", timeout=10).json()
+    assert state["webhooks_withheld"] == 1
