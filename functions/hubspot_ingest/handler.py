@@ -22,9 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
-from ledgerlink.apigw import HttpRequest, error_reason, error_response, error_status, json_response
+from ledgerlink.apigw import (
+    HttpRequest,
+    count_rejection,
+    error_response,
+    json_response,
+)
 from ledgerlink.config import get_settings
 from ledgerlink.configfile import deployment_config
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
@@ -33,7 +38,7 @@ from ledgerlink.ingest.archive import S3RawArchive, WebhookDelivery
 from ledgerlink.ingest.hubspot import HubSpotIngestPorts, UnknownPortal, ingest_hubspot_delivery
 from ledgerlink.ingest.ports import ArchiveError, SigningSecretUnavailable
 from ledgerlink.ingest.signing_secret import SecretStoreSigningSecrets
-from ledgerlink.observability import METRICS_NAMESPACE, Service, get_logger, get_metrics, get_tracer
+from ledgerlink.observability import Service, get_logger, get_metrics, get_tracer
 from ledgerlink.publisher import EventBridgePublisher, PublishError
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
@@ -85,7 +90,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             method=request.method,
         )
     except Exception as error:  # noqa: BLE001 - every error becomes a response here, unmapped ones are logged
-        _count_rejection(error)
+        count_rejection(error, ERROR_STATUS, Service.HUBSPOT_INGEST)
         return error_response(error, ERROR_STATUS, logger)
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(result.events))
     # No per-type dimension: the types come from HubSpot; the WARNING line of each skipped event names it.
@@ -111,22 +116,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "delivery_id": result.delivery_id,
         },
     )
-
-
-def _count_rejection(error: BaseException) -> None:
-    status = error_status(error, ERROR_STATUS) or 500
-    with single_metric(
-        name="DeliveriesRejected",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=METRICS_NAMESPACE,
-        default_dimensions={
-            "service": Service.HUBSPOT_INGEST,
-            "reason": error_reason(error),
-            "status": str(status),
-        },
-    ):
-        pass
 
 
 def backoff_sleep(seconds: float) -> None:

@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from ledgerlink.observability import METRICS_NAMESPACE
 
 JSON_HEADERS: Final = {"content-type": "application/json"}
 
@@ -179,3 +182,17 @@ def error_response(
     reason = error_reason(error)
     logger.warning("request rejected", extra={"status": status, "reason": reason, "detail": str(error)})
     return json_response(status, {"error": reason, "message": str(error)})
+
+
+def count_rejection(error: BaseException, statuses: Mapping[type[BaseException], int], service: str) -> None:
+    """One ``DeliveriesRejected`` metric for a refused delivery, with its reason and status as dimensions
+    (a metric of its own, so the dimensions never join the handler's other metrics)."""
+    status = error_status(error, statuses) or 500
+    with single_metric(
+        name="DeliveriesRejected",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": service, "reason": error_reason(error), "status": str(status)},
+    ):
+        pass

@@ -27,9 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
-from ledgerlink.apigw import HttpRequest, error_reason, error_response, error_status, json_response
+from ledgerlink.apigw import (
+    HttpRequest,
+    count_rejection,
+    error_response,
+    json_response,
+)
 from ledgerlink.config import get_settings
 from ledgerlink.configfile import deployment_config
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
@@ -37,7 +42,7 @@ from ledgerlink.ingest.archive import S3RawArchive
 from ledgerlink.ingest.ports import ArchiveError, VerifierUnavailable
 from ledgerlink.ingest.service import IngestPorts, WebhookDelivery, ingest_delivery
 from ledgerlink.ingest.verifier import SecretStoreVerifierToken
-from ledgerlink.observability import METRICS_NAMESPACE, Service, get_logger, get_metrics, get_tracer
+from ledgerlink.observability import Service, get_logger, get_metrics, get_tracer
 from ledgerlink.publisher import EventBridgePublisher, PublishError
 from ledgerlink.qbo.webhooks import InvalidSignature, MalformedWebhook, MissingSignature
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
@@ -79,7 +84,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
         result = ingest_delivery(delivery, _ports(), max_events=get_settings().max_webhook_events)
     except Exception as error:  # noqa: BLE001 - every error becomes a response here, unmapped ones are logged
-        _count_rejection(error)
+        count_rejection(error, ERROR_STATUS, Service.QBO_INGEST)
         return error_response(error, ERROR_STATUS, logger)
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(result.events))
     # No per-type or per-id dimension: both come from Intuit, and a new version rolled out across
@@ -114,22 +119,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "delivery_id": result.delivery_id,
         },
     )
-
-
-def _count_rejection(error: BaseException) -> None:
-    status = error_status(error, ERROR_STATUS) or 500
-    with single_metric(
-        name="DeliveriesRejected",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=METRICS_NAMESPACE,
-        default_dimensions={
-            "service": Service.QBO_INGEST,
-            "reason": error_reason(error),
-            "status": str(status),
-        },
-    ):
-        pass
 
 
 def backoff_sleep(seconds: float) -> None:

@@ -174,10 +174,6 @@ class DealReader:
             contacts=self._contacts(head.contact_ids),
         )
 
-    def read(self, deal_id: str) -> CrmDeal | None:
-        head = self.head(deal_id)
-        return self.complete(head) if head is not None else None
-
     def deals_of_line_items(self, line_item_ids: Sequence[str]) -> dict[str, list[str]]:
         """The deals each line item belongs to, in one batch call for all of them."""
         if not line_item_ids:
