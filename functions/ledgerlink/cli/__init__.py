@@ -84,11 +84,40 @@ EXIT_USAGE: Final = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    """Run one command. Every command shares the endings handled here: Ctrl-C is 130, and a reader that
+    closed its end of the pipe (``ledgerlink local status | head``) ends the command quietly with
+    :data:`EXIT_OK`, as a command that handles it itself does (``replay``, ``audit``)."""
+    try:
+        try:
+            return _run(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            # What is still buffered (also after --help or --version) reaches the pipe now, while a
+            # closed one can still be caught here rather than by the interpreter's last flush.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        silence_closed_pipe(sys.stdout)
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+def version() -> str:
+    """The installed package's version (its metadata: pyproject.toml's ``[project] version``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("ledgerlink")
+    except PackageNotFoundError:  # running from a tree that was never installed
+        return "unknown (not installed)"
+
+
+def _run(arguments: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="ledgerlink",
         description="LedgerLink: keeps QuickBooks Online and HubSpot in step.",
     )
+    parser.add_argument("--version", action="version", version=f"ledgerlink {version()}")
     groups = parser.add_subparsers(dest="group", metavar="<group>")
     group_parsers = {
         group.name: groups.add_parser(group.name, help=group.help, description=group.help)
@@ -110,10 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         (group_parsers[chosen.name] if chosen else parser).print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        return func(args)
-    except KeyboardInterrupt:
-        return 130
+    return func(args)
 
 
 def silence_closed_pipe(out: TextIO) -> None:
