@@ -1,8 +1,9 @@
-"""What every ``ledgerlink`` command shares (``ledgerlink.cli.main``): a closed pipe ends it quietly, and
-``--version``."""
+"""What every ``ledgerlink`` command shares (``ledgerlink.cli.main``): a closed pipe ends it quietly,
+``--version``, and the local stack's state directory found from any directory of the checkout."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ledgerlink import cli
+from ledgerlink.cli.endpoints import DEFAULT_STATE_DIR, default_state_dir
 from tests.conftest import REPO_ROOT
 
 
@@ -59,3 +62,61 @@ def test_version_prints_the_installed_package_version():
     # then it prints the version from the package's metadata, and exits 0
     assert finished.returncode == 0
     assert finished.stdout == f"ledgerlink {version('ledgerlink')}\n"
+
+
+def test_the_state_directory_is_found_from_any_directory_of_the_checkout(tmp_path):
+    # given a checkout with the local stack's state directory at its root
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'ledgerlink'\n", encoding="utf-8")
+    (tmp_path / DEFAULT_STATE_DIR).mkdir()
+    deep = tmp_path / "functions" / "ledgerlink" / "cli"
+    deep.mkdir(parents=True)
+    # when a command looks for it from a directory deep in the checkout, or from the root
+    # then it finds the root's
+    assert default_state_dir(deep) == tmp_path / DEFAULT_STATE_DIR
+    assert default_state_dir(tmp_path) == tmp_path / DEFAULT_STATE_DIR
+
+
+def test_before_the_first_run_the_state_directory_is_the_checkout_roots(tmp_path):
+    # given a checkout without a state directory yet
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'ledgerlink'\n", encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    # then `make run` from a subdirectory and every command agree on the root's
+    assert default_state_dir(tmp_path / "docs") == tmp_path / DEFAULT_STATE_DIR
+
+
+def test_outside_a_checkout_the_state_directory_is_the_working_directorys(tmp_path):
+    assert default_state_dir(tmp_path) == tmp_path / DEFAULT_STATE_DIR
+
+
+def test_every_command_gets_the_checkouts_state_directory_unless_told(monkeypatch, tmp_path):
+    # given a command with the usual --state-dir option, run from a subdirectory of a checkout
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'ledgerlink'\n", encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path / "docs")
+    seen: list[str] = []
+
+    def register(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+        parser.set_defaults(func=lambda args: seen.append(args.state_dir) or 0)
+
+    monkeypatch.setattr(cli, "COMMAND_GROUPS", (cli.CommandGroup("probe", "probe:register", "probe"),))
+    monkeypatch.setattr(cli, "_load", lambda _reference: register)
+    # when it runs without and with the option
+    assert cli.main(["probe"]) == 0
+    assert cli.main(["probe", "--state-dir", "/tmp/elsewhere"]) == 0
+    # then the default is the checkout root's, and the option wins
+    assert seen == [str(tmp_path / DEFAULT_STATE_DIR), "/tmp/elsewhere"]
+
+
+def test_local_status_and_up_find_the_checkouts_state_directory_from_a_subdirectory(monkeypatch, tmp_path):
+    from ledgerlink_local.stack.settings import state_dir_from
+
+    # given `make run` ran at the checkout's root, and the developer is now in docs/
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'ledgerlink'\n", encoding="utf-8")
+    (tmp_path / DEFAULT_STATE_DIR).mkdir()
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path / "docs")
+    # then `ledgerlink local status` (and `up`) use the root's, unless the flag or variable says otherwise
+    assert state_dir_from(None, {}) == tmp_path / DEFAULT_STATE_DIR
+    assert state_dir_from(None, {"LEDGERLINK_LOCAL_STATE_DIR": "/tmp/x"}) == Path("/tmp/x")
+    assert state_dir_from("/tmp/y", {"LEDGERLINK_LOCAL_STATE_DIR": "/tmp/x"}) == Path("/tmp/y")

@@ -135,6 +135,11 @@ def _run(arguments: list[str]) -> int:
             )
             return EXIT_USAGE
     args = parser.parse_args(arguments)
+    from ledgerlink.cli.endpoints import DEFAULT_STATE_DIR, default_state_dir
+
+    if getattr(args, "state_dir", None) == DEFAULT_STATE_DIR:
+        # Every command's default state directory is the checkout's, found from wherever it runs.
+        args.state_dir = str(default_state_dir())
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         (group_parsers[chosen.name] if chosen else parser).print_help(sys.stderr)

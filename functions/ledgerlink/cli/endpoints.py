@@ -21,8 +21,24 @@ if TYPE_CHECKING:
     from ledgerlink.configfile import DeploymentConfig
 
 DEFAULT_STATE_DIR: Final = ".ledgerlink"
+# What marks the checkout's root, where `make run` keeps the state directory.
+CHECKOUT_MARKER: Final = "pyproject.toml"
 # What the local stack's own clients use; moto accepts any value, it is no secret.
 LOCAL_DUMMY_CREDENTIAL: Final = "ledgerlink-local"
+
+
+def default_state_dir(start: Path | None = None) -> Path:
+    """Where the local stack's state is when no ``--state-dir`` says: the nearest ``.ledgerlink``
+    directory from ``start`` (the working directory) up to the checkout's root (the directory holding
+    ``pyproject.toml``), else ``.ledgerlink`` at that root; so a command finds the stack ``make run``
+    started from any directory of the checkout. Outside a checkout: ``./.ledgerlink``. Returned as
+    ``.ledgerlink`` when that is the working directory's own, so messages stay as short as before."""
+    here = Path.cwd() if start is None else start
+    for directory in (here, *here.absolute().parents):
+        found = directory / DEFAULT_STATE_DIR
+        if found.is_dir() or (directory / CHECKOUT_MARKER).is_file():
+            return Path(DEFAULT_STATE_DIR) if directory == here and start is None else found.absolute()
+    return Path(DEFAULT_STATE_DIR) if start is None else here / DEFAULT_STATE_DIR
 
 
 class EndpointError(RuntimeError):

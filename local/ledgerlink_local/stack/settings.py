@@ -11,7 +11,7 @@ line flag and an environment variable; the flag wins. Nothing is read at import 
 | ``LEDGERLINK_LOCAL_QBO_PORT`` | ``--qbo-port`` | 4011 |
 | ``LEDGERLINK_LOCAL_HUBSPOT_PORT`` | ``--hubspot-port`` | 4012 |
 | ``LEDGERLINK_LOCAL_GRAPH_PORT`` | ``--graph-port`` | 4013 |
-| ``LEDGERLINK_LOCAL_STATE_DIR`` | ``--state-dir`` | ``.ledgerlink`` |
+| ``LEDGERLINK_LOCAL_STATE_DIR`` | ``--state-dir`` | ``.ledgerlink`` at the checkout's root |
 | ``LEDGERLINK_DEMO`` | ``--demo`` / ``--no-demo`` | ``1`` (on) |
 | ``LEDGERLINK_LOCAL_KEEP_RUNS`` | (none) | 5 |
 | ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` | ``--sweep-seconds`` | (none: the topology's schedule, ``rate(1 day)``) |
@@ -152,9 +152,12 @@ def parse_flag(name: str, raw: str) -> bool:
 
 
 def state_dir_from(flag: str | None, environ: Mapping[str, str] | None = None) -> Path:
-    """The state directory: the flag, else ``LEDGERLINK_LOCAL_STATE_DIR``, else ``./.ledgerlink``."""
+    """The state directory: the flag, else ``LEDGERLINK_LOCAL_STATE_DIR``, else the checkout's
+    ``.ledgerlink``, found from any directory of the checkout (``ledgerlink.cli.endpoints.default_state_dir``)."""
+    from ledgerlink.cli.endpoints import default_state_dir
+
     env = os.environ if environ is None else environ
-    return Path(flag or env.get(LocalEnv.STATE_DIR.value) or DEFAULT_STATE_DIR)
+    return Path(flag or env.get(LocalEnv.STATE_DIR.value) or default_state_dir())
 
 
 def resolve(
