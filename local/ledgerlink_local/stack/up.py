@@ -27,6 +27,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -652,11 +653,28 @@ def _print_summary(
         f"  state      {settings.local_json} (endpoints, local credentials), "
         f"{settings.event_log} (hops), {settings.log_dir}/ (function logs)",
         f"  previous   {previous_run_line(settings, previous_run)}",
-        "  inspect    ledgerlink local status   |   replay: ledgerlink dlq replay <queue>",
+        *hint_lines(settings),
         "",
         f"{'time':<12}  {'correlation id':<36}  {'hop':<11} what",
     ]
     print("\n".join(lines), file=out, flush=True)
+
+
+def hint_lines(settings: LocalSettings) -> list[str]:
+    """The commands the summary suggests, with the flags they need to find this stack (its state
+    directory, when it is not the one they find by themselves), ready to paste."""
+    flags = state_dir_flags(settings.state_dir)
+    return [f"  inspect    ledgerlink local status{flags}   |   replay: ledgerlink dlq replay <queue>{flags}"]
+
+
+def state_dir_flags(state_dir: Path) -> str:
+    """`` --state-dir <absolute path>`` for a state directory other commands would not find without it
+    (one from ``--state-dir`` or ``LEDGERLINK_LOCAL_STATE_DIR``); empty for the checkout's own."""
+    from ledgerlink.cli.endpoints import default_state_dir
+
+    if os.path.abspath(state_dir) == os.path.abspath(default_state_dir()):
+        return ""
+    return f" --state-dir {shlex.quote(os.path.abspath(state_dir))}"
 
 
 def previous_run_line(settings: LocalSettings, previous_run: Path | None) -> str:

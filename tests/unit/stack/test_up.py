@@ -19,6 +19,7 @@ from ledgerlink_local.stack.up import (
     LOCAL_JSON_KEYS,
     UpError,
     fresh_state_dir,
+    hint_lines,
     local_description,
     previous_run_line,
     refuse_if_running,
@@ -26,7 +27,7 @@ from ledgerlink_local.stack.up import (
     vendor_urls,
     write_local_json,
 )
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO_ROOT
 
 RECORDED_EVENT_LOG = FIXTURES / "stack" / "events.jsonl"
 
@@ -308,3 +309,26 @@ def test_the_summary_says_where_the_previous_runs_logs_went(tmp_path):
     assert "not kept" in previous_run_line(_settings(tmp_path, keep_runs=0), None)
     assert resolve(environ={}).keep_runs == 5
     assert resolve(environ={"LEDGERLINK_LOCAL_KEEP_RUNS": "2"}).keep_runs == 2
+
+
+def test_the_summarys_hints_carry_the_state_directory_the_stack_was_started_with(tmp_path, monkeypatch):
+    # given a stack started with --state-dir (or LEDGERLINK_LOCAL_STATE_DIR) somewhere of its own
+    monkeypatch.chdir(REPO_ROOT)
+    elsewhere = tmp_path / "stack b"
+    # when the summary suggests the next commands
+    (hint,) = hint_lines(_settings(elsewhere, keep_runs=5))
+    # then each carries that state directory, quoted for the shell, so pasting it finds this stack
+    assert hint == (
+        f"  inspect    ledgerlink local status --state-dir '{elsewhere}'   |   "
+        f"replay: ledgerlink dlq replay <queue> --state-dir '{elsewhere}'"
+    )
+
+
+def test_the_summarys_hints_need_no_flag_for_the_checkouts_own_state_directory(monkeypatch):
+    # given a stack started with the default state directory (found from the checkout's root)
+    monkeypatch.chdir(REPO_ROOT / "docs")
+    settings = _settings(REPO_ROOT / ".ledgerlink", keep_runs=5)
+    # then its hints are the plain commands, which find it by themselves
+    assert hint_lines(settings) == [
+        "  inspect    ledgerlink local status   |   replay: ledgerlink dlq replay <queue>"
+    ]
