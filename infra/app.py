@@ -21,6 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0]).resolve() == REPO_ROOT / "infra":
     sys.path[0] = str(REPO_ROOT)
 
+from infra.jsii_output import decode_jsii_stderr  # noqa: E402
+
+decode_jsii_stderr()  # before aws_cdk starts jsii's Node process: its warnings as text, not b'...'
+
 from aws_cdk import App, Environment  # noqa: E402
 
 from infra import topology as topo  # noqa: E402

@@ -8,13 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
 
-from infra import topology as topo
-from infra.app import build_app, cdk_json_context
-from infra.asset import AssetTarget, build_lambda_asset
-from infra.nag import AcknowledgedFinding, acknowledgements
-from infra.stack import LedgerLinkStack
+from infra.jsii_output import decode_jsii_stderr
+
+decode_jsii_stderr()  # before aws_cdk starts jsii's Node process: its warnings as text, not b'...'
+
+from aws_cdk.assertions import Template  # noqa: E402
+
+from infra import topology as topo  # noqa: E402
+from infra.app import build_app, cdk_json_context  # noqa: E402
+from infra.asset import AssetTarget, build_lambda_asset  # noqa: E402
+from infra.nag import AcknowledgedFinding, acknowledgements  # noqa: E402
+from infra.stack import LedgerLinkStack  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
