@@ -18,7 +18,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="start everything in the foreground (Ctrl-C stops it)",
         description=(
             "Start the QBO, HubSpot and Graph sandboxes, AWS (moto) with every resource of the stack, the "
-            "functions, the API gateway and the queue pollers; print every hop of every event. Ports and "
+            "functions, the API gateway and the queue pollers; print one line per record outcome (what an "
+            "invoice became: deal, stage, Outlook event, Teams meeting; --verbose: every hop). Ports and "
             "the state directory also come from LEDGERLINK_LOCAL_* variables; LEDGERLINK_DEMO=0 turns the "
             "demo activity off."
         ),
@@ -51,7 +52,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="run the QBO CDC catch-up every so many seconds (or LEDGERLINK_LOCAL_CATCHUP_SECONDS; "
         "default: its deployed schedule, every 15 minutes)",
     )
-    up.add_argument("--verbose", action="store_true", help="also show every AWS call the functions make")
+    up.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="every hop of every event instead of one line per record outcome; twice (-vv): also every "
+        "AWS call the functions make",
+    )
     up.set_defaults(func=run_up_command)
 
     status = commands.add_parser(
@@ -82,7 +90,7 @@ def run_up_command(args: argparse.Namespace) -> int:
     except LocalSettingsError as error:
         print(f"ledgerlink local up: {error}", file=sys.stderr)
         return 2
-    return run_up(settings, sys.stdout, verbose=args.verbose)
+    return run_up(settings, sys.stdout, verbosity=args.verbose)
 
 
 def run_status_command(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 STEP_WIDTH: Final = 11
 CORRELATION_WIDTH: Final = 36  # a UUID; the gateway's request ids are shorter
 NO_CORRELATION: Final = "-"
+# What a vendor call created (ledgerlink_local.stack.worker.created_identity), kept in its hop's details.
+CREATED_FIELDS: Final = ("created_id", "created_entity", "created_number")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class HopLog:
         region: str = "us-east-1",
         verbose: bool = False,
         dead_letter_queues: Iterable[str] = (),
+        hop_lines: bool = True,
+        listeners: Iterable[Callable[[Hop], None]] = (),
     ) -> None:
         from moto.events.models import EventPattern
 
@@ -86,6 +90,9 @@ class HopLog:
         self._account = account
         self._region = region
         self.verbose = verbose
+        # False: hops go to the log file and the listeners only (``make run``'s one line per record).
+        self.hop_lines = hop_lines
+        self._listeners = list(listeners)
         self._lock = threading.Lock()
         # Lambda request id -> labels (correlation ids) of the records of the batch it processes.
         self._invocations: dict[str, list[str]] = {}
@@ -108,12 +115,15 @@ class HopLog:
             details=details,
         )
         with self._lock:
-            if self._stream is not None:
+            if self._stream is not None and self.hop_lines:
                 self._stream.write(hop.line() + "\n")
                 self._stream.flush()
             if self._path is not None:
                 with self._path.open("a", encoding="utf-8") as log:
                     log.write(json.dumps(asdict(hop), default=str, separators=(",", ":")) + "\n")
+            # Under the lock, so listeners hear the hops in the order they were written.
+            for listener in self._listeners:
+                listener(hop)
         return hop
 
     def note(self, text: str) -> None:
@@ -187,6 +197,9 @@ class HopLog:
                 vendor=vendor,
                 status=message.get("status"),
                 request_id=request_id,
+                method=message.get("method"),
+                path=path,
+                **{key: message[key] for key in CREATED_FIELDS if message.get(key)},
             )
             return
         service, operation = message.get("service"), message.get("operation")
@@ -280,6 +293,15 @@ class HopLog:
                 status=payload.get("status"),
                 action=payload.get("action"),
                 rule=payload.get("rule"),
+                connection=payload.get("connection"),
+                realm_id=payload.get("realm_id"),
+                doc_number=payload.get("doc_number"),
+                deal_id=payload.get("deal_id"),
+                deal_stage=payload.get("deal_stage"),
+                calendar_event_id=payload.get("event_id"),
+                object_type=payload.get("object_type"),
+                object_id=payload.get("object_id"),
+                change=payload.get("change"),
             )
             if isinstance(entry.get("event"), Mapping):
                 self._route(entry["event"], str(entry.get("bus")), correlation)

@@ -24,6 +24,7 @@ from ledgerlink_local.stack.aws import MotoServer, Resources, client, provision
 from ledgerlink_local.stack.front import ApiFront, Route, TokenBucket
 from ledgerlink_local.stack.hops import HopLog, RuleRoute
 from ledgerlink_local.stack.pollers import PollerConfig, QueuePoller
+from ledgerlink_local.stack.records import RecordLines
 from ledgerlink_local.stack.runtime import FunctionPool, FunctionRuntime, InvocationResult, lambda_environment
 from ledgerlink_local.stack.schedule import (
     RateSchedule,
@@ -62,6 +63,11 @@ class StackOptions:
     console: TextIO | None = None
     """Where hop lines are printed (``up`` passes stdout; tests pass None)."""
     verbose: bool = False
+    record_lines: bool = False
+    """True: the console gets one line per record outcome (:mod:`ledgerlink_local.stack.records`,
+    ``make run``'s default) instead of a line per hop; the hop log file has every hop either way."""
+    stage_labels: Mapping[str, str] = field(default_factory=dict)
+    """HubSpot deal stage id -> label, for the record lines (``up`` reads the HubSpot sandbox's)."""
     concurrency: int = 2
     """Execution environments per function at most (the topology's own caps still apply)."""
     visibility_timeout_seconds: int | None = None
@@ -131,6 +137,10 @@ class LocalStack:
             region=resources.region,
             verbose=options.verbose,
             dead_letter_queues=[queue.dlq_name for queue in topology.queues],
+            hop_lines=not options.record_lines,
+            listeners=[RecordLines(options.console, options.stage_labels)]
+            if options.record_lines and options.console
+            else [],
         )
         api = topology.api
         # The gateway takes its port now and serves once the functions exist: the HubSpot ingest must

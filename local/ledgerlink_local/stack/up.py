@@ -88,6 +88,10 @@ HUBSPOT_WEBHOOK_SUBSCRIPTIONS: Final[tuple[Mapping[str, str], ...]] = (
     {"subscriptionType": "line_item.propertyChange", "propertyName": "price"},
     {"subscriptionType": "line_item.deletion"},
 )
+# ``ledgerlink local up`` without --verbose prints one line per record outcome; -v every hop; -vv also
+# every AWS call the functions make.
+VERBOSITY_HOPS: Final = 1
+VERBOSITY_CALLS: Final = 2
 # A rotated run's directory: its start, and "-2", "-3" ... for runs started within the same second.
 _RUN_DIR: Final = re.compile(r"(\d{8}T\d{6}Z)(?:-(\d+))?")
 
@@ -499,7 +503,12 @@ class LocalEnvironment:
 
 
 def start_environment(
-    settings: LocalSettings, console: TextIO | None, *, verbose: bool = False, tuning: Tuning | None = None
+    settings: LocalSettings,
+    console: TextIO | None,
+    *,
+    verbose: bool = False,
+    record_lines: bool = False,
+    tuning: Tuning | None = None,
 ) -> LocalEnvironment:
     """Start the sandboxes and the stack, point the QBO webhook at the gateway, write ``local.json``."""
     tuning = tuning or Tuning()
@@ -527,6 +536,8 @@ def start_environment(
             state_dir=settings.state_dir,
             console=console,
             verbose=verbose,
+            record_lines=record_lines,
+            stage_labels=stage_labels(sandboxes) if record_lines else {},
             visibility_timeout_seconds=tuning.visibility_timeout_seconds,
             batching_window_seconds=tuning.batching_window_seconds,
             redelivery=tuning.redelivery,
@@ -561,6 +572,19 @@ def start_environment(
     return environment
 
 
+def stage_labels(sandboxes: RunningSandboxes) -> dict[str, str]:
+    """Each connection's HubSpot portal's deal stages, id -> label ("880015" -> "Invoice Open"), as
+    they are when the stack starts: the record lines name a deal's stage by them."""
+    labels: dict[str, str] = {}
+    hubspot = sandboxes.sandbox("hubspot")
+    for own in sandboxes.connections.values():
+        with contextlib.suppress(AttributeError, KeyError, ValueError):
+            portal = hubspot.portal_sandbox(own["hubspot"]["portal_id"]).portal
+            for pipeline in portal.live_pipelines("deals"):
+                labels.update({stage.id: stage.label for stage in pipeline.live_stages()})
+    return labels
+
+
 def point_hubspot_webhooks(sandboxes: RunningSandboxes, url: str) -> None:
     """Each connection's HubSpot portal sends its webhooks to ``url``, for :data:`HUBSPOT_WEBHOOK_SUBSCRIPTIONS`
     (as an operator sets the app's target URL and subscriptions in HubSpot)."""
@@ -577,8 +601,9 @@ def point_hubspot_webhooks(sandboxes: RunningSandboxes, url: str) -> None:
         )
 
 
-def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> int:
-    """Start everything, print where it is and every hop, until Ctrl-C (SIGINT) or SIGTERM."""
+def run_up(settings: LocalSettings, out: TextIO, *, verbosity: int = 0) -> int:
+    """Start everything, print where it is and then, until Ctrl-C (SIGINT) or SIGTERM, one line per
+    record outcome (``verbosity`` 0), every hop (1), every hop and AWS call (2)."""
     started = time.perf_counter()
     stop = threading.Event()
     previous = _install_signal_handlers(stop)
@@ -586,8 +611,12 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbose: bool = False) -> in
     try:
         refuse_if_running(settings.local_json)
         previous_run = fresh_state_dir(settings)
-        environment = start_environment(settings, out, verbose=verbose)
-        _print_summary(out, settings, environment, time.perf_counter() - started, previous_run)
+        environment = start_environment(
+            settings, out, verbose=verbosity >= VERBOSITY_CALLS, record_lines=verbosity < VERBOSITY_HOPS
+        )
+        _print_summary(
+            out, settings, environment, time.perf_counter() - started, previous_run, verbosity=verbosity
+        )
         if settings.demo:
             start_demo(environment.sandboxes.sandbox("qbo"), out, stop)
             # The demo portal's salesperson: a deal quoted, then won (the HubSpot -> QBO flow).
@@ -614,6 +643,8 @@ def _print_summary(
     environment: LocalEnvironment,
     seconds: float,
     previous_run: Path | None = None,
+    *,
+    verbosity: int = VERBOSITY_HOPS,
 ) -> None:
     stack, sandboxes = environment.stack, environment.sandboxes
     assert stack.topology is not None
@@ -655,9 +686,19 @@ def _print_summary(
         f"  previous   {previous_run_line(settings, previous_run)}",
         *hint_lines(settings),
         "",
-        f"{'time':<12}  {'correlation id':<36}  {'hop':<11} what",
+        *console_header(verbosity),
     ]
     print("\n".join(lines), file=out, flush=True)
+
+
+def console_header(verbosity: int) -> list[str]:
+    """What the lines after the summary are, and how to see more."""
+    if verbosity >= VERBOSITY_HOPS:
+        return [f"{'time':<12}  {'correlation id':<36}  {'hop':<11} what"]
+    return [
+        "One line per record outcome (ledgerlink local up --verbose: every hop; -vv: and every AWS call)",
+        f"{'time':<8}  {'connection':<8} what it became",
+    ]
 
 
 def hint_lines(settings: LocalSettings) -> list[str]:

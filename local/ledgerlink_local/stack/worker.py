@@ -43,6 +43,17 @@ SUMMARY_FIELDS: Final = (
     "action",
     "invoice_key",
     "rule",
+    # What ``make run``'s one line per record (ledgerlink_local.stack.records) is made of: the
+    # connection, the invoice's number, its deal and stage, the Graph event id, a HubSpot change's object.
+    "connection",
+    "realm_id",
+    "doc_number",
+    "deal_id",
+    "deal_stage",
+    "event_id",
+    "object_type",
+    "object_id",
+    "change",
 )
 
 
@@ -220,10 +231,35 @@ def instrument(channel: _Channel) -> None:
             channel.send(message)
             raise
         message.update(ok=response.status_code < 400, status=response.status_code, ms=_elapsed(started))
+        if request.method == "POST" and response.status_code < 300 and not kwargs.get("stream"):
+            message.update(created_identity(response))
         channel.send(message)
         return response
 
     requests.Session.send = send  # type: ignore[method-assign]
+
+
+def created_identity(response: Any) -> dict[str, str]:
+    """What a POST created, by its identifiers only: a Graph or HubSpot object's ``id``
+    (``created_id``), or a QBO entity's ``Id`` and ``DocNumber`` (``{"Estimate": {"Id": ...}}``:
+    ``created_entity``, ``created_id``, ``created_number``). Empty for anything else."""
+    if "json" not in str(response.headers.get("Content-Type", "")):
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    if isinstance(body.get("id"), str | int):
+        return {"created_id": str(body["id"])}
+    for name, value in body.items():
+        if isinstance(value, dict) and isinstance(value.get("Id"), str) and name[:1].isupper():
+            created = {"created_entity": name, "created_id": value["Id"]}
+            if isinstance(value.get("DocNumber"), str):
+                created["created_number"] = value["DocNumber"]
+            return created
+    return {}
 
 
 def _elapsed(started: float) -> float:
