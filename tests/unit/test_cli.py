@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import subprocess
 import sys
@@ -120,3 +121,22 @@ def test_local_status_and_up_find_the_checkouts_state_directory_from_a_subdirect
     assert state_dir_from(None, {}) == tmp_path / DEFAULT_STATE_DIR
     assert state_dir_from(None, {"LEDGERLINK_LOCAL_STATE_DIR": "/tmp/x"}) == Path("/tmp/x")
     assert state_dir_from("/tmp/y", {"LEDGERLINK_LOCAL_STATE_DIR": "/tmp/x"}) == Path("/tmp/y")
+
+
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone: every write fails as a pipe's does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_command_that_reports_its_own_errors_still_ends_a_closed_pipe_quietly(monkeypatch, capsys):
+    # given `ledgerlink dlq replay ... | head`, the reader gone before the first line
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    # when the command writes its first line
+    code = cli.main(
+        ["dlq", "replay", "q", "--dry-run", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
+    )
+    # then it ends with 0 and reports no error of its own (no "BrokenPipeError" on stderr)
+    assert code == 0
+    assert capsys.readouterr().err == ""

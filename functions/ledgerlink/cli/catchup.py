@@ -113,6 +113,8 @@ def run_catchup_command(args: argparse.Namespace, out: TextIO | None = None) -> 
     except (EndpointError, CatchupCommandError) as error:
         print(f"ledgerlink catchup: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        raise  # the reader of the output has gone: ledgerlink.cli.main ends the command quietly
     except Exception as error:  # noqa: BLE001 - AWS, QBO and the flow's errors: say what failed, no traceback
         print(f"ledgerlink catchup: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -502,6 +502,8 @@ def run_dlq_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except EndpointError as error:  # ReplayError included
         print(f"ledgerlink dlq replay: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        raise  # the reader of the output has gone: ledgerlink.cli.main ends the command quietly
     except Exception as error:  # noqa: BLE001 - botocore errors: say what failed, never a traceback
         print(f"ledgerlink dlq replay: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -152,6 +152,8 @@ def run_followups_sweep(args: argparse.Namespace, out: TextIO | None = None) -> 
     except (EndpointError, SweepCommandError) as error:
         print(f"ledgerlink followups sweep: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        raise  # the reader of the output has gone: ledgerlink.cli.main ends the command quietly
     except Exception as error:  # noqa: BLE001 - AWS and the flow's errors: say what failed, no traceback
         print(f"ledgerlink followups sweep: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -437,6 +437,8 @@ def run_status(state_dir: Path, out: TextIO, limit: int = 15) -> int:
             print_dead_letters(dead_letters(sqs, depths, limit), out)
             failures = recorded_failures(client("dynamodb", endpoint, region), limit)
             print_failures(failures, out, failure_flows(events))
+        except BrokenPipeError:
+            raise  # the reader of the output has gone: ledgerlink.cli.main ends the command quietly
         except Exception as error:  # noqa: BLE001 - the tables above stand; say what is missing
             print(f"\n(dead letters or failures unreadable: {type(error).__name__}: {error})", file=out)
             status = 1

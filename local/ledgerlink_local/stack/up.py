@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import io
 import json
 import os
 import re
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from ledgerlink_local.stack.aws import ensure_port_free
 from ledgerlink_local.stack.settings import (
@@ -606,6 +607,8 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbosity: int = 0) -> int:
     record outcome (``verbosity`` 0), every hop (1), every hop and AWS call (2)."""
     started = time.perf_counter()
     stop = threading.Event()
+    # Every thread of the stack prints here; once the reader has gone (`make run | head`), the stack stops.
+    out = cast("TextIO", ClosedPipeStops(out, stop))
     previous = _install_signal_handlers(stop)
     environment: LocalEnvironment | None = None
     try:
@@ -635,6 +638,43 @@ def run_up(settings: LocalSettings, out: TextIO, *, verbosity: int = 0) -> int:
         if environment is not None:
             environment.stop()
         _restore_signal_handlers(previous)
+
+
+class ClosedPipeStops(io.TextIOBase):
+    """The console of ``local up``: writes go to ``out`` until its reader closes the pipe (``| head``);
+    then nothing more is written (no thread of the stack fails on it) and ``stop`` is set, so the stack
+    stops as a pipeline's writer does."""
+
+    def __init__(self, out: TextIO, stop: threading.Event) -> None:
+        super().__init__()
+        self._out = out
+        self._stop = stop
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            with self._closed_pipe_stops():
+                self._out.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            with self._closed_pipe_stops():
+                self._out.flush()
+
+    def isatty(self) -> bool:
+        return self._out.isatty()
+
+    @contextlib.contextmanager
+    def _closed_pipe_stops(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:
+            from ledgerlink.cli import silence_closed_pipe
+
+            self.closed_pipe = True
+            silence_closed_pipe(self._out)  # the interpreter's last flush must not report it either
+            self._stop.set()
 
 
 def _print_summary(

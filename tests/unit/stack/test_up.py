@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import socket
 import stat
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from ledgerlink_local.stack.settings import LocalSettings, LocalSettingsError, P
 from ledgerlink_local.stack.status import summarise
 from ledgerlink_local.stack.up import (
     LOCAL_JSON_KEYS,
+    ClosedPipeStops,
     UpError,
     fresh_state_dir,
     hint_lines,
@@ -332,3 +335,20 @@ def test_the_summarys_hints_need_no_flag_for_the_checkouts_own_state_directory(m
     assert hint_lines(settings) == [
         "  inspect    ledgerlink local status   |   replay: ledgerlink dlq replay <queue>"
     ]
+
+
+class _ReaderGone(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_console_pipe_stops_the_stack_and_fails_no_thread():
+    # given `make run | head`, the reader gone
+    stop = threading.Event()
+    console = ClosedPipeStops(_ReaderGone(), stop)
+    # when a thread of the stack prints a line (a hop, a record line, the demo)
+    console.write("11:47:15  demo     Invoice 1001 ...\n")
+    console.flush()
+    # then nothing fails, the stack is told to stop, and what follows is dropped
+    assert stop.is_set() and console.closed_pipe
+    assert console.write("more\n") == len("more\n")
