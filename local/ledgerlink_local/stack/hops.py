@@ -123,7 +123,11 @@ class HopLog:
                     log.write(json.dumps(asdict(hop), default=str, separators=(",", ":")) + "\n")
             # Under the lock, so listeners hear the hops in the order they were written.
             for listener in self._listeners:
-                listener(hop)
+                try:
+                    listener(hop)
+                except Exception as error:  # noqa: BLE001 - a view of the hops must never stop a hop
+                    if self._stream is not None:
+                        self._stream.write(f"(record lines: {type(error).__name__}: {error})\n")
         return hop
 
     def note(self, text: str) -> None:

@@ -42,6 +42,9 @@ FLOWS: Final = {
     "hubspot_ingest": "HubSpot ingest",
     "qbo_catchup": "QBO catch-up",
 }
+# How many events and invoices the view remembers (the oldest are forgotten first): a day of the demo is
+# far fewer; a forgotten invoice's next line starts again from what that event says.
+MAX_REMEMBERED: Final = 20_000
 _EVENT_PATH: Final = re.compile(r"/events/([^/]+)(/cancel)?$")
 
 
@@ -84,6 +87,9 @@ class RecordLines:
         self._documents: dict[str, list[str]] = {}
 
     def __call__(self, hop: Hop) -> None:
+        for remembered in (self._invoices, self._subjects, self._records, self._printed):
+            while len(remembered) > MAX_REMEMBERED:
+                del remembered[next(iter(remembered))]
         if hop.step == "published" and hop.outcome == "ok":
             self._published(hop)
         elif hop.step == "vendor" and hop.outcome == "ok":

@@ -227,3 +227,16 @@ def test_the_worker_reports_what_a_post_created_by_its_identifiers_only():
     }
     assert worker.created_identity(_Response({"access_token": "secret"})) == {}
     assert worker.created_identity(_Response("<html>", "text/html")) == {}
+
+
+def test_a_failing_view_never_stops_a_hop(tmp_path):
+    # given a listener that fails
+    def broken(_hop: object) -> None:
+        raise KeyError("surprise")
+
+    console = io.StringIO()
+    hops = HopLog(stream=console, path=tmp_path / "events.jsonl", hop_lines=False, listeners=[broken])
+    # when a hop is recorded, then it is in the log and the failure is said, not raised
+    hops.record("schedule", "ledgerlink-local-followup-sweep fired", "e-1")
+    assert [hop.step for hop in read_hops(tmp_path / "events.jsonl")] == ["schedule"]
+    assert "(record lines: KeyError: 'surprise')" in console.getvalue()
