@@ -76,6 +76,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "ledgerlink.cli.audit:register",
         "the audit trail: what the HubSpot -> QBO flow decided about a deal, and why",
     ),
+    CommandGroup(
+        "connect",
+        "ledgerlink.cli.connect:register",
+        "connect a connection's accounts: QBO (OAuth), HubSpot (private-app token), Microsoft (app)",
+    ),
 )
 
 EXIT_OK: Final = 0

@@ -143,6 +143,12 @@ class TokenStateStore(Protocol):
         ...
 
 
+def state_key(secret_name: str) -> str:
+    """The shared token state's partition key of the connection whose QBO secret is ``secret_name``
+    (``ledgerlink connect qbo`` writes a new grant's tokens there too)."""
+    return f"oauth#qbo#{secret_name}"
+
+
 def fingerprint(token: str) -> str:
     """16 hex digits of SHA-256: enough to recognise a token again, useless for recovering it."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
@@ -323,7 +329,7 @@ class QboOAuth:
         self._alarm = alarm
         self._owner = owner or uuid.uuid4().hex
         self._max_wait = max_wait_seconds
-        self._key = f"oauth#qbo#{secret_name}"
+        self._key = state_key(secret_name)
         self._memo: TokenState | None = None
         self._lock = threading.Lock()
         self.refreshes = 0  # token endpoint calls made by this instance (tests, metrics)
