@@ -437,3 +437,13 @@ def test_refused_credentials_are_reported_with_entras_code(
     assert code == 1
     assert "invalid_client AADSTS7000215" in capsys.readouterr().err
     assert world.secret("graph") == {"configured": False}
+
+
+def test_a_user_who_declines_on_the_consent_page_is_told_so_and_nothing_is_stored(
+    world: ConnectWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests.post(f"{world.qbo.url}/_admin/config", json={"authorize_decision": "deny"}, timeout=10)
+    code, _ = run_qbo(world, browser())
+    assert code == 1
+    assert "Intuit answered access_denied" in capsys.readouterr().err
+    assert "refresh_token" not in world.secret("qbo")
