@@ -73,8 +73,9 @@ QBO_SCOPE: Final = "com.intuit.quickbooks.accounting"
 DEFAULT_CALLBACK_PORT: Final = 8765
 CALLBACK_PATH: Final = "/callback"
 DEFAULT_WAIT_SECONDS: Final = 300.0
-# ---- HubSpot: the private-app scopes LedgerLink's calls need (docs/connect.md lists which call needs
-# which). Names from HubSpot's scope reference; "crm.objects.owners.read" is what the owners API asks.
+# ---- HubSpot: the private-app scopes LedgerLink's calls need (docs/connect.md says which call needs
+# which), HubSpot's scope names. Unverified: whether creating line-item properties (`ledgerlink hubspot
+# setup`) needs a scope beyond these (no crm.schemas.line_items.write is listed), so none is required.
 HUBSPOT_SCOPES: Final = (
     "crm.objects.deals.read",
     "crm.objects.deals.write",
@@ -87,6 +88,10 @@ HUBSPOT_SCOPES: Final = (
     "crm.objects.owners.read",
     "crm.schemas.deals.read",
     "crm.schemas.deals.write",
+    "crm.schemas.companies.read",
+    "crm.schemas.companies.write",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
     "crm.schemas.line_items.read",
 )
 HUBSPOT_ACCOUNT_PATH: Final = "/account-info/v3/details"

@@ -215,6 +215,10 @@ DEFAULT_PRIVATE_APP_SCOPES: tuple[str, ...] = (
     "crm.objects.owners.read",
     "crm.schemas.deals.read",
     "crm.schemas.deals.write",
+    "crm.schemas.companies.read",
+    "crm.schemas.companies.write",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
     "crm.schemas.line_items.read",
 )
 ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
