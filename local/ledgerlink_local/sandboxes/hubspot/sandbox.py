@@ -6,7 +6,7 @@ Run it alone: ``python -m ledgerlink_local.sandboxes.hubspot --port 4012 [--webh
 Auth: ``Authorization: Bearer <private app token>`` (``DEMO_ACCESS_TOKEN``); a missing or
 unknown token answers 401 ``INVALID_AUTHENTICATION`` with HubSpot's message.
 
-Endpoints (52; 56 routes, as the four label endpoints are also served under
+Endpoints (54; 58 routes, as the four label endpoints are also served under
 ``/crm/associations/v4/``; object endpoints take ``deals|contacts|companies|line_items|products``,
 their singular, or the type id ``0-3|0-1|0-2|0-8|0-7``):
 
