@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -447,3 +448,34 @@ def test_a_user_who_declines_on_the_consent_page_is_told_so_and_nothing_is_store
     assert code == 1
     assert "Intuit answered access_denied" in capsys.readouterr().err
     assert "refresh_token" not in world.secret("qbo")
+
+
+def test_no_redirect_before_the_timeout_fails_saying_what_to_check(
+    world: ConnectWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = io.StringIO()
+    code = run_connect_qbo(
+        world.args("qbo", "--port", "0", "--no-browser", "--timeout", "1"), out, open_browser=lambda url: None
+    )
+    assert code == 1
+    assert "no redirect to http://localhost:" in capsys.readouterr().err
+    assert "refresh_token" not in world.secret("qbo")
+
+
+def test_a_registered_https_redirect_uri_takes_the_pasted_url(world: ConnectWorld) -> None:
+    # given production keys, whose redirect URI must be https (here a page the operator controls)
+    redirect = "https://ops.example.com/ledgerlink/callback"
+    landed: list[str] = []
+
+    def paste(question: str) -> str:
+        # the operator opened the printed URL; the browser landed on the https page: its URL is pasted
+        (printed,) = re.findall(r"^  (http\S+)$", out.getvalue(), re.MULTILINE)
+        answer = requests.get(printed, allow_redirects=False, timeout=10).headers["Location"]
+        landed.append(answer)
+        return answer
+
+    out = io.StringIO()
+    code = run_connect_qbo(world.args("qbo", "--redirect-uri", redirect), out, prompt=paste)
+    assert code == 0, out.getvalue()
+    assert landed and landed[0].startswith(redirect + "?")
+    assert world.secret("qbo")["realm_id"] == DEMO_REALM_ID
