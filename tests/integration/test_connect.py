@@ -479,3 +479,21 @@ def test_a_registered_https_redirect_uri_takes_the_pasted_url(world: ConnectWorl
     assert code == 0, out.getvalue()
     assert landed and landed[0].startswith(redirect + "?")
     assert world.secret("qbo")["realm_id"] == DEMO_REALM_ID
+
+
+def test_a_token_of_another_portal_is_refused(
+    world: ConnectWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given connection demo configured for another portal than the one the token opens
+    other = tmp_path / "other-portal.toml"
+    other.write_text(CONFIG_FILE.read_text().replace('portal_id = "48213570"', 'portal_id = "77000001"'))
+    monkeypatch.setenv(str(EnvVar.CONFIG_FILE), str(other))
+    reset_settings_cache()
+    reset_config_cache()
+    # when the operator connects the token
+    code, _ = run_hubspot(world, "--token", DEMO_ACCESS_TOKEN, "--client-secret", DEMO_CLIENT_SECRET)
+    # then it is refused, naming both portals, and nothing was stored
+    assert code == 1
+    error = capsys.readouterr().err
+    assert f"opens portal {DEMO_PORTAL_ID}" in error and "77000001" in error
+    assert world.secret("hubspot") == {"configured": False}
