@@ -571,9 +571,13 @@ def connect_qbo(
             redirect_uri = server.redirect_uri
             url = authorize_url(endpoint, client_id, redirect_uri, state)
             _say(out, f"waiting up to {deadline:.0f} s for Intuit's redirect to {redirect_uri}")
-            if args.no_browser or open_browser is None:
+            # Printed even when a browser is opened: one that cannot start (no display, a remote shell)
+            # still leaves the operator the URL.
+            if open_browser is None:
                 _say(out, "open this URL in a browser, sign in and pick the company:")
-                _say(out, f"  {url}")
+            else:
+                _say(out, "opening this URL in the browser (open it yourself if none appears):")
+            _say(out, f"  {url}")
             if open_browser is not None:
                 # After the URL is printed: a browser that cannot start still leaves the operator a way.
                 with contextlib.suppress(Exception):
