@@ -13,7 +13,7 @@ Adding a group is that module plus one line in :data:`COMMAND_GROUPS`. Only the 
 is imported, so ``ledgerlink dlq replay`` never imports the local stack (moto, the sandboxes), and
 nothing the Lambda asset ships imports this module.
 
-The package has a module per group (``dlq``, ``config``, ``hubspot``, ``followups``, ``replay``, ``audit``;
+The package has a module per group (``dlq``, ``config``, ``hubspot``, ``followups``, ``replay``, ``audit``, ``connect``;
 ``local`` lives with the local stack in ``local/``) and :mod:`ledgerlink.cli.endpoints`, which finds AWS
 or the local stack the same way for every command that talks to AWS. A group that runs a flow's code (``followups`` runs
 the follow-up sweep, ``replay`` the ingests' parse and publish) imports it inside its command, and is named among that flow's importers in
@@ -75,6 +75,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "audit",
         "ledgerlink.cli.audit:register",
         "the audit trail: what the HubSpot -> QBO flow decided about a deal, and why",
+    ),
+    CommandGroup(
+        "connect",
+        "ledgerlink.cli.connect:register",
+        "connect a connection's accounts: QBO (OAuth), HubSpot (private-app token), Microsoft (app)",
     ),
 )
 

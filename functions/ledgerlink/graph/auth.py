@@ -135,6 +135,11 @@ class GraphAuth:
             if not force_refresh and token is not None and self._clock.now() < token.refresh_at:
                 return token.value
             self._token = None
+            if force_refresh:
+                # Graph refused the token: the app may have been reconnected (`ledgerlink connect
+                # microsoft` stored other credentials), so the new token is minted from the secret's
+                # current value, not this process's cached copy.
+                self._secrets.invalidate(self.secret_name)
             token = self._mint()
             self._token = token
             return token.value

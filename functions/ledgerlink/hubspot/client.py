@@ -597,8 +597,9 @@ def _association_failures(
 class HubSpotAuth:
     """Private-app bearer token from the HubSpot secret (``{"access_token", "portal_id"?, ...}``).
 
-    A private-app token does not expire; after a 401 the secret is simply read again (it may have
-    been rotated by an operator).
+    A private-app token does not expire; after a 401 (``force_refresh``) the secret is read again past
+    the process's cache, so a token an operator just rotated (``ledgerlink connect hubspot``) is used on
+    the retry instead of after the cache's lifetime; if that one is refused too, the call fails.
     """
 
     def __init__(self, secrets: SecretStore, secret_name: str) -> None:
@@ -609,6 +610,8 @@ class HubSpotAuth:
         return f"HubSpotAuth(secret_name={self._secret_name!r})"
 
     def __call__(self, *, force_refresh: bool = False) -> Mapping[str, str]:
+        if force_refresh:
+            self._secrets.invalidate(self._secret_name)
         secret = self._secrets.get_json(self._secret_name)
         token = secret.get("access_token")
         if not token:

@@ -143,6 +143,12 @@ class TokenStateStore(Protocol):
         ...
 
 
+def state_key(secret_name: str) -> str:
+    """The shared token state's partition key of the connection whose QBO secret is ``secret_name``
+    (``ledgerlink connect qbo`` writes a new grant's tokens there too)."""
+    return f"oauth#qbo#{secret_name}"
+
+
 def fingerprint(token: str) -> str:
     """16 hex digits of SHA-256: enough to recognise a token again, useless for recovering it."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
@@ -323,7 +329,7 @@ class QboOAuth:
         self._alarm = alarm
         self._owner = owner or uuid.uuid4().hex
         self._max_wait = max_wait_seconds
-        self._key = f"oauth#qbo#{secret_name}"
+        self._key = state_key(secret_name)
         self._memo: TokenState | None = None
         self._lock = threading.Lock()
         self.refreshes = 0  # token endpoint calls made by this instance (tests, metrics)
@@ -360,8 +366,13 @@ class QboOAuth:
             if state.revoked_fingerprint is not None and state.revoked_fingerprint == fingerprint(
                 credentials.refresh_token
             ):
-                # Intuit already refused this token; asking again would only repeat the refusal.
-                raise QboConnectionRevoked(self.secret_name)
+                # Intuit already refused this token. An operator may have just re-authorised the app
+                # (`ledgerlink connect qbo`), and this process's copy of the secret can be minutes old:
+                # look past the cache once before failing.
+                credentials = self._credentials(fresh=True)
+                if state.revoked_fingerprint == fingerprint(credentials.refresh_token):
+                    # Asking Intuit again would only repeat the refusal.
+                    raise QboConnectionRevoked(self.secret_name)
             if self._state.try_lease(self._key, self._owner, now, LEASE_SECONDS, rejected):
                 return self._refresh_holding_lease(state, credentials)
             if now >= deadline:
@@ -376,17 +387,28 @@ class QboOAuth:
         # The stored copy is newer than a cached secret read; the secret is newer after a re-authorisation.
         ordered = list(dict.fromkeys(candidates))
         try:
-            for refresh_token in ordered:
-                refreshed = self._call_token_endpoint(credentials, refresh_token)
-                if refreshed is not None:
-                    self._state.store_token(
-                        self._key, refreshed.access_token, refreshed.expires_at, refreshed.refresh_token
+            refreshed = self._first_accepted(credentials, ordered)
+            if refreshed is None:
+                # Every token this process knows was refused. The secret may hold a newer grant than its
+                # cached copy (an operator re-authorised minutes ago): read it past the cache and try
+                # its token once, so a reconnect takes effect now rather than when the cache expires.
+                current = self._credentials(fresh=True)
+                if current.refresh_token not in ordered or current.client_id != credentials.client_id:
+                    logger.info(
+                        "QBO refused the known refresh tokens; trying the secret's current one",
+                        extra={"secret_name": self.secret_name, "realm_id": current.realm_id},
                     )
-                    self._memo = TokenState(
-                        access_token=refreshed.access_token, token_expires_at=refreshed.expires_at
-                    )
-                    self._store_rotated(credentials, refreshed.refresh_token)
-                    return refreshed.access_token
+                    credentials = current
+                    refreshed = self._first_accepted(current, [current.refresh_token])
+            if refreshed is not None:
+                self._state.store_token(
+                    self._key, refreshed.access_token, refreshed.expires_at, refreshed.refresh_token
+                )
+                self._memo = TokenState(
+                    access_token=refreshed.access_token, token_expires_at=refreshed.expires_at
+                )
+                self._store_rotated(credentials, refreshed.refresh_token)
+                return refreshed.access_token
         except BaseException:
             self._state.release(self._key, self._owner)
             raise
@@ -401,6 +423,13 @@ class QboOAuth:
             extra={"secret_name": self.secret_name, "realm_id": credentials.realm_id},
         )
         raise QboConnectionRevoked(self.secret_name)
+
+    def _first_accepted(self, credentials: _Credentials, refresh_tokens: list[str]) -> _Refreshed | None:
+        for refresh_token in refresh_tokens:
+            refreshed = self._call_token_endpoint(credentials, refresh_token)
+            if refreshed is not None:
+                return refreshed
+        return None
 
     def _call_token_endpoint(self, credentials: _Credentials, refresh_token: str) -> _Refreshed | None:
         """The new tokens, or None when Intuit answered ``invalid_grant`` for this refresh token."""
@@ -459,7 +488,20 @@ class QboOAuth:
         if new_refresh_token == credentials.refresh_token:
             return
         try:
+            # Past the cache: the write keeps every other field, and a stale copy would put back values
+            # an operator has replaced since (a reconnect's client id or realm).
+            self._secrets.invalidate(self.secret_name)
             current = self._secrets.get_json(self.secret_name)
+            if str(current.get("client_id") or "") != credentials.client_id or str(
+                current.get("realm_id") or ""
+            ) != (credentials.realm_id or ""):
+                # The secret now holds another app's or company's grant (a reconnect while this refresh
+                # ran): keep it.
+                logger.warning(
+                    "QBO secret was replaced during a refresh; the rotated token was not written to it",
+                    extra={"secret_name": self.secret_name},
+                )
+                return
             self._secrets.put_json(self.secret_name, {**current, "refresh_token": new_refresh_token})
         except SecretError as error:
             # Not fatal: the state item holds the newest token and the next refresh writes it again.
@@ -469,7 +511,10 @@ class QboOAuth:
                 extra={"secret_name": self.secret_name, "error": str(error)},
             )
 
-    def _credentials(self) -> _Credentials:
+    def _credentials(self, *, fresh: bool = False) -> _Credentials:
+        """The secret's credentials; ``fresh`` reads it past this process's cache."""
+        if fresh:
+            self._secrets.invalidate(self.secret_name)
         secret: SecretDict = self._secrets.get_json(self.secret_name)
         missing = [name for name in ("client_id", "client_secret", "refresh_token") if not secret.get(name)]
         if missing:

@@ -266,6 +266,89 @@ def test_a_re_authorised_connection_works_again(oauth_world: OAuthWorld) -> None
     assert oauth_world.secret()["refresh_token"] not in (granted["refresh_token"], DEMO_REFRESH_TOKEN)
 
 
+def _reauthorise(oauth_world: OAuthWorld) -> str:
+    """The user connects the app again (authorize, then the code exchanged); the new refresh token."""
+    authorize = requests.get(
+        f"{oauth_world.qbo.url}/connect/oauth2",
+        params={
+            "client_id": DEMO_CLIENT_ID,
+            "redirect_uri": DEMO_REDIRECT_URI,
+            "response_type": "code",
+            "scope": "com.intuit.quickbooks.accounting",
+            "state": "s2",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
+    basic = base64.b64encode(f"{DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET}".encode()).decode()
+    granted = requests.post(
+        oauth_world.settings.qbo_token_url,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": DEMO_REDIRECT_URI},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=10,
+    ).json()
+    token = str(granted["refresh_token"])
+    boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+        SecretId=QBO_SECRET, SecretString=json.dumps({**oauth_world.secret(), "refresh_token": token})
+    )
+    return token
+
+
+def test_a_reconnect_reaches_a_worker_that_gave_up_at_once_despite_its_secret_cache(
+    oauth_world: OAuthWorld,
+) -> None:
+    # given a worker (a 300 s secret cache) that found the connection revoked
+    worker = oauth_world.worker()
+    worker.access_token()
+    oauth_world.admin("oauth/revoke")
+    with pytest.raises(QboConnectionRevoked):
+        worker.access_token(force_refresh=True)
+
+    # when the operator reconnects (a new grant in the secret), seconds later
+    _reauthorise(oauth_world)
+
+    # then that same worker gets a token on its next call: the revoked token's fingerprint made it read
+    # the secret past its cache once, instead of failing for the cache's remaining five minutes
+    assert worker.access_token()
+    assert oauth_world.alarms.raised == [("QboConnectionRevoked", oauth_world.alarms.raised[0][1])]
+
+
+def test_a_worker_whose_cached_grant_is_refused_reads_the_secret_again_and_retries_once(
+    oauth_world: OAuthWorld,
+) -> None:
+    # given a worker holding the secret in its cache, and a connection revoked then reconnected before
+    # the worker noticed (its access token and both refresh tokens it knows are dead)
+    worker = oauth_world.worker()
+    worker.access_token()
+    assert worker.realm_id() == DEMO_REALM_ID  # the secret, rotated, read into the worker's cache
+    oauth_world.admin("oauth/revoke")
+    new_grant = _reauthorise(oauth_world)
+    before = oauth_world.token_calls()
+
+    # when QBO rejects its access token and it refreshes
+    token = worker.access_token(force_refresh=True)
+
+    # then it tried what it knew (refused), re-read the secret, and the new grant worked: one more call
+    assert token
+    assert oauth_world.token_calls() == before + 2
+    assert oauth_world.alarms.raised == []
+    assert oauth_world.secret()["refresh_token"] not in (new_grant, DEMO_REFRESH_TOKEN)  # rotated, stored
+
+
+def test_a_revoked_connection_without_a_new_grant_fails_after_one_fresh_read(oauth_world: OAuthWorld) -> None:
+    # given a revoked connection whose secret still holds the refused grant
+    worker = oauth_world.worker()
+    worker.access_token()
+    oauth_world.admin("oauth/revoke")
+    before = oauth_world.token_calls()
+
+    # when the worker refreshes: refused, the secret re-read is the same token, so no further call
+    with pytest.raises(QboConnectionRevoked):
+        worker.access_token(force_refresh=True)
+    assert oauth_world.token_calls() == before + 1
+
+
 class UnwritableSecrets(PowertoolsSecretStore):
     """Secrets Manager that can be read but refuses writes (a missing IAM permission, an outage)."""
 

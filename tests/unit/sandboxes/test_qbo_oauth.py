@@ -7,7 +7,7 @@ import urllib.parse
 import requests
 
 from ledgerlink_local.sandboxes.core import SandboxServer
-from ledgerlink_local.sandboxes.qbo import DEMO_REDIRECT_URI, DEMO_REFRESH_TOKEN, REVOKE_PATH
+from ledgerlink_local.sandboxes.qbo import DEMO_CLIENT_ID, DEMO_REDIRECT_URI, DEMO_REFRESH_TOKEN, REVOKE_PATH
 from tests.unit.sandboxes.qbo_support import QboApi
 
 AUTH_FAILED = "message=AuthenticationFailed; errorCode=003200; statusCode=401"
@@ -203,3 +203,33 @@ def test_discovery_document_points_at_the_sandbox(qbo_sandbox: SandboxServer) ->
     document = requests.get(qbo_sandbox.url + "/.well-known/openid_sandbox_configuration").json()
     assert document["token_endpoint"] == qbo_sandbox.url + "/oauth2/v1/tokens/bearer"
     assert document["revocation_endpoint"] == qbo_sandbox.url + REVOKE_PATH
+
+
+def test_an_authorize_request_without_a_scope_is_refused(qbo_sandbox: SandboxServer) -> None:
+    reply = requests.get(
+        qbo_sandbox.url + "/connect/oauth2",
+        params={"client_id": DEMO_CLIENT_ID, "response_type": "code", "redirect_uri": DEMO_REDIRECT_URI},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_scope")
+
+
+def test_a_user_who_cancels_is_redirected_with_access_denied_and_the_state(
+    qbo_sandbox: SandboxServer,
+) -> None:
+    requests.post(qbo_sandbox.url + "/_admin/config", json={"authorize_decision": "deny"}, timeout=10)
+    reply = requests.get(
+        qbo_sandbox.url + "/connect/oauth2",
+        params={
+            "client_id": DEMO_CLIENT_ID,
+            "response_type": "code",
+            "scope": "com.intuit.quickbooks.accounting",
+            "redirect_uri": DEMO_REDIRECT_URI,
+            "state": "s-9",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(reply.headers["Location"]).query))
+    assert reply.status_code == 302 and query == {"error": "access_denied", "state": "s-9"}

@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledgerlink_local.sandboxes.core import ADMIN_PREFIX, Request, Response, SandboxClock
-from ledgerlink_local.sandboxes.hubspot.sandbox import DEMO_PORTALS, HubSpotSandbox, PortalProfile
+from ledgerlink_local.sandboxes.hubspot.sandbox import (
+    DEMO_PORTALS,
+    TOKEN_INFO_PATH,
+    HubSpotSandbox,
+    PortalProfile,
+)
 
 
 class HubSpotPortals:
@@ -78,6 +83,18 @@ class HubSpotPortals:
             named = request.arg("portal_id")
             if named and named.isdigit() and int(named) in self.portals:
                 return self.portals[int(named)]
+            return self.first
+        if request.path == TOKEN_INFO_PATH:
+            # The token to describe is in the body; it decides the portal, as HubSpot's token does.
+            try:
+                body = request.json()
+            except ValueError:
+                body = None
+            key = body.get("tokenKey") if isinstance(body, dict) else None
+            if isinstance(key, str) and key:
+                for sandbox in self.portals.values():
+                    if sandbox.knows_token(key):
+                        return sandbox
             return self.first
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
         presented = token.strip().encode("utf-8")

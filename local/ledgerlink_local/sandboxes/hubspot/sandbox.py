@@ -6,7 +6,7 @@ Run it alone: ``python -m ledgerlink_local.sandboxes.hubspot --port 4012 [--webh
 Auth: ``Authorization: Bearer <private app token>`` (``DEMO_ACCESS_TOKEN``); a missing or
 unknown token answers 401 ``INVALID_AUTHENTICATION`` with HubSpot's message.
 
-Endpoints (52; 56 routes, as the four label endpoints are also served under
+Endpoints (54; 58 routes, as the four label endpoints are also served under
 ``/crm/associations/v4/``; object endpoints take ``deals|contacts|companies|line_items|products``,
 their singular, or the type id ``0-3|0-1|0-2|0-8|0-7``):
 
@@ -33,6 +33,8 @@ their singular, or the type id ``0-3|0-1|0-2|0-8|0-7``):
 | GET, POST | /crm/v3/pipelines/deals/{pipelineId}/stages | list, create stages |
 | GET, PATCH, DELETE | /crm/v3/pipelines/deals/{pipelineId}/stages/{stageId} | read, update, archive |
 | GET | /crm/v3/owners, /crm/v3/owners/{ownerId} | owners (email filter, idProperty=userId) |
+| GET | /account-info/v3/details | the portal the token opens: ``portalId``, ``accountType``, ``timeZone``, ``companyCurrency``, ``uiDomain``, ``dataHostingLocation``, ... |
+| POST | /oauth/v2/private-apps/get/access-token-info | a private-app token's ``hubId``, ``appId``, ``userId`` and ``scopes`` (body ``{"tokenKey"}``; the response's field names are unverified, seen in third-party clients) |
 | GET | /settings/v3/currencies/company-currency | the company currency (``{"id": "USD", ...}``) |
 | GET | /settings/v3/currencies/exchange-rates/current | the other enabled currencies and rates |
 | GET | /settings/v3/currencies/codes | currency codes HubSpot supports |
@@ -78,12 +80,16 @@ in HubSpot (``CRM_UI``).
 Admin extras: ``POST /_admin/seed`` ``{"companies": [{props}], "contacts": [...], "deals": [...],
 "line_items": [...], "products": [...], "associations": [{"from_type", "from_id", "to_type",
 "to_id", "type_id"?, "category"?}]}``; ``POST /_admin/ui_update`` ``{"objectType", "id",
-"properties"}``; ``GET /_admin/webhook_events`` (every event published since the last reset,
+"properties"}``; ``POST /_admin/private-app/rotate-token`` (``{"token"?}``: the private app gets a new
+access token, generated when not given and returned, and the old one stops working at once, as
+HubSpot's "rotate and expire now" does); ``GET /_admin/webhook_events`` (every event published since the last reset,
 delivered or not); config keys ``ten_secondly_limit``, ``daily_limit``, ``search_per_second_limit``,
 ``webhook_subscriptions`` (list of ``{"subscriptionType", "propertyName"?}``),
 ``company_currency``, ``exchange_rates`` (``{code: rate}``; the enabled currencies),
-``unique_values_on_line_items`` (false: line items and products refuse ``hasUniqueValue``). ``reset``
-also restores these options.
+``unique_values_on_line_items`` (false: line items and products refuse ``hasUniqueValue``),
+``private_app_scopes`` (the scopes the portal's private app was granted: what the token-info endpoint
+reports; :data:`DEFAULT_PRIVATE_APP_SCOPES`). ``reset`` also restores these options and the app's
+original token.
 
 Associations: every association carries the pair's unlabeled type (HubSpot documents this);
 primary (1, 5) replaces the record's previous primary; custom labels get portal ids from 101.
@@ -91,7 +97,8 @@ primary (1, 5) replaces the record's previous primary; custom labels get portal 
 Not reproduced yet / unverified: merge, GDPR delete, restore of archived records, the v3
 associations API, association limits other than one primary company, the association
 definitions/configurations endpoints, webhook subscription management (``/webhooks/v3``),
-OAuth and scopes (403 MISSING_SCOPES), search index lag, generated properties beyond the few
+OAuth, the enforcement of scopes (403 MISSING_SCOPES: every call is allowed whatever the token-info
+endpoint reports), search index lag, generated properties beyond the few
 calculated here (deal probability/closed/home-currency amount, line item amount), date
 properties' exact output format, HubSpot's 404 body for a missing record (may be empty),
 the wording of several errors (batch limit, unique-value conflict: HubSpot's status for a
@@ -107,6 +114,7 @@ import hmac
 import itertools
 import math
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -193,6 +201,28 @@ DEFAULT_SUBSCRIPTIONS: tuple[tuple[str, str | None], ...] = (
     ("deal.propertyChange", "deal_currency_code"),
 )
 SUBSCRIPTION_KINDS = ("creation", "deletion", "propertyChange")
+# What the demo portals' private apps were granted in HubSpot's scope picker (HubSpot's scope names).
+DEFAULT_PRIVATE_APP_SCOPES: tuple[str, ...] = (
+    "oauth",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "crm.objects.line_items.read",
+    "crm.objects.line_items.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.owners.read",
+    "crm.schemas.deals.read",
+    "crm.schemas.deals.write",
+    "crm.schemas.companies.read",
+    "crm.schemas.companies.write",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
+    "crm.schemas.line_items.read",
+)
+ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
+TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"
 
 
 @dataclass(frozen=True)
@@ -209,6 +239,12 @@ class PortalProfile:
     exchange_rates: Mapping[str, Decimal] | None = None
     invoices_pipeline_id: str = INVOICES_PIPELINE_ID
     invoice_stage_ids: Mapping[str, str] = field(default_factory=lambda: dict(INVOICE_STAGE_IDS))
+    # What GET /account-info/v3/details says of the portal besides its id and currency.
+    time_zone: str = "US/Pacific"
+    ui_domain: str = "app.hubspot.com"
+    data_hosting_location: str = "na1"
+    # The HubSpot user who created the private app (token info's userId).
+    app_user_id: int = 71050001
 
 
 DEMO_PORTAL = PortalProfile(DEMO_PORTAL_ID, DEMO_ACCESS_TOKEN, DEMO_CLIENT_SECRET, DEMO_APP_ID)
@@ -231,6 +267,10 @@ THAMES_PORTAL = PortalProfile(
         "paid": "1204515",
         "voided": "1204516",
     },
+    time_zone="Europe/London",
+    ui_domain="app-eu1.hubspot.com",
+    data_hosting_location="eu1",
+    app_user_id=71050002,
 )
 DEMO_PORTALS = (DEMO_PORTAL, THAMES_PORTAL)
 FIRST_SUBSCRIPTION_ID = 2_910_001
@@ -336,11 +376,15 @@ class HubSpotSandbox(Sandbox):
         self.objects_api.register()
         PortalSetupApi(self).register()
         AssociationsApi(self).register()
+        self.add_route("GET", ACCOUNT_DETAILS_PATH, self._account_details)
+        self.add_route("POST", TOKEN_INFO_PATH, self._token_info, authenticated=False)
         self.reset_state()
 
     # ---- state
 
     def _apply_default_options(self) -> None:
+        self.access_tokens = (self.profile.access_token,)
+        self.private_app_scopes = DEFAULT_PRIVATE_APP_SCOPES
         self.ten_secondly_limit = DEFAULT_TEN_SECONDLY_LIMIT
         self.daily_limit = DEFAULT_DAILY_LIMIT
         self.search_per_second_limit = DEFAULT_SEARCH_PER_SECOND
@@ -430,6 +474,12 @@ class HubSpotSandbox(Sandbox):
         if action == "ui_update" and method == "POST":
             with self.lock:
                 return self._ui_update(body)
+        if action == "private-app/rotate-token" and method == "POST":
+            token = body.get("token") if isinstance(body, Mapping) else None
+            token = str(token) if token else f"pat-{self.profile.data_hosting_location}-{uuid.uuid4()}"
+            with self.lock:
+                self.access_tokens = (token,)
+            return Response(200, {"token": token})
         if action == "webhook_events" and method == "GET":
             with self.lock:
                 events = [event.describe(0) for event in self.published_events]
@@ -490,6 +540,7 @@ class HubSpotSandbox(Sandbox):
                     code: str(rate) for code, rate in sorted(self.portal.currencies.rates.items())
                 },
                 "unique_values_on_line_items": self.portal.unique_values_on_line_items,
+                "private_app_scopes": list(self.private_app_scopes),
             }
         )
         return options
@@ -498,7 +549,7 @@ class HubSpotSandbox(Sandbox):
         known = {
             "rate_limits_enabled", "webhook_url", "webhook_time_factor", "ten_secondly_limit", "daily_limit",
             "search_per_second_limit", "webhook_subscriptions", "company_currency", "exchange_rates",
-            "unique_values_on_line_items",
+            "unique_values_on_line_items", "private_app_scopes",
         }  # fmt: skip
         unknown = sorted(set(changes) - known)
         if unknown:
@@ -512,6 +563,11 @@ class HubSpotSandbox(Sandbox):
                 setattr(self, name, value)
         if "webhook_subscriptions" in changes:
             self.subscriptions = _subscriptions(changes["webhook_subscriptions"])
+        if "private_app_scopes" in changes:
+            scopes = changes["private_app_scopes"]
+            if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
+                raise ValueError("private_app_scopes must be a list of scope names")
+            self.private_app_scopes = tuple(scopes)
         if "unique_values_on_line_items" in changes:
             allowed = changes["unique_values_on_line_items"]
             if not isinstance(allowed, bool):
@@ -540,6 +596,52 @@ class HubSpotSandbox(Sandbox):
                 if rates[code] <= 0:
                     raise ValueError(f"rate for {code} must be greater than 0")
             currencies.rates = rates
+
+    # ---- the account and the private app's token
+
+    def _account_details(self, request: Request) -> Response:
+        profile = self.profile
+        currencies = self.portal.currencies
+        offset = _utc_offset(profile.time_zone, self.clock.time())
+        return Response(
+            200,
+            {
+                "portalId": self.portal_id,
+                "accountType": "STANDARD",
+                "timeZone": profile.time_zone,
+                "companyCurrency": currencies.company_currency,
+                "additionalCurrencies": sorted(currencies.rates),
+                "utcOffset": _offset_text(offset),
+                "utcOffsetMilliseconds": offset * 1000,
+                "uiDomain": profile.ui_domain,
+                "dataHostingLocation": profile.data_hosting_location,
+            },
+        )
+
+    def knows_token(self, token: str) -> bool:
+        presented = token.encode("utf-8")
+        return any(hmac.compare_digest(presented, known.encode("utf-8")) for known in self.access_tokens)
+
+    def _token_info(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        token = body.get("tokenKey") if isinstance(body, Mapping) else None
+        if not isinstance(token, str) or not token:
+            raise validation_error("tokenKey is required")
+        if not self.knows_token(token):
+            # HubSpot's answer for an unknown or rotated token (status and body unverified).
+            raise HubSpotError(401, AUTHENTICATION_MESSAGE, "INVALID_AUTHENTICATION")
+        return Response(
+            200,
+            {
+                "userId": self.profile.app_user_id,
+                "hubId": self.portal_id,
+                "appId": self.app_id,
+                "scopes": list(self.private_app_scopes),
+            },
+        )
 
     # ---- auth, errors, rate limits
 
@@ -681,6 +783,21 @@ class HubSpotSandbox(Sandbox):
     def _webhook_request(self, events: list[WebhookEvent], attempt: int) -> tuple[bytes, dict[str, str]]:
         assert self.webhooks is not None
         return build_request(events, attempt, url=self.webhooks.url or "", client_secret=self.client_secret)
+
+
+def _utc_offset(zone: str, now: float) -> int:
+    """Seconds east of UTC of ``zone`` (HubSpot's zone names are IANA ones, e.g. US/Eastern) at ``now``."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    offset = datetime.fromtimestamp(now, ZoneInfo(zone)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    minutes = abs(seconds) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def main(argv: list[str] | None = None) -> None:

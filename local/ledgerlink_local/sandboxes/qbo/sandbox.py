@@ -14,7 +14,7 @@ Endpoints (15, on 13 routes: the POST /{entity} route serves create/update, dele
 | POST | /oauth2/v1/tokens/bearer | token endpoint: ``refresh_token`` and ``authorization_code`` grants, HTTP Basic client auth |
 | POST | /oauth2/v1/tokens/revoke | revoke a refresh or access token (the whole connection) |
 | POST | /v2/oauth2/tokens/revoke | the same, at Intuit's documented revoke path |
-| GET | /connect/oauth2 | authorize: consents at once and redirects to ``redirect_uri`` with ``code``, ``state``, ``realmId`` |
+| GET | /connect/oauth2 | authorize (``client_id``, ``response_type=code``, ``scope``, ``redirect_uri``, ``state``): consents at once and redirects to ``redirect_uri`` with ``code``, ``state``, ``realmId`` (the company the user picks: ``realm_id``, a sandbox-only parameter, else the demo company); ``authorize_decision: "deny"`` redirects with ``error=access_denied`` instead |
 | GET | /.well-known/openid_configuration | discovery document (so Intuit's ``intuit-oauth`` client can be pointed here) |
 | GET | /.well-known/openid_sandbox_configuration | the same |
 | GET | /v3/company/{realmId}/{entity}/{id} | read (Customer, Item, Invoice, Estimate, Payment, TimeActivity, Employee, TaxCode, TaxRate, Term, Account, PaymentMethod; ``companyinfo/{realmId}``) |
@@ -47,7 +47,7 @@ the same with one), ``GET /_admin/state``.
 Config keys: ``refresh_token_rotation``, ``access_token_lifetime_seconds``,
 ``refresh_token_lifetime_seconds``, ``rate_limit_per_minute``, ``rate_limit_per_second``,
 ``batch_rate_limit_per_minute``, ``batch_max_items``, ``cdc_max_age_days``, ``cdc_max_objects``,
-``webhook_format``, ``webhook_batch_window_seconds``, ``verifier_token``, and two assumed QBO rules
+``webhook_format``, ``webhook_batch_window_seconds``, ``verifier_token``, ``authorize_decision``, and two assumed QBO rules
 (unverified, model.py): ``doc_number_when_auto_numbering`` (``kept`` | ``replaced``: a DocNumber sent
 while CustomTxnNumbers is off), ``display_names_case_sensitive`` (false) (reset restores the defaults).
 
@@ -216,6 +216,8 @@ class QboOptions:
     # compare ignoring case unless display_names_case_sensitive.
     doc_number_when_auto_numbering: str = "kept"
     display_names_case_sensitive: bool = False
+    # What the user answers on the consent page: "consent" (connect) or "deny" (Cancel).
+    authorize_decision: str = "consent"
 
     def update(self, changes: Mapping[str, Any]) -> None:
         for name, current in asdict(self).items():
@@ -238,6 +240,8 @@ class QboOptions:
             setattr(self, name, value)
         if self.refresh_token_rotation not in ROTATIONS:
             raise ValueError(f"refresh_token_rotation must be one of {', '.join(ROTATIONS)}")
+        if self.authorize_decision not in ("consent", "deny"):
+            raise ValueError("authorize_decision must be consent or deny")
         if self.webhook_format not in WEBHOOK_FORMATS:
             raise ValueError(f"webhook_format must be one of {', '.join(WEBHOOK_FORMATS)}")
         if self.doc_number_when_auto_numbering not in DOC_NUMBER_POLICIES:
@@ -720,6 +724,18 @@ class QboSandbox(Sandbox):
             return _oauth_error(400, "invalid_request")
         if request.arg("response_type") != "code":
             return _oauth_error(400, "unsupported_response_type")
+        # Intuit's authorize request requires a scope; an Accounting connection asks for
+        # com.intuit.quickbooks.accounting (the error's name for a missing one is unverified).
+        if not (request.arg("scope") or "").split():
+            return _oauth_error(400, "invalid_scope")
+        if self.options.authorize_decision == "deny":
+            # The user clicked Cancel on the consent page: RFC 6749's error redirect, with the state
+            # (Intuit's exact parameters for it are unverified).
+            query = {"error": "access_denied"}
+            if request.arg("state") is not None:
+                query["state"] = request.arg("state") or ""
+            separator = "&" if "?" in redirect_uri else "?"
+            return Response(302, None, {"Location": redirect_uri + separator + urllib.parse.urlencode(query)})
         realm_id = request.arg("realm_id") or DEMO_REALM_ID  # the company the user "picks"
         if realm_id not in self.companies:
             return _oauth_error(400, "invalid_request")
