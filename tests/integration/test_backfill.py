@@ -295,3 +295,82 @@ def test_the_command_prints_progress_lines_and_a_summary_table(
         parser.parse_args(["status", "--aws", "--connection", CONNECTION]), out
     )
     assert status == 0 and "finished" in out.getvalue()
+
+
+class CountdownContext:
+    """A Lambda context whose remaining time is ample for the first ``ample_calls`` questions, then
+    just under the job's reserve: each invocation runs a couple of pages and must continue itself."""
+
+    function_name = "ledgerlink-test-qbo-backfill"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ledgerlink-test-qbo-backfill"
+    aws_request_id = "5b0f7e2a-0000-4000-8000-00000000bf11"
+
+    def __init__(self, reserve_ms: int, ample_calls: int = 3) -> None:
+        self.reserve_ms = reserve_ms
+        self.left = ample_calls
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.left -= 1
+        return self.reserve_ms * 10 if self.left >= 0 else self.reserve_ms - 1
+
+
+def test_the_aws_job_continues_across_invocations_until_it_finishes(
+    world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the qbo_backfill Lambda configured like the deployed function, and its queue
+    from ledgerlink.config import EnvVar, reset_settings_cache
+    from ledgerlink.configfile import reset_for_tests as reset_deployment_config
+    from ledgerlink.secrets import reset_default_secret_store
+
+    queue_name = "ledgerlink-test-backfill-jobs"
+    sqs = world.aws["sqs"]
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    for name, value in support.environment(world.qbo.url, world.hubspot.url).items():
+        monkeypatch.setenv(str(name), value)
+    monkeypatch.setenv(EnvVar.BACKFILL_QUEUE_NAME.value, queue_name)
+    reset_settings_cache()
+    reset_deployment_config()
+    reset_default_secret_store()
+    from qbo_backfill import handler
+
+    def invoke(body: str) -> dict[str, Any]:
+        record = {"messageId": f"m{len(bodies)}", "receiptHandle": "rh", "body": body, "attributes": {}}
+        answer: dict[str, Any] = handler.lambda_handler(
+            {"Records": [record]}, CountdownContext(handler.RESERVE_MS)
+        )
+        return answer
+
+    def next_message() -> str | None:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", [])
+        if not messages:
+            return None
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        return str(messages[0]["Body"])
+
+    bodies: list[str] = []
+    answers: list[str] = []
+    try:
+        # when `ledgerlink backfill --in-aws` sends the start, and each invocation's continuation is delivered
+        from ledgerlink.deal_sync.backfill_job import JobMessage
+
+        body: str | None = JobMessage(CONNECTION).to_json()
+        while body is not None and len(bodies) < 10:
+            bodies.append(body)
+            answers.append(invoke(body)["jobs"][CONNECTION])
+            body = next_message()
+        # and a continuation is delivered a second time
+        duplicate = invoke(bodies[1])["jobs"][CONNECTION]
+    finally:
+        reset_settings_cache()
+        reset_deployment_config()
+        reset_default_secret_store()
+    # then the job took more than one invocation, each but the last continuing itself, and finished
+    assert len(answers) >= 2 and set(answers[:-1]) == {"continued"} and answers[-1] == "finished"
+    # and the duplicate continuation was dropped
+    assert duplicate == "dropped"
+    stored = DynamoDBCheckpointStore(world.settings.vendor_state_table_name, world.aws["dynamodb"]).get(
+        CONNECTION
+    )
+    assert stored is not None and stored.finished
+    assert_each_document_has_one_deal(world)

@@ -12,7 +12,8 @@ unfinished job's are refused unless ``--restart``. ``ledgerlink backfill status 
 prints the checkpoint.
 
 It runs against the local stack or AWS, found as every operator command finds it
-(:mod:`ledgerlink.cli.endpoints`), with the hubspot_deal_sync function's settings there. On a terminal
+(:mod:`ledgerlink.cli.endpoints`), with the qbo_backfill function's settings there (the deal
+sync's, plus its job queue). ``--in-aws`` sends the job to that queue instead of running it here. On a terminal
 it shows one updating progress line, otherwise a plain line per page (at most every 10 s); it ends
 with a table per entity: seen, written, already synced, unchanged, failed. Exit status 0 when the job
 finished with no failure, 1 with the reason otherwise.
@@ -39,10 +40,12 @@ from ledgerlink.cli.endpoints import (
 if TYPE_CHECKING:
     from ledgerlink.config import Settings
     from ledgerlink.configfile import DeploymentConfig
+    from ledgerlink.deal_sync.backfill import BackfillOptions
 
-# The function whose settings the backfill runs with: it runs the deal sync (infra/topology.py key).
-DEAL_SYNC_FUNCTION = "hubspot_deal_sync"
-SERVICES = ("dynamodb", "events", "secretsmanager")
+# The function whose settings the backfill runs with (infra/topology.py key): the backfill job's, which
+# are the deal sync's plus the job queue's name.
+BACKFILL_FUNCTION = "qbo_backfill"
+SERVICES = ("dynamodb", "events", "secretsmanager", "sqs")
 
 
 def _where(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +74,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="comma-separated QBO entities (default: all four, read in this order)",
     )
     parser.add_argument("--restart", action="store_true", help="start over instead of continuing the job")
+    parser.add_argument(
+        "--in-aws",
+        action="store_true",
+        help="run it as a job in AWS (the qbo_backfill Lambda re-enqueues itself) instead of in this process",
+    )
     _where(parser)
     parser.set_defaults(func=run_backfill_command)
     commands = parser.add_subparsers(dest="command", metavar="<command>")
@@ -85,7 +93,7 @@ def _context(args: argparse.Namespace, out: TextIO) -> tuple[Endpoint, Settings,
         args.endpoint_url, args.region, args.aws, Path(args.state_dir), services=SERVICES
     )
     print(f"endpoint: {endpoint.url or 'AWS'} (from {endpoint.source})", file=out)
-    settings, config, source = function_settings(endpoint, Path(args.state_dir), DEAL_SYNC_FUNCTION)
+    settings, config, source = function_settings(endpoint, Path(args.state_dir), BACKFILL_FUNCTION)
     return endpoint, settings, config, source
 
 
@@ -106,6 +114,8 @@ def run_backfill_command(args: argparse.Namespace, out: TextIO | None = None) ->
             entities=tuple(e.strip() for e in args.entities.split(",") if e.strip()),
             restart=args.restart,
         )
+        if args.in_aws:
+            return _start_job(args, options, endpoint, settings, config, out)
         print(f"backfilling {args.connection} with the settings of {source}", file=out, flush=True)
         from ledgerlink.deal_sync.backfill_run import build_backfill, run_backfill
         from ledgerlink.secrets import PowertoolsSecretStore
@@ -140,6 +150,35 @@ def run_backfill_command(args: argparse.Namespace, out: TextIO | None = None) ->
     if failed:
         print(f"ledgerlink backfill: {failed} document(s) failed (listed above)", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _start_job(
+    args: argparse.Namespace,
+    options: BackfillOptions,
+    endpoint: Endpoint,
+    settings: Settings,
+    config: DeploymentConfig,
+    out: TextIO,
+) -> int:
+    """Send the job's start to the backfill-jobs queue; the qbo_backfill Lambda runs it."""
+    from ledgerlink.deal_sync.backfill import BackfillError
+    from ledgerlink.deal_sync.backfill_job import JobMessage, SqsJobQueue
+    from ledgerlink.deal_sync.backfill_run import find_connection
+
+    checked = options.checked()
+    find_connection(config, args.connection)
+    if not settings.backfill_queue_name:
+        raise BackfillError("no LEDGERLINK_BACKFILL_QUEUE_NAME in the qbo-backfill function's settings")
+    message = JobMessage(
+        args.connection, since=checked.since, entities=checked.entities, restart=checked.restart
+    )
+    SqsJobQueue(aws_client("sqs", endpoint), settings.backfill_queue_name).send(message)
+    print(
+        f"backfill of {args.connection} sent to {settings.backfill_queue_name}; follow it with "
+        f"`ledgerlink backfill status --connection {args.connection}`",
+        file=out,
+    )
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """Wires one connection's backfill to the real ports: the deal sync exactly as its Lambda builds it
 (:func:`ledgerlink.deal_sync.factory.build_deal_sync`: the same clients, hence the same DynamoDB-backed
 rate limits, concurrency slots and breakers as live traffic), its QBO client for the pages, and the
-checkpoint in the vendor-state table. Used by ``ledgerlink backfill`` (and the backfill job)."""
+checkpoint in the vendor-state table. Used by ``ledgerlink backfill`` and the qbo_backfill Lambda."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def build_backfill(
     sleep: Callable[[float], None] | None = None,
     progress: ProgressHook | None = None,
     should_stop: Callable[[], bool] | None = None,
+    remaining_ms: Callable[[], int] | None = None,
     **build: Any,
 ) -> BackfillRun:
     """The backfill of ``connection`` over the deal sync of ``config`` (``build``: more arguments of
@@ -85,6 +86,7 @@ def build_backfill(
         clock=clock,
         progress=progress,
         should_stop=should_stop,
+        remaining_ms=remaining_ms,
         **extra,
     )
     return BackfillRun(backfill, parts)
