@@ -374,3 +374,36 @@ def test_the_aws_job_continues_across_invocations_until_it_finishes(
     )
     assert stored is not None and stored.finished
     assert_each_document_has_one_deal(world)
+
+
+class ClosedPipe(io.StringIO):
+    """stdout after `| head` has read what it wanted."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+
+def test_the_command_exits_quietly_on_a_broken_pipe(
+    world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the command's output going to a pipe already closed
+    from ledgerlink.cli import backfill as command
+    from ledgerlink.cli.endpoints import Endpoint
+
+    monkeypatch.setattr(
+        command, "resolve_endpoint", lambda *args, **kwargs: Endpoint(None, REGION, "--aws", local=False)
+    )
+    monkeypatch.setattr(
+        command,
+        "function_settings",
+        lambda endpoint, state_dir, key: (world.settings, load_config(CONFIG_FILE), "the test's settings"),
+    )
+    parser = argparse.ArgumentParser()
+    command.register(parser)
+    errors = io.StringIO()
+    monkeypatch.setattr("sys.stderr", errors)
+    # when it runs, then it exits 0 and says nothing on stderr
+    status = command.run_backfill_command(
+        parser.parse_args(["--aws", "--connection", CONNECTION]), ClosedPipe()
+    )
+    assert status == 0 and errors.getvalue() == ""
