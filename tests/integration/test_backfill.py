@@ -275,6 +275,11 @@ def test_the_command_prints_progress_lines_and_a_summary_table(
         "function_settings",
         lambda endpoint, state_dir, key: (world.settings, load_config(CONFIG_FILE), "the test's settings"),
     )
+    # and no rate-limit log in the vendor-state table yet (the test world's setup calls left some)
+    dynamodb, table = world.aws["dynamodb"], world.settings.vendor_state_table_name
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        if item["pk"]["S"].startswith("ratelimit#"):
+            dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
     out = io.StringIO()
     parser = argparse.ArgumentParser()
     command.register(parser)
@@ -289,6 +294,12 @@ def test_the_command_prints_progress_lines_and_a_summary_table(
     invoices = len(documents(world, "Invoice"))
     assert f"{CONNECTION}: Invoice {invoices}/{invoices}" in text
     assert any(line.split()[:3] == ["Invoice", str(invoices), str(invoices)] for line in text.splitlines())
+    # and the command's QBO and HubSpot calls were counted in the vendor-state table's shared rate-limit
+    # logs, the very buckets the Lambdas draw on: one budget for live traffic and the backfill
+    items = dynamodb.scan(TableName=table)["Items"]
+    buckets = {item["pk"]["S"] for item in items if item["pk"]["S"].startswith("ratelimit#")}
+    assert any(DEMO_REALM_ID in bucket for bucket in buckets), buckets
+    assert any("hubspot" in bucket for bucket in buckets), buckets
     # and `backfill status` prints the finished checkpoint
     out = io.StringIO()
     status = command.run_status_command(
