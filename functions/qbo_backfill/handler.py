@@ -7,7 +7,7 @@ the same clients and shared limits as live traffic), and call
 :func:`~ledgerlink.deal_sync.backfill_job.run_job_message`, which runs pages until the remaining time
 drops below :data:`RESERVE_MS` and then re-enqueues a continuation. Metrics in one place:
 ``BackfillJobsFinished``, ``BackfillRefused`` (a start with bad arguments: dropped, logged with the
-reason), and ``UnexpectedErrors`` for any other exception, re-raised so SQS retries the message (then
+reason), and ``UnexpectedErrors`` for any other exception (each also per connection), re-raised so SQS retries the message (then
 its DLQ). The deal sync it drives counts its own (``EventsFailedPermanently``, ...) under this
 function's service.
 """
@@ -24,7 +24,14 @@ from ledgerlink.configfile import deployment_config
 from ledgerlink.deal_sync.backfill import Backfill, BackfillError, BackfillOptions
 from ledgerlink.deal_sync.backfill_job import JobMessage, JobStatus, SqsJobQueue, run_job_message
 from ledgerlink.deal_sync.backfill_run import build_backfill, checkpoint_store
-from ledgerlink.observability import Service, ServiceMetrics, get_logger, get_metrics, get_tracer
+from ledgerlink.observability import (
+    ConnectionMetrics,
+    Service,
+    ServiceMetrics,
+    get_logger,
+    get_metrics,
+    get_tracer,
+)
 from ledgerlink.secrets import default_secret_store
 
 if TYPE_CHECKING:
@@ -90,11 +97,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.error(
                 "backfill job refused", extra={"connection": message.connection, "reason": str(error)}
             )
-            metrics.add_metric(name="BackfillRefused", unit=MetricUnit.Count, value=1)
+            ConnectionMetrics(Service.QBO_BACKFILL, message.connection).count("BackfillRefused")
             results[message.connection] = "refused"
             continue
         except Exception:
-            metrics.add_metric(name="UnexpectedErrors", unit=MetricUnit.Count, value=1)
+            ConnectionMetrics(Service.QBO_BACKFILL, message.connection).count("UnexpectedErrors")
             logger.exception("backfill job failed", extra={"connection": message.connection})
             raise
         finally:
@@ -103,5 +110,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             runs.clear()
         results[message.connection] = result.status.value
         if result.status is JobStatus.FINISHED:
-            metrics.add_metric(name="BackfillJobsFinished", unit=MetricUnit.Count, value=1)
+            ConnectionMetrics(Service.QBO_BACKFILL, message.connection).count("BackfillJobsFinished")
     return {"jobs": results}
