@@ -6,7 +6,7 @@ connection's backfill over the deal sync (:func:`ledgerlink.deal_sync.backfill_r
 the same clients and shared limits as live traffic), and call
 :func:`~ledgerlink.deal_sync.backfill_job.run_job_message`, which runs pages until the remaining time
 drops below :data:`RESERVE_MS` and then re-enqueues a continuation. Metrics in one place:
-``BackfillJobsFinished``, ``BackfillRefused`` (a start with bad arguments: dropped, logged with the
+``BackfillJobsFinished``, ``BackfillContinued``, ``BackfillRefused`` (a start with bad arguments: dropped, logged with the
 reason), and ``UnexpectedErrors`` for any other exception (each also per connection), re-raised so SQS retries the message (then
 its DLQ). The deal sync it drives counts its own (``EventsFailedPermanently``, ...) under this
 function's service.
@@ -14,6 +14,7 @@ function's service.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
@@ -46,6 +47,10 @@ metrics = get_metrics(Service.QBO_BACKFILL)
 # Time kept back when the job pauses: the page being settled (its chunks' deal syncs) must still
 # fit, then the checkpoint and the continuation message.
 RESERVE_MS: Final = 120_000
+# Pages of two chunks: the reserve must cover the page in flight (a checkpoint is a page boundary),
+# and two chunks under shared rate limits fit in it where ten (QBO's 1000) might not. The position is
+# a row count, so a job the command ran with pages of 1000 continues here all the same.
+PAGE_SIZE: Final = 200
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -66,7 +71,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             config,
             connection,
             secrets=default_secret_store(),
-            options=options,
+            options=replace(options, page_size=PAGE_SIZE),
             dynamodb=dynamodb,
             should_stop=should_stop,
             remaining_ms=context.get_remaining_time_in_millis,
@@ -109,6 +114,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 run.close()
             runs.clear()
         results[message.connection] = result.status.value
+        if result.status is JobStatus.CONTINUED:
+            ConnectionMetrics(Service.QBO_BACKFILL, message.connection).count("BackfillContinued")
         if result.status is JobStatus.FINISHED:
             ConnectionMetrics(Service.QBO_BACKFILL, message.connection).count("BackfillJobsFinished")
     return {"jobs": results}
