@@ -9,6 +9,7 @@ import io
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -82,6 +83,22 @@ def assert_each_document_has_one_deal(
     assert [line for line, n in by_line.items() if n > 1] == []
     for deal in world.deals().values():
         assert world.associated("deals", deal["id"], "line_items"), deal["properties"]
+
+
+def pointed_at_the_test_world(world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The command module, finding "AWS" (moto here) and the test world's settings."""
+    from ledgerlink.cli import backfill as command
+    from ledgerlink.cli.endpoints import Endpoint
+
+    monkeypatch.setattr(
+        command, "resolve_endpoint", lambda *args, **kwargs: Endpoint(None, REGION, "--aws", local=False)
+    )
+    monkeypatch.setattr(
+        command,
+        "function_settings",
+        lambda endpoint, state_dir, key: (world.settings, load_config(CONFIG_FILE), "the test's settings"),
+    )
+    return command
 
 
 class Interrupted(Exception):
@@ -264,17 +281,7 @@ def test_the_command_prints_progress_lines_and_a_summary_table(
     world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given the command pointed at "AWS" (moto here) with the test's settings
-    from ledgerlink.cli import backfill as command
-    from ledgerlink.cli.endpoints import Endpoint
-
-    monkeypatch.setattr(
-        command, "resolve_endpoint", lambda *args, **kwargs: Endpoint(None, REGION, "--aws", local=False)
-    )
-    monkeypatch.setattr(
-        command,
-        "function_settings",
-        lambda endpoint, state_dir, key: (world.settings, load_config(CONFIG_FILE), "the test's settings"),
-    )
+    command = pointed_at_the_test_world(world, monkeypatch)
     # and no rate-limit log in the vendor-state table yet (the test world's setup calls left some)
     dynamodb, table = world.aws["dynamodb"], world.settings.vendor_state_table_name
     for item in dynamodb.scan(TableName=table)["Items"]:
@@ -398,17 +405,7 @@ def test_the_command_exits_quietly_on_a_broken_pipe(
     world: DealSyncWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given the command's output going to a pipe already closed
-    from ledgerlink.cli import backfill as command
-    from ledgerlink.cli.endpoints import Endpoint
-
-    monkeypatch.setattr(
-        command, "resolve_endpoint", lambda *args, **kwargs: Endpoint(None, REGION, "--aws", local=False)
-    )
-    monkeypatch.setattr(
-        command,
-        "function_settings",
-        lambda endpoint, state_dir, key: (world.settings, load_config(CONFIG_FILE), "the test's settings"),
-    )
+    command = pointed_at_the_test_world(world, monkeypatch)
     parser = argparse.ArgumentParser()
     command.register(parser)
     errors = io.StringIO()
