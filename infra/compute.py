@@ -211,6 +211,16 @@ class Functions(Construct):
                     actions=["sqs:SendMessage", "sqs:GetQueueUrl"], resources=[queue.queue_arn]
                 )
             )
+        elif grant.kind is ResourceKind.QUEUE:
+            if grant.access is not Access.WRITE:
+                raise ValueError(f"{function.node.id}: a queue grant can only be {Access.WRITE}")
+            # A function that re-enqueues (the backfill job): send and the URL lookup, this queue only.
+            work_queue = self._eventing.queues[grant.key]
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage", "sqs:GetQueueUrl"], resources=[work_queue.queue_arn]
+                )
+            )
         elif grant.kind is ResourceKind.EVENT_BUS:
             if grant.access is not Access.WRITE:
                 raise ValueError(f"{function.node.id}: an event bus grant can only be {Access.WRITE}")

@@ -118,6 +118,8 @@ class ResourceKind(StrEnum):
     EVENT_BUS = "event_bus"
     # The dead-letter queue of the work queue with this key (a function sends what cannot succeed there).
     DEAD_LETTER_QUEUE = "dead_letter_queue"
+    # The work queue with this key itself: send only (the backfill job re-enqueues its continuation).
+    QUEUE = "queue"
 
 
 class Access(StrEnum):
@@ -862,6 +864,24 @@ def build_topology(
         schedule_expression=environment.catchup_schedule,
     )
 
+    # The backfill job (ledgerlink.deal_sync.backfill_job): one message at a time runs pages until little
+    # time is left, then sends its continuation to this same queue.
+    backfill_timeout_seconds = 900
+    backfill_redelivery = RedeliveryPolicy(outage_span_seconds=60 * 60)
+    backfill_queue = QueueSpec(
+        key="backfill-jobs",
+        name=resource_name(stage, "backfill-jobs"),
+        dlq_name=resource_name(stage, "backfill-jobs-dlq"),
+        visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * backfill_timeout_seconds,
+        retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        # A failed run is retried (its message reappears after the visibility timeout) through a vendor
+        # outage; then the message is in the DLQ. The checkpoint is unharmed either way:
+        # `ledgerlink backfill --in-aws` (or a replay) continues the job.
+        max_receive_count=backfill_redelivery.max_receive_count(),
+        redelivery=backfill_redelivery,
+    )
+
     common_environment = _common_environment(
         environment,
         event_bus=event_bus,
@@ -1096,6 +1116,42 @@ def build_topology(
                 Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
             ),
         ),
+        FunctionSpec(
+            key="qbo_backfill",
+            name=resource_name(stage, "qbo-backfill"),
+            service="qbo-backfill",
+            handler="qbo_backfill.handler.lambda_handler",
+            description="Backfills a connection's QBO history into HubSpot through the deal sync; re-enqueues itself",
+            memory_mb=1024,
+            timeout_seconds=backfill_timeout_seconds,
+            # One job per message; the queue source caps concurrency.
+            reserved_concurrency=None,
+            environment=_function_environment(
+                common_environment,
+                "qbo-backfill",
+                {EnvVar.BACKFILL_QUEUE_NAME: backfill_queue.name},
+            ),
+            grants=(
+                # The deal sync's: each connection's QBO grant (rotating refresh token) and HubSpot app.
+                *(
+                    Grant(
+                        ResourceKind.SECRET,
+                        secret.key,
+                        Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
+                    )
+                    for secret in secret_specs
+                    if secret.connection is not None and secret.key.endswith((":hubspot", ":qbo-oauth"))
+                ),
+                Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
+                Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
+                # The checkpoint, and the vendors' shared rate limits and breakers.
+                Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
+                # The deal sync publishes ledgerlink.deal.synced.
+                Grant(ResourceKind.EVENT_BUS, "events", Access.WRITE),
+                # Its own continuation.
+                Grant(ResourceKind.QUEUE, backfill_queue.key, Access.WRITE),
+            ),
+        ),
     )
     queue_sources = (
         QueueSourceSpec(
@@ -1149,6 +1205,17 @@ def build_topology(
             # Two runs at once would read the same CDC windows and publish the same events twice.
             max_concurrency=2,
         ),
+        QueueSourceSpec(
+            queue=backfill_queue.key,
+            function="qbo_backfill",
+            # One job message per invocation: each runs until its time is nearly up.
+            batch_size=1,
+            max_batching_window_seconds=0,
+            report_batch_item_failures=False,
+            # Jobs of different connections run side by side; the shared rate limits keep live traffic's
+            # share (a second worker on one job is refused by the checkpoint's conditional save).
+            max_concurrency=2,
+        ),
     )
     api = ApiSpec(
         name=resource_name(stage, "api"),
@@ -1172,6 +1239,7 @@ def build_topology(
             *_teams_invite_alarms(graph_secret, teams_invite_queue),
             *_document_sync_alarms(oauth_secret, document_sync_queue),
             *_catchup_alarms(catchup_queue),
+            *_backfill_alarms(backfill_queue),
         ),
     )
     topology = Topology(
@@ -1180,7 +1248,14 @@ def build_topology(
         bucket=bucket,
         tables=table_specs,
         secrets=secret_specs,
-        queues=(deal_sync_queue, calendar_sync_queue, teams_invite_queue, document_sync_queue, catchup_queue),
+        queues=(
+            deal_sync_queue,
+            calendar_sync_queue,
+            teams_invite_queue,
+            document_sync_queue,
+            catchup_queue,
+            backfill_queue,
+        ),
         rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules, document_sync_rule, catchup_rule),
         functions=functions,
         api=api,
@@ -1387,6 +1462,38 @@ def _catchup_alarms(queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
     )
 
 
+def _backfill_alarms(queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
+    """The backfill job's metrics that mean a human must act (names as its handler and the deal sync emit them)."""
+    return (
+        MetricAlarmSpec(
+            "qbo-backfill-unexpected-error",
+            "UnexpectedErrors",
+            "qbo_backfill",
+            "A backfill job invocation failed (QBO or HubSpot down, a revoked grant, a bug); the function's log "
+            "has the error and the connection. The checkpoint is intact: SQS retries the message for about "
+            f"an hour, then it is in {queue.dlq_name}. `ledgerlink backfill status --connection NAME` shows where the "
+            "job stands; fix the cause, then `ledgerlink backfill --connection NAME --in-aws` continues it.",
+        ),
+        MetricAlarmSpec(
+            "qbo-backfill-failed-permanently",
+            "EventsFailedPermanently",
+            "qbo_backfill",
+            "The backfill could not sync some documents and will not retry them (mapping error, a currency "
+            "the portal lacks). `ledgerlink backfill status --connection NAME` lists them with their reasons "
+            "(the links table records them too); fix them in QBO or the configuration, then run the "
+            "backfill again: what is synced already is skipped.",
+        ),
+        MetricAlarmSpec(
+            "qbo-backfill-refused",
+            "BackfillRefused",
+            "qbo_backfill",
+            "A backfill start message was refused (an unknown connection, or another unfinished job with "
+            "other arguments); the log line 'backfill job refused' says why. Continue the existing job with "
+            "its arguments, or start over with `ledgerlink backfill --connection NAME --in-aws --restart`.",
+        ),
+    )
+
+
 def _teams_invite_alarms(graph_secret: str, queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
     """The Teams invite's metrics that mean a human must act (names as its code emits them)."""
 
@@ -1445,6 +1552,7 @@ def validate(topology: Topology) -> None:
         ResourceKind.BUCKET: {topology.bucket.key},
         ResourceKind.EVENT_BUS: {topology.event_bus.key},
         ResourceKind.DEAD_LETTER_QUEUE: {queue.key for queue in topology.queues},
+        ResourceKind.QUEUE: {queue.key for queue in topology.queues},
     }
     function_keys = {function.key for function in topology.functions}
     queue_keys = {queue.key for queue in topology.queues}

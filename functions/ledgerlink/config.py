@@ -62,6 +62,9 @@ class EnvVar(StrEnum):
     # on that receive is the last chance). Optional: without them the queue's redrive policy alone
     # dead-letters, without a reason.
     DEAD_LETTER_QUEUE_NAME = "LEDGERLINK_DEAD_LETTER_QUEUE_NAME"
+    # The backfill job's own queue (backfill-jobs): `ledgerlink backfill --in-aws` sends the start there,
+    # and the qbo_backfill Lambda its continuations. Optional: only that function and command need it.
+    BACKFILL_QUEUE_NAME = "LEDGERLINK_BACKFILL_QUEUE_NAME"
     MAX_RECEIVE_COUNT = "LEDGERLINK_MAX_RECEIVE_COUNT"
     # A record given back to SQS returns after its own delay (ledgerlink.consumer.redelivery): exponential from
     # the base to the cap, with equal jitter. The CDK app sizes maxReceiveCount from the same two values.
@@ -114,7 +117,12 @@ DEFAULTS: dict[EnvVar, str] = {
 
 # Variables a function may go without (no default either): only some functions need them.
 OPTIONAL: frozenset[EnvVar] = frozenset(
-    {EnvVar.DEAD_LETTER_QUEUE_NAME, EnvVar.MAX_RECEIVE_COUNT, EnvVar.HUBSPOT_WEBHOOK_URL}
+    {
+        EnvVar.DEAD_LETTER_QUEUE_NAME,
+        EnvVar.MAX_RECEIVE_COUNT,
+        EnvVar.HUBSPOT_WEBHOOK_URL,
+        EnvVar.BACKFILL_QUEUE_NAME,
+    }
 )
 
 
@@ -156,6 +164,7 @@ class Settings:
     limits: VendorLimits
     dead_letter_queue_name: str | None = None
     max_receive_count: int | None = None
+    backfill_queue_name: str | None = None
     config_file: str = "ledgerlink-config.toml"
     retry_base_seconds: float = 2.0
     retry_max_delay_seconds: float = 120.0
@@ -198,6 +207,7 @@ class Settings:
                 headroom_seconds=reader.non_negative_number(EnvVar.RATE_LIMIT_HEADROOM_SECONDS),
             ),
             dead_letter_queue_name=reader.optional_text(EnvVar.DEAD_LETTER_QUEUE_NAME),
+            backfill_queue_name=reader.optional_text(EnvVar.BACKFILL_QUEUE_NAME),
             max_receive_count=reader.optional_integer(EnvVar.MAX_RECEIVE_COUNT),
             config_file=reader.text(EnvVar.CONFIG_FILE),
             retry_base_seconds=reader.number(EnvVar.RETRY_BASE_SECONDS),

@@ -31,6 +31,7 @@ class Service:
     HUBSPOT_INGEST = "hubspot-ingest"
     QBO_DOCUMENT_SYNC = "qbo-document-sync"
     QBO_CATCHUP = "qbo-catchup"
+    QBO_BACKFILL = "qbo-backfill"
 
 
 @cache

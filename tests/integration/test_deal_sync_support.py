@@ -394,8 +394,10 @@ HUBSPOT_SPEC_BY_OBJECT = {
     "companies": "companies.json",
     "contacts": "contacts.json",
 }
+# The statements the code sends: reads by id (paged), and the backfill's count and ordered pages.
 _QUERY = re.compile(
-    r"^select \* from (?P<entity>[A-Za-z]+) where (?P<where>.+?) STARTPOSITION \d+ MAXRESULTS \d+$"
+    r"^select (?:\*|count\(\*\)) from (?P<entity>[A-Za-z]+)(?: where (?P<where>.+?))?"
+    r"(?: ORDERBY (?P<order>[A-Za-z.]+)(?: ASC| DESC)?)?(?: STARTPOSITION \d+ MAXRESULTS \d+)?$"
 )
 
 
@@ -433,9 +435,12 @@ def assert_qbo_request_conforms(sent: Sent, token_path: str = TOKEN_PATH) -> Non
         match = _QUERY.match(statement)
         assert match, f"unexpected statement {statement!r}"
         allowed = allowed_fields(match["entity"])
-        for condition in re.split(r" and ", match["where"]):
-            field_name = condition.split(" ", 1)[0]
-            assert field_name in allowed, f"{match['entity']} has no field {field_name!r} in the XSD"
+        conditions = re.split(r" and ", match["where"]) if match["where"] else []
+        for field_name in [condition.split(" ", 1)[0] for condition in conditions] + [match["order"]]:
+            if field_name is not None:  # a nested field (MetaData.CreateTime) by its element
+                assert field_name.split(".", 1)[0] in allowed, (
+                    f"{match['entity']} has no field {field_name!r} in the XSD"
+                )
         return
     assert sent.method == "GET" and not sent.body, sent
 

@@ -26,7 +26,11 @@ FLOWS: Mapping[str, frozenset[str]] = {
     # The CDC catch-up also runs from the command line (`ledgerlink catchup`).
     "ledgerlink.catchup": frozenset({"qbo_catchup.handler", "ledgerlink.cli.catchup"}),
     "ledgerlink.calendar_sync": frozenset({"outlook_calendar_sync.handler"}),
-    "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler"}),
+    # The historical backfill runs the deal sync from the command line (`ledgerlink backfill`) and as a
+    # self-re-enqueuing job (the qbo_backfill Lambda).
+    "ledgerlink.deal_sync": frozenset(
+        {"hubspot_deal_sync.handler", "qbo_backfill.handler", "ledgerlink.cli.backfill"}
+    ),
     "ledgerlink.document_sync": frozenset({"qbo_document_sync.handler"}),
     # The follow-up sweep also runs from the command line (`ledgerlink followups sweep`).
     "ledgerlink.followups": frozenset({"teams_invite.handler", "ledgerlink.cli.followups"}),

@@ -44,9 +44,9 @@ from botocore.exceptions import ClientError
 from ledgerlink.crosswalk import EntityKey, Link
 from ledgerlink.events import Envelope
 from ledgerlink.observability import Service, get_logger
-from ledgerlink.qbo.changes import change_event
+from ledgerlink.qbo.changes import change_event, row_change
 from ledgerlink.qbo.client import CDC_MAX_OBJECTS
-from ledgerlink.qbo.webhooks import EntityChange, normalize_timestamp
+from ledgerlink.qbo.webhooks import EntityChange
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -329,25 +329,7 @@ def _is_deleted(row: Mapping[str, Any]) -> bool:
 
 
 def _change(realm_id: str, entity: str, row: Mapping[str, Any]) -> EntityChange:
-    meta = row.get("MetaData") or {}
-    if _is_deleted(row):
-        operation = "Delete"
-    elif meta.get("CreateTime") is not None and _same_instant(meta["CreateTime"], meta["LastUpdatedTime"]):
-        operation = "Create"
-    else:
-        operation = "Update"
-    return EntityChange(
-        realm_id=realm_id,
-        entity=entity,
-        entity_id=str(row["Id"]),
-        operation=operation,
-        last_updated=normalize_timestamp(str(meta["LastUpdatedTime"]), f"{entity}.MetaData.LastUpdatedTime"),
-        source_format="cdc",
-    )
-
-
-def _same_instant(left: Any, right: Any) -> bool:
-    return datetime.fromisoformat(str(left)) == datetime.fromisoformat(str(right))
+    return row_change(realm_id, entity, row, "cdc")
 
 
 def _run_id(connection: str, since: datetime, now: datetime) -> str:

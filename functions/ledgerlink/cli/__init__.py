@@ -72,6 +72,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "QBO CDC catch-up: publish the changes no webhook brought, now",
     ),
     CommandGroup(
+        "backfill",
+        "ledgerlink.cli.backfill:register",
+        "historical backfill: sync a connection's QBO documents into HubSpot, resumably",
+    ),
+    CommandGroup(
         "audit",
         "ledgerlink.cli.audit:register",
         "the audit trail: what the HubSpot -> QBO flow decided about a deal, and why",

@@ -7,10 +7,12 @@ the deal sync's ledger deduplicates on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ledgerlink.events import DetailType, Envelope, EventSource
-from ledgerlink.qbo.webhooks import EntityChange
+from ledgerlink.qbo.webhooks import EntityChange, SourceFormat, normalize_timestamp
 
 
 def change_event(
@@ -54,3 +56,33 @@ def change_event(
         event_id=change.change_id,
         occurred_at=change.last_updated,
     )
+
+
+def row_change(
+    realm_id: str, entity: str, row: Mapping[str, Any], source_format: SourceFormat
+) -> EntityChange:
+    """The change a QBO object read by CDC or by query stands for, at the version it shows.
+
+    Neither source carries an operation: ``Delete`` for a CDC tombstone (``status: "Deleted"``),
+    ``Create`` when ``CreateTime`` equals ``LastUpdatedTime``, else ``Update``. The CDC catch-up and the
+    backfill both derive it here, so one version read by either gives one change id
+    (:attr:`EntityChange.change_id`) and the deal sync's ledger drops the second."""
+    meta = row.get("MetaData") or {}
+    if str(row.get("status", "")).lower() == "deleted":
+        operation = "Delete"
+    elif meta.get("CreateTime") is not None and _same_instant(meta["CreateTime"], meta["LastUpdatedTime"]):
+        operation = "Create"
+    else:
+        operation = "Update"
+    return EntityChange(
+        realm_id=realm_id,
+        entity=entity,
+        entity_id=str(row["Id"]),
+        operation=operation,
+        last_updated=normalize_timestamp(str(meta["LastUpdatedTime"]), f"{entity}.MetaData.LastUpdatedTime"),
+        source_format=source_format,
+    )
+
+
+def _same_instant(left: Any, right: Any) -> bool:
+    return datetime.fromisoformat(str(left)) == datetime.fromisoformat(str(right))

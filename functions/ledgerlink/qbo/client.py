@@ -205,6 +205,30 @@ class QboClient:
                 return rows
             start += MAX_RESULTS
 
+    def query_page(
+        self, realm_id: str, statement: str, start: int, max_results: int = MAX_RESULTS
+    ) -> list[dict[str, Any]]:
+        """One page of a ``select * from <Entity> ...`` statement: the rows from 1-based ``start``, at
+        most ``max_results`` (≤ :data:`MAX_RESULTS`). One call; the caller keeps the position."""
+        if start < 1 or not 1 <= max_results <= MAX_RESULTS:
+            raise ValueError(f"STARTPOSITION {start} MAXRESULTS {max_results} is outside QBO's paging")
+        entity = _entity_of(statement)
+        body = self._post_query(realm_id, f"{statement} STARTPOSITION {start} MAXRESULTS {max_results}")
+        found = (body.get("QueryResponse") or {}).get(entity) or []
+        if not isinstance(found, list):
+            raise VendorError(f"QBO query answered {entity} that is not a list", vendor="qbo")
+        return found
+
+    def count(self, realm_id: str, statement: str) -> int:
+        """The ``totalCount`` of a ``select count(*) from <Entity> ...`` statement (one call)."""
+        _entity_of(statement)
+        body = self._post_query(realm_id, statement)
+        total = (body.get("QueryResponse") or {}).get("totalCount", 0)
+        try:
+            return int(total)
+        except (TypeError, ValueError):
+            raise VendorError(f"QBO count answered totalCount {total!r}", vendor="qbo") from None
+
     def read_many(self, realm_id: str, entity: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Entities by Id, ``MAX_RESULTS`` per call; ids QBO does not return (deleted, never existed)
         are simply absent from the result."""

@@ -53,8 +53,9 @@ MAX_NESTING_DEPTH: Final = 64
 """A real delivery nests about five deep. The cap keeps every later step (the schema, the error
 message quoting a value) far from Python's recursion limit."""
 
-# "cdc": not a webhook format, the catch-up (ledgerlink.catchup) reading QBO change data capture.
-SourceFormat = Literal["cloudevents", "legacy", "cdc"]
+# "cdc": not a webhook format, the catch-up (ledgerlink.catchup) reading QBO change data capture;
+# "backfill": the historical backfill (ledgerlink.deal_sync.backfill) reading the query API.
+SourceFormat = Literal["cloudevents", "legacy", "cdc", "backfill"]
 SkipReason = Literal["unsupported_type", "invalid_entity_id", "unserved_realm"]
 
 # The CloudEvents ``type`` versions whose meaning LedgerLink knows; another version of a known verb
