@@ -3,7 +3,7 @@ sk ``checkpoint``).
 
 It holds everything a run needs to continue where the last one stopped: the job id, the job's
 arguments (``since``, ``entities``), the entity being read, the position in its query, the ids of the
-last rows settled (the page overlap, docs/backfill.md#paging), the counts so far, and the start, update
+last rows settled (the page overlap, docs/backfill.md#how), the counts so far, and the start, update
 and finish times. It is saved after each page is settled, with a conditional write on its
 ``revision``: two workers holding the same revision cannot both advance it; the second gets
 :class:`CheckpointConflict` and stops.
