@@ -218,8 +218,8 @@ def test_json_shape_lists_only_drifted_records(world: DealSyncWorld) -> None:
     synced(world)
     person_edits(world, deal_of(world, "3")["id"], {"amount": "1.00"})
     entries = [r.describe() for r in check(world).drift]
-    # the invoice, and its customer whose open balance it moves; no clean record is listed
-    assert [e["qbo"]["type"] for e in entries] == ["Invoice", "Customer"]
+    # the invoice only (its amount moves no open balance); no clean record is listed
+    assert [e["qbo"]["type"] for e in entries] == ["Invoice"]
     assert entries[0]["qbo"]["id"] == key("3")
     first = entries[0]
     assert set(first) == {"connection", "qbo", "hubspot", "fields"}
