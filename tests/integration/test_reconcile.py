@@ -225,3 +225,35 @@ def test_json_shape_lists_only_drifted_records(world: DealSyncWorld) -> None:
     assert set(first) == {"connection", "qbo", "hubspot", "fields"}
     assert set(first["qbo"]) == {"type", "id", "number"} and first["qbo"]["number"]
     assert set(first["fields"][0]) == {"field", "qbo", "hubspot", "cause", "detail"}
+
+
+def test_plan_shows_a_stage_map_change_and_writes_nothing(world: DealSyncWorld) -> None:
+    import dataclasses
+
+    from ledgerlink.deal_sync.plan import plan
+    from ledgerlink.mapping.stages import StageMap
+
+    # given every document synced, and a configuration whose invoice stage map moves "open" invoices
+    synced(world)
+    service = world.parts.only.service
+    stages = service.config.invoice_stages
+    moved = dict(stages.by_status)
+    open_stage = moved["open"]
+    moved["open"] = moved["overdue"]
+    changed = dataclasses.replace(service.config, invoice_stages=StageMap(by_status=moved))
+    before = world.hubspot_state()["objects"]
+    qbo_before = world.qbo_entity("Invoice", "1")
+
+    # when planned
+    result = plan(service, DEMO_REALM_ID, changed, SINCE)
+
+    # then each open invoice's deal would move dealstage old -> new, and nothing else changes
+    assert result.records, "an open invoice must be planned"
+    for record in result.records:
+        assert record.qbo_type == "Invoice"
+        assert [(c.property, c.old, c.new) for c in record.changes] == [
+            ("dealstage", open_stage.stage, moved["overdue"].stage)
+        ]
+    # and nothing was written in HubSpot or QBO
+    assert world.hubspot_state()["objects"] == before
+    assert world.qbo_entity("Invoice", "1") == qbo_before

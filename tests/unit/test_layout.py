@@ -26,7 +26,8 @@ FLOWS: Mapping[str, frozenset[str]] = {
     # The CDC catch-up also runs from the command line (`ledgerlink catchup`).
     "ledgerlink.catchup": frozenset({"qbo_catchup.handler", "ledgerlink.cli.catchup"}),
     "ledgerlink.calendar_sync": frozenset({"outlook_calendar_sync.handler"}),
-    "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler"}),
+    # Reconcile and plan read the deal flow's diff and repair through it (`ledgerlink reconcile`, `plan`).
+    "ledgerlink.deal_sync": frozenset({"hubspot_deal_sync.handler", "ledgerlink.cli.reconcile"}),
     "ledgerlink.document_sync": frozenset({"qbo_document_sync.handler"}),
     # The follow-up sweep also runs from the command line (`ledgerlink followups sweep`).
     "ledgerlink.followups": frozenset({"teams_invite.handler", "ledgerlink.cli.followups"}),
