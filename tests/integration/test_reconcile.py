@@ -257,3 +257,75 @@ def test_plan_shows_a_stage_map_change_and_writes_nothing(world: DealSyncWorld) 
     # and nothing was written in HubSpot or QBO
     assert world.hubspot_state()["objects"] == before
     assert world.qbo_entity("Invoice", "1") == qbo_before
+
+
+def test_the_commands_print_the_report_and_exit_1_on_drift_0_when_repaired(
+    world: DealSyncWorld, monkeypatch: Any, tmp_path: Any
+) -> None:
+    import argparse
+    import contextlib
+    import io
+    import json
+    from collections.abc import Iterator
+
+    from ledgerlink.cli import reconcile as command
+    from ledgerlink.configfile import load
+
+    config = load(support.CONFIG_FILE)
+
+    @contextlib.contextmanager
+    def deal_flow(args: argparse.Namespace, out: Any) -> Iterator[Any]:
+        yield world.parts, config, list(config.connections)
+
+    monkeypatch.setattr(command, "_deal_flow", deal_flow)
+    synced(world)
+    person_edits(world, deal_of(world, "3")["id"], {"amount": "1.00"})
+    gone = deal_of(world, "4")["id"]
+    assert hubspot_api(world, "DELETE", f"/crm/v3/objects/deals/{gone}").status_code == 204
+
+    def run(*argv: str, plan: bool = False) -> tuple[int, str]:
+        parser = argparse.ArgumentParser()
+        (command.register_plan if plan else command.register)(parser)
+        out = io.StringIO()
+        args = parser.parse_args(list(argv))
+        return args.func(args, out), out.getvalue()
+
+    code, text = run("--format", "json")
+    report = json.loads(text)
+    # the two deals, and the customer whose open balance the deleted deal takes away
+    assert code == 1 and report["drift_count"] == 3
+    assert [(e["qbo"]["type"], [f["cause"] for f in e["fields"]]) for e in report["drift"]] == [
+        ("Invoice", ["changed_in_hubspot"]),
+        ("Invoice", ["deal_deleted_in_hubspot"]),
+        ("Customer", ["document_drift"]),
+    ]
+    assert [e["qbo"]["id"] for e in report["drift"][:2]] == [key("3"), key("4")]
+    code, table = run()
+    assert code == 1 and "changed_in_hubspot" in table
+    code, repaired_table = run("--repair")
+    assert code == 0 and "fixed (clean on the check after)" in repaired_table
+    code, clean = run()
+    assert code == 0 and "clean: QBO and HubSpot agree" in clean
+    moved = tmp_path / "moved.toml"
+    moved.write_text(
+        support.CONFIG_FILE.read_text().replace('open = "880015"', 'open = "880016"'), encoding="utf-8"
+    )
+    code, planned = run("--config", str(moved), plan=True)
+    assert code == 0 and "dealstage: 880015 -> 880016" in planned
+    (tmp_path.parent / "reconcile-sample.txt").write_text(
+        "\n".join(
+            [
+                "$ ledgerlink reconcile --format json",
+                text,
+                "$ ledgerlink reconcile",
+                table,
+                "$ ledgerlink reconcile --repair",
+                repaired_table,
+                "$ ledgerlink reconcile",
+                clean,
+                "$ ledgerlink plan --config moved.toml",
+                planned,
+            ]
+        )
+    )
+    print(tmp_path.parent / "reconcile-sample.txt")

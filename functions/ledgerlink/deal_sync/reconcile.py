@@ -427,6 +427,8 @@ def repair(
         if why is not None:
             outcome.left.append((record, why))
             continue
+        if record.qbo_type == "Customer":
+            continue  # repaired through its documents (below)
         deleted = Cause.DOCUMENT_DELETED_IN_QBO in record.causes
         operation = "Delete" if deleted else "Update"
         state = record.document
