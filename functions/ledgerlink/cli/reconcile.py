@@ -28,8 +28,8 @@ from typing import Any, TextIO
 
 from ledgerlink.cli import EXIT_FAILED, EXIT_OK, silence_closed_pipe
 from ledgerlink.cli.endpoints import (
-    DEFAULT_STATE_DIR,
     EndpointError,
+    add_endpoint_arguments,
     aws_client,
     function_settings,
     resolve_endpoint,
@@ -49,15 +49,7 @@ def _common(parser: argparse.ArgumentParser, doc_part: int) -> None:
     parser.description = parts[doc_part] if len(parts) > doc_part else None
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--connection", metavar="NAME", help="this connection only (default: all)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--aws", action="store_true", help="run against AWS even when a local stack is running"
-    )
-    where.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint (e.g. the local stack's moto)")
-    parser.add_argument("--region", help="AWS region")
-    parser.add_argument(
-        "--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="the local stack's state directory"
-    )
+    add_endpoint_arguments(parser)
     parser.add_argument(
         "--since", metavar="DATE", help="documents dated on or after DATE (default: 400 days ago)"
     )
