@@ -9,16 +9,18 @@ One engine serves ``ledgerlink reconcile`` (:mod:`~ledgerlink.deal_sync.reconcil
    :class:`~ledgerlink.deal_sync.ports.SyncConfig` (the deployed one, or the file ``plan`` is given): the
    deal properties the flow would write; a CRM-born document (:mod:`~ledgerlink.deal_sync.crm_born`)
    writes the books' properties only, so only those are compared;
-3. **HubSpot**: the documents' deals by ``qbo_invoice_id`` / ``qbo_estimate_id`` as ``idProperty`` (batch
-   reads of 100, read-after-write consistent), then one search for every live deal of the realm in the
-   window (200 per page) to find deals no document claims: a second deal for a document (a duplicate) or
-   a deal whose document QBO no longer has (checked with ``Id IN (...)`` reads of 100); the deals' line
-   items (v4 associations, then batch reads) for the line-item total;
+3. **HubSpot**: one search for every live deal of the realm dated in the window (or undated), 200 per
+   page: a deal claims the document its ``qbo_invoice_id`` / ``qbo_estimate_id`` names (the crosswalk's
+   deal first), a deal without a key the one document of its number (a duplicate); a deal naming a
+   document outside the window is read back in QBO (``Id IN (...)``, 100 per query) to tell "deleted in
+   QBO" from "dated earlier now"; then the deals' line items (v4 associations, batch reads) for the
+   line-item total. (Deals by ``idProperty`` batch reads would be read-after-write consistent, but the
+   local sandbox's unique-value index missed deals there; see the report.)
 4. **diff**: per document, the deal properties whose values differ (numbers compared as numbers, dates
    and date-times as instants), the crosswalk link (:mod:`ledgerlink.crosswalk`) and what QBO's version is.
 
-HubSpot's search stops at 10,000 results and may trail writes by a few seconds (HubSpot's docs); the
-search only feeds the duplicate and deleted-in-QBO checks, the compared values come from batch reads.
+HubSpot's search stops at 10,000 results and may trail writes by a few seconds (HubSpot's docs): a
+check right after a repair may still see old values for that long.
 """
 
 from __future__ import annotations
