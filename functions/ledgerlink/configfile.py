@@ -194,11 +194,21 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class ReconcileSettings:
+    """``[reconcile]``: how ``ledgerlink reconcile --repair`` treats drift (docs/reconcile.md)."""
+
+    qbo_wins: bool = True
+    """A deal field a person changed in HubSpot is written over with QBO's value (the books win);
+    when False the record is reported and left as the person made it."""
+
+
+@dataclass(frozen=True)
 class DeploymentConfig:
     source: str
     version: str
     """The file's content hash (first 12 hex digits of its SHA-256)."""
     connections: tuple[Connection, ...]
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
 
     def by_realm(self, realm_id: str) -> Connection | None:
         return next((c for c in self.connections if c.realm_id == realm_id), None)
@@ -236,7 +246,13 @@ def parse(content: bytes, source: str) -> DeploymentConfig:
         _connection(source, index, raw, defaults) for index, raw in enumerate(document["connections"])
     )
     _check_unique(source, connections)
-    return DeploymentConfig(source=source, version=version, connections=connections)
+    reconcile = document.get("reconcile") or {}
+    return DeploymentConfig(
+        source=source,
+        version=version,
+        connections=connections,
+        reconcile=ReconcileSettings(qbo_wins=bool(reconcile.get("qbo_wins", True))),
+    )
 
 
 def _path(error: ValidationError) -> str:

@@ -26,10 +26,16 @@ FLOWS: Mapping[str, frozenset[str]] = {
     # The CDC catch-up also runs from the command line (`ledgerlink catchup`).
     "ledgerlink.catchup": frozenset({"qbo_catchup.handler", "ledgerlink.cli.catchup"}),
     "ledgerlink.calendar_sync": frozenset({"outlook_calendar_sync.handler"}),
-    # The historical backfill runs the deal sync from the command line (`ledgerlink backfill`) and as a
-    # self-re-enqueuing job (the qbo_backfill Lambda).
+    # The deal flow also runs from the command line and as a job: the historical backfill (`ledgerlink
+    # backfill`, the self-re-enqueuing qbo_backfill Lambda), and reconcile and plan, which read its diff
+    # and repair through it (`ledgerlink reconcile`, `plan`).
     "ledgerlink.deal_sync": frozenset(
-        {"hubspot_deal_sync.handler", "qbo_backfill.handler", "ledgerlink.cli.backfill"}
+        {
+            "hubspot_deal_sync.handler",
+            "qbo_backfill.handler",
+            "ledgerlink.cli.backfill",
+            "ledgerlink.cli.reconcile",
+        }
     ),
     "ledgerlink.document_sync": frozenset({"qbo_document_sync.handler"}),
     # The follow-up sweep also runs from the command line (`ledgerlink followups sweep`).

@@ -86,6 +86,16 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "ledgerlink.cli.connect:register",
         "connect a connection's accounts: QBO (OAuth), HubSpot (private-app token), Microsoft (app)",
     ),
+    CommandGroup(
+        "reconcile",
+        "ledgerlink.cli.reconcile:register",
+        "QBO against HubSpot: report drift per record with its cause; --repair re-syncs through the flow",
+    ),
+    CommandGroup(
+        "plan",
+        "ledgerlink.cli.reconcile:register_plan",
+        "the HubSpot changes a sync under a configuration file would make, without writing anything",
+    ),
 )
 
 EXIT_OK: Final = 0

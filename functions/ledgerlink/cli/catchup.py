@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ledgerlink.cli import EXIT_FAILED, EXIT_OK
-from ledgerlink.cli.endpoints import DEFAULT_STATE_DIR, Endpoint, EndpointError, aws_client, resolve_endpoint
+from ledgerlink.cli.endpoints import (
+    Endpoint,
+    EndpointError,
+    add_endpoint_arguments,
+    aws_client,
+    resolve_endpoint,
+)
 
 if TYPE_CHECKING:
     from ledgerlink.config import Settings
@@ -48,15 +54,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.split("\n\n", 1)[1] if __doc__ else None
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--connection", metavar="NAME", help="catch up this connection only (default: all)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--aws", action="store_true", help="run against AWS even when a local stack is running"
-    )
-    where.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint (e.g. the local stack's moto)")
-    parser.add_argument("--region", help="AWS region")
-    parser.add_argument(
-        "--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="the local stack's state directory"
-    )
+    add_endpoint_arguments(parser)
     parser.set_defaults(func=run_catchup_command)
 
 

@@ -57,6 +57,20 @@ class Endpoint:
     local: bool
 
 
+def add_endpoint_arguments(parser: Any) -> None:
+    """The options every command that talks to AWS takes: ``--aws`` | ``--endpoint-url``, ``--region``,
+    ``--state-dir`` (what :func:`resolve_endpoint` is given)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--aws", action="store_true", help="run against AWS even when a local stack is running"
+    )
+    where.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint (e.g. the local stack's moto)")
+    parser.add_argument("--region", help="AWS region")
+    parser.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="the local stack's state directory"
+    )
+
+
 def resolve_endpoint(
     endpoint_url: str | None,
     region: str | None,

@@ -265,19 +265,24 @@ def _connection_parts(
             dynamodb_client=dynamodb,
         ),
         publisher=publisher,
-        config=SyncConfig(
-            time_zone=connection.time_zone,
-            invoice_stages=connection.invoice_stages,
-            estimate_stages=connection.estimate_stages,
-            connection=connection.name,
-            config_version=config.version,
-            portal_id=connection.portal_id,
-        ),
+        config=sync_config(connection, config),
         clock=clock,
         metrics=metrics,
         realm_check=_realm_check(oauth),
     )
     return ConnectionParts(connection, service, qbo, hubspot, oauth, (token_http, qbo_http, hubspot_http))
+
+
+def sync_config(connection: Connection, config: DeploymentConfig) -> SyncConfig:
+    """What the flow maps one connection's documents with, under configuration file ``config``."""
+    return SyncConfig(
+        time_zone=connection.time_zone,
+        invoice_stages=connection.invoice_stages,
+        estimate_stages=connection.estimate_stages,
+        connection=connection.name,
+        config_version=config.version,
+        portal_id=connection.portal_id,
+    )
 
 
 def _no_alarm(name: str, fields: Mapping[str, Any]) -> None:

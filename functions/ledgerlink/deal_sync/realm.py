@@ -115,7 +115,7 @@ class RealmSync:
             if doc.raw is None:
                 if doc.link is None or not doc.link.hubspot_id:
                     doc.outcome = Outcome(OutcomeStatus.UNCHANGED)  # never synced and gone: nothing to do
-                elif doc.link.status == DELETED_STATUS:
+                elif doc.link.status == DELETED_STATUS and not doc.link.dirty:
                     doc.outcome = Outcome(OutcomeStatus.STALE)
                 else:
                     to_write.append(doc)
@@ -216,7 +216,7 @@ class RealmSync:
     # ---- mapping
 
     def _map(self, docs: list[Doc], context: CompanyContext) -> None:
-        item_ids = {item_id for doc in docs if doc.raw is not None for item_id in _item_ids(doc.raw)}
+        item_ids = {item_id for doc in docs if doc.raw is not None for item_id in document_item_ids(doc.raw)}
         skus = self.s.item_skus(self.realm_id, item_ids) if item_ids else {}
         currencies_refreshed = False
 
@@ -332,7 +332,8 @@ def _doc_detail(doc: Doc) -> dict[str, str]:
     return {k: v for k, v in detail.items() if v}
 
 
-def _item_ids(document: Mapping[str, Any]) -> set[str]:
+def document_item_ids(document: Mapping[str, Any]) -> set[str]:
+    """The QBO Item ids a document's lines (and group lines) name."""
     found: set[str] = set()
     for line in document.get("Line") or ():
         lines = [line, *((line.get("GroupLineDetail") or {}).get("Line") or ())]

@@ -66,20 +66,21 @@ class DealWriter:
         ]
         deletes = [d for d in docs if d.deleted]
         new_deals: set[str] = set()  # deals this upsert created: they have no line items yet
-        outcome = (
-            hubspot.batch_upsert(
+        # One batch per id property: an invoice and an estimate may share a QBO Id (hence the same
+        # "<realm>:<Id>" value), and a batch's answers are keyed by that value.
+        outcomes: dict[str, BatchOutcome] = {}
+        for id_property in sorted({d.mapping.deal.id_property for d in upserts if d.mapping}):
+            outcomes[id_property] = hubspot.batch_upsert(
                 "deals",
                 [
                     Upsert(d.mapping.deal.id_property, d.mapping.deal.id, d.mapping.deal.properties)
                     for d in upserts
-                    if d.mapping
+                    if d.mapping and d.mapping.deal.id_property == id_property
                 ],
             )
-            if upserts
-            else None
-        )
         for doc in upserts:
-            assert doc.mapping is not None and outcome is not None
+            assert doc.mapping is not None
+            outcome = outcomes[doc.mapping.deal.id_property]
             written = outcome.written.get(doc.mapping.deal.id)
             if written is None:
                 doc.fail(outcome.failed.get(doc.mapping.deal.id) or HubSpotError("deal not written"))

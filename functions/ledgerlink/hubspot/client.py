@@ -37,6 +37,8 @@ from ledgerlink.secrets import SecretStore
 
 MAX_BATCH_INPUTS: Final = 100
 MAX_SEARCH_LIMIT: Final = 200
+# HubSpot's batch read takes at most 50 inputs when it returns property histories.
+MAX_HISTORY_BATCH_INPUTS: Final = 50
 # HubSpot's search allows 5 filter groups of at most 6 filters (18 filters in all) per request.
 MAX_FILTER_GROUPS: Final = 5
 # Each search IN filter carries at most this many values (HubSpot documents no figure; kept modest).
@@ -278,6 +280,27 @@ class HubSpotClient:
                 record = HubSpotObject.from_api(raw)
                 key = record.prop(id_property) if id_property else record.id
                 found[key or record.id] = record
+        return found
+
+    def batch_read_history(
+        self, object_type: str, ids: Iterable[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """Each record's history of ``properties`` (newest first, as HubSpot lists them: ``value``,
+        ``timestamp``, ``sourceType``, ``sourceId``), by record id; 50 records per call."""
+        found: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for chunk in chunked(sorted(set(ids)), MAX_HISTORY_BATCH_INPUTS):
+            body = {
+                "inputs": [{"id": value} for value in chunk],
+                "properties": list(properties),
+                "propertiesWithHistory": list(properties),
+            }
+            response = self._post(f"/crm/v3/objects/{_path(object_type)}/batch/read", body, accept=(207,))
+            for raw in _json(response).get("results") or []:
+                history = raw.get("propertiesWithHistory") or {}
+                found[str(raw["id"])] = {
+                    str(name): [dict(entry) for entry in entries or [] if isinstance(entry, Mapping)]
+                    for name, entries in history.items()
+                }
         return found
 
     def batch_archive(self, object_type: str, ids: Iterable[str]) -> None:
