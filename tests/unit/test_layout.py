@@ -46,6 +46,7 @@ SHARED: frozenset[str] = frozenset(
         "ledgerlink.dates",
         "ledgerlink.events",
         "ledgerlink.graph",
+        "ledgerlink.history",
         "ledgerlink.http",
         "ledgerlink.hubspot",
         "ledgerlink.idempotency",
