@@ -201,6 +201,7 @@ class HistoryRow:
         data["outcome"] = self.outcome.value
         data["category"] = self.category.value
         data["source"] = self.source
+        data["row_id"] = self.row_id
         return data
 
 
