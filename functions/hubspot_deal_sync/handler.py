@@ -25,10 +25,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ledgerlink.config import get_settings
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
 from ledgerlink.consumer.history import BatchHistory, batch_history
+from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.consumer.partial_response import consume_batch
 from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
-from ledgerlink.deal_sync.inbox import history_subject, parse_record
-from ledgerlink.history import Flow
+from ledgerlink.deal_sync.inbox import ChangeEvent, history_subject, parse_record
+from ledgerlink.history import Flow, Subject
 from ledgerlink.observability import Service, ServiceMetrics, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
@@ -75,9 +76,15 @@ def _parts() -> DealSyncParts:
 @cache
 def _history() -> BatchHistory[Any]:
     """The flow's history rows (ledgerlink.history), in the links table."""
+
+    def describe(event: ChangeEvent, outcome: Outcome) -> Subject | None:
+        # An event published before connections names none: the connection serving its realm does.
+        serving, _ = _parts().service.connection_of(event)
+        return history_subject(event, outcome, serving.name if serving is not None else None)
+
     return batch_history(
         Flow.DEAL_SYNC,
-        history_subject,
+        describe,
         links_table_name=get_settings().links_table_name,
         metrics=ServiceMetrics(Service.HUBSPOT_DEAL_SYNC),
     )

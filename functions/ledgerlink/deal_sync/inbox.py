@@ -76,13 +76,15 @@ def parse_record(record: Mapping[str, Any]) -> ChangeEvent:
     )
 
 
-def history_subject(event: ChangeEvent, outcome: Outcome) -> Subject | None:
-    """What a record's history row names (ledgerlink.history): the QBO document and its deal."""
-    if not event.connection:
+def history_subject(event: ChangeEvent, outcome: Outcome, serving: str | None = None) -> Subject | None:
+    """What a record's history row names (ledgerlink.history): the QBO document and its deal.
+    ``serving``: the connection that serves the event's realm, for an event that names none."""
+    connection = event.connection or serving
+    if not connection:
         return None
     detail = outcome.detail
     return Subject(
-        connection=event.connection,
+        connection=connection,
         source_entity=event.entity,
         source_id=event.entity_id,
         realm_id=event.realm_id,
