@@ -109,4 +109,6 @@ def test_an_invoice_through_all_its_flows_is_traced_hop_by_hop_in_order(
         ["status", "--connection", CONNECTION, "--state-dir", str(state_dir), "--wide"], capsys
     )
     assert code == 0, status
+    with capsys.disabled():
+        print(f"\n$ ledgerlink status --connection {CONNECTION} --wide\n{status}")
     assert f"Invoice {number}" in status and deal_id in status
