@@ -22,11 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ledgerlink.config import get_settings
+from ledgerlink.config import ConfigError, get_settings
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
+from ledgerlink.consumer.history import BatchHistory, batch_history
+from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.consumer.partial_response import consume_batch
 from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
-from ledgerlink.deal_sync.inbox import parse_record
+from ledgerlink.deal_sync.inbox import ChangeEvent, history_subject, parse_record
+from ledgerlink.history import Flow, Subject
 from ledgerlink.observability import Service, ServiceMetrics, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
@@ -56,6 +59,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         parse=parse_record,
         sync=lambda changes: parts.service.sync(changes, remaining_ms=remaining_ms),
         router=parts.dead_letters,
+        history=_history(),
     )
 
 
@@ -69,10 +73,32 @@ def _parts() -> DealSyncParts:
     )
 
 
+@cache
+def _history() -> BatchHistory[Any] | None:
+    """The flow's history rows (ledgerlink.history), in the links table."""
+    try:
+        links_table_name = get_settings().links_table_name
+    except ConfigError:
+        return None  # only parts a test built by hand run without settings; a deployed function has them
+
+    def describe(event: ChangeEvent, outcome: Outcome) -> Subject | None:
+        # An event published before connections names none: the connection serving its realm does.
+        serving, _ = _parts().service.connection_of(event)
+        return history_subject(event, outcome, serving.name if serving is not None else None)
+
+    return batch_history(
+        Flow.DEAL_SYNC,
+        describe,
+        links_table_name=links_table_name,
+        metrics=ServiceMetrics(Service.HUBSPOT_DEAL_SYNC),
+    )
+
+
 def reset_for_tests() -> None:
     """Forget the cached service and secret store (tests change the environment between runs)."""
     if _parts.cache_info().currsize:
         _parts().close()
     _parts.cache_clear()
+    _history.cache_clear()
     reset_default_secret_store()
     reset_deployment_config()

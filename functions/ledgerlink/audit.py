@@ -9,10 +9,11 @@ width, so the sort key orders records by time). The same (connection, deal, time
 twice is the same row, overwritten: a redelivered event re-recording its decision adds nothing.
 
 Every attribute is a string (``detail`` a map of strings) and a field without a value is left out.
-The links table has no TTL attribute (``tables.LINKS.ttl_attribute`` is None): audit records are kept
-for ever, and a store asked for ``ttl_days`` refuses at construction rather than write an expiry that
-DynamoDB would never act on. Once the table gets one, records carry it as epoch seconds (a Number:
-DynamoDB's TTL ignores any other type), counted from the record's own time so a rewrite keeps it.
+Audit records are kept for ever by default: a store made without ``ttl_days`` writes no expiry. The
+links table has a TTL attribute (``tables.LINKS.ttl_attribute``, for the sync history); a store given
+``ttl_days`` writes it as epoch seconds (a Number: DynamoDB's TTL ignores any other type), counted from
+the record's own time so a rewrite keeps it. Were the attribute ever removed, such a store refuses at
+construction rather than write an expiry DynamoDB would never act on.
 
 Finding which connections hold a deal would need a scan of the links table (no index has the deal id),
 so there is no such helper: the caller names the connection.

@@ -76,6 +76,8 @@ class EnvVar(StrEnum):
     # The CDC catch-up (docs/catchup.md): the QBO entities it reads (comma-separated), how far its first
     # run looks back, and the overlap (clock skew) subtracted when its cursor advances.
     CATCHUP_ENTITIES = "LEDGERLINK_CATCHUP_ENTITIES"
+    # Days a sync-history row is kept (ledgerlink.history; the links table's TTL attribute); 30 by default.
+    HISTORY_TTL_DAYS = "LEDGERLINK_HISTORY_TTL_DAYS"
     CATCHUP_LOOK_BACK_SECONDS = "LEDGERLINK_CATCHUP_LOOK_BACK_SECONDS"
     CATCHUP_OVERLAP_SECONDS = "LEDGERLINK_CATCHUP_OVERLAP_SECONDS"
 
@@ -110,6 +112,7 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.RETRY_BASE_SECONDS: "2",
     EnvVar.RETRY_MAX_DELAY_SECONDS: "120",
     EnvVar.CATCHUP_ENTITIES: "Invoice,Estimate,Payment,Customer",
+    EnvVar.HISTORY_TTL_DAYS: "30",
     EnvVar.CATCHUP_LOOK_BACK_SECONDS: str(24 * 3600),
     EnvVar.CATCHUP_OVERLAP_SECONDS: "300",
 }
@@ -321,3 +324,11 @@ def links_table_setting(environ: Mapping[str, str] | None = None) -> str:
     """``LEDGERLINK_LINKS_TABLE_NAME`` alone: ``ledgerlink audit deal`` reads the links table without a
     deployment's other variables."""
     return _Reader(os.environ if environ is None else environ).text(EnvVar.LINKS_TABLE_NAME)
+
+
+def history_ttl_days_setting(environ: Mapping[str, str] | None = None) -> int:
+    """``LEDGERLINK_HISTORY_TTL_DAYS``: days a sync-history row is kept (30 when unset; positive)."""
+    days = _Reader(os.environ if environ is None else environ).integer(EnvVar.HISTORY_TTL_DAYS)
+    if days <= 0:
+        raise ConfigError(f"{EnvVar.HISTORY_TTL_DAYS.value} must be a positive number of days, got {days}")
+    return days

@@ -3,7 +3,7 @@
 | table | partition key | sort key | TTL attribute | holds |
 |---|---|---|---|---|
 | idempotency | ``id`` | — | ``expiration`` | Powertools Idempotency records (one per processed event) |
-| links | ``pk`` | ``sk`` | — | the crosswalk: QBO realm + entity + id ↔ HubSpot object id, last synced LastUpdatedTime; the Outlook items of each invoice; the HubSpot → QBO audit trail of each deal (``ledgerlink.audit``, kept for ever: no TTL) |
+| links | ``pk`` | ``sk`` | ``expires_at`` | the crosswalk: QBO realm + entity + id ↔ HubSpot object id, last synced LastUpdatedTime; the Outlook items of each invoice; the HubSpot → QBO audit trail of each deal (``ledgerlink.audit``, kept for ever: written without ``expires_at``); the sync history (``ledgerlink.history``, ``history#`` rows, kept ``LEDGERLINK_HISTORY_TTL_DAYS``) |
 | vendor state | ``pk`` | ``sk`` | ``expires_at`` | state shared by concurrent Lambdas: rate-limit windows, circuit breakers, OAuth token + refresh lease |
 """
 
@@ -29,7 +29,8 @@ class IndexKeys:
 
 
 IDEMPOTENCY = TableKeys(partition_key="id", sort_key=None, ttl_attribute="expiration")
-LINKS = TableKeys(partition_key="pk", sort_key="sk", ttl_attribute=None)
+# Only rows that carry ``expires_at`` expire (the sync history); crosswalk and audit rows never do.
+LINKS = TableKeys(partition_key="pk", sort_key="sk", ttl_attribute="expires_at")
 VENDOR_STATE = TableKeys(partition_key="pk", sort_key="sk", ttl_attribute="expires_at")
 # Owed invoices by due date, per connection: the calendar items of invoices still owed carry
 # ``owed_connection`` (a sparse index: paid ones drop out), so the follow-up sweep reads the invoices whose

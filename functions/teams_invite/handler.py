@@ -13,11 +13,13 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from ledgerlink.config import get_settings
+from ledgerlink.config import ConfigError, get_settings
 from ledgerlink.configfile import reset_for_tests as reset_deployment_config
+from ledgerlink.consumer.history import BatchHistory, batch_history
 from ledgerlink.consumer.partial_response import consume_batch
 from ledgerlink.followups.factory import FollowUpParts, build_follow_ups
-from ledgerlink.followups.inbox import parse_record
+from ledgerlink.followups.inbox import history_subject, parse_record
+from ledgerlink.history import Flow
 from ledgerlink.observability import Service, ServiceMetrics, get_logger, get_metrics, get_tracer
 from ledgerlink.secrets import default_secret_store, reset_default_secret_store
 
@@ -41,6 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         parse=parse_record,
         sync=lambda triggers: parts.service.sync(triggers, remaining_ms=remaining_ms),
         router=parts.dead_letters,
+        history=_history(),
     )
 
 
@@ -51,10 +54,26 @@ def _parts() -> FollowUpParts:
     )
 
 
+@cache
+def _history() -> BatchHistory[Any] | None:
+    """The flow's history rows (ledgerlink.history), in the links table."""
+    try:
+        links_table_name = get_settings().links_table_name
+    except ConfigError:
+        return None  # only parts a test built by hand run without settings; a deployed function has them
+    return batch_history(
+        Flow.FOLLOWUPS,
+        history_subject,
+        links_table_name=links_table_name,
+        metrics=ServiceMetrics(Service.TEAMS_INVITE),
+    )
+
+
 def reset_for_tests() -> None:
     """Forget the cached service and secret store (tests change the environment between runs)."""
     if _parts.cache_info().currsize:
         _parts().close()
     _parts.cache_clear()
+    _history.cache_clear()
     reset_default_secret_store()
     reset_deployment_config()

@@ -193,9 +193,11 @@ def test_without_a_ttl_records_carry_no_expiry_and_are_kept(dynamodb: Any) -> No
     assert "expires_at" not in row and "expiration" not in row
 
 
-def test_a_ttl_is_refused_while_the_links_table_has_no_ttl_attribute(dynamodb: Any) -> None:
-    # given the links table as deployed: no TTL attribute
-    assert LINKS.ttl_attribute is None
+def test_a_ttl_is_refused_when_the_links_table_has_no_ttl_attribute(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a links table without a TTL attribute
+    monkeypatch.setattr(audit, "TTL_ATTRIBUTE", None)
     # then a store asked to expire records refuses, rather than write an expiry DynamoDB ignores
     with pytest.raises(ValueError, match="no TTL attribute"):
         AuditStore(TABLE, dynamodb, ttl_days=400)

@@ -56,6 +56,7 @@ SHARED: frozenset[str] = frozenset(
         "ledgerlink.dates",
         "ledgerlink.events",
         "ledgerlink.graph",
+        "ledgerlink.history",
         "ledgerlink.http",
         "ledgerlink.hubspot",
         "ledgerlink.idempotency",

@@ -16,9 +16,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ledgerlink.consumer.batch import MalformedRecord
+from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.consumer.records import read_envelope
 from ledgerlink.dates import epoch_ms
 from ledgerlink.events import DetailType
+from ledgerlink.history import Subject
 from ledgerlink.mapping.stages import OWED_STATUSES
 
 
@@ -177,4 +179,19 @@ def parse_record(record: Mapping[str, Any]) -> DealSynced:
         last_updated=last_updated,
         last_updated_ms=last_updated_ms,
         sync_token=int(payload.get("sync_token") or 0),
+    )
+
+
+def history_subject(event: DealSynced, outcome: Outcome) -> Subject | None:
+    """What a record's history row names (ledgerlink.history): the invoice, its deal, its Outlook event."""
+    if not event.connection:
+        return None
+    return Subject(
+        connection=event.connection,
+        source_entity="Invoice",
+        source_id=event.invoice_id,
+        realm_id=event.realm_id,
+        source_number=event.doc_number or None,
+        deal_id=event.deal_id or None,
+        outlook_event_id=outcome.detail.get("calendar_event_id") or None,
     )

@@ -96,6 +96,21 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "ledgerlink.cli.reconcile:register_plan",
         "the HubSpot changes a sync under a configuration file would make, without writing anything",
     ),
+    CommandGroup(
+        "status",
+        "ledgerlink.cli.status:register",
+        "sync health: queues, DLQs, failures by reason, recent records (local stack or AWS)",
+    ),
+    CommandGroup(
+        "trace",
+        "ledgerlink.cli.trace:register",
+        "every hop of an invoice or a deal across the four flows, in time order",
+    ),
+    CommandGroup(
+        "retry",
+        "ledgerlink.cli.retry:register",
+        "run a record's waiting retry now (its message's visibility to 0)",
+    ),
 )
 
 EXIT_OK: Final = 0

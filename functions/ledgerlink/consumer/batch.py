@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from aws_lambda_powertools import Logger
 
 from ledgerlink.consumer.deadletter import DeadLetterRouter, RecordFailure, Routed
+from ledgerlink.consumer.history import BatchHistory
 from ledgerlink.consumer.outcome import Outcome
 
 logger = Logger(child=True)
@@ -53,10 +54,16 @@ Sync = Callable[[list[E]], Mapping[str, Outcome]]
 
 
 def process_batch(
-    records: Sequence[Mapping[str, Any]], *, parse: Parse[E], sync: Sync[E], router: DeadLetterRouter
+    records: Sequence[Mapping[str, Any]],
+    *,
+    parse: Parse[E],
+    sync: Sync[E],
+    router: DeadLetterRouter,
+    history: BatchHistory[E] | None = None,
 ) -> dict[str, Routed]:
     """A :class:`Routed` per message id of ``records`` (see the module docstring); counts go to the
-    router's metrics sink."""
+    router's metrics sink. With ``history``, each settled record gets its history row
+    (:mod:`ledgerlink.consumer.history`)."""
     metrics = router.metrics
     parsed: dict[str, E] = {}
     failures: dict[str, RecordFailure] = {}
@@ -74,8 +81,10 @@ def process_batch(
             )
             continue
         parsed[change.message_id] = change
+    outcomes: dict[str, Outcome] = {}
     if parsed:
-        for message_id, outcome in sync(list(parsed.values())).items():
+        outcomes = dict(sync(list(parsed.values())))
+        for message_id, outcome in outcomes.items():
             if outcome.ok:
                 continue
             change = parsed[message_id]
@@ -88,4 +97,7 @@ def process_batch(
                 unexpected=outcome.unexpected,
                 retry_after=outcome.retry_after,
             )
-    return router.route(records, failures)
+    routed = router.route(records, failures)
+    if history is not None:
+        history.settled(list(records), parsed, outcomes, routed)
+    return routed

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ledgerlink.consumer.batch import E, Parse, Sync, process_batch
 from ledgerlink.consumer.deadletter import DeadLetterRouter, Disposition, Routed
+from ledgerlink.consumer.history import BatchHistory
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -49,7 +50,9 @@ def consume_batch(
     parse: Parse[E],
     sync: Sync[E],
     router: DeadLetterRouter,
+    history: BatchHistory[E] | None = None,
 ) -> dict[str, Any]:
-    """What a queue-fed handler does with its event: settle every record, answer SQS."""
-    routed = process_batch(event.get("Records") or [], parse=parse, sync=sync, router=router)
+    """What a queue-fed handler does with its event: settle every record (and write its history row),
+    answer SQS."""
+    routed = process_batch(event.get("Records") or [], parse=parse, sync=sync, router=router, history=history)
     return partial_batch_response(event, context, routed)

@@ -13,9 +13,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from ledgerlink.consumer.batch import MalformedRecord
+from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.consumer.records import read_envelope
 from ledgerlink.dates import epoch_ms
 from ledgerlink.events import DetailType
+from ledgerlink.history import Subject
 
 # The QBO entities this Lambda syncs (infra/topology.py DEAL_SYNC_ENTITIES routes exactly these).
 SYNCED_ENTITIES: Final = frozenset({"Invoice", "Estimate", "Payment", "Customer"})
@@ -71,4 +73,22 @@ def parse_record(record: Mapping[str, Any]) -> ChangeEvent:
         operation=str(payload["operation"]),
         last_updated_ms=epoch_ms(last_updated),
         connection=str(payload["connection"]) if payload.get("connection") else None,
+    )
+
+
+def history_subject(event: ChangeEvent, outcome: Outcome, serving: str | None = None) -> Subject | None:
+    """What a record's history row names (ledgerlink.history): the QBO document and its deal.
+    ``serving``: the connection that serves the event's realm, for an event that names none."""
+    connection = event.connection or serving
+    if not connection:
+        return None
+    detail = outcome.detail
+    return Subject(
+        connection=connection,
+        source_entity=event.entity,
+        source_id=event.entity_id,
+        realm_id=event.realm_id,
+        source_number=detail.get("doc_number") or None,
+        deal_id=detail.get("deal_id") or None,
+        deal_stage=detail.get("deal_stage") or None,
     )

@@ -328,7 +328,14 @@ def _origin(doc: Doc) -> str | None:
 
 
 def _doc_detail(doc: Doc) -> dict[str, str]:
-    detail = {"deal_id": doc.deal_id or "", "status": doc.status or ""}
+    # doc_number and deal_stage name the record in its history row (ledgerlink.history).
+    properties = doc.mapping.deal.properties if doc.mapping is not None else {}
+    detail = {
+        "deal_id": doc.deal_id or "",
+        "status": doc.status or "",
+        "doc_number": str((doc.raw or {}).get("DocNumber") or "").strip(),
+        "deal_stage": doc.deal_stage if doc.crm_deal is not None else str(properties.get("dealstage") or ""),
+    }
     return {k: v for k, v in detail.items() if v}
 
 

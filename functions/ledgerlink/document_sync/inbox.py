@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.consumer.records import read_envelope
 from ledgerlink.events import DetailType
+from ledgerlink.history import Subject
 
 STAGE_PROPERTY = "dealstage"
 
@@ -94,3 +96,22 @@ def parse_record(record: Mapping[str, Any]) -> DealChanged:
 
 def _optional(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def history_subject(event: DealChanged, outcome: Outcome) -> Subject | None:
+    """What a record's history row names (ledgerlink.history): the deal and the QBO documents written."""
+    deal_id = event.deal_id or (event.object_id if event.object_type == "deal" else None)
+    if not deal_id:
+        return None
+    detail = outcome.detail
+    return Subject(
+        connection=event.connection,
+        source_entity="deal",
+        source_id=deal_id,
+        deal_id=deal_id,
+        deal_stage=event.property_value if event.property_name == "dealstage" else None,
+        estimate_id=detail.get("estimate_id") or None,
+        estimate_number=detail.get("estimate_number") or None,
+        invoice_id=detail.get("invoice_id") or None,
+        invoice_number=detail.get("invoice_number") or None,
+    )

@@ -710,7 +710,9 @@ def _ids(documents: DealDocuments) -> dict[str, str]:
         key: value
         for key, value in (
             ("estimate_id", documents.estimate_id),
+            ("estimate_number", documents.estimate_number),
             ("invoice_id", documents.invoice_id),
+            ("invoice_number", documents.invoice_number),
         )
         if value
     }

@@ -22,9 +22,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from ledgerlink.consumer.batch import MalformedRecord
+from ledgerlink.consumer.outcome import Outcome
 from ledgerlink.consumer.records import read_envelope
 from ledgerlink.dates import epoch_ms
 from ledgerlink.events import DetailType
+from ledgerlink.history import Subject
 from ledgerlink.mapping.stages import OWED_STATUSES
 
 SCHEDULED_EVENT: Final = "Scheduled Event"
@@ -220,3 +222,30 @@ def _sweep(record: Mapping[str, Any], body: Mapping[str, Any], message_id: str) 
         correlation_id=f"sweep-{body.get('id') or message_id}",
         requested_at=requested if requested.tzinfo else requested.replace(tzinfo=UTC),
     )
+
+
+def history_subject(trigger: Trigger, outcome: Outcome) -> Subject | None:
+    """What a record's history row names (ledgerlink.history): the invoice and its Teams meeting; a
+    sweep request is about no one record (None)."""
+    meeting = outcome.detail.get("meeting_id") or None
+    if isinstance(trigger, CalendarSynced):
+        invoice = trigger.invoice
+        return Subject(
+            connection=invoice.connection,
+            source_entity="Invoice",
+            source_id=invoice.invoice_id,
+            realm_id=invoice.realm_id,
+            source_number=invoice.doc_number or None,
+            deal_id=invoice.deal_id or None,
+            teams_meeting_id=meeting,
+        )
+    if isinstance(trigger, FollowUpDue):
+        realm_id, _, invoice_id = trigger.invoice_key.rpartition(":")
+        return Subject(
+            connection=trigger.connection,
+            source_entity="Invoice",
+            source_id=invoice_id,
+            realm_id=realm_id or None,
+            teams_meeting_id=meeting,
+        )
+    return None

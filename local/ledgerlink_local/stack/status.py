@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ledgerlink.cli.status import QueueDepth, queue_depths, table
 from ledgerlink.consumer.deadletter import DeadLetterView, describe, peek
 from ledgerlink.crosswalk import Failure, LinkStore
 from ledgerlink_local.stack.hops import Hop, event_subject, read_hops
@@ -24,73 +25,6 @@ from ledgerlink_local.stack.wiring import VendorUrls, local_topology
 
 if TYPE_CHECKING:
     from infra.topology import Topology
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int = 48) -> str:
-    """A plain-text table, columns as wide as their widest cell (cut at ``max_width``)."""
-    cells = [[str(cell) for cell in headers]] + [[str(cell) for cell in row] for row in rows]
-    cells = [
-        [cell if len(cell) <= max_width else cell[: max_width - 1] + "…" for cell in row] for row in cells
-    ]
-    widths = [max(len(row[index]) for row in cells) for index in range(len(headers))]
-    lines = ["  ".join(cell.ljust(widths[index]) for index, cell in enumerate(row)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    name: str
-    visible: int
-    in_flight: int
-    dlq_name: str | None
-    dlq_visible: int
-    max_receive_count: int | None
-
-
-def queue_depths(sqs: Any) -> list[QueueDepth]:
-    """Every queue that has a dead-letter queue (with the latter's depth), then any other non-DLQ queue."""
-    urls: list[str] = sqs.list_queues().get("QueueUrls", [])
-    attributes = {
-        url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]).get("Attributes", {})
-        for url in urls
-    }
-    by_arn = {attrs.get("QueueArn"): url for url, attrs in attributes.items()}
-    dlq_urls = set()
-    depths = []
-    for url, attrs in sorted(attributes.items()):
-        policy = attrs.get("RedrivePolicy")
-        if not policy:
-            continue
-        redrive = json.loads(policy)
-        dlq_url = by_arn.get(redrive.get("deadLetterTargetArn"))
-        dlq_urls.add(dlq_url)
-        depths.append(
-            QueueDepth(
-                name=url.rsplit("/", 1)[-1],
-                visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
-                in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                dlq_name=dlq_url.rsplit("/", 1)[-1] if dlq_url else None,
-                dlq_visible=int(attributes.get(dlq_url, {}).get("ApproximateNumberOfMessages", 0))
-                if dlq_url
-                else 0,
-                max_receive_count=int(redrive.get("maxReceiveCount", 0)) or None,
-            )
-        )
-    for url, attrs in sorted(attributes.items()):
-        if url in dlq_urls or attrs.get("RedrivePolicy"):
-            continue
-        depths.append(
-            QueueDepth(
-                name=url.rsplit("/", 1)[-1],
-                visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
-                in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                dlq_name=None,
-                dlq_visible=0,
-                max_receive_count=None,
-            )
-        )
-    return depths
 
 
 def dead_letters(sqs: Any, depths: Iterable[QueueDepth], limit: int) -> list[tuple[str, DeadLetterView]]:
