@@ -81,6 +81,15 @@ DEFAULT_CATCHUP_SCHEDULE: Final = "rate(15 minutes)"
 # The scheduled rule that starts the catch-up (the local stack can fire it every few seconds instead).
 CATCHUP_RULE: Final = "qbo-catchup"
 
+# How long a flow may process nothing while its upstream shows changes before the "stalled" alarm fires,
+# when cdk.json does not say (environments.<stage>.stalled_flow_hours). A CloudWatch alarm's period
+# times its evaluation periods may not exceed a day, hence the upper bound.
+DEFAULT_STALLED_FLOW_HOURS: Final = 6
+STALLED_FLOW_HOURS_MAX: Final = 24
+# Stages a deploy refuses without an alarm destination (environments.<stage>.alarm_email or
+# -c alarm_email=...); every other stage is deployed with a loud warning instead (infra/app.py).
+ALARM_EMAIL_REQUIRED_STAGES: Final = frozenset({"prod"})
+
 # The webhook routes (versioned); HubSpot signs the URL it calls, so the local stack needs its path too.
 QBO_WEBHOOK_PATH: Final = "/v1/webhooks/qbo"
 HUBSPOT_WEBHOOK_PATH: Final = "/v1/webhooks/hubspot"
@@ -158,6 +167,9 @@ class EnvironmentConfig:
     catchup_schedule: str = DEFAULT_CATCHUP_SCHEDULE
     """When the QBO catch-up Lambda reads change data capture for changes no webhook brought (an
     EventBridge schedule expression, UTC)."""
+    stalled_flow_hours: int = DEFAULT_STALLED_FLOW_HOURS
+    """How many hours a flow may process nothing while its upstream published changes before the
+    ``<flow>-stalled`` alarm fires (1..24)."""
     hubspot_webhook_url: str | None = None
     """The HubSpot webhook URL registered with HubSpot when it is not the API's own (a custom domain,
     a base path); the HubSpot ingest checks signatures against it (EnvVar.HUBSPOT_WEBHOOK_URL)."""
@@ -190,6 +202,9 @@ class EnvironmentConfig:
                 "followup_sweep_schedule", DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
             ),
             catchup_schedule=reader.optional_schedule("catchup_schedule", DEFAULT_CATCHUP_SCHEDULE),
+            stalled_flow_hours=reader.optional_integer_in(
+                "stalled_flow_hours", DEFAULT_STALLED_FLOW_HOURS, 1, STALLED_FLOW_HOURS_MAX
+            ),
             hubspot_webhook_url=reader.optional_text(
                 "hubspot_webhook_url", pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?\Z"
             ),
@@ -288,6 +303,14 @@ class _ContextReader:
             raise self._fail(
                 key, "an EventBridge schedule expression (rate(1 day), cron(0 12 * * ? *))", value
             )
+        return value
+
+    def optional_integer_in(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._values.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self._fail(key, f"an integer from {low} to {high}", value)
         return value
 
     def optional_email(self, key: str) -> str | None:
@@ -501,6 +524,42 @@ class MetricAlarmSpec:
 
 
 @dataclass(frozen=True)
+class MetricRef:
+    """A count a function emits (namespace :data:`METRICS_NAMESPACE`, dimension ``service`` = its service)."""
+
+    function: str
+    metric_name: str
+
+
+@dataclass(frozen=True)
+class RejectedDeliveriesAlarmSpec:
+    """An alarm on the share of a webhook ingest's deliveries it refused (``DeliveriesRejected`` /
+    ``DeliveriesReceived`` over ``period_seconds``): at least ``min_rejected`` refusals that are at least
+    ``rate_percent`` % of the deliveries. A wrong verifier token or signing secret turns every genuine
+    delivery into a 401, which a rate tells apart from a scanner's stray request to the public URL."""
+
+    key: str
+    function: str
+    description: str
+    rate_percent: int = 50
+    min_rejected: int = 3
+    period_seconds: int = 900
+
+
+@dataclass(frozen=True)
+class StalledFlowSpec:
+    """An alarm when ``processed`` counted nothing over ``period_seconds`` while the ``upstream`` counts
+    (what feeds the flow) summed to more than zero: the flow's rule, queue or function is broken or
+    disabled, and the vendor's changes are piling up or being lost."""
+
+    key: str
+    processed: MetricRef
+    upstream: tuple[MetricRef, ...]
+    period_seconds: int
+    description: str
+
+
+@dataclass(frozen=True)
 class MonitoringSpec:
     """Where alarms go and what they watch for; every alarm notifies ``topic_name``."""
 
@@ -508,6 +567,8 @@ class MonitoringSpec:
     dashboard_name: str
     alarm_email: str | None
     metric_alarms: tuple[MetricAlarmSpec, ...] = ()
+    rejected_deliveries_alarms: tuple[RejectedDeliveriesAlarmSpec, ...] = ()
+    stalled_flows: tuple[StalledFlowSpec, ...] = ()
     dlq_depth_threshold: int = 1
     function_errors_threshold: int = 1
     api_5xx_threshold: int = 1
@@ -1227,20 +1288,36 @@ def build_topology(
         ),
         access_log_group_name=f"/aws/apigateway/{resource_name(stage, 'api')}/access",
     )
+    queues_declared = (
+        deal_sync_queue,
+        calendar_sync_queue,
+        teams_invite_queue,
+        document_sync_queue,
+        catchup_queue,
+        backfill_queue,
+    )
     oauth_secret = secret_name(stage, "connections/<connection>/qbo/oauth")
     graph_secret = secret_name(stage, "connections/<connection>/graph/app")
+    flow_alarms = (
+        *_deal_sync_alarms(oauth_secret, deal_sync_queue),
+        *_calendar_sync_alarms(graph_secret, calendar_sync_queue),
+        *_teams_invite_alarms(graph_secret, teams_invite_queue),
+        *_document_sync_alarms(oauth_secret, document_sync_queue),
+        *_catchup_alarms(catchup_queue),
+        *_backfill_alarms(backfill_queue),
+    )
     monitoring = MonitoringSpec(
         topic_name=resource_name(stage, "alarms"),
         dashboard_name=resource_name(stage, "dashboard"),
         alarm_email=environment.alarm_email,
         metric_alarms=(
-            *_deal_sync_alarms(oauth_secret, deal_sync_queue),
-            *_calendar_sync_alarms(graph_secret, calendar_sync_queue),
-            *_teams_invite_alarms(graph_secret, teams_invite_queue),
-            *_document_sync_alarms(oauth_secret, document_sync_queue),
-            *_catchup_alarms(catchup_queue),
-            *_backfill_alarms(backfill_queue),
+            *flow_alarms,
+            # Every function that calls a vendor with a connection's credentials: an alarm per vendor
+            # when they are refused (computed from the grants, so a new function gets its own).
+            *credential_alarms(functions, api, queue_sources, queues_declared, flow_alarms, stage),
         ),
+        rejected_deliveries_alarms=_rejected_deliveries_alarms(api, stage),
+        stalled_flows=_stalled_flows(environment.stalled_flow_hours * 3600),
     )
     topology = Topology(
         environment=environment,
@@ -1248,14 +1325,7 @@ def build_topology(
         bucket=bucket,
         tables=table_specs,
         secrets=secret_specs,
-        queues=(
-            deal_sync_queue,
-            calendar_sync_queue,
-            teams_invite_queue,
-            document_sync_queue,
-            catchup_queue,
-            backfill_queue,
-        ),
+        queues=queues_declared,
         rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules, document_sync_rule, catchup_rule),
         functions=functions,
         api=api,
@@ -1304,6 +1374,180 @@ def _function_environment(
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
+    )
+
+
+# The connection secret kinds (topology secret keys ``<connection>:<kind>``) a function reads to call a
+# vendor's API, with the vendor's name and the metric its refused credentials are counted under:
+# QboConnectionRevoked by the QBO OAuth layer's alarm hook (invalid_grant), HubSpotTokenRejected and
+# GraphCredentialsRejected by the consumers' failure counting (ledgerlink.consumer.outcome).
+VENDOR_CREDENTIALS: Final = {
+    "qbo-oauth": ("QBO", "QboConnectionRevoked", "qbo-connection-revoked"),
+    "hubspot": ("HubSpot", "HubSpotTokenRejected", "hubspot-token-rejected"),
+    "graph": ("Microsoft Graph", "GraphCredentialsRejected", "graph-credentials-rejected"),
+}
+
+
+def vendors_called(function: FunctionSpec, api: ApiSpec) -> tuple[str, ...]:
+    """The connection secret kinds (:data:`VENDOR_CREDENTIALS`) whose vendor ``function`` calls: those it
+    is granted, unless it serves a webhook route (an ingest reads a connection's HubSpot secret only
+    for the signing secret that verifies deliveries; it calls no vendor)."""
+    if any(route.function == function.key for route in api.routes):
+        return ()
+    granted = {
+        grant.key.rsplit(":", 1)[1]
+        for grant in function.grants
+        if grant.kind is ResourceKind.SECRET and ":" in grant.key
+    }
+    return tuple(kind for kind in VENDOR_CREDENTIALS if kind in granted)
+
+
+def credential_alarms(
+    functions: tuple[FunctionSpec, ...],
+    api: ApiSpec,
+    queue_sources: tuple[QueueSourceSpec, ...],
+    queues: tuple[QueueSpec, ...],
+    declared: tuple[MetricAlarmSpec, ...],
+    stage: str,
+) -> tuple[MetricAlarmSpec, ...]:
+    """One alarm per function and vendor it calls on the metric of refused credentials, for each pair
+    ``declared`` lacks (the flows' own alarm lists name most of them already)."""
+    have = {(each.function, each.metric_name) for each in declared}
+    created: list[MetricAlarmSpec] = []
+    for function in functions:
+        fed_by = [source.queue for source in queue_sources if source.function == function.key]
+        dead_letters = (
+            next((queue.dlq_name for queue in queues if queue.key in fed_by), None)
+            if EnvVar.DEAD_LETTER_QUEUE_NAME.value in function.environment
+            else None
+        )
+        then = (
+            f"then `ledgerlink dlq replay {dead_letters}` brings back what failed meanwhile"
+            if dead_letters
+            else "the next run then picks the work up again (its log names what failed)"
+        )
+        for kind in vendors_called(function, api):
+            vendor, metric_name, slug = VENDOR_CREDENTIALS[kind]
+            if (function.key, metric_name) in have:
+                continue
+            secret = secret_name(stage, f"connections/<connection>/{_SECRET_PATHS[kind]}")
+            created.append(
+                MetricAlarmSpec(
+                    f"{function.key.replace('_', '-')}-{slug}",
+                    metric_name,
+                    function.key,
+                    f"{function.name}: {vendor} refused a connection's credentials. "
+                    f"{_CREDENTIAL_FIXES[kind].format(secret=secret)} The function's ERROR log line names "
+                    f"the connection and the secret; {then} (docs/infra.md#alarms).",
+                )
+            )
+    return tuple(created)
+
+
+# Where each kind's secret lives under ledgerlink/<stage>/connections/<connection>/ (Connection.secret_name).
+_SECRET_PATHS: Final = {"qbo-oauth": "qbo/oauth", "hubspot": "hubspot/app", "graph": "graph/app"}
+_CREDENTIAL_FIXES: Final = {
+    "qbo-oauth": (
+        "Intuit answered invalid_grant to the refresh token (the company disconnected the app, or the "
+        "grant expired unused): re-authorise the app for that company and put the new refresh token in "
+        "secret {secret}."
+    ),
+    "hubspot": (
+        "HubSpot answered 401 (the private-app token was rotated or the app deleted) or 403 (a scope "
+        "LedgerLink needs is missing, docs/infra.md#hubspot-private-app-scopes): put the app's current "
+        "token in secret {secret} (access_token) or add the scope."
+    ),
+    "graph": (
+        "Entra refused the app's client id/secret (expired or revoked client secret, app unknown in the "
+        "tenant): put the app registration's current credentials in secret {secret}."
+    ),
+}
+
+
+def _rejected_deliveries_alarms(api: ApiSpec, stage: str) -> tuple[RejectedDeliveriesAlarmSpec, ...]:
+    """One alarm per webhook ingest on the share of deliveries it refused."""
+    fixes = {
+        "qbo_ingest": (
+            "Intuit's deliveries are being refused (401: the signature does not verify). Most likely the "
+            f"Verifier Token in secret {secret_name(stage, 'qbo/webhook-verifier')} is not the one of the "
+            "Intuit app that sends the webhooks (developer portal > the app > Webhooks): put the portal's "
+            "token there. Intuit retries refused deliveries for a while; `ledgerlink catchup` reads what "
+            "was missed from CDC."
+        ),
+        "hubspot_ingest": (
+            "HubSpot's deliveries are being refused (401: the v3 signature does not verify, or the "
+            "timestamp is stale). Most likely a connection's HubSpot secret "
+            f"{secret_name(stage, 'connections/<connection>/hubspot/app')} holds the wrong client_secret "
+            "(the app's Auth tab), or the URL HubSpot calls is not the one it signs (a custom domain: set "
+            "hubspot_webhook_url in cdk.json). HubSpot retries a refused delivery a few times only."
+        ),
+    }
+    alarms = []
+    for route in api.routes:
+        advice = fixes.get(
+            route.function, "The webhook sender's deliveries are being refused: check its signing secret."
+        )
+        alarms.append(
+            RejectedDeliveriesAlarmSpec(
+                key=f"{route.function.replace('_', '-')}-deliveries-rejected",
+                function=route.function,
+                description=(
+                    f"{route.route_key}: at least half of the webhook deliveries were refused. {advice} "
+                    "The metric DeliveriesRejected has the reason and status as dimensions and the ingest's "
+                    "WARNING log line the reason (docs/infra.md#alarms)."
+                ),
+            )
+        )
+    return tuple(alarms)
+
+
+def _stalled_flows(period_seconds: int) -> tuple[StalledFlowSpec, ...]:
+    """The flows that must process something when their upstream published changes (period from
+    cdk.json ``stalled_flow_hours``)."""
+    hours = period_seconds // 3600
+    check = (
+        "Check, in this order: the function is not throttled to 0 (reserved concurrency) and its SQS "
+        "event source mapping is enabled; the queue {queue} is receiving (ApproximateNumberOfMessagesVisible) "
+        "and its EventBridge rule {rule} is enabled; then the function's log. Nothing is lost while "
+        "events wait in the queue (4 days); after the fix they are processed by themselves "
+        "(docs/infra.md#alarms)."
+    )
+    return (
+        StalledFlowSpec(
+            key="deal-sync-stalled",
+            processed=MetricRef("hubspot_deal_sync", "EventsReceived"),
+            upstream=(
+                MetricRef("qbo_ingest", "EventsPublished"),
+                MetricRef("qbo_catchup", "CatchupPublished"),
+            ),
+            period_seconds=period_seconds,
+            description=(
+                f"The QBO -> HubSpot deal sync received no event in {hours} h while the QBO ingest and "
+                "catch-up published changes. "
+                + check.format(queue="deal-sync", rule="qbo-entity-to-deal-sync")
+            ),
+        ),
+        StalledFlowSpec(
+            key="document-sync-stalled",
+            processed=MetricRef("qbo_document_sync", "EventsReceived"),
+            upstream=(MetricRef("hubspot_ingest", "EventsPublished"),),
+            period_seconds=period_seconds,
+            description=(
+                f"The HubSpot -> QBO document sync received no event in {hours} h while the HubSpot ingest "
+                "published deal changes. "
+                + check.format(queue="document-sync", rule="hubspot-deal-to-document-sync")
+            ),
+        ),
+        StalledFlowSpec(
+            key="calendar-sync-stalled",
+            processed=MetricRef("outlook_calendar_sync", "EventsReceived"),
+            upstream=(MetricRef("hubspot_deal_sync", "DealSyncedPublished"),),
+            period_seconds=period_seconds,
+            description=(
+                f"The Outlook calendar sync received no event in {hours} h while the deal sync published "
+                "synced deals. " + check.format(queue="calendar-sync", rule="deal-synced-to-calendar-sync")
+            ),
+        ),
     )
 
 
@@ -1570,6 +1814,22 @@ def validate(topology: Topology) -> None:
             raise TopologyError(
                 f"alarm {metric_alarm.key} watches unknown function {metric_alarm.function!r}"
             )
+    for rejected in topology.monitoring.rejected_deliveries_alarms:
+        if rejected.function not in function_keys:
+            raise TopologyError(f"alarm {rejected.key} watches unknown function {rejected.function!r}")
+    for stalled in topology.monitoring.stalled_flows:
+        for ref in (stalled.processed, *stalled.upstream):
+            if ref.function not in function_keys:
+                raise TopologyError(f"alarm {stalled.key} watches unknown function {ref.function!r}")
+    alarm_keys = [
+        *(each.key for each in topology.monitoring.metric_alarms),
+        *(each.key for each in topology.monitoring.rejected_deliveries_alarms),
+        *(each.key for each in topology.monitoring.stalled_flows),
+    ]
+    if len(alarm_keys) != len(set(alarm_keys)):
+        raise TopologyError(
+            f"two alarms share a name: {sorted(k for k in alarm_keys if alarm_keys.count(k) > 1)}"
+        )
     for rule in topology.rules:
         if rule.target_queue not in queue_keys:
             raise TopologyError(f"rule {rule.key} targets unknown queue {rule.target_queue!r}")

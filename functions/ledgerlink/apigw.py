@@ -185,14 +185,20 @@ def error_response(
 
 
 def count_rejection(error: BaseException, statuses: Mapping[type[BaseException], int], service: str) -> None:
-    """One ``DeliveriesRejected`` metric for a refused delivery, with its reason and status as dimensions
-    (a metric of its own, so the dimensions never join the handler's other metrics)."""
+    """``DeliveriesRejected`` for a refused delivery, twice: with its reason and status as dimensions
+    (what went wrong), and with the service alone, the series the rejected-deliveries alarm divides by
+    ``DeliveriesReceived`` (an alarm cannot sum a metric over dimension values it does not name). Each
+    is a metric of its own, so the dimensions never join the handler's other metrics."""
     status = error_status(error, statuses) or 500
-    with single_metric(
-        name="DeliveriesRejected",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=METRICS_NAMESPACE,
-        default_dimensions={"service": service, "reason": error_reason(error), "status": str(status)},
+    for dimensions in (
+        {"service": service, "reason": error_reason(error), "status": str(status)},
+        {"service": service},
     ):
-        pass
+        with single_metric(
+            name="DeliveriesRejected",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions=dimensions,
+        ):
+            pass

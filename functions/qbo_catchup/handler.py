@@ -4,7 +4,7 @@ The schedule's "Scheduled Event" reaches it through its SQS queue (as every sche
 topology does); it may also be invoked directly with ``{"connection": "<name>"}``. Thin on purpose: find
 the connection the event names (a scheduled tick names none: every connection runs; a batch of ticks is
 one run), call :func:`ledgerlink.catchup.run.run_catchup`, and
-turn the outcome into metrics in one place: ``CatchupGapTooLong`` per connection whose cursor was beyond
+turn the outcome into metrics in one place: the QBO grant's alarms (``QboConnectionRevoked``, ...), ``CatchupGapTooLong`` per connection whose cursor was beyond
 CDC's 30 days (alarmed: run ``ledgerlink backfill``), ``CatchupPublished``, and ``UnexpectedErrors``
 for any exception, which is re-raised so the invocation fails and is visible.
 """
@@ -30,6 +30,11 @@ tracer = get_tracer(Service.QBO_CATCHUP)
 metrics = get_metrics(Service.QBO_CATCHUP)
 
 
+def _alarm(name: str, fields: Mapping[str, Any]) -> None:
+    """The QBO grant's alarms (QboConnectionRevoked, QboClientRejected, ...) as this function's metrics."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
 class CatchupFailed(RuntimeError):
     """One or more connections' catch-up failed (each logged with its error and connection)."""
 
@@ -40,7 +45,7 @@ class CatchupFailed(RuntimeError):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     named = _named_connection(event)
     try:
-        report = run_catchup(get_settings(), deployment_config(), connection=named)
+        report = run_catchup(get_settings(), deployment_config(), connection=named, alarm=_alarm)
     except Exception:
         metrics.add_metric(name="UnexpectedErrors", unit=MetricUnit.Count, value=1)
         logger.exception("catch-up failed", extra={"connection": named or "all"})

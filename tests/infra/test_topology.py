@@ -595,6 +595,8 @@ def test_the_deal_sync_alarms_on_what_needs_a_human() -> None:
         "QboRefreshTokenNotStored",
         "UnexpectedErrors",
         "DeadLetterSendFailed",
+        # HubSpot refused the connection's token (added for every function calling HubSpot)
+        "HubSpotTokenRejected",
     }
     assert {alarm.function for alarm in alarms.values()} == {"hubspot_deal_sync"}
     assert all(alarm.threshold == 1 for alarm in alarms.values())
@@ -615,6 +617,7 @@ def test_the_calendar_sync_alarms_on_what_needs_a_human_named_like_the_deal_sync
         "calendar-sync-unexpected-error": "UnexpectedErrors",
         "graph-credentials-rejected": "GraphCredentialsRejected",
         "calendar-sync-dead-letter-send-failed": "DeadLetterSendFailed",
+        "outlook-calendar-sync-hubspot-token-rejected": "HubSpotTokenRejected",
     }
     assert all(alarm.threshold == 1 for alarm in alarms.values())
     # and each says where the records are and what to do, within CloudWatch's limit
@@ -641,6 +644,7 @@ def test_the_teams_invite_alarms_on_what_needs_a_human_named_like_the_calendar_s
         "teams-invite-graph-credentials-rejected": "GraphCredentialsRejected",
         "teams-invite-dead-letter-send-failed": "DeadLetterSendFailed",
         "teams-invite-meetings-not-online": "TeamsMeetingsNotOnline",
+        "teams-invite-hubspot-token-rejected": "HubSpotTokenRejected",
     }
     assert all(alarm.threshold == 1 for alarm in alarms.values())
     # and each says where the records are and what to do, within CloudWatch's limit

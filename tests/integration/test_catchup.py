@@ -85,7 +85,7 @@ class CatchupRun(CatchupRunQueue):
             CONNECTION, start
         )
 
-    def run(self) -> CatchupReport:
+    def run(self, alarms: list[str] | None = None) -> CatchupReport:
         aws = self.world.aws
         return run_catchup(
             self.world.settings,
@@ -94,6 +94,7 @@ class CatchupRun(CatchupRunQueue):
             events=aws["events"],
             secrets=PowertoolsSecretStore(max_age_seconds=0, client=aws["secretsmanager"]),
             options=OPTIONS,
+            alarm=None if alarms is None else lambda name, _fields: alarms.append(name),
         )
 
 
@@ -253,8 +254,11 @@ def test_a_connection_qbo_refuses_is_reported_and_its_cursor_stays(world: DealSy
     before = cursors.get(CONNECTION)
     world.qbo_admin("POST", "oauth/revoke", {})
     # when the catch-up runs
-    report = catchup.run()
-    # then the connection's failure is reported (not raised past the other connections), nothing is
+    alarms: list[str] = []
+    report = catchup.run(alarms)
+    # then the revoked grant is alarmed (the Lambda counts it as QboConnectionRevoked)
+    assert alarms == ["QboConnectionRevoked"]
+    # and the connection's failure is reported (not raised past the other connections), nothing is
     # published, and its cursor did not move: the next run reads the same window
     assert list(report.failures) == [CONNECTION]
     assert report.lines()[-1].startswith(f"{CONNECTION}: FAILED: ")

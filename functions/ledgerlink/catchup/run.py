@@ -24,6 +24,7 @@ from ledgerlink.observability import Service, get_logger
 from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.qbo.client import CDC_ENTITIES
 from ledgerlink.qbo.factory import qbo_client
+from ledgerlink.qbo.oauth import AlarmHook
 from ledgerlink.secrets import SecretStore, default_secret_store
 
 if TYPE_CHECKING:
@@ -78,11 +79,14 @@ def run_catchup(
     now: datetime | None = None,
     options: CatchupOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    alarm: AlarmHook | None = None,
 ) -> CatchupReport:
     """Catch up every connection of ``config`` (or the one named), one after the other.
 
     A connection whose run fails (QBO refuses, its grant is revoked) is logged and recorded in
-    :attr:`CatchupReport.failures`; the others still run: one company's trouble holds back no other."""
+    :attr:`CatchupReport.failures`; the others still run: one company's trouble holds back no other.
+    ``alarm`` receives the QBO grant's alarms (a revoked refresh token, refused client credentials),
+    which the Lambda counts as metrics."""
     dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
     events_client: EventBridgeClient = events if events is not None else boto3.client("events")
     store = secrets if secrets is not None else default_secret_store()
@@ -99,7 +103,7 @@ def run_catchup(
     for each in connections:
         try:
             result = _catch_up_one(
-                each, settings, config, store, dynamodb_client, publisher, cursors, chosen, now
+                each, settings, config, store, dynamodb_client, publisher, cursors, chosen, now, alarm
             )
         except Exception as error:  # recorded per connection; the caller counts it and fails the run
             logger.exception("catch-up of a connection failed", extra={"connection": each.name})
@@ -124,8 +128,9 @@ def _catch_up_one(
     cursors: DynamoDBCursorStore,
     chosen: CatchupOptions,
     now: datetime | None,
+    alarm: AlarmHook | None,
 ) -> ConnectionReport:
-    parts = qbo_client(each, settings, secrets=store, dynamodb=dynamodb_client)
+    parts = qbo_client(each, settings, secrets=store, dynamodb=dynamodb_client, alarm=alarm)
     try:
         links = LinkStore(
             settings.links_table_name,

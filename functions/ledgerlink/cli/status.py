@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 SERVICES: Final = ("sqs", "dynamodb")
 DEFAULT_QUEUE_PREFIX: Final = "ledgerlink-"
 NARROW_MAX_WIDTH: Final = 60
-# What each reason category needs from the operator (docs/status.md#categories).
+# What each reason category needs from the operator (docs/status.md#reason-categories).
 FIXES: Final[dict[str, str]] = {
     "auth": "reconnect the account (ledgerlink connect ...); the records are retried or in the DLQ",
     "rate_limited": "nothing: it runs again when the vendor's window opens (ledgerlink retry runs it now)",

@@ -52,10 +52,37 @@ class Classified:
     scope: FailureScope
     error_type: str
     retry_after: float | None = None
+    refused_by: str | None = None
+    """The vendor (``qbo``, ``hubspot``, ``graph``) that refused the connection's credentials or their
+    scopes (HTTP 401/403 on any call), when that is the failure: a human must act."""
 
 
 def classify(error: BaseException) -> Classified:
     """How a failure caused by ``error`` is handled (module docstring)."""
+    classified = _classify(error)
+    refused_by = refused_credentials(error)
+    if refused_by is None:
+        return classified
+    return Classified(
+        classified.reason,
+        classified.retryable,
+        classified.scope,
+        classified.error_type,
+        classified.retry_after,
+        refused_by,
+    )
+
+
+def refused_credentials(error: BaseException) -> str | None:
+    """The vendor whose 401/403 ``error`` is (its credentials or their scopes refused), else None."""
+    vendor = getattr(error, "vendor", None)
+    status = getattr(error, "status", None)
+    if isinstance(vendor, str) and status in (401, 403) and getattr(error, "connection_wide", False):
+        return vendor
+    return None
+
+
+def _classify(error: BaseException) -> Classified:
     error_type = type(error).__name__
     text = str(error) or error_type
     retry_after = _retry_after(error)

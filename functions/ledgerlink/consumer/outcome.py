@@ -36,6 +36,8 @@ class Outcome:
     """Whose failure it is (failed outcomes only; ledgerlink.consumer.failures)."""
     retry_after: float | None = None
     """At least this many seconds before a retry can help (Retry-After, breaker), when known."""
+    refused_by: str | None = None
+    """The vendor that refused the connection's credentials (failed outcomes only; ``Classified``)."""
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,7 @@ class Outcome:
             error_type=failure.error_type,
             scope=failure.scope,
             retry_after=failure.retry_after,
+            refused_by=failure.refused_by,
         )
 
     def result(self) -> dict[str, Any]:
@@ -91,3 +94,7 @@ def count_failure(metrics: Counter, outcome: Outcome) -> None:
         metrics.count("GraphCredentialsRejected")
     if outcome.error_type == "TeamsMeetingNotOnline":
         metrics.count("TeamsMeetingsNotOnline")
+    if outcome.refused_by == "hubspot":
+        # HubSpot refused the connection's private-app token (401) or its scopes (403): alarmed per
+        # flow (infra/topology.py VENDOR_CREDENTIALS).
+        metrics.count("HubSpotTokenRejected")

@@ -264,6 +264,9 @@ class DealSyncService:
         if failures:
             self.metrics.count("EventsFailed", len(failures))
             self.metrics.count("EventsFailedPermanently", sum(1 for f in failures if not f.retryable))
+            refused = sum(1 for event in failed if outcomes[event.event_id].refused_by == "hubspot")
+            if refused:
+                self.metrics.count("HubSpotTokenRejected", refused)
             self.links.record_failures(failures)
         recovered = [e.event_id for e in claimed if outcomes[e.event_id].ok and e.event_id in known]
         if recovered:

@@ -188,11 +188,14 @@ def test_rejections_are_counted_by_reason(world: FakeWorld, capsys: pytest.Captu
 
     metric_lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     rejected = [m for m in metric_lines if "DeliveriesRejected" in m]
-    assert len(rejected) == 1
-    assert rejected[0]["reason"] == "missing_signature"
-    assert rejected[0]["status"] == "401"
-    assert rejected[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LedgerLink"
-    assert rejected[0]["DeliveriesRejected"] == [1.0]
+    by_reason, by_service = sorted(rejected, key=lambda m: "reason" not in m)
+    assert by_reason["reason"] == "missing_signature"
+    assert by_reason["status"] == "401"
+    assert by_reason["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LedgerLink"
+    assert by_reason["DeliveriesRejected"] == [1.0]
+    # and once on the service alone: the series the rejected-deliveries alarm divides by the received
+    assert by_service["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert (by_service["service"], by_service["DeliveriesRejected"]) == ("qbo-ingest", [1.0])
     received = [m for m in metric_lines if "DeliveriesReceived" in m]
     assert [m["DeliveriesReceived"] for m in received] == [[1.0]]
 

@@ -265,13 +265,18 @@ def test_rejections_are_counted_by_reason_and_status(
 ) -> None:
     invoke(apigw_event(body_of("deal_stage_changed.json"), secret=OTHER_SECRET))
     lines = metric_lines(capsys)
-    (rejected,) = [m for m in lines if "DeliveriesRejected" in m]
+    rejected, by_service = sorted(
+        (m for m in lines if "DeliveriesRejected" in m), key=lambda m: "reason" not in m
+    )
     assert (rejected["reason"], rejected["status"], rejected["service"]) == (
         "invalid_signature",
         "401",
         "hubspot-ingest",
     )
     assert rejected["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LedgerLink"
+    # and once on the service alone, for the rejected-deliveries alarm
+    assert by_service["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert by_service["service"] == "hubspot-ingest"
     assert [m["DeliveriesReceived"] for m in lines if "DeliveriesReceived" in m] == [[1.0]]
 
 
