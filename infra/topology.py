@@ -1454,7 +1454,7 @@ _CREDENTIAL_FIXES: Final = {
     ),
     "hubspot": (
         "HubSpot answered 401 (the private-app token was rotated or the app deleted) or 403 (a scope "
-        "LedgerLink needs is missing, docs/infra.md#hubspot-private-app-scopes): put the app's current "
+        "LedgerLink needs is missing, docs/connect.md#hubspot-ledgerlink-connect-hubspot): put the app's current "
         "token in secret {secret} (access_token) or add the scope."
     ),
     "graph": (
