@@ -100,8 +100,14 @@ def operator_shell_logging(level: str) -> Iterator[None]:
                 handler.setStream(stream)
 
 
+# The service a module's ``Logger(child=True)`` belongs to where POWERTOOLS_SERVICE_NAME is not set (the
+# operator's shell): Powertools' own default name, so those children get a parent that writes JSON too.
+_UNNAMED_SERVICE: Final = "service_undefined"
+
+
 def _service_names() -> tuple[str, ...]:
-    return tuple(value for name, value in vars(Service).items() if name.isupper() and isinstance(value, str))
+    named = tuple(value for name, value in vars(Service).items() if name.isupper() and isinstance(value, str))
+    return (*named, _UNNAMED_SERVICE)
 
 
 @contextmanager
