@@ -187,12 +187,12 @@ def test_the_cli_log_level_shows_every_line_on_stderr_and_is_put_back_afterwards
     monkeypatch.setenv("LEDGERLINK_CLI_LOG_LEVEL", "info")
     from ledgerlink.observability import Service, get_logger
 
-    before = get_logger(Service.HUBSPOT_DEAL_SYNC).level
+    before = logging.getLogger(get_logger(Service.HUBSPOT_DEAL_SYNC).name).level
     # when the command runs
     assert cli.main(["probe"]) == 0
     # then the INFO line is on stderr too, and the logger is as it was once the command is over
     assert "backfill page settled" in capsys.readouterr().err
-    assert get_logger(Service.HUBSPOT_DEAL_SYNC).level == before
+    assert logging.getLogger(get_logger(Service.HUBSPOT_DEAL_SYNC).name).level == before
     get_logger(Service.HUBSPOT_DEAL_SYNC).info("after the command")
     assert "after the command" in stdout.getvalue()
 
