@@ -79,25 +79,31 @@ def operator_shell_logging(level: str) -> Iterator[None]:
     in-process caller, a test, keeps its own logging)."""
     import logging
 
-    saved: list[tuple[logging.Logger, int, list[tuple[logging.StreamHandler[Any], Any]]]] = []
+    saved: list[tuple[logging.Logger, int, list[tuple[logging.StreamHandler[Any], Any, int]]]] = []
     for service in _service_names():
         standard = logging.getLogger(get_logger(service).name)
         streams = [
-            (handler, handler.stream)
+            (handler, handler.stream, handler.level)
             for handler in standard.handlers
-            if isinstance(handler, logging.StreamHandler) and handler.stream is not sys.stderr
+            if isinstance(handler, logging.StreamHandler)
         ]
         saved.append((standard, standard.level, streams))
         standard.setLevel(level.upper())
-        for handler, _ in streams:
-            handler.setStream(sys.stderr)
+        for handler, _, _ in streams:
+            if handler.stream is not sys.stderr:
+                handler.setStream(sys.stderr)
+            # A module's Logger(child=True) sets its own level (INFO unless POWERTOOLS_LOG_LEVEL says
+            # otherwise), and may be created only after this point, by a lazy import: its lines reach
+            # the service's handlers by propagation, so the level is enforced on the handlers.
+            handler.setLevel(level.upper())
     try:
         yield
     finally:
         for standard, previous_level, streams in saved:
             standard.setLevel(previous_level)
-            for handler, stream in streams:
+            for handler, stream, handler_level in streams:
                 handler.setStream(stream)
+                handler.setLevel(handler_level)
 
 
 # The service a module's ``Logger(child=True)`` belongs to where POWERTOOLS_SERVICE_NAME is not set (the
