@@ -113,6 +113,25 @@ def test_a_person_changed_amount_is_reported_and_repaired_through_the_flow(world
     assert check(world).drift == []
 
 
+def test_an_amount_another_app_changed_through_the_api_is_changed_in_hubspot_not_a_mapping_change(
+    world: DealSyncWorld,
+) -> None:
+    # given every document synced, and another integration set invoice 3's deal amount through the API
+    synced(world)
+    deal = deal_of(world, "3")
+    qbo_amount = deal["properties"]["amount"]
+    hubspot_api(world, "PATCH", f"/crm/v3/objects/deals/{deal['id']}", {"properties": {"amount": "1.00"}})
+
+    # when reconciled
+    entry = drift_of(check(world), "Invoice", "3")
+
+    # then the amount drifted because HubSpot changed (the deal held QBO's value before the API write),
+    # not because LedgerLink's mapping now gives another value
+    (amount,) = [f for f in entry["fields"] if f["field"] == "amount"]
+    assert (amount["qbo"], amount["hubspot"], amount["cause"]) == (qbo_amount, "1.00", "changed_in_hubspot")
+    assert "another app, through the API" in amount["detail"]
+
+
 def test_qbo_wins_false_leaves_the_persons_change(world: DealSyncWorld) -> None:
     synced(world)
     deal = deal_of(world, "3")
