@@ -29,7 +29,9 @@ WINDOW = (1280, 900)
 
 def chromium_paths() -> tuple[str | None, str | None]:
     """The Chromium binary and chromedriver, or None for what is not installed."""
-    browser = os.environ.get("LEDGERLINK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = (
+        os.environ.get("LEDGERLINK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     driver = os.environ.get("LEDGERLINK_CHROMEDRIVER") or shutil.which("chromedriver")
     return browser, driver
 
@@ -79,13 +81,17 @@ class Browser:
     def wait_ready(self) -> None:
         """Until the page's script has rendered its view (``<body data-state="ready">``)."""
         state = wait_until(
-            lambda: (s if (s := self.page_state()) in ("ready", "error") else None), "the page to render"
+            lambda: s if (s := self.page_state()) in ("ready", "error") else None, "the page to render"
         )
         if state != "ready":
             raise AssertionError(f"the page shows an error: {self.text('#error')}")
 
     def text(self, selector: str) -> str:
-        return str(self.script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", selector))
+        return str(
+            self.script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", selector
+            )
+        )
 
     def click(self, selector: str) -> None:
         element = self._call("POST", "/element", {"using": "css selector", "value": selector})

@@ -68,7 +68,9 @@ def _dead_letter() -> dict[str, Any]:
 def _queue_pair(sqs: Any, name: str) -> tuple[str, str]:
     """A work queue and its dead-letter queue, as the stack creates them; their URLs."""
     dlq_url = sqs.create_queue(QueueName=f"{PREFIX}{name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     url = sqs.create_queue(
         QueueName=f"{PREFIX}{name}",
         Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "9"})},
@@ -84,9 +86,12 @@ class World:
 
     def depth(self, url: str) -> int:
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +108,9 @@ def world() -> Iterator[World]:
         store.write(_rows())
         queues = {name: _queue_pair(sqs, name) for name in ("deal-sync", "calendar-sync")}
         sqs.send_message(QueueUrl=queues["deal-sync"][1], **_dead_letter())
-        source = AwsHealthSource(sqs, store, ("demo", "acme"), where=f"{endpoint} (moto)", queue_prefix=PREFIX)
+        source = AwsHealthSource(
+            sqs, store, ("demo", "acme"), where=f"{endpoint} (moto)", queue_prefix=PREFIX
+        )
         server = UiServer(source, port=0)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -164,7 +171,9 @@ def test_the_failures_view_groups_failures_by_reason_with_the_fix_they_need(
     assert order == ["failure-auth", "failure-rate_limited"]
     # and the dead letter is listed with its reason and a Replay button
     dead_letter = browser.text(f"#dlq-{PREFIX}deal-sync-dlq")
-    assert "Invoice/212 Update" in dead_letter and "invalid_grant" in dead_letter and "exhausted" in dead_letter
+    assert (
+        "Invoice/212 Update" in dead_letter and "invalid_grant" in dead_letter and "exhausted" in dead_letter
+    )
     browser.screenshot(screenshots / "ui-failures.png")
 
 
@@ -186,17 +195,25 @@ def test_the_replay_button_moves_the_dead_letters_back_to_their_queue(world: Wor
     world.sqs.send_message(QueueUrl=dlq_url, **_dead_letter())
     browser.open(f"{world.server.url}?view=failures&connection=acme")
     browser.wait_ready()
-    assert browser.script(f"return document.getElementById('dlq-{PREFIX}calendar-sync-dlq').dataset.depth") == "1"
+    assert (
+        browser.script(f"return document.getElementById('dlq-{PREFIX}calendar-sync-dlq').dataset.depth")
+        == "1"
+    )
     # when the operator clicks its Replay button
     browser.click(f"#replay-{PREFIX}calendar-sync-dlq")
     # then the page reports it moved, and the message is back on the calendar sync's queue
     result = wait_until(
-        lambda: browser.text(f"#result-{PREFIX}calendar-sync-dlq") if browser.page_state() == "ready" else None,
+        lambda: (
+            browser.text(f"#result-{PREFIX}calendar-sync-dlq") if browser.page_state() == "ready" else None
+        ),
         "the replay's report",
     )
     assert "moved 1, skipped 0, failed 0" in result
     assert world.depth(dlq_url) == 0 and world.depth(source_url) == 1
-    assert browser.script(f"return document.getElementById('dlq-{PREFIX}calendar-sync-dlq').dataset.depth") == "0"
+    assert (
+        browser.script(f"return document.getElementById('dlq-{PREFIX}calendar-sync-dlq').dataset.depth")
+        == "0"
+    )
 
 
 def test_a_post_without_the_pages_token_or_to_another_host_is_refused(world: World) -> None:
@@ -209,7 +226,12 @@ def test_a_post_without_the_pages_token_or_to_another_host_is_refused(world: Wor
     token = {"X-LedgerLink-Token": world.server.token}
     rebound = requests.post(replay, json=body, headers={**token, "Host": "evil.example"}, timeout=10)
     assert rebound.status_code == 421
-    assert requests.get(f"{world.server.url}api/status", headers={"Host": "evil.example"}, timeout=10).status_code == 421
+    assert (
+        requests.get(
+            f"{world.server.url}api/status", headers={"Host": "evil.example"}, timeout=10
+        ).status_code
+        == 421
+    )
     # and the right token from another origin is refused too
     foreign = requests.post(replay, json=body, headers={**token, "Origin": "http://evil.example"}, timeout=10)
     assert foreign.status_code == 403

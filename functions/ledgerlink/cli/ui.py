@@ -540,7 +540,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def open_source(args: argparse.Namespace) -> AwsHealthSource:
     """The page's source at the endpoint ``args`` name (``ledgerlink status``'s rules); raises
     :class:`~ledgerlink.cli.audit.AuditCommandError` or :class:`EndpointError` saying what to pass."""
-    from ledgerlink.cli.audit import AuditCommandError, audit_source, choose_connection
+    from ledgerlink.cli.audit import ConnectionChoiceError, audit_source, choose_connection
     from ledgerlink.history import HistoryStore
 
     endpoint = resolve_endpoint(
@@ -552,7 +552,7 @@ def open_source(args: argparse.Namespace) -> AwsHealthSource:
     elif source.connections:
         connections = source.connections
     else:
-        raise AuditCommandError(
+        raise ConnectionChoiceError(
             "name the connections with --connection, or set LEDGERLINK_CONFIG_FILE to the deployment's "
             f"configuration file (infra/config/<stage>.toml): {source.config_problem}"
         )

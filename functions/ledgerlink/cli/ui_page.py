@@ -58,6 +58,9 @@ _TEMPLATE: Final = """<!doctype html>
   input, select { font: inherit; padding: 3px 6px; }
   svg text { font: 11px system-ui, sans-serif; fill: #3c4043; }
   code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+  .mono { word-break: break-all; }
+  td.time { white-space: nowrap; }
+  td.id { max-width: 200px; }
 </style>
 </head>
 <body data-state="loading">
@@ -114,7 +117,7 @@ function table(headers, rows, rowAttributes) {
       cells.map((cell, column) => el("td", {class: headers[column][1]}, cell))))));
 }
 function dash(value) { return value === null || value === undefined || value === "" ? "-" : value; }
-function when(at) { return at ? at.replace("T", " ").replace(/\\.\\d+Z$|Z$/, " UTC") : "-"; }
+function when(at) { return at ? at.replace("T", " ").replace(/(\\.\\d+)?(Z|\\+00:00)$/, " UTC") : "-"; }
 function ready() { document.body.dataset.state = "ready"; }
 function failed(error) {
   main.append(el("p", {class: "problem", id: "error"}, "Could not read: " + error.message));
@@ -162,7 +165,9 @@ function plot(series) {
   if (!buckets.length) return el("p", {class: "muted", id: "plot-empty"}, "No history yet.");
   const width = 1180, height = 300, left = 56, right = 64, top = 28, bottom = 44;
   const inner = width - left - right, tall = height - top - bottom;
-  const counts = Math.max(1, ...buckets.map((b) => b.throughput + b.failures));
+  // An even top, so the middle tick is a whole number of attempts too.
+  const busiest = Math.max(1, ...buckets.map((b) => b.throughput + b.failures));
+  const counts = busiest === 1 ? 1 : busiest + (busiest % 2);
   const latencies = buckets.flatMap((b) => [b.latency_p95_ms, b.latency_p50_ms]).filter((v) => v !== null);
   const slowest = Math.max(1, ...latencies);
   const step = inner / buckets.length, barWidth = Math.max(1, step * 0.7);
@@ -246,7 +251,7 @@ function showDeadLetters(list, dlq) {
       el("h3", {}, el("span", {class: "mono"}, queue.dlq), el("span", {class: "muted"}, `${queue.depth} waiting → ${queue.queue}`), button, result));
     if (queue.problem) box.append(el("p", {class: "problem"}, queue.problem));
     if (queue.messages.length) {
-      box.append(table([["message"], ["kind"], ["subject"], ["reason"], ["receives", "num"], ["failed at"], ["correlation id"]],
+      box.append(table([["message", "id"], ["kind"], ["subject"], ["reason"], ["receives", "num"], ["failed at", "time"], ["correlation id", "id"]],
         queue.messages.map((m) => [el("span", {class: "mono"}, m.message_id), m.kind, m.subject, m.reason,
                                    dash(m.receive_count), when(m.failed_at), el("span", {class: "mono"}, dash(m.correlation_id))])));
     }
@@ -295,7 +300,7 @@ async function renderTrace() {
   const qbo = (h) => [h.estimate_number || h.estimate_id ? `estimate ${dash(h.estimate_number)}` : null,
                       h.invoice_number || h.invoice_id ? `invoice ${dash(h.invoice_number)}` : null].filter(Boolean).join("; ") || "-";
   main.append(table(
-    [["#", "num"], ["time"], ["flow"], ["record"], ["outcome"], ["deal (stage)"], ["outlook event"], ["teams meeting"], ["qbo"], ["next attempt"], ["correlation id"], ["reason"]],
+    [["#", "num"], ["time", "time"], ["flow"], ["record"], ["outcome"], ["deal (stage)"], ["outlook event", "id"], ["teams meeting", "id"], ["qbo"], ["next attempt", "time"], ["correlation id", "id"], ["reason"]],
     trace.hops.map((h, index) => [index + 1, when(h.at), h.flow, h.source,
       el("span", {class: "outcome-" + h.outcome}, h.outcome.replace("_", "-") + (h.category ? ` [${h.category}]` : "")),
       h.deal_id ? `${h.deal_id}${h.deal_stage ? " (" + h.deal_stage + ")" : ""}` : "-",
