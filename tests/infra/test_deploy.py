@@ -1,0 +1,189 @@
+"""What an operator deploys with (infra/deploy.py, no CDK): the stack outputs derived from the topology,
+each secret's JSON shape as the code that reads it expects, and the alarm-destination rule."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from infra import deploy
+from infra import topology as topo
+from ledgerlink.configfile import load as load_config
+from ledgerlink.graph.auth import GraphAuth
+from ledgerlink.hubspot.client import HubSpotAuth
+from ledgerlink.ingest.signing_secret import SecretStoreSigningSecrets
+from ledgerlink.ingest.verifier import SecretStoreVerifierToken
+from ledgerlink.qbo.oauth import QboOAuth
+from ledgerlink.secrets import InMemorySecretStore
+from tests.conftest import REPO_ROOT
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+# Two connections, each with a Microsoft tenant: every kind of secret exists.
+WITH_TENANTS = REPO_ROOT / "local" / "config" / "local.toml"
+SECRET = "ledgerlink/prod/connections/main/any"
+TENANT = "0b7e5c1a-2d3f-4e6a-8b9c-1d2e3f4a5b6c"
+
+
+def _topology(stage: str = "prod", **environment: Any) -> topo.Topology:
+    env = dataclasses.replace(topo.environment_from_cdk_json(stage), **environment)
+    return topo.build_topology(env, account=ACCOUNT, region=REGION, config=load_config(WITH_TENANTS))
+
+
+# --- the stack outputs -----------------------------------------------------------------------------
+
+
+def test_every_secret_and_every_webhook_route_of_the_topology_has_its_outputs() -> None:
+    # given a stage whose connections hold every kind of secret
+    topology = _topology()
+    assert {deploy.secret_kind(secret) for secret in topology.secrets} == set(deploy.SECRET_SHAPES)
+    # when its outputs are declared
+    outputs = deploy.stack_outputs(topology)
+    by_kind = {
+        kind: {output.ref: output for output in outputs if output.kind == kind} for kind in deploy.OutputKind
+    }
+    # then each secret has its name (as a literal) and its ARN, and each route its URL
+    for secret in topology.secrets:
+        assert by_kind[deploy.OutputKind.SECRET_NAME][secret.key].literal == secret.name
+        assert secret.key in by_kind[deploy.OutputKind.SECRET_ARN]
+    assert set(by_kind[deploy.OutputKind.WEBHOOK_URL]) == {route.route_key for route in topology.api.routes}
+    assert set(by_kind[deploy.OutputKind.DEAD_LETTER_QUEUE_URL]) == {queue.key for queue in topology.queues}
+    # and the alarm topic and the dashboard are there once each
+    assert [o.key for o in outputs if o.kind == deploy.OutputKind.ALARM_TOPIC_ARN] == ["AlarmTopicArn"]
+    dashboard = [o for o in outputs if o.kind == deploy.OutputKind.DASHBOARD_NAME]
+    assert [o.literal for o in dashboard] == [topology.monitoring.dashboard_name]
+    # and every logical id is distinct and one CloudFormation accepts
+    keys = [output.key for output in outputs]
+    assert len(keys) == len(set(keys))
+    assert all(key.isalnum() and key[0].isupper() and len(key) <= 255 for key in keys)
+    assert all(0 < len(output.description) <= 1024 for output in outputs)
+
+
+def test_each_output_says_where_its_value_goes() -> None:
+    outputs = {output.key: output for output in deploy.stack_outputs(_topology())}
+    assert "Intuit developer portal" in outputs["WebhookUrlPostV1WebhooksQbo"].description
+    assert "HubSpot app: Webhooks > Target URL" in outputs["WebhookUrlPostV1WebhooksHubspot"].description
+    # a connection's secret names the connection's own connect command and its JSON shape
+    graph = outputs["SecretNameThamesGraph"].description
+    assert "`ledgerlink connect microsoft --connection thames`" in graph
+    assert '"client_id": "<client_id>"' in graph and "required: client_id, client_secret" in graph
+    assert "put-secret-value" in outputs["SecretNameQboWebhook"].description
+
+
+def test_a_custom_hubspot_webhook_url_is_named_as_the_one_to_register() -> None:
+    url = "https://hooks.example.com/ledgerlink/v1/webhooks/hubspot"
+    outputs = {output.key: output for output in deploy.stack_outputs(_topology(hubspot_webhook_url=url))}
+    assert f"register {url} instead" in outputs["WebhookUrlPostV1WebhooksHubspot"].description
+
+
+def test_the_alarm_topic_output_says_whether_an_email_must_be_confirmed() -> None:
+    subscribed = {o.key: o for o in deploy.stack_outputs(_topology(alarm_email="ops@example.com"))}
+    assert "ops@example.com is subscribed: confirm" in subscribed["AlarmTopicArn"].description
+    unsubscribed = {o.key: o for o in deploy.stack_outputs(_topology("dev"))}
+    assert "no e-mail is subscribed" in unsubscribed["AlarmTopicArn"].description
+
+
+# --- the secrets' JSON shapes, against the code that reads them ------------------------------------
+
+
+@dataclass(frozen=True)
+class _Connection:
+    name: str = "main"
+
+    def secret_name(self, stage: str, kind: str) -> str:
+        return SECRET
+
+
+def _qbo_webhook(store: InMemorySecretStore) -> object:
+    return SecretStoreVerifierToken(store, SECRET)()
+
+
+def _qbo_oauth(store: InMemorySecretStore) -> object:
+    oauth = QboOAuth(secret_name=SECRET, secrets=store, state=None, token_http=None, token_path="/")  # type: ignore[arg-type]
+    oauth.realm_id()  # reads the credentials, refusing a secret without them
+    return True
+
+
+def _hubspot(store: InMemorySecretStore) -> object:
+    # the deal sync's token and the HubSpot ingest's signing secret, both from this one secret
+    return HubSpotAuth(store, SECRET)(), SecretStoreSigningSecrets(store, "prod")(_Connection())
+
+
+def _graph(store: InMemorySecretStore) -> object:
+    auth = GraphAuth(
+        secret_name=SECRET,
+        tenant_id=TENANT,
+        secrets=store,
+        token_http=None,
+        token_url="https://login.example/{tenant}/token",
+    )  # type: ignore[arg-type]
+    return auth.app_id
+
+
+READERS: dict[str, Callable[[InMemorySecretStore], object]] = {
+    "qbo-webhook": _qbo_webhook,
+    "qbo-oauth": _qbo_oauth,
+    "hubspot": _hubspot,
+    "graph": _graph,
+}
+
+
+def _filled(shape: deploy.SecretShape, without: str | None = None) -> InMemorySecretStore:
+    values = {
+        field.name: TENANT if field.name == "tenant_id" else f"value-of-{field.name}"
+        for field in shape.fields
+    }
+    values.pop(without or "", None)
+    return InMemorySecretStore({SECRET: values})
+
+
+@pytest.mark.parametrize("kind", sorted(deploy.SECRET_SHAPES))
+def test_each_documented_shape_is_what_its_readers_accept_and_each_required_field_is_needed(
+    kind: str,
+) -> None:
+    shape = deploy.SECRET_SHAPES[kind]
+    read = READERS[kind]
+    # given the secret filled with every documented field: its readers accept it
+    assert read(_filled(shape))
+    for field in shape.fields:
+        if field.required:
+            # without a required field, a reader refuses it, naming the field
+            with pytest.raises(Exception, match=field.name):
+                read(_filled(shape, without=field.name))
+        else:
+            # an optional one may be left out
+            assert read(_filled(shape, without=field.name))
+
+
+# --- the alarm destination -------------------------------------------------------------------------
+
+
+def test_a_stage_that_must_page_someone_is_refused_without_an_alarm_email_naming_both_ways() -> None:
+    prod = topo.environment_from_cdk_json("prod")
+    assert prod.stage in topo.ALARM_EMAIL_REQUIRED_STAGES and prod.alarm_email is None
+    with pytest.raises(topo.TopologyError) as refused:
+        deploy.alarm_destination_warning(prod)
+    message = str(refused.value)
+    assert "context.environments.prod.alarm_email" in message
+    assert "-c alarm_email=" in message and "ALARM_EMAIL=" in message
+
+
+def test_another_stage_without_an_alarm_email_gets_a_warning_and_one_with_it_none() -> None:
+    dev = topo.environment_from_cdk_json("dev")
+    warning = deploy.alarm_destination_warning(dev)
+    assert warning is not None and "ledgerlink-dev-alarms" in warning and "reach nobody" in warning
+    assert "-c alarm_email=" in warning and len(warning.splitlines()) > 3
+    assert deploy.alarm_destination_warning(deploy.with_alarm_email(dev, "ops@example.com")) is None
+
+
+def test_the_context_alarm_email_wins_over_cdk_json_and_must_be_an_address() -> None:
+    prod = dataclasses.replace(topo.environment_from_cdk_json("prod"), alarm_email="old@example.com")
+    assert deploy.with_alarm_email(prod, "pager@example.com").alarm_email == "pager@example.com"
+    assert deploy.with_alarm_email(prod, None).alarm_email == "old@example.com"
+    assert deploy.with_alarm_email(prod, "").alarm_email == "old@example.com"
+    with pytest.raises(topo.TopologyError, match="-c alarm_email must be an e-mail address"):
+        deploy.with_alarm_email(prod, "ops-at-example")
