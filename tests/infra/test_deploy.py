@@ -4,6 +4,8 @@ each secret's JSON shape as the code that reads it expects, and the alarm-destin
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,8 @@ import pytest
 
 from infra import deploy
 from infra import topology as topo
+from ledgerlink.cli.connect import CALENDAR_ROLE, HUBSPOT_SCOPES
+from ledgerlink.config import DEFAULTS, EnvVar
 from ledgerlink.configfile import load as load_config
 from ledgerlink.graph.auth import GraphAuth
 from ledgerlink.hubspot.client import HubSpotAuth
@@ -187,3 +191,102 @@ def test_the_context_alarm_email_wins_over_cdk_json_and_must_be_an_address() -> 
     assert deploy.with_alarm_email(prod, "").alarm_email == "old@example.com"
     with pytest.raises(topo.TopologyError, match="-c alarm_email must be an e-mail address"):
         deploy.with_alarm_email(prod, "ops-at-example")
+
+
+# --- docs/infra.md#deploy-to-aws names only what the code has -------------------------------------
+
+DEPLOY_DOC = REPO_ROOT / "docs" / "infra.md"
+CODE_SPAN = re.compile(r"`([^`]+)`")
+FENCE = re.compile(r"^```.*?^```$", re.MULTILINE | re.DOTALL)
+# The section's example deployment: prod with `main` (with a Microsoft tenant) and `north-east`.
+DOC_CONFIG = """version = 1
+[defaults]
+time_zone = "America/New_York"
+
+[[connections]]
+name = "main"
+qbo = { realm_id = "0000000000000000" }
+hubspot = { portal_id = "00000000" }
+country = "US"
+[connections.microsoft]
+tenant_id = "0b7e5c1a-2d3f-4e6a-8b9c-1d2e3f4a5b6c"
+accounts_receivable_mailbox = "ar@example.com"
+
+[[connections]]
+name = "north-east"
+qbo = { realm_id = "1111222233334444" }
+hubspot = { portal_id = "55556666" }
+country = "US"
+"""
+
+
+def _deploy_section() -> str:
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    start = text.index("\n## Deploy to AWS\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+@pytest.fixture(scope="module")
+def documented(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, set[str], topo.Topology]:
+    config_file = tmp_path_factory.mktemp("config") / "prod.toml"
+    config_file.write_text(DOC_CONFIG, encoding="utf-8")
+    topology = topo.build_topology(
+        topo.environment_from_cdk_json("prod"),
+        account=ACCOUNT,
+        region=REGION,
+        config=load_config(config_file),
+    )
+    section = _deploy_section()
+    return section, set(CODE_SPAN.findall(FENCE.sub("", section))), topology
+
+
+def test_every_output_the_section_names_exists_and_it_names_every_output_of_main(
+    documented: tuple[str, set[str], topo.Topology],
+) -> None:
+    _, spans, topology = documented
+    outputs = {output.key: output for output in deploy.stack_outputs(topology)}
+    named = {
+        span
+        for span in spans
+        if re.fullmatch(r"(WebhookUrl|SecretName|SecretArn|DeadLetterQueueUrl)\w+", span)
+    }
+    named |= {span for span in spans if span in ("AlarmTopicArn", "DashboardName", "EventBusName")}
+    assert named - set(outputs) == set()
+    north_east = {key for key, output in outputs.items() if output.ref.startswith("north-east:")}
+    assert set(outputs) - north_east - named == set()
+
+
+def test_every_secret_name_and_field_the_section_names_is_the_codes(
+    documented: tuple[str, set[str], topo.Topology],
+) -> None:
+    section, spans, topology = documented
+    names = {secret.name for secret in topology.secrets}
+    for name in re.findall(r"ledgerlink/(?:prod|<stage>)/[\w<>/-]+", section):
+        assert name.replace("<stage>", "prod").replace("<name>", "main") in names, name
+    # each JSON object shown is a secret's shape, whole, or the placeholder the stack creates
+    shapes = [[field.name for field in shape.fields] for shape in deploy.SECRET_SHAPES.values()]
+    shown = [json.loads(span) for span in spans if span.startswith("{")]
+    for value in shown:
+        assert list(value) in [*shapes, ["configured", "placeholder"], ["verifier_token"]], value
+    assert all(shape in [list(value) for value in shown] for shape in shapes)
+
+
+def test_the_scopes_entities_variables_and_context_keys_the_section_names_are_the_codes(
+    documented: tuple[str, set[str], topo.Topology],
+) -> None:
+    section, spans, _ = documented
+    # the HubSpot private-app scopes: exactly those `ledgerlink connect hubspot` requires
+    assert sorted(span for span in spans if span.startswith("crm.")) == sorted(HUBSPOT_SCOPES)
+    # the Intuit entities to subscribe to: exactly what the deal sync's rule passes and catch-up reads
+    entities_line = next(line for line in section.splitlines() if "**Entities**" in line)
+    assert CODE_SPAN.findall(entities_line) == list(topo.DEAL_SYNC_ENTITIES)
+    assert DEFAULTS[EnvVar.CATCHUP_ENTITIES].split(",") == list(topo.DEAL_SYNC_ENTITIES)
+    # the Graph permission `connect microsoft` checks
+    assert f"`{CALENDAR_ROLE}`" in section
+    # every variable named is one the code reads
+    known = {name.value for name in EnvVar}
+    assert {name for name in re.findall(r"LEDGERLINK_[A-Z_]+", section)} <= known
+    # the context keys the app reads
+    assert "-c env=prod" in section and f"-c {deploy.ALARM_EMAIL_CONTEXT_KEY}=" in section
+    assert f"`{sorted(topo.ALARM_EMAIL_REQUIRED_STAGES)[0]}`" in section
