@@ -290,3 +290,24 @@ def test_the_scopes_entities_variables_and_context_keys_the_section_names_are_th
     # the context keys the app reads
     assert "-c env=prod" in section and f"-c {deploy.ALARM_EMAIL_CONTEXT_KEY}=" in section
     assert f"`{sorted(topo.ALARM_EMAIL_REQUIRED_STAGES)[0]}`" in section
+
+
+def test_every_resource_name_the_section_names_is_one_of_the_topology(
+    documented: tuple[str, set[str], topo.Topology],
+) -> None:
+    section, _, topology = documented
+    names = {
+        *(function.name for function in topology.functions),
+        *(queue.name for queue in topology.queues),
+        *(queue.dlq_name for queue in topology.queues),
+        *(table.name for table in topology.tables),
+        *(rule.name for rule in topology.rules),
+        topology.event_bus.name,
+        topology.api.name,
+        topology.monitoring.topic_name,
+        topology.monitoring.dashboard_name,
+    }
+    found = re.findall(r"ledgerlink-(?:prod|<stage>)-[a-z0-9-]*[a-z0-9]", section)
+    assert found
+    assert {name.replace("<stage>", "prod") for name in found} <= names
+    assert topology.stack_name in section
