@@ -964,3 +964,40 @@ def test_the_hubspot_ingest_reads_only_hubspot_secrets_and_writes_raw_objects_an
     assert _resources_of(statements, "events:PutEvents") == [json.dumps(_arn(bus_id))]
     assert _resources_of(statements, "dynamodb:PutItem") == []
     assert _resources_of(statements, "sqs:SendMessage") == []
+
+
+# --- the outputs an operator deploys with (infra/deploy.py, infra/outputs.py) -------------------------
+
+
+@pytest.mark.parametrize("stage", topo.STAGES)
+def test_every_secret_and_webhook_route_of_the_topology_is_a_stack_output_with_a_description(
+    stages: dict[str, Synthesized], stage: str
+) -> None:
+    synthesized = stages[stage]
+    outputs = synthesized.template.to_json()["Outputs"]
+    topology = synthesized.topology
+    # each secret: its name, and its ARN (the Ref of the secret itself)
+    for spec in topology.secrets:
+        logical_id, _ = synthesized.one("AWS::SecretsManager::Secret", Name=spec.name)
+        named = [o for o in outputs.values() if o["Value"] == spec.name]
+        assert len(named) == 1, spec.key
+        assert (
+            "JSON {" in named[0]["Description"] and "docs/infra.md#deploy-to-aws" in named[0]["Description"]
+        )
+        assert [o["Value"] for o in outputs.values() if o["Value"] == _ref(logical_id)] == [_ref(logical_id)]
+    # each webhook route: the full URL of the API's stage plus the route's path
+    api_id, _ = synthesized.one("AWS::ApiGatewayV2::Api", Name=topology.api.name)
+    urls = {
+        parts[-1]: output
+        for output in outputs.values()
+        if isinstance(output["Value"], dict) and "Fn::Join" in output["Value"]
+        for parts in [output["Value"]["Fn::Join"][1]]
+        if parts[0] == "https://" and parts[1] == _ref(api_id)
+    }
+    assert set(urls) == {route.path for route in topology.api.routes}
+    assert all("Paste into" in output["Description"] for output in urls.values())
+    # the alarm topic and the dashboard
+    topic_id, _ = synthesized.one("AWS::SNS::Topic", TopicName=topology.monitoring.topic_name)
+    assert outputs["AlarmTopicArn"]["Value"] == _ref(topic_id)
+    assert outputs["DashboardName"]["Value"] == topology.monitoring.dashboard_name
+    assert all(output.get("Description") for output in outputs.values())
