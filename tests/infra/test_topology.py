@@ -715,7 +715,7 @@ def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.
 def test_an_unknown_key_lookup_names_the_known_ones() -> None:
     with pytest.raises(
         KeyError,
-        match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync, teams-invite, document-sync, qbo-catchup, backfill-jobs\\)",
+        match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync, teams-invite, document-sync, qbo-catchup, backfill-jobs, qbo-reconcile\\)",
     ):
         _topology("dev").queue("deal_sync")
 
