@@ -43,7 +43,7 @@ def handler(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_the_run_gets_the_invocations_remaining_time_and_its_report_is_returned(
-    handler: Any, monkeypatch
+    handler: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
 
