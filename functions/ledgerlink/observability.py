@@ -33,6 +33,7 @@ class Service:
     QBO_DOCUMENT_SYNC = "qbo-document-sync"
     QBO_CATCHUP = "qbo-catchup"
     QBO_BACKFILL = "qbo-backfill"
+    QBO_RECONCILE = "qbo-reconcile"
 
 
 @cache
