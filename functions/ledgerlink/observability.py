@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from typing import Any, Final
 
@@ -92,7 +92,7 @@ def operator_shell_logging(level: str) -> Iterator[None]:
         standard.setLevel(level.upper())
         for handler, _, _ in streams:
             if handler.stream is not sys.stderr:
-                handler.setStream(sys.stderr)
+                _swap_stream(handler, sys.stderr)
             # A module's Logger(child=True) sets its own level (INFO unless POWERTOOLS_LOG_LEVEL says
             # otherwise), and may be created only after this point, by a lazy import: its lines reach
             # the service's handlers by propagation, so the level is enforced on the handlers.
@@ -103,8 +103,18 @@ def operator_shell_logging(level: str) -> Iterator[None]:
         for standard, previous_level, streams in saved:
             standard.setLevel(previous_level)
             for handler, stream, handler_level in streams:
-                handler.setStream(stream)
+                _swap_stream(handler, stream)
                 handler.setLevel(handler_level)
+
+
+def _swap_stream(handler: Any, stream: Any) -> None:
+    """``handler.setStream`` without its flush of the old stream failing: a logger created while
+    something else owned stdout (a test's capture, a closed pipe) may hold a stream closed since, and a
+    closed stream has nothing left to flush."""
+    with handler.lock:
+        with suppress(ValueError):  # "I/O operation on closed file"
+            handler.flush()
+        handler.stream = stream
 
 
 # The service a module's ``Logger(child=True)`` belongs to where POWERTOOLS_SERVICE_NAME is not set (the

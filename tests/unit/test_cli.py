@@ -143,7 +143,7 @@ def test_a_command_that_reports_its_own_errors_still_ends_a_closed_pipe_quietly(
     assert capsys.readouterr().err == ""
 
 
-def _probe_that_logs(monkeypatch: pytest.MonkeyPatch, stdout: io.StringIO) -> None:
+def _probe_that_logs(monkeypatch: pytest.MonkeyPatch, stdout: io.TextIOBase) -> None:
     """A `ledgerlink probe` command that runs flow code which logs, as `backfill` or `catchup` do: the
     deal sync's logger writes its JSON lines to ``stdout`` (Powertools' default stream)."""
     from ledgerlink.observability import Service, get_logger
@@ -195,6 +195,21 @@ def test_the_cli_log_level_shows_every_line_on_stderr_and_is_put_back_afterwards
     assert logging.getLogger(get_logger(Service.HUBSPOT_DEAL_SYNC).name).level == before
     get_logger(Service.HUBSPOT_DEAL_SYNC).info("after the command")
     assert "after the command" in stdout.getvalue()
+
+
+def test_a_logger_left_holding_a_closed_stream_does_not_break_the_command(monkeypatch, capsys):
+    # given a flow logger created while another owner had stdout, which has closed it since (as a
+    # previous test's capture does)
+    closed = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    _probe_that_logs(monkeypatch, closed)
+    closed.close()
+    # when the command runs
+    status = cli.main(["probe"])
+    # then it runs and its warning reaches stderr
+    assert status == 0
+    captured = capsys.readouterr()
+    assert "customer match is ambiguous" in captured.err
+    assert captured.out == "demo: Invoice 5/5 · finished\n"
 
 
 def test_a_log_level_that_is_not_one_is_refused_naming_the_variable(monkeypatch, capsys):
