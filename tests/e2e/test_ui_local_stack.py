@@ -17,20 +17,9 @@ import requests
 
 from ledgerlink.cli.ui import UiServer, register, run_ui_command
 from ledgerlink_local.stack.up import LocalEnvironment
-from tests.e2e.conftest import local_environment, wait_for
+from tests.e2e.conftest import wait_for
 
 LATE_INVOICE_STEP = 4  # the demo enters its second new invoice already past due (test_trace_choreography)
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
 
 
 @pytest.fixture

@@ -24,26 +24,12 @@ from ledgerlink.cli.ui import (
     series,
 )
 from ledgerlink.cli.ui_page import render_page
-from ledgerlink.history import Category, Flow, HistoryRow, RecordOutcome
+from ledgerlink.history import Category, HistoryRow, RecordOutcome
+from tests.unit.history_rows import history_row
 
 
 def _row(**changes: Any) -> HistoryRow:
-    fields: dict[str, Any] = {
-        "connection": "demo",
-        "flow": Flow.DEAL_SYNC,
-        "at": "2026-12-02T06:30:01.000Z",
-        "message_id": "m-1",
-        "receive_count": 1,
-        "outcome": RecordOutcome.WRITTEN,
-        "category": Category.NONE,
-        "reason": "",
-        "correlation_id": "corr-1",
-        "event_id": "e-1",
-        "source_entity": "Invoice",
-        "source_id": "130",
-        "source_number": "1006",
-    }
-    return HistoryRow(**{**fields, **changes})
+    return history_row(**changes)
 
 
 def test_a_connection_whose_records_all_settled_is_healthy_and_one_failing_now_is_not() -> None:
