@@ -390,12 +390,12 @@ def test_connect_microsoft_checks_the_permission_and_each_mailbox_and_stores_the
         "calendar_user": "finance@ledgerlinkdemo.onmicrosoft.com",
     }
     # the accounts-receivable mailbox and the finance attendee were each checked
-    assert "mailbox finance@ledgerlinkdemo.onmicrosoft.com: ok" in output
-    assert "mailbox avery.chen@ledgerlinkdemo.onmicrosoft.com: ok" in output
+    assert "mailbox finance@ledgerlinkdemo.onmicrosoft.com: ok, calendar open" in output
+    assert "mailbox avery.chen@ledgerlinkdemo.onmicrosoft.com: ok, calendar open" in output
     assert "Calendars.ReadWrite" in output and GRAPH_CLIENT_SECRET not in output
 
 
-def test_an_app_without_the_calendar_permission_and_an_unknown_mailbox_are_named(
+def test_an_app_without_any_calendar_permission_is_named_with_what_it_lacks(
     world: ConnectWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given an app registered with only User.Read.All
@@ -413,21 +413,93 @@ def test_an_app_without_the_calendar_permission_and_an_unknown_mailbox_are_named
         },
         timeout=10,
     )
-    # when the operator connects it, asking for a mailbox that does not exist too
+    # when the operator connects it
+    code, _ = run_microsoft(
+        world, "--client-id", "5a0e1f7c-0000-4000-8000-000000000001", "--client-secret", "narrow-app-secret"
+    )
+    # then the mailbox it cannot open is named with what is missing, and nothing was stored
+    assert code == 1
+    error = capsys.readouterr().err
+    assert (
+        "the app cannot open the calendar of finance@ledgerlinkdemo.onmicrosoft.com (HTTP 403 "
+        "ErrorAccessDenied: no Calendars.ReadWrite in Entra and no Exchange RBAC for Applications role "
+        "assignment covering it)" in error
+    )
+    assert world.secret("graph") == {"configured": False}
+
+
+def test_a_mailbox_that_does_not_exist_is_named(
+    world: ConnectWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given the app with the calendar permission, and a mailbox name that is nobody's
     code, _ = run_microsoft(
         world,
         "--client-id",
-        "5a0e1f7c-0000-4000-8000-000000000001",
+        GRAPH_CLIENT_ID,
         "--client-secret",
-        "narrow-app-secret",
+        GRAPH_CLIENT_SECRET,
         "--mailbox",
         "nobody@ledgerlinkdemo.onmicrosoft.com",
     )
-    # then both problems are named and nothing was stored
+    assert code == 1
+    assert (
+        "the app cannot open the calendar of nobody@ledgerlinkdemo.onmicrosoft.com (HTTP 404 ErrorInvalidUser: "
+        "no such user, or the user has no Exchange Online mailbox)" in capsys.readouterr().err
+    )
+    assert world.secret("graph") == {"configured": False}
+
+
+def _seed_rbac_app(world: ConnectWorld, client_id: str, role: str, mailboxes: list[str]) -> None:
+    """An Entra app with no calendar role, granted ``role`` through Exchange RBAC for Applications on
+    ``mailboxes`` only (New-ManagementRoleAssignment -App ... -CustomResourceScope ...)."""
+    app = {
+        "clientId": client_id,
+        "clientSecret": "scoped-app-secret",
+        "displayName": "LedgerLink (finance mailboxes)",
+        "roles": ["User.Read.All"],
+        "exchangeRoleAssignments": [{"role": role, "mailboxes": mailboxes}],
+    }
+    requests.post(f"{world.graph.url}/_admin/seed", json={"apps": [app]}, timeout=10)
+
+
+FINANCE_MAILBOXES = ["finance@ledgerlinkdemo.onmicrosoft.com", "avery.chen@ledgerlinkdemo.onmicrosoft.com"]
+
+
+def test_an_app_scoped_to_the_finance_mailboxes_with_exchange_rbac_is_accepted(world: ConnectWorld) -> None:
+    # given an app whose calendar permission is an Exchange RBAC grant on exactly the connection's
+    # mailboxes (so the token's roles claim has no Calendars.ReadWrite)
+    client_id = "5a0e1f7c-0000-4000-8000-0000000000a1"
+    _seed_rbac_app(world, client_id, "Calendars.ReadWrite", FINANCE_MAILBOXES)
+    # when the operator connects it, checking writes too
+    code, output = run_microsoft(
+        world, "--client-id", client_id, "--client-secret", "scoped-app-secret", "--check-write"
+    )
+    # then each mailbox was read and written, and the credentials are stored
+    assert code == 0, output
+    assert "Calendars.ReadWrite is not in the token, as with an Exchange RBAC for Applications" in output
+    for mailbox in FINANCE_MAILBOXES:
+        assert f"mailbox {mailbox}: ok, calendar read and written" in output
+    assert world.secret("graph")["client_id"] == client_id
+    # and the check left no event behind
+    state = requests.get(f"{world.graph.url}/_admin/state", timeout=10).json()
+    assert "LedgerLink connection check" not in json.dumps(state)
+
+
+def test_a_mailbox_outside_the_rbac_scope_and_a_read_only_grant_are_named(
+    world: ConnectWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given an app granted only "Application Calendars.Read", and on the accounts-receivable mailbox only
+    client_id = "5a0e1f7c-0000-4000-8000-0000000000a2"
+    _seed_rbac_app(world, client_id, "Calendars.Read", FINANCE_MAILBOXES[:1])
+    # when the operator connects it with the write check
+    code, _ = run_microsoft(
+        world, "--client-id", client_id, "--client-secret", "scoped-app-secret", "--check-write"
+    )
+    # then the read-only mailbox and the mailbox outside the scope are each named, nothing is stored
     assert code == 1
     error = capsys.readouterr().err
-    assert "lacks the application permission Calendars.ReadWrite" in error
-    assert "mailbox nobody@ledgerlinkdemo.onmicrosoft.com is not reachable (HTTP 404" in error
+    assert "the app cannot write to the calendar of finance@ledgerlinkdemo.onmicrosoft.com (HTTP 403" in error
+    assert "the app cannot open the calendar of avery.chen@ledgerlinkdemo.onmicrosoft.com (HTTP 403" in error
     assert world.secret("graph") == {"configured": False}
 
 

@@ -17,9 +17,15 @@ the local stack (its sandboxes and moto) and AWS, found as every operator comman
   connection's, and it must hold every scope LedgerLink needs (:data:`HUBSPOT_SCOPES`; HubSpot's
   ``POST /oauth/v2/private-apps/get/access-token-info``), missing ones named. Stored with the app's
   webhook signing secret (``client_secret``).
-- ``microsoft``: the app's client credentials: an app-only token from the tenant's token endpoint, its
-  ``roles`` claim holding the calendar permission (and ``OnlineMeetings.ReadWrite.All`` with
-  ``--teams-online-meetings``), and each configured mailbox answering ``GET /users/{mailbox}``.
+- ``microsoft``: the app's client credentials: an app-only token from the tenant's token endpoint, and
+  each configured mailbox's calendar opened with it (``GET /users/{mailbox}/calendar``). The calendar
+  permission is either an Entra app role (``Calendars.ReadWrite`` in the token's ``roles``: every mailbox
+  of the tenant) or an Exchange RBAC for Applications role assignment scoped to the finance mailboxes,
+  which is not in the token at all: so a missing role fails nothing by itself; a mailbox whose calendar
+  is refused does. ``--check-write`` also creates and deletes a private event dated 2000-01-01 in each
+  mailbox (a scoped "Application Calendars.Read" assignment passes the read). ``--teams-online-meetings``
+  requires ``OnlineMeetings.ReadWrite.All`` in the token (Teams' access policy, not Exchange RBAC, scopes
+  that one).
 
 Credentials come from the flags, else the environment (:data:`ENV_QBO_CLIENT_SECRET` ...), else the
 connection's current secret (client ids and secrets a reconnect keeps), else a prompt that does not echo.
@@ -201,6 +207,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="UPN",
         help="a further mailbox to check (the connection's accounts-receivable and finance mailboxes always are)",
+    )
+    microsoft.add_argument(
+        "--check-write",
+        action="store_true",
+        help="also create and delete a private event dated 2000-01-01 in each mailbox (proves write access)",
     )
     microsoft.add_argument(
         "--teams-online-meetings",
@@ -798,14 +809,58 @@ def token_roles(access_token: str) -> list[str]:
 
 
 def mailbox_problem(settings: Settings, access_token: str, mailbox: str) -> str | None:
-    """Why Graph does not show ``mailbox`` to the app (``GET /users/{mailbox}``), or None."""
+    """Why the app cannot open ``mailbox``'s calendar (``GET /users/{mailbox}/calendar``), or None. A
+    calendar call, not ``GET /users/{mailbox}``: that needs the directory permission User.Read.All, and
+    only the calendar call shows what the app's calendar permission reaches, Entra's or Exchange's."""
     response = requests.get(
-        f"{settings.graph_base_url.rstrip('/')}/users/{urllib.parse.quote(mailbox, safe='@')}",
+        f"{_mailbox_url(settings, mailbox)}/calendar",
+        params={"$select": "id,name,canEdit"},
         headers={"Authorization": f"Bearer {access_token}"},
         timeout=HTTP_TIMEOUT_SECONDS,
     )
-    if response.status_code == 200:
-        return None
+    return None if response.status_code == 200 else _graph_problem(response)
+
+
+# The write check's event: private, no attendees (nobody is invited or notified), a day long ago, and
+# deleted at once; its transactionId makes a retried create the same event.
+WRITE_CHECK_EVENT: Final = {
+    "subject": "LedgerLink connection check (deleted at once)",
+    "sensitivity": "private",
+    "showAs": "free",
+    "isReminderOn": False,
+    "start": {"dateTime": "2000-01-01T00:00:00", "timeZone": "UTC"},
+    "end": {"dateTime": "2000-01-01T00:15:00", "timeZone": "UTC"},
+}
+
+
+def write_problem(settings: Settings, access_token: str, mailbox: str) -> str | None:
+    """Why the app cannot write to ``mailbox``'s calendar (it creates :data:`WRITE_CHECK_EVENT`, then
+    deletes it), or None."""
+    headers = {"Authorization": f"Bearer {access_token}"}
+    body = {**WRITE_CHECK_EVENT, "transactionId": f"ledgerlink-connect-check-{mailbox.lower()}"}
+    created = requests.post(
+        f"{_mailbox_url(settings, mailbox)}/events", json=body, headers=headers, timeout=HTTP_TIMEOUT_SECONDS
+    )
+    if created.status_code != 201:
+        return _graph_problem(created)
+    event_id = str(_json(created).get("id", ""))
+    deleted = requests.delete(
+        f"{_mailbox_url(settings, mailbox)}/events/{urllib.parse.quote(event_id, safe='')}",
+        headers=headers,
+        timeout=HTTP_TIMEOUT_SECONDS,
+    )
+    if deleted.status_code not in (204, 404):
+        return (
+            f"created the check event but could not delete it ({_graph_problem(deleted)}): delete it by hand"
+        )
+    return None
+
+
+def _mailbox_url(settings: Settings, mailbox: str) -> str:
+    return f"{settings.graph_base_url.rstrip('/')}/users/{urllib.parse.quote(mailbox, safe='@')}"
+
+
+def _graph_problem(response: requests.Response) -> str:
     error = _json(response).get("error")
     code = error.get("code") if isinstance(error, dict) else None
     return f"HTTP {response.status_code} {code or ''}".strip()
@@ -837,8 +892,23 @@ def connect_microsoft(
     token = graph_token(settings, connection.tenant_id, client_id, client_secret)
     roles = token_roles(token)
     _say(out, f"app-only token: roles {', '.join(sorted(roles)) or '(none)'}")
-    needed = [CALENDAR_ROLE] + ([ONLINE_MEETINGS_ROLE] if args.teams_online_meetings else [])
-    problems = [f"the app lacks the application permission {role}" for role in needed if role not in roles]
+    if CALENDAR_ROLE in roles:
+        _say(
+            out,
+            f"calendar permission: {CALENDAR_ROLE} granted in Entra, which opens every mailbox of the tenant; "
+            "to limit it to the finance mailboxes use Exchange RBAC for Applications (docs/infra.md)",
+        )
+    else:
+        _say(
+            out,
+            f"calendar permission: {CALENDAR_ROLE} is not in the token, as with an Exchange RBAC for "
+            "Applications role assignment; each mailbox's calendar below shows what the app reaches",
+        )
+    problems = (
+        [f"the app lacks the application permission {ONLINE_MEETINGS_ROLE}"]
+        if args.teams_online_meetings and ONLINE_MEETINGS_ROLE not in roles
+        else []
+    )
     mailboxes = list(
         dict.fromkeys(
             [
@@ -850,9 +920,17 @@ def connect_microsoft(
     )
     for mailbox in mailboxes:
         problem = mailbox_problem(settings, token, mailbox)
-        _say(out, f"mailbox {mailbox}: {'ok' if problem is None else problem}")
+        if problem is None and args.check_write:
+            written = write_problem(settings, token, mailbox)
+            _say(out, f"mailbox {mailbox}: {'ok, calendar read and written' if written is None else written}")
+            if written is not None:
+                problems.append(f"the app cannot write to the calendar of {mailbox} ({written})")
+            continue
+        _say(out, f"mailbox {mailbox}: {'ok, calendar open' if problem is None else problem}")
         if problem is not None:
-            problems.append(f"mailbox {mailbox} is not reachable ({problem})")
+            problems.append(
+                f"the app cannot open the calendar of {mailbox} ({_calendar_hint(problem, roles)})"
+            )
     if problems:
         raise ConnectError("; ".join(problems) + "; nothing was stored")
     store_secret(
@@ -870,6 +948,19 @@ def connect_microsoft(
         },
     )
     _say(out, f"stored in {target.secret_name}: tenant_id, client_id, client_secret")
+
+
+def _calendar_hint(problem: str, roles: Sequence[str]) -> str:
+    if problem.startswith("HTTP 403"):
+        where = (
+            "a legacy Exchange application access policy (New-ApplicationAccessPolicy) that leaves it out"
+            if CALENDAR_ROLE in roles
+            else f"no {CALENDAR_ROLE} in Entra and no Exchange RBAC for Applications role assignment covering it"
+        )
+        return f"{problem}: {where}"
+    if problem.startswith("HTTP 404"):
+        return f"{problem}: no such user, or the user has no Exchange Online mailbox"
+    return problem
 
 
 def run_connect_microsoft(

@@ -231,6 +231,41 @@ def test_an_app_without_calendar_permission_is_denied(graph_sandbox: SandboxServ
     assert_graph_error(events, 403, "ErrorAccessDenied")
 
 
+def test_an_exchange_rbac_grant_opens_the_scoped_mailboxes_only_and_is_not_in_the_token(
+    graph_sandbox: SandboxServer,
+) -> None:
+    # given an app with no Entra calendar role, granted "Application Calendars.ReadWrite" through Exchange
+    # RBAC for Applications on the finance mailbox only
+    grant = {"role": "Calendars.ReadWrite", "mailboxes": [DEMO_CALENDAR_USER]}
+    app = {"clientId": "app-rbac", "clientSecret": "s3cret", "roles": [], "exchangeRoleAssignments": [grant]}
+    requests.post(f"{graph_sandbox.url}/_admin/seed", json={"apps": [app]}, timeout=5)
+    token = get_token(graph_sandbox, client_id="app-rbac", client_secret="s3cret").json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    # when it opens the finance calendar, writes an event there, and opens another user's calendar
+    calendar = requests.get(
+        f"{graph_sandbox.url}/v1.0/users/{DEMO_CALENDAR_USER}/calendar", headers=headers, timeout=5
+    )
+    event = {
+        "subject": "Invoice 1006 due",
+        "start": {"dateTime": "2027-01-05T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2027-01-05T09:30:00", "timeZone": "UTC"},
+    }
+    written = requests.post(
+        f"{graph_sandbox.url}/v1.0/users/{DEMO_CALENDAR_USER}/events", json=event, headers=headers, timeout=5
+    )
+    other = requests.get(
+        f"{graph_sandbox.url}/v1.0/users/avery.chen@ledgerlinkdemo.onmicrosoft.com/calendar",
+        headers=headers,
+        timeout=5,
+    )
+    # then the scoped mailbox is open for reads and writes, the other is denied, and the token's roles
+    # claim is empty: Exchange grants are not Entra app roles
+    assert calendar.status_code == 200 and written.status_code == 201, written.text
+    assert_graph_error(other, 403, "ErrorAccessDenied")
+    payload = token.split(".")[1]
+    assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("roles", []) == []
+
+
 def test_me_needs_a_delegated_token(graph_sandbox: SandboxServer) -> None:
     token = get_token(graph_sandbox).json()["access_token"]
     reply = requests.get(

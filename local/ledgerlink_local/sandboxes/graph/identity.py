@@ -114,12 +114,24 @@ class AppRegistration:
     roles: tuple[str, ...]
     service_principal_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     secret_state: str = SECRET_ACTIVE
+    # Exchange RBAC for Applications: role -> the mailboxes (lower-case UPN, address or id) its
+    # management scope holds ("Application Calendars.ReadWrite" scoped to the finance mailboxes). Such a
+    # grant is not an Entra app role, so it is not in the token's roles claim; it adds to the roles.
+    mailbox_roles: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def scoped_roles(self, mailbox_names: tuple[str, ...]) -> tuple[str, ...]:
+        """The roles Exchange RBAC grants this app on the mailbox known by ``mailbox_names``."""
+        names = {name.lower() for name in mailbox_names if name}
+        return tuple(role for role, scope in self.mailbox_roles if scope & names)
 
     def describe(self) -> dict[str, Any]:  # never the secret
         return {
             "clientId": self.client_id,
             "displayName": self.display_name,
             "roles": list(self.roles),
+            "exchangeRoleAssignments": [
+                {"role": role, "mailboxes": sorted(scope)} for role, scope in self.mailbox_roles
+            ],
             "secretState": self.secret_state,
         }
 

@@ -163,7 +163,13 @@ Seed body for ``POST /_admin/seed`` (all keys optional)::
 
     {"users": [{"displayName", "userPrincipalName", "mail"?, "id"?, "hasMailbox"?,
                 "allowedOnlineMeetingProviders"?, "defaultOnlineMeetingProvider"?, "timeZone"?}],
-     "apps": [{"clientId", "clientSecret", "displayName", "roles": [...]}],
+     "apps": [{"clientId", "clientSecret", "displayName", "roles": [...],
+               "exchangeRoleAssignments"?: [{"role": "Calendars.ReadWrite", "mailboxes": [...]}]}],
+
+An app's ``exchangeRoleAssignments`` are Exchange RBAC for Applications grants: the role (a Graph
+permission name, e.g. ``Calendars.ReadWrite`` for "Application Calendars.ReadWrite") on the listed
+mailboxes only. They are not in the token's ``roles``; a calendar call on a mailbox outside every
+scope, by an app without the Entra role, is 403 ``ErrorAccessDenied``.
      "events": [{"user": "<id or UPN>", "event": {<Graph event body>}}]}
 """
 
@@ -830,6 +836,10 @@ class GraphSandbox(Sandbox):
                 client_secret=str(item["clientSecret"]),
                 display_name=str(item.get("displayName", item["clientId"])),
                 roles=tuple(str(role) for role in item.get("roles", [])),
+                mailbox_roles=tuple(
+                    (str(grant["role"]), frozenset(str(name).lower() for name in grant["mailboxes"]))
+                    for grant in item.get("exchangeRoleAssignments", [])
+                ),
             )
             self.apps[app.client_id.lower()] = app
             created["apps"].append(app.client_id)
@@ -1116,11 +1126,17 @@ class GraphSandbox(Sandbox):
     def _mailbox(self, request: Request, *, write: bool, roles: tuple[str, ...] | None = None) -> TenantUser:
         if roles is None:
             roles = (ROLE_CALENDARS_READWRITE,) if write else (ROLE_CALENDARS_READ, ROLE_CALENDARS_READWRITE)
-        self._require_role(
-            request, roles, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
-        )
         reference = request.path_params["user"]
         user = self._find_user(reference)
+        claims: TokenClaims = request.principal
+        app = self.apps.get(claims.app_id.lower())
+        names = (reference, *((user.id, user.user_principal_name, user.mail or "") if user else ()))
+        scoped = app.scoped_roles(names) if app is not None else ()
+        if not set(roles) & (set(claims.roles) | set(scoped)):
+            # Neither the Entra app role (every mailbox) nor an Exchange RBAC grant whose scope holds it.
+            raise self._problem(
+                GraphProblem(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            )
         if user is None:
             raise self._problem(
                 GraphProblem(404, "ErrorInvalidUser", f"The requested user '{reference}' is invalid.")
