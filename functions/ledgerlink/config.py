@@ -31,6 +31,8 @@ class EnvVar(StrEnum):
     # before the schema is applied. ~3,100 real CloudEvents fit in 1 MiB, so the default leaves room.
     MAX_WEBHOOK_EVENTS = "LEDGERLINK_MAX_WEBHOOK_EVENTS"
     SECRETS_MAX_AGE_SECONDS = "LEDGERLINK_SECRETS_MAX_AGE_SECONDS"
+    # The level from which a `ledgerlink` command shows the flows' own log lines (on stderr).
+    CLI_LOG_LEVEL = "LEDGERLINK_CLI_LOG_LEVEL"
 
     QBO_BASE_URL = "LEDGERLINK_QBO_BASE_URL"
     QBO_TOKEN_URL = "LEDGERLINK_QBO_TOKEN_URL"
@@ -113,6 +115,7 @@ DEFAULTS: dict[EnvVar, str] = {
     EnvVar.RETRY_MAX_DELAY_SECONDS: "120",
     EnvVar.CATCHUP_ENTITIES: "Invoice,Estimate,Payment,Customer",
     EnvVar.HISTORY_TTL_DAYS: "30",
+    EnvVar.CLI_LOG_LEVEL: "WARNING",
     EnvVar.CATCHUP_LOOK_BACK_SECONDS: str(24 * 3600),
     EnvVar.CATCHUP_OVERLAP_SECONDS: "300",
 }
@@ -332,3 +335,17 @@ def history_ttl_days_setting(environ: Mapping[str, str] | None = None) -> int:
     if days <= 0:
         raise ConfigError(f"{EnvVar.HISTORY_TTL_DAYS.value} must be a positive number of days, got {days}")
     return days
+
+
+CLI_LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def cli_log_level_setting(environ: Mapping[str, str] | None = None) -> str:
+    """``LEDGERLINK_CLI_LOG_LEVEL``: from which level a ``ledgerlink`` command shows the flows' own JSON
+    log lines, on stderr (WARNING when unset)."""
+    level = _Reader(os.environ if environ is None else environ).text(EnvVar.CLI_LOG_LEVEL).strip().upper()
+    if level not in CLI_LOG_LEVELS:
+        raise ConfigError(
+            f"{EnvVar.CLI_LOG_LEVEL.value} must be one of {', '.join(CLI_LOG_LEVELS)}, got {level!r}"
+        )
+    return level

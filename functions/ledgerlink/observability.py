@@ -10,10 +10,11 @@ with the service as a dimension.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
-from typing import Final
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -65,6 +66,48 @@ def get_tracer(service: str) -> Tracer:
 def get_metrics(service: str) -> Metrics:
     """CloudWatch EMF metrics in the LedgerLink namespace, with the service as a dimension."""
     return Metrics(namespace=METRICS_NAMESPACE, service=service)
+
+
+@contextmanager
+def operator_shell_logging(level: str) -> Iterator[None]:
+    """While a ``ledgerlink`` command runs a flow's code in the operator's shell (backfill, catchup,
+    reconcile --repair, ...): the services' JSON log lines go to stderr, and only from ``level`` up, so
+    that stdout carries the command's own output (its progress, tables and ``--format json``) alone.
+
+    Every service's logger is created first (each is cached, so code that asks for one later gets the
+    same instance and does not reset its level), then put back as it was when the command ends (an
+    in-process caller, a test, keeps its own logging)."""
+    import logging
+
+    saved: list[tuple[logging.Logger, int, list[tuple[logging.StreamHandler[Any], Any]]]] = []
+    for service in _service_names():
+        standard = logging.getLogger(get_logger(service).name)
+        streams = [
+            (handler, handler.stream)
+            for handler in standard.handlers
+            if isinstance(handler, logging.StreamHandler) and handler.stream is not sys.stderr
+        ]
+        saved.append((standard, standard.level, streams))
+        standard.setLevel(level.upper())
+        for handler, _ in streams:
+            handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for standard, previous_level, streams in saved:
+            standard.setLevel(previous_level)
+            for handler, stream in streams:
+                handler.setStream(stream)
+
+
+# The service a module's ``Logger(child=True)`` belongs to where POWERTOOLS_SERVICE_NAME is not set (the
+# operator's shell): Powertools' own default name, so those children get a parent that writes JSON too.
+_UNNAMED_SERVICE: Final = "service_undefined"
+
+
+def _service_names() -> tuple[str, ...]:
+    named = tuple(value for name, value in vars(Service).items() if name.isupper() and isinstance(value, str))
+    return (*named, _UNNAMED_SERVICE)
 
 
 @contextmanager

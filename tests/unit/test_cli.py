@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -140,3 +141,68 @@ def test_a_command_that_reports_its_own_errors_still_ends_a_closed_pipe_quietly(
     # then it ends with 0 and reports no error of its own (no "BrokenPipeError" on stderr)
     assert code == 0
     assert capsys.readouterr().err == ""
+
+
+def _probe_that_logs(monkeypatch: pytest.MonkeyPatch, stdout: io.StringIO) -> None:
+    """A `ledgerlink probe` command that runs flow code which logs, as `backfill` or `catchup` do: the
+    deal sync's logger writes its JSON lines to ``stdout`` (Powertools' default stream)."""
+    from ledgerlink.observability import Service, get_logger
+
+    logger = get_logger(Service.HUBSPOT_DEAL_SYNC)
+    handler = next(h for h in logger.handlers if isinstance(h, logging.StreamHandler))
+    monkeypatch.setattr(handler, "stream", stdout)
+
+    def register(parser: argparse.ArgumentParser) -> None:
+        def run(_args: argparse.Namespace) -> int:
+            logger.info("backfill page settled", extra={"connection": "demo"})
+            logger.warning("customer match is ambiguous", extra={"connection": "demo"})
+            print("demo: Invoice 5/5 · finished")
+            return 0
+
+        parser.set_defaults(func=run)
+
+    monkeypatch.setattr(cli, "COMMAND_GROUPS", (cli.CommandGroup("probe", "probe:register", "probe"),))
+    monkeypatch.setattr(cli, "_load", lambda _reference: register)
+
+
+def test_a_command_keeps_the_flows_json_log_lines_off_its_output(monkeypatch, capsys):
+    # given a command whose flow code logs an INFO and a WARNING line
+    stdout = io.StringIO()
+    _probe_that_logs(monkeypatch, stdout)
+    # when the operator runs it
+    assert cli.main(["probe"]) == 0
+    # then its output is its own lines alone; the warning is on stderr, as JSON naming the connection
+    captured = capsys.readouterr()
+    assert stdout.getvalue() == ""
+    assert captured.out == "demo: Invoice 5/5 · finished\n"
+    assert '"message":"customer match is ambiguous"' in captured.err
+    assert '"connection":"demo"' in captured.err
+    assert "backfill page settled" not in captured.err
+
+
+def test_the_cli_log_level_shows_every_line_on_stderr_and_is_put_back_afterwards(monkeypatch, capsys):
+    # given LEDGERLINK_CLI_LOG_LEVEL=INFO
+    stdout = io.StringIO()
+    _probe_that_logs(monkeypatch, stdout)
+    monkeypatch.setenv("LEDGERLINK_CLI_LOG_LEVEL", "info")
+    from ledgerlink.observability import Service, get_logger
+
+    before = get_logger(Service.HUBSPOT_DEAL_SYNC).level
+    # when the command runs
+    assert cli.main(["probe"]) == 0
+    # then the INFO line is on stderr too, and the logger is as it was once the command is over
+    assert "backfill page settled" in capsys.readouterr().err
+    assert get_logger(Service.HUBSPOT_DEAL_SYNC).level == before
+    get_logger(Service.HUBSPOT_DEAL_SYNC).info("after the command")
+    assert "after the command" in stdout.getvalue()
+
+
+def test_a_log_level_that_is_not_one_is_refused_naming_the_variable(monkeypatch, capsys):
+    stdout = io.StringIO()
+    _probe_that_logs(monkeypatch, stdout)
+    monkeypatch.setenv("LEDGERLINK_CLI_LOG_LEVEL", "chatty")
+    assert cli.main(["probe"]) == 2
+    assert (
+        "LEDGERLINK_CLI_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        in capsys.readouterr().err
+    )

@@ -179,7 +179,17 @@ def _run(arguments: list[str]) -> int:
     if func is None:
         (group_parsers[chosen.name] if chosen else parser).print_help(sys.stderr)
         return EXIT_USAGE
-    return func(args)
+    from ledgerlink.config import ConfigError, cli_log_level_setting
+    from ledgerlink.observability import operator_shell_logging
+
+    try:
+        level = cli_log_level_setting()
+    except ConfigError as error:
+        print(f"ledgerlink: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    # The flows' JSON log lines are for CloudWatch; in the shell, stdout is the command's own output.
+    with operator_shell_logging(level):
+        return func(args)
 
 
 def silence_closed_pipe(out: TextIO) -> None:
