@@ -64,14 +64,46 @@ def main(argv: Sequence[str] = ()) -> dict[str, Any]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # The flows' JSON lines on stderr, warnings up, as in the operator's shell: stdout is the numbers'.
-    with operator_shell_logging("WARNING"):
+    with operator_shell_logging("WARNING"), QboCompany(args.invoices) as company:
         result: dict[str, Any] = {
             "what_is_real": WHAT_IS_REAL,
-            "alone": scenario(args.invoices, live_events=0),
+            "invoices_seeded": args.invoices,
+            "lines_seeded": company.lines_seeded,
+            "customers_seeded": CUSTOMERS,
+            "seed_seconds": company.seed_seconds,
+            "alone": scenario(company, live_events=0),
         }
         if args.live:
-            result["with_live_events"] = scenario(args.invoices, live_events=args.live)
+            result["with_live_events"] = scenario(company, live_events=args.live)
     return result
+
+
+class QboCompany:
+    """The QBO sandbox and its demo company, seeded once for both phases (seeding 10,000 invoices
+    costs the sandbox minutes of CPU: it checks each new document against the others), with the
+    connection's secrets (the refresh token rotates: both phases use the current one)."""
+
+    def __init__(self, invoices: int) -> None:
+        self.invoices = invoices
+        self.rng = random.Random(invoices * 7)
+
+    def __enter__(self) -> QboCompany:
+        from ledgerlink.secrets import InMemorySecretStore
+        from ledgerlink_local.sandboxes.core import SandboxServer
+        from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID, QboSandbox
+
+        self.sandbox = QboSandbox(rate_limits_enabled=False)
+        self.server = SandboxServer(self.sandbox).start()
+        self.company: Any = self.sandbox.companies[DEMO_REALM_ID]
+        self.realm_id = DEMO_REALM_ID
+        self.secrets = InMemorySecretStore(support_secrets())
+        started = time.perf_counter()
+        self.customers, _, self.lines_seeded = seed(self.server.url, self.invoices, self.rng)
+        self.seed_seconds = round(time.perf_counter() - started, 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
 
 
 def seed(qbo_url: str, invoices: int, rng: random.Random) -> tuple[list[str], list[str], int]:
@@ -136,7 +168,9 @@ def support_secrets() -> dict[str, dict[str, str]]:
     }
 
 
-def scenario(invoices: int, *, live_events: int) -> dict[str, Any]:
+def scenario(qbo_company: QboCompany, *, live_events: int) -> dict[str, Any]:
+    """One backfill of the company into a new HubSpot portal over new in-memory stores, with
+    ``live_events`` invoices created (and their webhooks delivered) meanwhile."""
     import requests
 
     from infra.topology import build_topology, environment_from_cdk_json
@@ -148,18 +182,16 @@ def scenario(invoices: int, *, live_events: int) -> dict[str, Any]:
     from ledgerlink.deal_sync.inbox import parse_record
     from ledgerlink.deal_sync.stores import InMemoryStores
     from ledgerlink.hubspot.setup import setup_portal
-    from ledgerlink.secrets import InMemorySecretStore
     from ledgerlink_local.sandboxes.core import SandboxServer
     from ledgerlink_local.sandboxes.hubspot import HubSpotSandbox
-    from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID, QboSandbox
     from tests.integration import test_deal_sync_support as support
 
     topology = build_topology(environment_from_cdk_json("dev"), account="123456789012", region="us-east-1")
     source = topology.queue_sources[0]
     batch_size, workers = source.batch_size, source.max_concurrency or 1
-    rng = random.Random(invoices * 7 + live_events)
+    rng = random.Random(live_events)
 
-    qbo = SandboxServer(QboSandbox(rate_limits_enabled=False)).start()
+    qbo, company, secrets = qbo_company.server, qbo_company.company, qbo_company.secrets
     hubspot = SandboxServer(HubSpotSandbox(rate_limits_enabled=False)).start()
     receiver: WebhookReceiver | None = None
     try:
@@ -168,10 +200,6 @@ def scenario(invoices: int, *, live_events: int) -> dict[str, Any]:
         clock = SleepCountingClock()
         # One deployment's tables, shared by the backfill and the live Lambdas.
         stores = InMemoryStores(settings, clock=clock)
-        secrets = InMemorySecretStore(support_secrets())
-        seed_started = time.perf_counter()
-        customers, _, lines_seeded = seed(qbo.url, invoices, rng)
-        seed_seconds = time.perf_counter() - seed_started
 
         def live_parts() -> DealSyncParts:
             return build_deal_sync(settings, secrets=secrets, config=config, stores=stores, clock=clock)
@@ -180,7 +208,6 @@ def scenario(invoices: int, *, live_events: int) -> dict[str, Any]:
         setup_portal(setup.hubspot)
         setup.close()
 
-        company = qbo.sandbox.companies[DEMO_REALM_ID]  # type: ignore[attr-defined]
         live = LiveTraffic(parse_record, live_parts, batch_size, workers)
         if live_events:
             receiver = WebhookReceiver(config, live.arrive).start()
@@ -200,7 +227,7 @@ def scenario(invoices: int, *, live_events: int) -> dict[str, Any]:
             store=MemoryCheckpointStore(),
             clock=clock,
         )
-        users = LiveInvoices(qbo.sandbox, company, customers, live_events, rng)
+        users = LiveInvoices(qbo_company.sandbox, company, qbo_company.customers, live_events, rng)
         started = time.perf_counter()
         cpu_started = time.process_time()
         if live_events:
@@ -221,23 +248,19 @@ def scenario(invoices: int, *, live_events: int) -> dict[str, Any]:
         state = requests.get(f"{hubspot.url}/_admin/state", timeout=300).json()
         checker = live_parts()
         try:
-            expected = expected_deals(checker, qbo.sandbox, company, DEMO_REALM_ID)
+            expected = expected_deals(checker, qbo_company.sandbox, company, qbo_company.realm_id)
         finally:
             checker.close()
     finally:
         if receiver is not None:
             receiver.stop()
-        qbo.stop()
+            requests.patch(f"{qbo.url}/_admin/config", json={"webhook_url": None}, timeout=10)
         hubspot.stop()
 
     counts = {entity: vars(each) for entity, each in checkpoint.counts.items()}
     report: dict[str, Any] = {
-        "invoices_seeded": invoices,
         "invoices_created_live": users.created,
         "invoices_in_company": len(expected),
-        "lines_seeded": lines_seeded,
-        "customers_seeded": CUSTOMERS,
-        "seed_seconds": round(seed_seconds, 2),
         "backfill_wall_seconds": round(backfill_wall, 2),
         "process_cpu_seconds": round(cpu, 2),
         "cpu_cores": os.cpu_count(),
