@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ENV ?= dev
+ALARM_EMAIL ?=
+comma := ,
 
 .PHONY: venv test unit lint synth bench run clean
 
@@ -29,9 +31,10 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy functions infra local
 
 # Synthesise the CloudFormation template for ENV (dev|staging|prod) into cdk.out/.
-# Same as `cdk synth -c env=$(ENV)`, without needing the npm CLI or Docker.
+# Same as `cdk synth -c env=$(ENV)`, without needing the npm CLI or Docker. ALARM_EMAIL=ops@example.com
+# is `-c alarm_email=...` (prod is refused without an alarm e-mail, here or in cdk.json).
 synth: $(STAMP)
-	CDK_CONTEXT_JSON='{"env":"$(ENV)"}' $(PY) infra/app.py
+	CDK_CONTEXT_JSON='{"env":"$(ENV)"$(if $(ALARM_EMAIL),$(comma)"alarm_email":"$(ALARM_EMAIL)")}' $(PY) infra/app.py
 
 bench: $(STAMP)
 	$(PY) tests/bench/run.py

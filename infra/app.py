@@ -4,6 +4,11 @@ It reads the stage from the ``env`` context value and that stage's settings from
 (``context.environments``), builds the Lambda code asset for the runtime in infra/topology.py,
 composes :class:`~infra.stack.LedgerLinkStack`, runs cdk-nag's AwsSolutions checks and writes the
 cloud assembly to ``cdk.out/``.
+
+The alarm e-mail is cdk.json's ``environments.<stage>.alarm_email`` unless ``-c alarm_email=...`` gives
+one. Without either, a stage of ``ALARM_EMAIL_REQUIRED_STAGES`` (prod) is refused before anything is
+built, and any other stage is synthesised with a framed warning on stderr and a CDK warning on the
+stack (infra/deploy.py).
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from infra.jsii_output import decode_jsii_stderr  # noqa: E402
 
 decode_jsii_stderr()  # before aws_cdk starts jsii's Node process: its warnings as text, not b'...'
 
-from aws_cdk import App, Environment  # noqa: E402
+from aws_cdk import Annotations, App, Environment  # noqa: E402
 
 from infra import topology as topo  # noqa: E402
 from infra.asset import AssetBuildError, AssetTarget, build_lambda_asset  # noqa: E402
+from infra.deploy import ALARM_EMAIL_CONTEXT_KEY, alarm_destination_warning, with_alarm_email  # noqa: E402
 from infra.nag import enable_aws_solutions_checks  # noqa: E402
 from infra.stack import LedgerLinkStack  # noqa: E402
 
@@ -57,6 +63,12 @@ def build_app(
     environment = topo.environment_from_context(
         app.node.try_get_context("env"), app.node.try_get_context("environments")
     )
+    # `-c alarm_email=...` wins over cdk.json; a stage that must page someone is refused without one,
+    # before the (slow) asset build, and any other stage is warned about on stderr and on the stack.
+    environment = with_alarm_email(environment, app.node.try_get_context(ALARM_EMAIL_CONTEXT_KEY))
+    warning = alarm_destination_warning(environment)
+    if warning:
+        print(_banner(warning), file=sys.stderr)
     if code_dir is None:
         target = AssetTarget.for_lambda(
             python_version=topo.LAMBDA_PYTHON_VERSION, architecture=topo.LAMBDA_ARCHITECTURE
@@ -65,8 +77,16 @@ def build_app(
     stack = LedgerLinkStack(
         app, environment=environment, code_dir=code_dir, aws_environment=_aws_environment(environment)
     )
+    if warning:
+        Annotations.of(stack).add_warning_v2("ledgerlink:no-alarm-email", warning)
     enable_aws_solutions_checks(app)
     return app, stack
+
+
+def _banner(text: str) -> str:
+    """``text`` framed so it stands out among the synth's other output."""
+    rule = "!" * 100
+    return "\n".join((rule, *(f"!! {line}" for line in text.splitlines()), rule))
 
 
 def _aws_environment(environment: topo.EnvironmentConfig) -> Environment | None:

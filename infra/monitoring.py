@@ -4,9 +4,14 @@ Alarms: any message in a dead-letter queue, the oldest message of a work queue o
 threshold (records "stuck in queue"), any Lambda error, any API 5xx, and the functions' own metrics
 that mean a human must act (``MonitoringSpec.metric_alarms``: a permanently failed event, a revoked or
 rejected QBO connection, a refresh token not stored, rejected Graph credentials, a dead letter that could
-not be sent, a Teams meeting Graph created without a join URL). Each
+not be sent, a Teams meeting Graph created without a join URL, reconcile drift). Each
 notifies the topic on ALARM and on OK; subscribe an e-mail with ``alarm_email`` in cdk.json or
 PagerDuty to the topic.
+
+Two kinds are metric math over the functions' counts (:func:`rejected_deliveries_expression`,
+:func:`stalled_flow_expression`): the share of a webhook ingest's deliveries it refused (a wrong verifier
+token or signing secret refuses every genuine delivery; a rate tells that from a scanner's stray
+request), and a flow that processed nothing while what feeds it published changes.
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from constructs import Construct
 from infra.api import WebhookApi
 from infra.compute import Functions
 from infra.eventing import Eventing
-from infra.topology import METRICS_NAMESPACE, METRICS_SERVICE_DIMENSION, Topology, resource_name
+from infra.topology import (
+    METRICS_NAMESPACE,
+    METRICS_SERVICE_DIMENSION,
+    RejectedDeliveriesAlarmSpec,
+    StalledFlowSpec,
+    Topology,
+    resource_name,
+)
 
 
 def function_metric(
@@ -35,6 +47,66 @@ def function_metric(
         metric_name=metric_name,
         dimensions_map={METRICS_SERVICE_DIMENSION: topology.function(function_key).service},
         statistic="Sum",
+        period=period,
+    )
+
+
+def rejected_deliveries_expression(
+    topology: Topology, spec: RejectedDeliveriesAlarmSpec
+) -> cloudwatch.MathExpression:
+    """1 in a period with at least ``min_rejected`` refused deliveries that are at least ``rate_percent`` %
+    of those received, else 0. Both counts are the ingest's series with the service dimension alone
+    (``ledgerlink.apigw.count_rejection`` emits DeliveriesRejected there too, besides reason and status).
+    No delivery at all is no data, which the alarm treats as not breaching."""
+    period = Duration.seconds(spec.period_seconds)
+    return cloudwatch.MathExpression(
+        expression=(
+            f"IF(rejected >= {spec.min_rejected} AND 100 * rejected / received >= {spec.rate_percent}, 1, 0)"
+        ),
+        using_metrics={
+            "rejected": function_metric(topology, spec.function, "DeliveriesRejected", period),
+            "received": function_metric(topology, spec.function, "DeliveriesReceived", period),
+        },
+        label=f"{topology.function(spec.function).name}: refused deliveries at or above the alarm rate",
+        period=period,
+    )
+
+
+def rejected_rate_expression(
+    topology: Topology, function_key: str, period: Duration
+) -> cloudwatch.MathExpression:
+    """The share (%) of a webhook ingest's deliveries it refused, per period (the dashboard's line). Ids
+    carry the function: one graph holds every ingest's, and a graph's ids must be unique."""
+    rejected, received = f"rejected_{function_key}", f"received_{function_key}"
+    return cloudwatch.MathExpression(
+        expression=f"100 * FILL({rejected}, 0) / {received}",
+        using_metrics={
+            rejected: function_metric(topology, function_key, "DeliveriesRejected", period),
+            received: function_metric(topology, function_key, "DeliveriesReceived", period),
+        },
+        label=f"{topology.function(function_key).name}: refused deliveries (%)",
+        period=period,
+    )
+
+
+def stalled_flow_expression(topology: Topology, spec: StalledFlowSpec) -> cloudwatch.MathExpression:
+    """1 in a period when the flow's ``processed`` count is zero (FILL: a flow that runs not at all
+    emits nothing, which must count as zero) while its ``upstream`` counts sum to more than zero, else 0."""
+    period = Duration.seconds(spec.period_seconds)
+    upstream = {f"upstream{index}": ref for index, ref in enumerate(spec.upstream)}
+    published = " + ".join(f"FILL({name}, 0)" for name in upstream)
+    return cloudwatch.MathExpression(
+        expression=f"IF(FILL(processed, 0) == 0 AND ({published}) > 0, 1, 0)",
+        using_metrics={
+            "processed": function_metric(
+                topology, spec.processed.function, spec.processed.metric_name, period
+            ),
+            **{
+                name: function_metric(topology, ref.function, ref.metric_name, period)
+                for name, ref in upstream.items()
+            },
+        },
+        label=f"{spec.key}: nothing processed while upstream published",
         period=period,
     )
 
@@ -134,6 +206,15 @@ class Monitoring(Construct):
                 metric_alarm.threshold,
                 metric_alarm.description,
             )
+        for rejected in spec.rejected_deliveries_alarms:
+            alarm(
+                rejected.key,
+                rejected_deliveries_expression(topology, rejected),
+                1,
+                rejected.description,
+            )
+        for stalled in spec.stalled_flows:
+            alarm(stalled.key, stalled_flow_expression(topology, stalled), 1, stalled.description)
         alarm(
             "api-5xx",
             api.http_api.metric_server_error(period=period, statistic="Sum"),
@@ -211,3 +292,48 @@ class Monitoring(Construct):
                     for key in watched
                 )
             )
+        # The webhook senders' refused share (a wrong verifier token or signing secret shows as a line at
+        # 100 %) and the drift the scheduled reconciliation found, per connection.
+        ingests = [route.function for route in topology.api.routes]
+        reconciled = [
+            metric_alarm.function
+            for metric_alarm in spec.metric_alarms
+            if metric_alarm.metric_name == "DriftRecords"
+        ]
+        connections = sorted({secret.connection for secret in topology.secrets if secret.connection})
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Webhook deliveries refused (%)",
+                left=[rejected_rate_expression(topology, key, period) for key in ingests],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=100),
+                width=12,
+            ),
+            *(
+                cloudwatch.GraphWidget(
+                    title=f"{topology.function(key).name}: drifted records",
+                    left=[
+                        function_metric(topology, key, "DriftRecords", Duration.days(1)),
+                        *(
+                            cloudwatch.Metric(
+                                namespace=METRICS_NAMESPACE,
+                                metric_name="DriftRecords",
+                                dimensions_map={
+                                    METRICS_SERVICE_DIMENSION: topology.function(key).service,
+                                    "connection": connection,
+                                },
+                                statistic="Maximum",
+                                period=Duration.days(1),
+                                label=f"{connection}",
+                            )
+                            for connection in connections
+                        ),
+                    ],
+                    right=[
+                        function_metric(topology, key, name, Duration.days(1))
+                        for name in ("ReconcileNotReached", "UnexpectedErrors")
+                    ],
+                    width=12,
+                )
+                for key in sorted(set(reconciled))
+            ),
+        )

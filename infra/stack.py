@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Environment, RemovalPolicy, Stack, Tags
+from aws_cdk import Environment, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
 from infra import topology as topo
@@ -12,6 +12,7 @@ from infra.api import WebhookApi
 from infra.compute import Functions
 from infra.eventing import Eventing
 from infra.monitoring import Monitoring
+from infra.outputs import add_stack_outputs
 from infra.secret_store import SecretStore
 from infra.storage import Storage
 
@@ -67,18 +68,12 @@ class LedgerLinkStack(Stack):
             removal=removal,
         )
 
-        for route_key, url in self.api.webhook_urls.items():
-            CfnOutput(
-                self,
-                f"WebhookUrl{_alnum(route_key)}",
-                value=url,
-                description=f"{route_key}: register with the vendor",
-            )
-        CfnOutput(self, "EventBusName", value=self.eventing.bus.event_bus_name)
-        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
-        for key, queue in self.eventing.dead_letter_queues.items():
-            CfnOutput(self, f"DeadLetterQueueUrl{_alnum(key)}", value=queue.queue_url)
-
-
-def _alnum(text: str) -> str:
-    return "".join(part.capitalize() for part in "".join(c if c.isalnum() else " " for c in text).split())
+        # What an operator pastes into the vendors' portals and fills in after the deploy (infra/deploy.py).
+        self.outputs = add_stack_outputs(
+            self,
+            topology=self.topology,
+            api=self.api,
+            secret_store=self.secret_store,
+            eventing=self.eventing,
+            monitoring=self.monitoring,
+        )

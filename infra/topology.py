@@ -80,6 +80,10 @@ FOLLOWUP_SWEEP_RULE: Final = "followup-sweep"
 DEFAULT_CATCHUP_SCHEDULE: Final = "rate(15 minutes)"
 # The scheduled rule that starts the catch-up (the local stack can fire it every few seconds instead).
 CATCHUP_RULE: Final = "qbo-catchup"
+# How often the scheduled reconciliation reports drift when cdk.json does not say
+# (environments.<stage>.reconcile_schedule), and its rule (the local stack can fire it sooner).
+DEFAULT_RECONCILE_SCHEDULE: Final = "rate(1 day)"
+RECONCILE_RULE: Final = "qbo-reconcile"
 
 # How long a flow may process nothing while its upstream shows changes before the "stalled" alarm fires,
 # when cdk.json does not say (environments.<stage>.stalled_flow_hours). A CloudWatch alarm's period
@@ -167,6 +171,9 @@ class EnvironmentConfig:
     catchup_schedule: str = DEFAULT_CATCHUP_SCHEDULE
     """When the QBO catch-up Lambda reads change data capture for changes no webhook brought (an
     EventBridge schedule expression, UTC)."""
+    reconcile_schedule: str = DEFAULT_RECONCILE_SCHEDULE
+    """When the QBO reconcile Lambda reports the drift between the books and the CRM (an EventBridge
+    schedule expression, UTC)."""
     stalled_flow_hours: int = DEFAULT_STALLED_FLOW_HOURS
     """How many hours a flow may process nothing while its upstream published changes before the
     ``<flow>-stalled`` alarm fires (1..24)."""
@@ -202,6 +209,7 @@ class EnvironmentConfig:
                 "followup_sweep_schedule", DEFAULT_FOLLOWUP_SWEEP_SCHEDULE
             ),
             catchup_schedule=reader.optional_schedule("catchup_schedule", DEFAULT_CATCHUP_SCHEDULE),
+            reconcile_schedule=reader.optional_schedule("reconcile_schedule", DEFAULT_RECONCILE_SCHEDULE),
             stalled_flow_hours=reader.optional_integer_in(
                 "stalled_flow_hours", DEFAULT_STALLED_FLOW_HOURS, 1, STALLED_FLOW_HOURS_MAX
             ),
@@ -943,6 +951,34 @@ def build_topology(
         redelivery=backfill_redelivery,
     )
 
+    # The scheduled reconciliation (ledgerlink.deal_sync.reconcile_schedule): one run reads every
+    # connection, reports and stops before Lambda's 15 minutes run out.
+    reconcile_timeout_seconds = 900
+    # A run that crashed is worth retrying for a while; the next day's tick reads everything again anyway.
+    reconcile_redelivery = RedeliveryPolicy(outage_span_seconds=15 * 60)
+    reconcile_queue = QueueSpec(
+        key="qbo-reconcile",
+        name=resource_name(stage, "qbo-reconcile"),
+        dlq_name=resource_name(stage, "qbo-reconcile-dlq"),
+        visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * reconcile_timeout_seconds,
+        # A tick older than a day is superseded by the next one.
+        retention_seconds=24 * 3600,
+        dlq_retention_seconds=SQS_MAX_RETENTION_SECONDS,
+        max_receive_count=reconcile_redelivery.max_receive_count(),
+        redelivery=reconcile_redelivery,
+    )
+    reconcile_rule = RuleSpec(
+        key=RECONCILE_RULE,
+        name=resource_name(stage, RECONCILE_RULE),
+        description="Scheduled: the QBO reconcile Lambda reports drift between the books and the CRM",
+        # A schedule, no pattern: EventBridge sends its "Scheduled Event" (source aws.events).
+        event_pattern=MappingProxyType({}),
+        target_queue=reconcile_queue.key,
+        max_event_age_seconds=3600,
+        retry_attempts=10,
+        schedule_expression=environment.reconcile_schedule,
+    )
+
     common_environment = _common_environment(
         environment,
         event_bus=event_bus,
@@ -1213,6 +1249,34 @@ def build_topology(
                 Grant(ResourceKind.QUEUE, backfill_queue.key, Access.WRITE),
             ),
         ),
+        FunctionSpec(
+            key="qbo_reconcile",
+            name=resource_name(stage, "qbo-reconcile"),
+            service="qbo-reconcile",
+            handler="qbo_reconcile.handler.lambda_handler",
+            description="Reports, on a schedule, every record whose QBO document and HubSpot deal disagree",
+            memory_mb=1024,
+            timeout_seconds=reconcile_timeout_seconds,
+            reserved_concurrency=None,
+            environment=_function_environment(common_environment, "qbo-reconcile"),
+            grants=(
+                # It reads both systems through the deal flow: each connection's QBO grant (the refresh
+                # token rotates, so it writes the secret back) and HubSpot app (read only).
+                *(
+                    Grant(
+                        ResourceKind.SECRET,
+                        secret.key,
+                        Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
+                    )
+                    for secret in secret_specs
+                    if secret.connection is not None and secret.key.endswith((":hubspot", ":qbo-oauth"))
+                ),
+                # The crosswalk, read only: a report writes nothing (a repair is the operator's command).
+                Grant(ResourceKind.TABLE, "links", Access.READ),
+                # QBO's and HubSpot's shared rate limits and breakers, the OAuth refresh lock.
+                Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
+            ),
+        ),
     )
     queue_sources = (
         QueueSourceSpec(
@@ -1277,6 +1341,16 @@ def build_topology(
             # share (a second worker on one job is refused by the checkpoint's conditional save).
             max_concurrency=2,
         ),
+        QueueSourceSpec(
+            queue=reconcile_queue.key,
+            function="qbo_reconcile",
+            # One run covers every connection: ticks that queued up meanwhile are the same run.
+            batch_size=10,
+            max_batching_window_seconds=0,
+            report_batch_item_failures=False,
+            # The least SQS allows; a second run would only read both systems again.
+            max_concurrency=2,
+        ),
     )
     api = ApiSpec(
         name=resource_name(stage, "api"),
@@ -1295,6 +1369,7 @@ def build_topology(
         document_sync_queue,
         catchup_queue,
         backfill_queue,
+        reconcile_queue,
     )
     oauth_secret = secret_name(stage, "connections/<connection>/qbo/oauth")
     graph_secret = secret_name(stage, "connections/<connection>/graph/app")
@@ -1305,6 +1380,7 @@ def build_topology(
         *_document_sync_alarms(oauth_secret, document_sync_queue),
         *_catchup_alarms(catchup_queue),
         *_backfill_alarms(backfill_queue),
+        *_reconcile_alarms(reconcile_queue),
     )
     monitoring = MonitoringSpec(
         topic_name=resource_name(stage, "alarms"),
@@ -1326,7 +1402,14 @@ def build_topology(
         tables=table_specs,
         secrets=secret_specs,
         queues=queues_declared,
-        rules=(deal_sync_rule, calendar_sync_rule, *teams_invite_rules, document_sync_rule, catchup_rule),
+        rules=(
+            deal_sync_rule,
+            calendar_sync_rule,
+            *teams_invite_rules,
+            document_sync_rule,
+            catchup_rule,
+            reconcile_rule,
+        ),
         functions=functions,
         api=api,
         queue_sources=queue_sources,
@@ -1734,6 +1817,43 @@ def _backfill_alarms(queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
             "A backfill start message was refused (an unknown connection, or another unfinished job with "
             "other arguments); the log line 'backfill job refused' says why. Continue the existing job with "
             "its arguments, or start over with `ledgerlink backfill --connection NAME --in-aws --restart`.",
+        ),
+    )
+
+
+def _reconcile_alarms(queue: QueueSpec) -> tuple[MetricAlarmSpec, ...]:
+    """The scheduled reconciliation's metrics that mean a human must act (names as its code emits them)."""
+    return (
+        MetricAlarmSpec(
+            "qbo-reconcile-drift",
+            "DriftRecords",
+            "qbo_reconcile",
+            "The scheduled reconciliation found records whose QBO document and HubSpot deal disagree. The "
+            "metric DriftRecords has the connection as a dimension, and each drifted record has a WARNING log "
+            "line 'reconcile drift' naming the connection, the QBO document <realm>:<Id>, each field, both "
+            "values and the likely cause. Run `ledgerlink reconcile --connection NAME` to see the report, "
+            "then `ledgerlink reconcile --connection NAME --repair` to re-sync the drifted records through "
+            "the deal flow (docs/reconcile.md; a person's HubSpot change stays when [reconcile] qbo_wins is "
+            "false).",
+        ),
+        MetricAlarmSpec(
+            "qbo-reconcile-not-reached",
+            "ReconcileNotReached",
+            "qbo_reconcile",
+            "The scheduled reconciliation stopped before Lambda's 15 minutes ran out and did not check some "
+            "connections (the log line 'reconcile stopped before the time ran out' names them): run "
+            "`ledgerlink reconcile --connection NAME` for each from a shell, which has no time limit. If it "
+            "happens every day, give the connections a schedule of their own or a shorter window.",
+        ),
+        MetricAlarmSpec(
+            "qbo-reconcile-unexpected-error",
+            "UnexpectedErrors",
+            "qbo_reconcile",
+            "A connection's scheduled reconciliation failed (QBO or HubSpot refused or were down, a bug); the "
+            "function's log line 'reconcile of a connection failed' has the error and the connection, and the "
+            "other connections were still checked. Nothing was written. Run `ledgerlink reconcile "
+            f"--connection NAME` to see the error directly; crashed runs are retried, then in {queue.dlq_name} "
+            "(they need no replay: the next scheduled run checks everything again).",
         ),
     )
 

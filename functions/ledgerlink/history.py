@@ -180,6 +180,9 @@ class HistoryRow:
     queue_arn: str | None = None
     receipt_handle: str | None = None
     """The receive's handle while the record waits (``ledgerlink retry`` sets its visibility to 0)."""
+    queued_at: str | None = None
+    """When the message was sent to the flow's queue (SQS ``SentTimestamp``, same format as ``at``): ``at``
+    minus this is the record's latency, retries' delays included (``ledgerlink ui`` plots it)."""
 
     @property
     def row_id(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ class Service:
     QBO_DOCUMENT_SYNC = "qbo-document-sync"
     QBO_CATCHUP = "qbo-catchup"
     QBO_BACKFILL = "qbo-backfill"
+    QBO_RECONCILE = "qbo-reconcile"
 
 
 @cache
@@ -79,25 +80,41 @@ def operator_shell_logging(level: str) -> Iterator[None]:
     in-process caller, a test, keeps its own logging)."""
     import logging
 
-    saved: list[tuple[logging.Logger, int, list[tuple[logging.StreamHandler[Any], Any]]]] = []
+    saved: list[tuple[logging.Logger, int, list[tuple[logging.StreamHandler[Any], Any, int]]]] = []
     for service in _service_names():
         standard = logging.getLogger(get_logger(service).name)
         streams = [
-            (handler, handler.stream)
+            (handler, handler.stream, handler.level)
             for handler in standard.handlers
-            if isinstance(handler, logging.StreamHandler) and handler.stream is not sys.stderr
+            if isinstance(handler, logging.StreamHandler)
         ]
         saved.append((standard, standard.level, streams))
         standard.setLevel(level.upper())
-        for handler, _ in streams:
-            handler.setStream(sys.stderr)
+        for handler, _, _ in streams:
+            if handler.stream is not sys.stderr:
+                _swap_stream(handler, sys.stderr)
+            # A module's Logger(child=True) sets its own level (INFO unless POWERTOOLS_LOG_LEVEL says
+            # otherwise), and may be created only after this point, by a lazy import: its lines reach
+            # the service's handlers by propagation, so the level is enforced on the handlers.
+            handler.setLevel(level.upper())
     try:
         yield
     finally:
         for standard, previous_level, streams in saved:
             standard.setLevel(previous_level)
-            for handler, stream in streams:
-                handler.setStream(stream)
+            for handler, stream, handler_level in streams:
+                _swap_stream(handler, stream)
+                handler.setLevel(handler_level)
+
+
+def _swap_stream(handler: Any, stream: Any) -> None:
+    """``handler.setStream`` without its flush of the old stream failing: a logger created while
+    something else owned stdout (a test's capture, a closed pipe) may hold a stream closed since, and a
+    closed stream has nothing left to flush."""
+    with handler.lock:
+        with suppress(ValueError):  # "I/O operation on closed file"
+            handler.flush()
+        handler.stream = stream
 
 
 # The service a module's ``Logger(child=True)`` belongs to where POWERTOOLS_SERVICE_NAME is not set (the

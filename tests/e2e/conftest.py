@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import requests
 
 from infra.topology import RedeliveryPolicy
@@ -48,6 +49,20 @@ def local_environment(state_dir: Path, **tuning: Any) -> Iterator[LocalEnvironme
         yield environment
     finally:
         environment.stop()
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's state directory (where `ledgerlink` commands find its stack's endpoints)."""
+    return tmp_path_factory.mktemp("ledgerlink-state")
+
+
+@pytest.fixture(scope="module")
+def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
+    """The module's local stack with the default test tuning; a module that needs another tuning
+    defines its own ``environment``."""
+    with local_environment(state_dir) as environment:
+        yield environment
 
 
 # The company of Intuit's recorded sample deliveries, and the local stack's connection ("demo" in

@@ -5,7 +5,6 @@ publishing its change again on the local bus, with the event id the live ingest 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from ledgerlink import cli
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.e2e.conftest import (
     hop_steps,
-    local_environment,
     post_webhook,
     raw_objects,
     recorded_delivery,
@@ -24,17 +22,6 @@ from tests.e2e.conftest import (
 )
 
 DELIVERY = "cloudevents_invoice_created.json"
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
 
 
 def test_an_archived_delivery_is_replayed_onto_the_local_bus(

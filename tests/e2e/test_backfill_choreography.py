@@ -6,30 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import requests
 
 from ledgerlink import cli
 from ledgerlink_local.stack.up import LocalEnvironment
-from tests.e2e.conftest import local_environment, wait_for
+from tests.e2e.conftest import wait_for
 
 CONNECTION = "demo"  # local/config/local.toml
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
 
 
 def _deal(environment: LocalEnvironment, key: str) -> dict[str, Any] | None:

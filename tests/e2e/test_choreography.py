@@ -8,27 +8,13 @@ hands it to the deal sync, which re-reads the invoice from QBO and upserts the d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import requests
 
 from ledgerlink_local.sandboxes.hubspot import INVOICE_STAGE_IDS, INVOICES_PIPELINE_ID
 from ledgerlink_local.stack.up import LocalEnvironment
-from tests.e2e.conftest import hop_steps, local_environment, wait_for
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
+from tests.e2e.conftest import hop_steps, wait_for
 
 
 def _deal_by_invoice_key(environment: LocalEnvironment, key: str) -> dict | None:

@@ -5,27 +5,11 @@ from __future__ import annotations
 
 import argparse
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from ledgerlink.cli import config as config_cli
-from ledgerlink_local.stack.up import LocalEnvironment
 from ledgerlink_local.stack.wiring import local_config_file
 from tests.conftest import FIXTURES
-from tests.e2e.conftest import local_environment
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
 
 
 def _validate(state_dir: Path, *files: Path, stage: str | None = None) -> tuple[int, str]:

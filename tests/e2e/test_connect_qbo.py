@@ -14,29 +14,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import requests
 
 from ledgerlink import cli
 from ledgerlink.cli.connect import register, run_connect_qbo
 from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID
 from ledgerlink_local.stack.up import LocalEnvironment
-from tests.e2e.conftest import local_environment, queue_depth, wait_for
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
+from tests.e2e.conftest import queue_depth, wait_for
 
 
 def _deal(environment: LocalEnvironment, invoice_id: str) -> dict | None:

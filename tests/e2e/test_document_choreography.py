@@ -17,16 +17,14 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from ledgerlink_local.stack.up import LocalEnvironment
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import local_environment, wait_for
+from tests.e2e.conftest import wait_for
 
 # HubSpot's v4 association type ids (HUBSPOT_DEFINED): line item -> deal, deal -> company (primary), deal -> contact.
 LINE_ITEM_TO_DEAL = 20
@@ -35,17 +33,6 @@ DEAL_TO_CONTACT = 3
 # How long both flows are watched for writes nobody asked for (the minute).
 QUIET_WINDOW_SECONDS = 60.0
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
 
 
 class Vendors:

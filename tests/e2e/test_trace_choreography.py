@@ -5,7 +5,6 @@ each hop in order (docs/status.md); ``ledgerlink status`` lists the same records
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,10 @@ import pytest
 
 from ledgerlink.cli import main
 from ledgerlink_local.stack.up import LocalEnvironment
-from tests.e2e.conftest import local_environment, wait_for
+from tests.e2e.conftest import wait_for
 
 LATE_INVOICE_STEP = 4  # the demo enters its second new invoice already past due
 CONNECTION = "demo"
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
 
 
 def _cli(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -11,28 +11,16 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import requests
 
 from ledgerlink_local.sandboxes.hubspot import DEMO_PORTAL, THAMES_PORTAL
 from ledgerlink_local.sandboxes.qbo import DEMO_REALM_ID, THAMES_REALM_ID
-from ledgerlink_local.stack.up import LOCAL_JSON_KEYS, LocalEnvironment
-from tests.e2e.conftest import local_environment, wait_for
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgerlink-state")
-
-
-@pytest.fixture(scope="module")
-def environment(state_dir: Path) -> Iterator[LocalEnvironment]:
-    with local_environment(state_dir) as environment:
-        yield environment
+from ledgerlink_local.stack.up import LOCAL_JSON_KEYS
+from tests.e2e.conftest import wait_for
 
 
 def _connections(state_dir: Path) -> dict[str, dict]:

@@ -685,7 +685,8 @@ def _alarm_on(synthesized: Synthesized, metric_name: str, dimension_value: Any) 
     matches = [
         alarm["Properties"]
         for alarm in synthesized.of_type("AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"]["MetricName"] == metric_name
+        # Metric math alarms (rejected deliveries, stalled flows) have no MetricName of their own.
+        if alarm["Properties"].get("MetricName") == metric_name
         and any(d["Value"] == dimension_value for d in alarm["Properties"]["Dimensions"])
     ]
     assert len(matches) == 1, (metric_name, dimension_value)
@@ -853,6 +854,136 @@ def test_the_dashboard_graphs_the_teams_invite_its_queues_and_its_metrics(dev: S
     assert "teamsinvitedlqnotempty" in alarms and "teamsinvitemeetingsnotonline" in alarms
 
 
+def _alarm_named(synthesized: Synthesized, key: str) -> dict[str, Any]:
+    _, alarm = synthesized.one("AWS::CloudWatch::Alarm", AlarmName=topo.resource_name(synthesized.stage, key))
+    properties: dict[str, Any] = alarm["Properties"]
+    return properties
+
+
+def _math(alarm: dict[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A metric math alarm's one returned expression, and its metrics by id."""
+    (expression,) = [query for query in alarm["Metrics"] if query.get("ReturnData", True)]
+    metrics = {query["Id"]: query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query}
+    return expression["Expression"], metrics
+
+
+def test_rejected_deliveries_alarm_on_the_refused_share_of_each_ingests_deliveries(dev: Synthesized) -> None:
+    # given the rejected-delivery alarms the topology declares, one per webhook ingest
+    topic_id, _ = dev.one("AWS::SNS::Topic", TopicName=dev.topology.monitoring.topic_name)
+    declared = dev.topology.monitoring.rejected_deliveries_alarms
+    assert {spec.function for spec in declared} == {"qbo_ingest", "hubspot_ingest"}
+    for spec in declared:
+        alarm = _alarm_named(dev, spec.key)
+        expression, metrics = _math(alarm)
+        # then the alarm fires when enough deliveries were refused and they are a large enough share
+        assert expression == (
+            f"IF(rejected >= {spec.min_rejected} AND 100 * rejected / received >= {spec.rate_percent}, 1, 0)"
+        )
+        # of the ingest's own counts, on the series with the service dimension alone (which the ingest
+        # emits besides the one with reason and status), summed over the spec's period
+        service = dev.topology.function(spec.function).service
+        for metric_id, name in (("rejected", "DeliveriesRejected"), ("received", "DeliveriesReceived")):
+            stat = metrics[metric_id]
+            assert stat["Metric"]["MetricName"] == name
+            assert stat["Metric"]["Namespace"] == topo.METRICS_NAMESPACE
+            assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": service}]
+            assert (stat["Stat"], stat["Period"]) == ("Sum", spec.period_seconds)
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [_ref(topic_id)]
+        assert alarm["AlarmDescription"] == spec.description
+
+
+def test_a_flow_that_processes_nothing_while_its_upstream_publishes_is_alarmed(dev: Synthesized) -> None:
+    # given the stalled-flow alarms the topology declares
+    declared = dev.topology.monitoring.stalled_flows
+    assert {spec.key for spec in declared} >= {"deal-sync-stalled", "calendar-sync-stalled"}
+    for spec in declared:
+        alarm = _alarm_named(dev, spec.key)
+        expression, metrics = _math(alarm)
+        # then it fires when the processed count (missing data: zero) is zero and the upstream sum is not
+        upstream = " + ".join(f"FILL(upstream{index}, 0)" for index in range(len(spec.upstream)))
+        assert expression == f"IF(FILL(processed, 0) == 0 AND ({upstream}) > 0, 1, 0)"
+        refs = {"processed": spec.processed} | {
+            f"upstream{index}": ref for index, ref in enumerate(spec.upstream)
+        }
+        for metric_id, ref in refs.items():
+            metric = metrics[metric_id]["Metric"]
+            assert metric["MetricName"] == ref.metric_name
+            assert metric["Dimensions"] == [
+                {"Name": "service", "Value": dev.topology.function(ref.function).service}
+            ]
+            assert metrics[metric_id]["Period"] == spec.period_seconds == 6 * 3600
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmDescription"] == spec.description
+
+
+def test_the_reconciliation_is_a_daily_schedule_into_its_own_queue_and_function(
+    stages: dict[str, Synthesized],
+) -> None:
+    for synthesized in stages.values():
+        topology = synthesized.topology
+        queue_id, _ = synthesized.one("AWS::SQS::Queue", QueueName=topology.queue("qbo-reconcile").name)
+        dlq_id, _ = synthesized.one("AWS::SQS::Queue", QueueName=topology.queue("qbo-reconcile").dlq_name)
+        _, rule = synthesized.one("AWS::Events::Rule", Name=topology.rule(topo.RECONCILE_RULE).name)
+        properties = rule["Properties"]
+        # then it runs on the stage's schedule (daily), on the default bus, with no pattern
+        assert properties["ScheduleExpression"] == topology.environment.reconcile_schedule == "rate(1 day)"
+        assert "EventBusName" not in properties and "EventPattern" not in properties
+        (target,) = properties["Targets"]
+        assert target["Arn"] == _arn(queue_id)
+        assert target["DeadLetterConfig"] == {"Arn": _arn(dlq_id)}
+        # and the queue feeds the reconcile function, which may run for Lambda's 15 minutes
+        function_id, function = synthesized.one(
+            "AWS::Lambda::Function", FunctionName=topology.function("qbo_reconcile").name
+        )
+        assert function["Properties"]["Handler"] == "qbo_reconcile.handler.lambda_handler"
+        assert function["Properties"]["Timeout"] == 900
+        _, mapping = synthesized.one("AWS::Lambda::EventSourceMapping", FunctionName=_ref(function_id))
+        assert mapping["Properties"]["EventSourceArn"] == _arn(queue_id)
+
+
+def test_the_reconciliation_reads_both_systems_and_writes_nothing_but_vendor_state(dev: Synthesized) -> None:
+    # given the reconcile function's policies
+    statements = _policy_statements(dev, "qbo_reconcile")
+    oauth_id, _ = dev.one("AWS::SecretsManager::Secret", Name=dev.topology.secret("main:qbo-oauth").name)
+    hubspot_id, _ = dev.one("AWS::SecretsManager::Secret", Name=dev.topology.secret("main:hubspot").name)
+    links_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table("links").name)
+    state_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table("vendor-state").name)
+    idempotency_id, _ = dev.one("AWS::DynamoDB::Table", TableName=dev.topology.table("idempotency").name)
+    # then it reads each connection's QBO and HubSpot secrets and writes back only the rotating QBO one
+    assert sorted(_resources_of(statements, "secretsmanager:GetSecretValue")) == sorted(
+        json.dumps(_ref(each)) for each in (oauth_id, hubspot_id)
+    )
+    assert _resources_of(statements, "secretsmanager:PutSecretValue") == [json.dumps(_ref(oauth_id))]
+    # and reads the crosswalk, writes only the vendors' shared limits, never the idempotency table
+    read = " ".join(_resources_of(statements, "dynamodb:BatchGetItem"))
+    written = " ".join(_resources_of(statements, "dynamodb:PutItem"))
+    assert links_id in read and state_id in written
+    assert links_id not in written and idempotency_id not in read + written
+    # and publishes nothing, writes no object, sends to no queue
+    for action in ("events:PutEvents", "s3:PutObject", "sqs:SendMessage"):
+        assert _resources_of(statements, action) == [], action
+
+
+def test_drift_found_by_the_reconciliation_is_alarmed_with_what_to_run(dev: Synthesized) -> None:
+    alarm = _alarm_on(dev, "DriftRecords", dev.topology.function("qbo_reconcile").service)
+    assert alarm["AlarmName"] == "ledgerlink-dev-qbo-reconcile-drift"
+    assert alarm["Threshold"] == 1
+    assert "ledgerlink reconcile --connection NAME" in alarm["AlarmDescription"]
+    assert "--repair" in alarm["AlarmDescription"]
+
+
+def test_the_dashboard_graphs_the_refused_delivery_rate_and_the_drift(dev: Synthesized) -> None:
+    widgets = {widget["properties"].get("title"): widget["properties"] for widget in _dashboard_widgets(dev)}
+    refused = json.dumps(widgets["Webhook deliveries refused (%)"]["metrics"])
+    assert "100 * FILL(rejected_qbo_ingest, 0) / received_qbo_ingest" in refused
+    assert "qbo-ingest" in refused and "hubspot-ingest" in refused
+    drift = json.dumps(widgets[f"{dev.topology.function('qbo_reconcile').name}: drifted records"]["metrics"])
+    assert "DriftRecords" in drift and "ReconcileNotReached" in drift
+    assert '"connection"' in drift and '"main"' in drift
+
+
 def test_alarm_email_is_subscribed_only_where_configured(dev: Synthesized, prod: Synthesized) -> None:
     assert dev.of_type("AWS::SNS::Subscription") == {}
     _, subscription = prod.one("AWS::SNS::Subscription", Protocol="email")
@@ -964,3 +1095,40 @@ def test_the_hubspot_ingest_reads_only_hubspot_secrets_and_writes_raw_objects_an
     assert _resources_of(statements, "events:PutEvents") == [json.dumps(_arn(bus_id))]
     assert _resources_of(statements, "dynamodb:PutItem") == []
     assert _resources_of(statements, "sqs:SendMessage") == []
+
+
+# --- the outputs an operator deploys with (infra/deploy.py, infra/outputs.py) -------------------------
+
+
+@pytest.mark.parametrize("stage", topo.STAGES)
+def test_every_secret_and_webhook_route_of_the_topology_is_a_stack_output_with_a_description(
+    stages: dict[str, Synthesized], stage: str
+) -> None:
+    synthesized = stages[stage]
+    outputs = synthesized.template.to_json()["Outputs"]
+    topology = synthesized.topology
+    # each secret: its name, and its ARN (the Ref of the secret itself)
+    for spec in topology.secrets:
+        logical_id, _ = synthesized.one("AWS::SecretsManager::Secret", Name=spec.name)
+        named = [o for o in outputs.values() if o["Value"] == spec.name]
+        assert len(named) == 1, spec.key
+        assert (
+            "JSON {" in named[0]["Description"] and "docs/infra.md#deploy-to-aws" in named[0]["Description"]
+        )
+        assert [o["Value"] for o in outputs.values() if o["Value"] == _ref(logical_id)] == [_ref(logical_id)]
+    # each webhook route: the full URL of the API's stage plus the route's path
+    api_id, _ = synthesized.one("AWS::ApiGatewayV2::Api", Name=topology.api.name)
+    urls = {
+        parts[-1]: output
+        for output in outputs.values()
+        if isinstance(output["Value"], dict) and "Fn::Join" in output["Value"]
+        for parts in [output["Value"]["Fn::Join"][1]]
+        if parts[0] == "https://" and parts[1] == _ref(api_id)
+    }
+    assert set(urls) == {route.path for route in topology.api.routes}
+    assert all("Paste into" in output["Description"] for output in urls.values())
+    # the alarm topic and the dashboard
+    topic_id, _ = synthesized.one("AWS::SNS::Topic", TopicName=topology.monitoring.topic_name)
+    assert outputs["AlarmTopicArn"]["Value"] == _ref(topic_id)
+    assert outputs["DashboardName"]["Value"] == topology.monitoring.dashboard_name
+    assert all(output.get("Description") for output in outputs.values())

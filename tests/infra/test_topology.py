@@ -662,6 +662,7 @@ def _emitted_metric_names(paths: list[Path]) -> set[str]:
         text = path.read_text(encoding="utf-8")
         emitted |= set(re.findall(r'(?:count|_alarm|alarm)\(\s*"([A-Z][A-Za-z]+)"', text))
         emitted |= set(re.findall(r'add_metric\(\s*name="([A-Z][A-Za-z]+)"', text))
+        emitted |= set(re.findall(r'single_metric\(\s*name="([A-Z][A-Za-z]+)"', text))
         for names in re.findall(r"for name in \(([^)]*)\):", text):  # count(name) over a literal tuple
             emitted |= set(re.findall(r'"([A-Z][A-Za-z]+)"', names))
     return emitted
@@ -695,6 +696,28 @@ def test_every_alarmed_metric_is_one_the_alarmed_function_emits() -> None:
         assert alarm.metric_name in emitted, (alarm.function, alarm.metric_name)
 
 
+def test_every_metric_a_math_alarm_reads_is_one_its_function_emits() -> None:
+    # given the metric math alarms: rejected deliveries (refused / received) and stalled flows
+    topology = _topology("dev")
+    refs = [
+        *(
+            (alarm.function, name)
+            for alarm in topology.monitoring.rejected_deliveries_alarms
+            for name in ("DeliveriesRejected", "DeliveriesReceived")
+        ),
+        *(
+            (ref.function, ref.metric_name)
+            for stalled in topology.monitoring.stalled_flows
+            for ref in (stalled.processed, *stalled.upstream)
+        ),
+    ]
+    assert refs
+    for function_key, metric_name in refs:
+        # then each count is really emitted by that function's code (a rename would silence the alarm)
+        emitted = _emitted_metric_names(_code_of(topology.function(function_key)))
+        assert metric_name in emitted, (function_key, metric_name)
+
+
 def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.CaptureFixture[str]) -> None:
     # given the metrics object a function uses, emitting one count
     from aws_lambda_powertools.metrics import MetricUnit
@@ -715,7 +738,7 @@ def test_alarms_look_where_powertools_puts_the_functions_metrics(capsys: pytest.
 def test_an_unknown_key_lookup_names_the_known_ones() -> None:
     with pytest.raises(
         KeyError,
-        match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync, teams-invite, document-sync, qbo-catchup, backfill-jobs\\)",
+        match="no queue 'deal_sync' in the topology \\(known: deal-sync, calendar-sync, teams-invite, document-sync, qbo-catchup, backfill-jobs, qbo-reconcile\\)",
     ):
         _topology("dev").queue("deal_sync")
 

@@ -113,6 +113,25 @@ def test_a_person_changed_amount_is_reported_and_repaired_through_the_flow(world
     assert check(world).drift == []
 
 
+def test_an_amount_another_app_changed_through_the_api_is_changed_in_hubspot_not_a_mapping_change(
+    world: DealSyncWorld,
+) -> None:
+    # given every document synced, and another integration set invoice 3's deal amount through the API
+    synced(world)
+    deal = deal_of(world, "3")
+    qbo_amount = deal["properties"]["amount"]
+    hubspot_api(world, "PATCH", f"/crm/v3/objects/deals/{deal['id']}", {"properties": {"amount": "1.00"}})
+
+    # when reconciled
+    entry = drift_of(check(world), "Invoice", "3")
+
+    # then the amount drifted because HubSpot changed (the deal held QBO's value before the API write),
+    # not because LedgerLink's mapping now gives another value
+    (amount,) = [f for f in entry["fields"] if f["field"] == "amount"]
+    assert (amount["qbo"], amount["hubspot"], amount["cause"]) == (qbo_amount, "1.00", "changed_in_hubspot")
+    assert "another app, through the API" in amount["detail"]
+
+
 def test_qbo_wins_false_leaves_the_persons_change(world: DealSyncWorld) -> None:
     synced(world)
     deal = deal_of(world, "3")
@@ -329,3 +348,50 @@ def test_the_commands_print_the_report_and_exit_1_on_drift_0_when_repaired(
         )
     )
     print(tmp_path.parent / "reconcile-sample.txt")
+
+
+class ConnectionCounts:
+    """A metrics sink whose counts name the connection, as the reconcile Lambda's ServiceMetrics do."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def for_connection(self, connection: str) -> Any:
+        sink = self
+
+        class Counter:
+            def count(self, name: str, value: int = 1) -> None:
+                sink.counts[(connection, name)] = sink.counts.get((connection, name), 0) + value
+
+        return Counter()
+
+
+def test_the_scheduled_check_reports_a_persons_change_and_repairs_nothing(world: DealSyncWorld) -> None:
+    from ledgerlink.configfile import load as load_config
+    from ledgerlink.deal_sync.reconcile_schedule import run_scheduled_reconcile
+    from ledgerlink.secrets import PowertoolsSecretStore
+
+    # given every document synced, and a person changed invoice 3's deal amount in HubSpot
+    synced(world)
+    deal = deal_of(world, "3")
+    person_edits(world, deal["id"], {"amount": "1.00"})
+    config = load_config(support.CONFIG_FILE)
+    counts = ConnectionCounts()
+
+    # when the scheduled reconciliation runs, built as its Lambda builds it
+    report = run_scheduled_reconcile(
+        world.settings,
+        config,
+        secrets=PowertoolsSecretStore(max_age_seconds=0, client=world.aws["secretsmanager"]),
+        metrics=counts,
+        remaining_ms=lambda: 14 * 60 * 1000,
+        dynamodb=world.aws["dynamodb"],
+        since=SINCE,
+    )
+
+    # then each connection is checked and DriftRecords counts the one drifted record
+    (connection,) = [each.name for each in config.connections]
+    assert report.failures == {} and report.not_reached == []
+    assert counts.counts[(connection, "DriftRecords")] == 1 == report.drifted
+    # and the person's value is still there: a scheduled check reports, the operator repairs
+    assert deal_of(world, "3")["properties"]["amount"] == "1.00"

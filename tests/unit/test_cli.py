@@ -143,7 +143,7 @@ def test_a_command_that_reports_its_own_errors_still_ends_a_closed_pipe_quietly(
     assert capsys.readouterr().err == ""
 
 
-def _probe_that_logs(monkeypatch: pytest.MonkeyPatch, stdout: io.StringIO) -> None:
+def _probe_that_logs(monkeypatch: pytest.MonkeyPatch, stdout: io.TextIOBase) -> None:
     """A `ledgerlink probe` command that runs flow code which logs, as `backfill` or `catchup` do: the
     deal sync's logger writes its JSON lines to ``stdout`` (Powertools' default stream)."""
     from ledgerlink.observability import Service, get_logger
@@ -187,14 +187,29 @@ def test_the_cli_log_level_shows_every_line_on_stderr_and_is_put_back_afterwards
     monkeypatch.setenv("LEDGERLINK_CLI_LOG_LEVEL", "info")
     from ledgerlink.observability import Service, get_logger
 
-    before = get_logger(Service.HUBSPOT_DEAL_SYNC).level
+    before = logging.getLogger(get_logger(Service.HUBSPOT_DEAL_SYNC).name).level
     # when the command runs
     assert cli.main(["probe"]) == 0
     # then the INFO line is on stderr too, and the logger is as it was once the command is over
     assert "backfill page settled" in capsys.readouterr().err
-    assert get_logger(Service.HUBSPOT_DEAL_SYNC).level == before
+    assert logging.getLogger(get_logger(Service.HUBSPOT_DEAL_SYNC).name).level == before
     get_logger(Service.HUBSPOT_DEAL_SYNC).info("after the command")
     assert "after the command" in stdout.getvalue()
+
+
+def test_a_logger_left_holding_a_closed_stream_does_not_break_the_command(monkeypatch, capsys):
+    # given a flow logger created while another owner had stdout, which has closed it since (as a
+    # previous test's capture does)
+    closed = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    _probe_that_logs(monkeypatch, closed)
+    closed.close()
+    # when the command runs
+    status = cli.main(["probe"])
+    # then it runs and its warning reaches stderr
+    assert status == 0
+    captured = capsys.readouterr()
+    assert "customer match is ambiguous" in captured.err
+    assert captured.out == "demo: Invoice 5/5 · finished\n"
 
 
 def test_a_log_level_that_is_not_one_is_refused_naming_the_variable(monkeypatch, capsys):
@@ -206,3 +221,30 @@ def test_a_log_level_that_is_not_one_is_refused_naming_the_variable(monkeypatch,
         "LEDGERLINK_CLI_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
         in capsys.readouterr().err
     )
+
+
+def test_a_module_logger_created_while_the_command_runs_keeps_to_the_level(monkeypatch, capsys):
+    # given a command whose code creates a module's child logger only when it runs (a lazy import),
+    # outside Lambda (no POWERTOOLS_SERVICE_NAME), as the QBO OAuth module's logger is
+    from aws_lambda_powertools import Logger
+
+    monkeypatch.delenv("POWERTOOLS_SERVICE_NAME", raising=False)
+
+    def register(parser: argparse.ArgumentParser) -> None:
+        def run(_args: argparse.Namespace) -> int:
+            child = Logger(child=True)
+            child.info("QBO access token refreshed")
+            child.warning("secret rotation failed")
+            return 0
+
+        parser.set_defaults(func=run)
+
+    monkeypatch.setattr(cli, "COMMAND_GROUPS", (cli.CommandGroup("probe", "probe:register", "probe"),))
+    monkeypatch.setattr(cli, "_load", lambda _reference: register)
+    # when the operator runs it with the default level (WARNING)
+    assert cli.main(["probe"]) == 0
+    # then the INFO line is not shown anywhere, the WARNING is on stderr and stdout stays empty
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "secret rotation failed" in captured.err
+    assert "QBO access token refreshed" not in captured.err

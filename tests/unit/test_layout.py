@@ -35,6 +35,8 @@ FLOWS: Mapping[str, frozenset[str]] = {
             "qbo_backfill.handler",
             "ledgerlink.cli.backfill",
             "ledgerlink.cli.reconcile",
+            # The scheduled reconciliation (report only) runs as a Lambda of its own.
+            "qbo_reconcile.handler",
         }
     ),
     "ledgerlink.document_sync": frozenset({"qbo_document_sync.handler"}),

@@ -111,6 +111,11 @@ COMMAND_GROUPS: Final[tuple[CommandGroup, ...]] = (
         "ledgerlink.cli.retry:register",
         "run a record's waiting retry now (its message's visibility to 0)",
     ),
+    CommandGroup(
+        "ui",
+        "ledgerlink.cli.ui:register",
+        "a web page on 127.0.0.1: health per connection, failures, dead letters (replay), traces, a plot",
+    ),
 )
 
 EXIT_OK: Final = 0

@@ -97,6 +97,9 @@ def _deal_flow(args: argparse.Namespace, out: TextIO) -> Iterator[tuple[Any, Any
         config=config,
         dynamodb=aws_client("dynamodb", endpoint),
         events=aws_client("events", endpoint),
+        # The flow's dead-letter router needs SQS too: built here so it gets the endpoint's region
+        # (local.json's, for the local stack) rather than boto3's default, which may have none.
+        sqs=aws_client("sqs", endpoint),
     )
     try:
         yield parts, config, [c for c in config.connections if args.connection in (None, c.name)]

@@ -147,7 +147,17 @@ class BatchHistory(Generic[E]):
             next_attempt_at=next_attempt,
             queue_arn=queue,
             receipt_handle=handle,
+            queued_at=_sent_at(record),
         )
+
+
+def _sent_at(record: Mapping[str, Any]) -> str | None:
+    """When SQS received the message (``SentTimestamp``, epoch milliseconds), as a history time."""
+    sent = (record.get("attributes") or {}).get("SentTimestamp")
+    try:
+        return history_time(int(sent) / 1000) if sent else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def batch_history(

@@ -287,6 +287,19 @@ def _cause_from_history(
     source_type = str(last.get("sourceType") or "")
     who = " ".join(str(v) for v in (source_type, last.get("sourceId"), last.get("timestamp")) if v)
     if source_type in API_SOURCES:
+        if drift.qbo is not None and any(
+            same_value(str(earlier.get("value") or ""), drift.qbo) for earlier in entries[1:]
+        ):
+            # The deal already held the value today's mapping gives, and an API write replaced it while QBO
+            # did not change: another app (or a script) changed it, not LedgerLink under a new mapping.
+            # (HubSpot's history does not say reliably which app wrote a value, hence the deduction.)
+            return FieldDrift(
+                drift.field,
+                drift.qbo,
+                drift.hubspot,
+                Cause.CHANGED_IN_HUBSPOT,
+                f"another app, through the API: {who}",
+            )
         # LedgerLink (or another app) wrote the value, and QBO did not change since: the mapping did.
         return FieldDrift(drift.field, drift.qbo, drift.hubspot, Cause.CONFIGURATION_CHANGED, who)
     kind = "a workflow" if source_type in AUTOMATION_SOURCES else "a person"

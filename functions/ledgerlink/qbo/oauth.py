@@ -90,7 +90,8 @@ class QboConnectionRevoked(QboAuthError):
     def __init__(self, secret_name: str) -> None:
         super().__init__(
             f"QBO refused the refresh token in secret {secret_name!r} (invalid_grant): the connection is "
-            "revoked or the token was superseded; re-authorise the app and store the new refresh token",
+            "revoked or the token was superseded; re-authorise the app and store the new refresh token "
+            "(ledgerlink connect qbo --connection NAME does both), then replay the dead letters",
             retryable=False,
         )
 

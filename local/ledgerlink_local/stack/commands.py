@@ -53,6 +53,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "default: its deployed schedule, every 15 minutes)",
     )
     up.add_argument(
+        "--reconcile-seconds",
+        type=float,
+        default=None,
+        help="run the scheduled reconciliation (a report of drift, no repair) every so many seconds (or "
+        "LEDGERLINK_LOCAL_RECONCILE_SECONDS; default: its deployed schedule, daily)",
+    )
+    up.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -86,6 +93,7 @@ def run_up_command(args: argparse.Namespace) -> int:
             demo=args.demo,
             sweep_seconds=args.sweep_seconds,
             catchup_seconds=args.catchup_seconds,
+            reconcile_seconds=args.reconcile_seconds,
         )
     except LocalSettingsError as error:
         print(f"ledgerlink local up: {error}", file=sys.stderr)

@@ -41,6 +41,7 @@ FLOWS: Final = {
     "qbo_ingest": "QBO ingest",
     "hubspot_ingest": "HubSpot ingest",
     "qbo_catchup": "QBO catch-up",
+    "qbo_reconcile": "QBO reconcile",
 }
 # How many events and invoices the view remembers (the oldest are forgotten first): a day of the demo is
 # far fewer; a forgotten invoice's next line starts again from what that event says.

@@ -16,13 +16,15 @@ line flag and an environment variable; the flag wins. Nothing is read at import 
 | ``LEDGERLINK_LOCAL_KEEP_RUNS`` | (none) | 5 |
 | ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` | ``--sweep-seconds`` | (none: the topology's schedule, ``rate(1 day)``) |
 | ``LEDGERLINK_LOCAL_CATCHUP_SECONDS`` | ``--catchup-seconds`` | (none: the topology's schedule, ``rate(15 minutes)``) |
+| ``LEDGERLINK_LOCAL_RECONCILE_SECONDS`` | ``--reconcile-seconds`` | (none: the topology's schedule, ``rate(1 day)``) |
 
 Port 0 picks a free port (the tests do that). ``LEDGERLINK_LOCAL_KEEP_RUNS`` is how many earlier runs'
 hop logs and function logs ``<state dir>/previous/`` keeps (0: none, as before runs were kept); it has
 no flag yet (``resolve(keep_runs=...)`` takes one). ``LEDGERLINK_LOCAL_SWEEP_SECONDS`` fires the follow-up
 sweep's scheduled rule every so many seconds (a positive number; fractions allowed) instead of on its
 EventBridge schedule, whose shortest rate is a minute: the demo and a developer need not wait a day.
-``LEDGERLINK_LOCAL_CATCHUP_SECONDS`` does the same for the QBO CDC catch-up's rule.
+``LEDGERLINK_LOCAL_CATCHUP_SECONDS`` does the same for the QBO CDC catch-up's rule, and
+``LEDGERLINK_LOCAL_RECONCILE_SECONDS`` for the scheduled reconciliation's (a report, never a repair).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class LocalEnv(StrEnum):
     KEEP_RUNS = "LEDGERLINK_LOCAL_KEEP_RUNS"
     SWEEP_SECONDS = "LEDGERLINK_LOCAL_SWEEP_SECONDS"
     CATCHUP_SECONDS = "LEDGERLINK_LOCAL_CATCHUP_SECONDS"
+    RECONCILE_SECONDS = "LEDGERLINK_LOCAL_RECONCILE_SECONDS"
 
 
 DEFAULT_PORTS: Final[Mapping[LocalEnv, int]] = {
@@ -94,6 +97,8 @@ class LocalSettings:
     """The follow-up sweep every so many seconds; None: on its topology schedule."""
     catchup_seconds: float | None = None
     """The QBO CDC catch-up every so many seconds; None: on its topology schedule (15 minutes)."""
+    reconcile_seconds: float | None = None
+    """The scheduled reconciliation every so many seconds; None: on its topology schedule (daily)."""
 
     @property
     def local_json(self) -> Path:
@@ -173,6 +178,7 @@ def resolve(
     sweep_seconds: float | None = None,
     catchup_seconds: float | None = None,
     environ: Mapping[str, str] | None = None,
+    reconcile_seconds: float | None = None,
 ) -> LocalSettings:
     """Flags (non-None arguments) over environment variables over defaults."""
     env = os.environ if environ is None else environ
@@ -206,6 +212,13 @@ def resolve(
         catchup = None
     else:
         catchup = parse_seconds(LocalEnv.CATCHUP_SECONDS.value, raw_catchup)
+    raw_reconcile = env.get(LocalEnv.RECONCILE_SECONDS.value)
+    if reconcile_seconds is not None:
+        reconcile: float | None = parse_seconds("--reconcile-seconds", str(reconcile_seconds))
+    elif raw_reconcile is None or raw_reconcile.strip() == "":
+        reconcile = None
+    else:
+        reconcile = parse_seconds(LocalEnv.RECONCILE_SECONDS.value, raw_reconcile)
     return LocalSettings(
         ports=Ports(
             gateway=port(gateway_port, LocalEnv.GATEWAY_PORT),
@@ -219,4 +232,5 @@ def resolve(
         keep_runs=kept,
         sweep_seconds=sweep,
         catchup_seconds=catchup,
+        reconcile_seconds=reconcile,
     )

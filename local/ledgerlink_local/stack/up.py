@@ -549,6 +549,7 @@ def start_environment(
                 for rule, seconds in (
                     (topology_module().FOLLOWUP_SWEEP_RULE, settings.sweep_seconds),
                     (topology_module().CATCHUP_RULE, settings.catchup_seconds),
+                    (topology_module().RECONCILE_RULE, settings.reconcile_seconds),
                 )
                 if seconds is not None
             },

@@ -139,3 +139,22 @@ def test_a_record_its_flow_cannot_describe_is_left_out() -> None:
         {"a": Routed(Disposition.DONE)},
     )
     assert store.rows == []
+
+
+def test_a_row_says_when_its_message_was_queued_so_its_latency_can_be_plotted() -> None:
+    # given a record SQS received 2.25 s before it settled (SentTimestamp, epoch milliseconds)
+    store = RecordingStore()
+    record = {
+        **_record("a"),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796192999250"},
+    }
+    BatchHistory(Flow.DEAL_SYNC, _subject, store, clock=ManualClock(NOW)).settled(
+        [record, _record("b")],
+        {m: Event(m, "e", "c") for m in ("a", "b")},
+        {m: Outcome(OutcomeStatus.SYNCED) for m in ("a", "b")},
+        {m: Routed(Disposition.DONE) for m in ("a", "b")},
+    )
+    rows = {row.message_id: row for row in store.rows}
+    assert rows["a"].queued_at == "2026-12-02T06:29:59.250Z" and rows["a"].at == "2026-12-02T06:30:01.500Z"
+    # and a record without one (a test's, an old poller's) just has none
+    assert rows["b"].queued_at is None

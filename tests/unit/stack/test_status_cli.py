@@ -13,29 +13,16 @@ from ledgerlink.cli import main
 from ledgerlink.cli.retry import latest_attempts, make_due
 from ledgerlink.cli.status import NARROW_MAX_WIDTH, failures_by_category, render_records
 from ledgerlink.history import Category, Flow, HistoryRow, RecordOutcome, categorize, partitions
+from tests.unit.history_rows import history_row
 
 LONG_REASON = "QBO refused the invoice: " + "the customer's billing address is incomplete; " * 6 + "(end)"
 
 
 def _row(**changes: Any) -> HistoryRow:
-    fields: dict[str, Any] = {
-        "connection": "demo",
-        "flow": Flow.DEAL_SYNC,
-        "at": "2026-12-02T06:30:01.123Z",
-        "message_id": "m-1",
-        "receive_count": 1,
-        "outcome": RecordOutcome.WRITTEN,
-        "category": Category.NONE,
-        "reason": "",
-        "correlation_id": "corr-1",
-        "event_id": "e-1",
-        "source_entity": "Invoice",
-        "source_id": "130",
-        "source_number": "1006",
-        "deal_id": "91013",
-        "deal_stage": "Open",
-    }
-    return HistoryRow(**{**fields, **changes})
+    """A row whose deal is known (deal 91013, stage Open), at a time with milliseconds."""
+    return history_row(
+        **{"at": "2026-12-02T06:30:01.123Z", "deal_id": "91013", "deal_stage": "Open", **changes}
+    )
 
 
 def test_wide_never_truncates_a_reason_and_the_default_does() -> None:

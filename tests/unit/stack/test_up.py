@@ -103,6 +103,17 @@ def test_the_sweep_runs_on_its_deployed_schedule_unless_told_to_every_few_second
         resolve(sweep_seconds=-1, environ={})
 
 
+def test_the_reconciliation_runs_on_its_deployed_schedule_unless_told_to_every_few_seconds():
+    assert resolve(environ={}).reconcile_seconds is None
+    assert resolve(environ={"LEDGERLINK_LOCAL_RECONCILE_SECONDS": "5"}).reconcile_seconds == 5
+    assert (
+        resolve(reconcile_seconds=30, environ={"LEDGERLINK_LOCAL_RECONCILE_SECONDS": "5"}).reconcile_seconds
+        == 30
+    )
+    with pytest.raises(LocalSettingsError, match="--reconcile-seconds must be more than 0"):
+        resolve(reconcile_seconds=0, environ={})
+
+
 SECOND = {
     "qbo": {
         **CREDENTIALS["qbo"],
