@@ -427,7 +427,9 @@ class _Literals:
 
     def values(self) -> list[Any]:
         if self._values is None:
-            self._values = [_comparable(self.condition.field, value, self.tz) for value in self.condition.values]
+            self._values = [
+                _comparable(self.condition.field, value, self.tz) for value in self.condition.values
+            ]
         return self._values
 
     def contains(self, stored: Any) -> bool:
@@ -436,7 +438,9 @@ class _Literals:
         return stored in self._hashed
 
 
-def _matches(obj: Mapping[str, Any], condition: Condition, tz: ZoneInfo, literals: _Literals | None = None) -> bool:
+def _matches(
+    obj: Mapping[str, Any], condition: Condition, tz: ZoneInfo, literals: _Literals | None = None
+) -> bool:
     literals = literals or _Literals(condition, tz)
     try:
         stored = _comparable(condition.field, _lookup(obj, condition.field), tz)
@@ -473,7 +477,9 @@ def execute(query: Query, objects: Iterable[Mapping[str, Any]], tz: ZoneInfo) ->
         conditions.append(Condition("Active", "=", (True,)))
     compiled = [(condition, _Literals(condition, tz)) for condition in conditions]
     matching = [
-        obj for obj in objects if all(_matches(obj, condition, tz, literals) for condition, literals in compiled)
+        obj
+        for obj in objects
+        if all(_matches(obj, condition, tz, literals) for condition, literals in compiled)
     ]
     if query.count:
         return len(matching)
