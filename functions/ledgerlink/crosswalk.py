@@ -30,9 +30,10 @@ fast path that fails a redelivered, permanently failing message without calling 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -412,3 +413,116 @@ def _failure(item: Mapping[str, Any]) -> Failure:
         entity_id=_text(item, "entity_id") or "",
         failed_at=_text(item, "failed_at") or "",
     )
+
+
+class InMemoryLinksTable:
+    """The links table's rows in this process: what several :class:`InMemoryLinkStore` share, as the
+    Lambdas of one deployment share the table (tests, benchmarks, one-process tools)."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, Link] = {}
+        self.failures: dict[str, Failure] = {}
+        self.lock = threading.Lock()
+
+
+class InMemoryLinkStore(LinkStore):
+    """:class:`LinkStore` on an :class:`InMemoryLinksTable`, with the same conditions as the DynamoDB
+    writes: versions only move forward (a lost save marks the link dirty), a ``None`` attribute keeps
+    the stored one, empty id sets are removed, :data:`NO_ORIGIN` removes the origin, and ``forget`` only
+    drops a link that still names the same records. No table, no AWS client."""
+
+    def __init__(
+        self,
+        table: InMemoryLinksTable | None = None,
+        *,
+        connection: str | None = None,
+        config_version: str | None = None,
+    ) -> None:
+        # The DynamoDB store's constructor is not called: it would build an AWS client.
+        self.table_name = "in-memory"
+        self.connection = connection
+        self.config_version = config_version
+        self.table = table if table is not None else InMemoryLinksTable()
+
+    def get_many(self, keys: Iterable[EntityKey]) -> dict[EntityKey, Link]:
+        with self.table.lock:
+            return {
+                key: replace(found, key=key)
+                for key in keys
+                if (found := self.table.links.get(key.pk)) is not None
+            }
+
+    def save(self, link: Link, *, event_id: str) -> bool:
+        if link.synced_ms is None:
+            raise ValueError(f"{link.key}: a link records the synced LastUpdatedTime")
+        with self.table.lock:
+            stored = self.table.links.get(link.key.pk)
+            # The DynamoDB condition: the stored version only moves forward (an equal one is rewritten).
+            if (
+                stored is not None
+                and stored.synced_ms is not None
+                and (stored.synced_ms, stored.sync_token) > (link.synced_ms, link.sync_token)
+            ):
+                self.table.links[link.key.pk] = replace(stored, dirty=True)
+                return False
+            base = stored if stored is not None else Link(key=link.key)
+            origin = base.origin if link.origin is None else (link.origin or None)
+            self.table.links[link.key.pk] = replace(
+                base,
+                key=link.key,
+                synced_ms=link.synced_ms,
+                sync_token=link.sync_token,
+                dirty=False,
+                hubspot_id=link.hubspot_id if link.hubspot_id is not None else base.hubspot_id,
+                contact_id=link.contact_id if link.contact_id is not None else base.contact_id,
+                company_id=link.company_id if link.company_id is not None else base.company_id,
+                status=link.status if link.status is not None else base.status,
+                line_item_ids=link.line_item_ids,
+                invoice_ids=link.invoice_ids,
+                origin=origin,
+            )
+            return True
+
+    def save_all(self, links: Sequence[tuple[Link, str]]) -> list[bool]:
+        return [self.save(link, event_id=event_id) for link, event_id in links]
+
+    def claim_for_deal(self, key: EntityKey, deal_id: str) -> None:
+        if not deal_id:
+            raise ValueError(f"{key}: a HubSpot deal id is required")
+        with self.table.lock:
+            base = self.table.links.get(key.pk) or Link(key=key)
+            self.table.links[key.pk] = replace(base, hubspot_id=deal_id, origin=ORIGIN_HUBSPOT)
+
+    def forget(self, link: Link) -> bool:
+        with self.table.lock:
+            stored = self.table.links.get(link.key.pk)
+            if stored is None or (stored.hubspot_id, stored.contact_id) != (link.hubspot_id, link.contact_id):
+                return False
+            del self.table.links[link.key.pk]
+            return True
+
+    def mark_dirty(self, key: EntityKey) -> None:
+        with self.table.lock:
+            base = self.table.links.get(key.pk) or Link(key=key)
+            self.table.links[key.pk] = replace(base, dirty=True)
+
+    def record_failures(self, failures: Sequence[Failure]) -> None:
+        with self.table.lock:
+            for failure in failures:
+                self.table.failures[failure.event_id] = replace(failure, reason=failure.reason[:2000])
+
+    def clear_failures(self, event_ids: Iterable[str]) -> None:
+        with self.table.lock:
+            for event_id in set(event_ids):
+                self.table.failures.pop(event_id, None)
+
+    def failures(self, event_ids: Iterable[str]) -> dict[str, Failure]:
+        with self.table.lock:
+            return {
+                eid: found for eid in set(event_ids) if (found := self.table.failures.get(eid)) is not None
+            }
+
+    def recent_failures(self, limit: int = 20) -> list[Failure]:
+        with self.table.lock:
+            found = list(self.table.failures.values())
+        return sorted(found, key=lambda failure: failure.failed_at, reverse=True)[:limit]

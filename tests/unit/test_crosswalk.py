@@ -1,15 +1,24 @@
-"""The crosswalk (the links table and the failures on record), against moto's DynamoDB."""
+"""The crosswalk (the links table and the failures on record), against moto's DynamoDB; the behaviour
+tests run against the in-memory store too (what benchmarks run the flow on), so the two cannot drift."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from ledgerlink.crosswalk import NO_ORIGIN, EntityKey, Failure, Link, LinkStore
+from ledgerlink.crosswalk import (
+    NO_ORIGIN,
+    EntityKey,
+    Failure,
+    InMemoryLinksTable,
+    InMemoryLinkStore,
+    Link,
+    LinkStore,
+)
 from ledgerlink.mapping.origin import ORIGIN_HUBSPOT
 from tests.integration.test_deal_sync_support import TABLES, create_aws_resources
 
@@ -23,9 +32,24 @@ def dynamodb() -> Iterator[Any]:
         yield boto3.client("dynamodb", region_name="us-east-1")
 
 
-def test_a_link_only_moves_forward_and_a_lost_race_marks_it_dirty(dynamodb: Any) -> None:
+StoreFactory = Callable[..., LinkStore]
+
+
+@pytest.fixture(params=["dynamodb", "in_memory"])
+def make_store(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    """Link stores over one table: DynamoDB's (moto) or the in-memory one; keyword arguments as
+    LinkStore's (connection, config_version)."""
+    if request.param == "in_memory":
+        table = InMemoryLinksTable()
+        yield lambda **options: InMemoryLinkStore(table, **options)
+        return
+    client = request.getfixturevalue("dynamodb")
+    yield lambda **options: LinkStore(TABLES["links"], client, **options)
+
+
+def test_a_link_only_moves_forward_and_a_lost_race_marks_it_dirty(make_store: StoreFactory) -> None:
     # given worker B recorded version (t=2000, SyncToken 3) of an invoice
-    store = LinkStore(TABLES["links"], dynamodb)
+    store = make_store()
     assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=2000, sync_token=3), event_id="b")
 
     # when slower worker A, which read the older version (t=1000), tries to record it
@@ -44,24 +68,24 @@ def test_a_link_only_moves_forward_and_a_lost_race_marks_it_dirty(dynamodb: Any)
     assert store.get_many([INVOICE])[INVOICE].already_synced(2000, 3) is True
 
 
-def test_two_edits_within_one_second_differ_by_their_sync_token(dynamodb: Any) -> None:
-    store = LinkStore(TABLES["links"], dynamodb)
+def test_two_edits_within_one_second_differ_by_their_sync_token(make_store: StoreFactory) -> None:
+    store = make_store()
     store.save(Link(INVOICE, hubspot_id="91", synced_ms=5000, sync_token=4), event_id="e1")
     link = store.get_many([INVOICE])[INVOICE]
     assert link.already_synced(5000, 4) and not link.already_synced(5000, 5)
     assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=5000, sync_token=5), event_id="e2")
 
 
-def test_line_items_and_invoices_are_remembered_and_forgotten(dynamodb: Any) -> None:
-    store = LinkStore(TABLES["links"], dynamodb)
+def test_line_items_and_invoices_are_remembered_and_forgotten(make_store: StoreFactory) -> None:
+    store = make_store()
     store.save(Link(INVOICE, hubspot_id="91", synced_ms=1, line_item_ids=frozenset({"7", "8"})), event_id="e")
     assert store.get_many([INVOICE])[INVOICE].line_item_ids == {"7", "8"}
     store.save(Link(INVOICE, hubspot_id="91", synced_ms=2), event_id="f")  # voided: no line items left
     assert store.get_many([INVOICE])[INVOICE].line_item_ids == frozenset()
 
 
-def test_failures_are_recorded_listed_and_cleared(dynamodb: Any) -> None:
-    store = LinkStore(TABLES["links"], dynamodb)
+def test_failures_are_recorded_listed_and_cleared(make_store: StoreFactory) -> None:
+    store = make_store()
     failure = Failure(
         "ev-1",
         "currency EUR is not enabled",
@@ -81,9 +105,11 @@ def test_failures_are_recorded_listed_and_cleared(dynamodb: Any) -> None:
     assert store.recent_failures() == []
 
 
-def test_a_stale_customer_link_is_forgotten_only_while_it_names_the_deleted_records(dynamodb: Any) -> None:
+def test_a_stale_customer_link_is_forgotten_only_while_it_names_the_deleted_records(
+    make_store: StoreFactory,
+) -> None:
     # given a customer linked to company 21 and contact 51, which a HubSpot user then deleted
-    store = LinkStore(TABLES["links"], dynamodb)
+    store = make_store()
     customer = EntityKey("9341453908059321", "Customer", "1")
     stale = Link(customer, hubspot_id="21", contact_id="51", synced_ms=1000, status="linked")
     store.save(stale, event_id="e1")
@@ -128,9 +154,9 @@ def test_every_row_names_its_connection_and_the_configuration_version(dynamodb: 
     assert all(item["config_version"]["S"] == "abc123" for item in items)
 
 
-def test_an_origin_is_recorded_and_kept_by_later_saves_until_removed(dynamodb: Any) -> None:
+def test_an_origin_is_recorded_and_kept_by_later_saves_until_removed(make_store: StoreFactory) -> None:
     # given an invoice link recorded as created for HubSpot deal 91
-    store = LinkStore(TABLES["links"], dynamodb)
+    store = make_store()
     assert store.save(Link(INVOICE, hubspot_id="91", synced_ms=1000, origin=ORIGIN_HUBSPOT), event_id="e1")
     assert store.get_many([INVOICE])[INVOICE].origin == ORIGIN_HUBSPOT
 
@@ -177,3 +203,26 @@ def test_a_claim_leaves_what_the_deal_sync_recorded(dynamodb: Any) -> None:
     assert after == {**before, "origin": {"S": ORIGIN_HUBSPOT}}
     link = synced.get_many([INVOICE])[INVOICE]
     assert (link.synced_ms, link.sync_token, link.dirty, link.origin) == (2000, 3, True, ORIGIN_HUBSPOT)
+
+
+def test_a_claim_names_the_deal_and_keeps_the_synced_version_and_dirty_flag(make_store: StoreFactory) -> None:
+    # given no link for one invoice, and a synced (then raced, dirty) link for another
+    store = make_store(connection="demo", config_version="v1")
+    other = EntityKey(INVOICE.realm_id, "Invoice", "131")
+    store.save(Link(other, hubspot_id="92", synced_ms=2000, sync_token=3, status="open"), event_id="e1")
+    store.mark_dirty(other)
+    # when the HubSpot -> QBO flow claims both
+    store.claim_for_deal(INVOICE, "91")
+    store.claim_for_deal(other, "92")
+    # then the new link has the deal and origin only, and the other keeps its version, status and flag
+    links = store.get_many([INVOICE, other])
+    assert links[INVOICE] == Link(INVOICE, hubspot_id="91", origin=ORIGIN_HUBSPOT)
+    claimed = links[other]
+    assert (claimed.hubspot_id, claimed.synced_ms, claimed.sync_token, claimed.status, claimed.dirty) == (
+        "92",
+        2000,
+        3,
+        "open",
+        True,
+    )
+    assert claimed.origin == ORIGIN_HUBSPOT

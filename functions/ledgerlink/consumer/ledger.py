@@ -18,6 +18,8 @@ consuming the same event each process it once:
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
@@ -31,6 +33,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import (
     STATUS_CONSTANTS,
     BasePersistenceLayer,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from ledgerlink.idempotency import idempotency_config, idempotency_persistence
 
@@ -99,3 +102,48 @@ class EventLedger:
 
         with ThreadPoolExecutor(max_workers=PARALLEL_CALLS) as pool:
             list(pool.map(release, event_ids))
+
+
+class InMemoryPersistence(BasePersistenceLayer):
+    """Powertools' persistence layer on a dict, with the DynamoDB layer's put condition (absent, expired,
+    or in progress past its invocation's expiry), for an :class:`EventLedger` in tests and benchmarks.
+    One instance is one table: ledgers given the same instance share their records, as Lambdas share
+    the idempotency table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+        self._lock = threading.Lock()
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        with self._lock:
+            found = self.records.get(idempotency_key)
+        if found is None:
+            raise IdempotencyItemNotFoundError
+        return found
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        now = time.time()
+        with self._lock:
+            old = self.records.get(data_record.idempotency_key)
+            if old is not None and not _replaceable(old, now):
+                raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+            self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self.records.pop(data_record.idempotency_key, None)
+
+
+def _replaceable(record: DataRecord, now: float) -> bool:
+    if record.expiry_timestamp is not None and record.expiry_timestamp < int(now):
+        return True
+    return (
+        record.status == STATUS_CONSTANTS["INPROGRESS"]
+        and record.in_progress_expiry_timestamp is not None
+        and record.in_progress_expiry_timestamp < int(now * 1000)
+    )

@@ -15,7 +15,7 @@ from ledgerlink.clock import Clock
 from ledgerlink.config import Settings
 from ledgerlink.configfile import Connection, DeploymentConfig
 from ledgerlink.deal_sync.backfill import Backfill, BackfillError, BackfillOptions, ProgressHook
-from ledgerlink.deal_sync.backfill_checkpoint import Checkpoint, DynamoDBCheckpointStore
+from ledgerlink.deal_sync.backfill_checkpoint import Checkpoint, CheckpointStore, DynamoDBCheckpointStore
 from ledgerlink.deal_sync.factory import DealSyncParts, build_deal_sync
 from ledgerlink.secrets import SecretStore
 
@@ -60,12 +60,18 @@ def build_backfill(
     progress: ProgressHook | None = None,
     should_stop: Callable[[], bool] | None = None,
     remaining_ms: Callable[[], int] | None = None,
+    store: CheckpointStore | None = None,
     **build: Any,
 ) -> BackfillRun:
     """The backfill of ``connection`` over the deal sync of ``config`` (``build``: more arguments of
-    :func:`~ledgerlink.deal_sync.factory.build_deal_sync`, e.g. ``metrics``)."""
+    :func:`~ledgerlink.deal_sync.factory.build_deal_sync`, e.g. ``metrics``, or ``stores`` for state
+    kept elsewhere than DynamoDB). ``store``: the checkpoint's (default: the vendor-state table)."""
     chosen = find_connection(config, connection)
-    dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
+    # One DynamoDB client for the deal sync and the checkpoint, and none when neither needs it.
+    needs_dynamodb = store is None or build.get("stores") is None
+    dynamodb_client: DynamoDBClient | None = (
+        dynamodb if dynamodb is not None or not needs_dynamodb else boto3.client("dynamodb")
+    )
     parts = build_deal_sync(
         settings,
         secrets=secrets,
@@ -81,7 +87,7 @@ def build_backfill(
         realm_id=chosen.realm_id,
         qbo=parts.connections[chosen.name].qbo,
         sync=parts.service,
-        store=checkpoint_store(settings, dynamodb_client),
+        store=store if store is not None else checkpoint_store(settings, dynamodb_client),
         options=options,
         clock=clock,
         progress=progress,

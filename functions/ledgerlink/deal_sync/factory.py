@@ -25,16 +25,15 @@ from ledgerlink.consumer.ledger import EventLedger
 from ledgerlink.consumer.outcome import Outcome, OutcomeStatus
 from ledgerlink.crosswalk import LinkStore
 from ledgerlink.deal_sync.inbox import ChangeEvent
-from ledgerlink.deal_sync.ports import MetricsSink, NoMetrics, SyncConfig
+from ledgerlink.deal_sync.ports import EventPublisher, MetricsSink, NoMetrics, SyncConfig
 from ledgerlink.deal_sync.service import DealSyncService
+from ledgerlink.deal_sync.stores import AwsStores, DealSyncStores
 from ledgerlink.http.client import VendorHttpClient
-from ledgerlink.http.factory import shared_state_client
 from ledgerlink.http.policy import hubspot_policy, qbo_policy
 from ledgerlink.hubspot.client import HubSpotAuth, HubSpotClient
 from ledgerlink.observability import Service, connection_scope, get_logger
-from ledgerlink.publisher import EventBridgePublisher
 from ledgerlink.qbo.client import QboClient
-from ledgerlink.qbo.oauth import AlarmHook, DynamoDBTokenStateStore, QboOAuth, token_endpoint, token_policy
+from ledgerlink.qbo.oauth import AlarmHook, QboOAuth, token_endpoint, token_policy
 from ledgerlink.secrets import SecretStore
 
 # The function's own logger (a child logger cannot carry keys): the connection and the configuration
@@ -179,16 +178,24 @@ def build_deal_sync(
     alarm: AlarmHook | None = None,
     publisher_sleep: Any = None,
     sqs: SQSClient | None = None,
+    stores: DealSyncStores | None = None,
 ) -> DealSyncParts:
     """One service per connection of ``config`` (default: the configuration file of
     ``LEDGERLINK_CONFIG_FILE``). ``metrics`` may offer ``for_connection(name)`` for a sink whose
     metrics carry the connection as a dimension. ``sqs`` is only used (and only created) when
-    ``settings.dead_letter_queue_name`` or ``settings.max_receive_count`` is set."""
+    ``settings.dead_letter_queue_name`` or ``settings.max_receive_count`` is set. ``stores``: where the
+    state lives (default :class:`~ledgerlink.deal_sync.stores.AwsStores` over ``dynamodb`` and
+    ``events``; :class:`~ledgerlink.deal_sync.stores.InMemoryStores` for a run without AWS)."""
     config = config if config is not None else deployment_config()
-    dynamodb_client: DynamoDBClient = dynamodb if dynamodb is not None else boto3.client("dynamodb")
-    events_client: EventBridgeClient = events if events is not None else boto3.client("events")
-    publisher_options: Mapping[str, Any] = {"sleep": publisher_sleep} if publisher_sleep is not None else {}
-    publisher = EventBridgePublisher(events_client, settings.event_bus_name, **publisher_options)
+    if stores is None:
+        stores = AwsStores(
+            settings,
+            dynamodb=dynamodb if dynamodb is not None else boto3.client("dynamodb"),
+            events=events if events is not None else boto3.client("events"),
+            clock=clock,
+            publisher_sleep=publisher_sleep,
+        )
+    publisher = stores.publisher()
     base_metrics: MetricsSink = metrics if metrics is not None else NoMetrics()
     parts = {
         connection.name: _connection_parts(
@@ -196,7 +203,7 @@ def build_deal_sync(
             config,
             settings,
             secrets=secrets,
-            dynamodb=dynamodb_client,
+            stores=stores,
             publisher=publisher,
             clock=clock,
             metrics=_for_connection(base_metrics, connection.name),
@@ -223,16 +230,13 @@ def _connection_parts(
     settings: Settings,
     *,
     secrets: SecretStore,
-    dynamodb: DynamoDBClient,
-    publisher: EventBridgePublisher,
+    stores: DealSyncStores,
+    publisher: EventPublisher,
     clock: Clock | None,
     metrics: MetricsSink,
     alarm: AlarmHook,
 ) -> ConnectionParts:
-    table = settings.vendor_state_table_name
-
-    def shared(policy: Any, auth: Any = None) -> VendorHttpClient:
-        return shared_state_client(policy, auth, table_name=table, dynamodb_client=dynamodb, clock=clock)
+    shared = stores.vendor_client
 
     _, token_path = token_endpoint(settings.qbo_token_url)
     token_http = shared(token_policy(settings))
@@ -240,7 +244,7 @@ def _connection_parts(
     oauth = QboOAuth(
         secret_name=connection.secret_name(settings.stage, "qbo-oauth"),
         secrets=secrets,
-        state=DynamoDBTokenStateStore(table, dynamodb),
+        state=stores.token_state(),
         token_http=token_http,
         token_path=token_path,
         clock=clock,
@@ -255,15 +259,8 @@ def _connection_parts(
     service = DealSyncService(
         qbo=qbo,
         hubspot=hubspot,
-        links=LinkStore(
-            settings.links_table_name, dynamodb, connection=connection.name, config_version=config.version
-        ),
-        ledger=EventLedger(
-            settings.idempotency_table_name,
-            settings.idempotency_ttl_seconds,
-            namespace=f"{LEDGER_NAMESPACE}:{connection.name}",
-            dynamodb_client=dynamodb,
-        ),
+        links=stores.links(connection.name, config.version),
+        ledger=stores.ledger(f"{LEDGER_NAMESPACE}:{connection.name}"),
         publisher=publisher,
         config=sync_config(connection, config),
         clock=clock,

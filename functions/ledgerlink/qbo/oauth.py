@@ -33,7 +33,7 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlencode, urlsplit
@@ -272,6 +272,55 @@ class DynamoDBTokenStateStore:
             )
         except ClientError as error:
             raise self._failed("revocation mark", error) from None
+
+
+class InMemoryTokenStateStore:
+    """:class:`TokenStateStore` in this process, with the DynamoDB store's conditions (one lease holder,
+    a lease only for a stale or rejected token): for tests, benchmarks and one-process tools. Every OAuth
+    provider given the same instance shares one token, as Lambdas share the vendor-state item."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, TokenState] = {}
+        self._lock = threading.Lock()
+
+    def load(self, key: str) -> TokenState:
+        with self._lock:
+            return self.states.get(key, TokenState())
+
+    def try_lease(self, key: str, owner: str, now: float, lease_seconds: float, rejected: str | None) -> bool:
+        with self._lock:
+            state = self.states.get(key, TokenState())
+            if state.lease_until is not None and state.lease_until > now:
+                return False
+            stale = state.token_expires_at is None or state.token_expires_at <= now + EXPIRY_MARGIN_SECONDS
+            if not (stale or (rejected is not None and state.access_token == rejected)):
+                return False
+            self.states[key] = replace(state, lease_owner=owner, lease_until=now + lease_seconds)
+            return True
+
+    def store_token(self, key: str, access_token: str, expires_at: float, refresh_token: str) -> None:
+        with self._lock:
+            self.states[key] = TokenState(
+                access_token=access_token, token_expires_at=expires_at, refresh_token=refresh_token
+            )
+
+    def release(self, key: str, owner: str) -> None:
+        with self._lock:
+            state = self.states.get(key)
+            if state is not None and state.lease_owner == owner:
+                self.states[key] = replace(state, lease_owner=None, lease_until=None)
+
+    def mark_revoked(self, key: str, fingerprint: str, owner: str) -> None:
+        with self._lock:
+            state = self.states.get(key, TokenState())
+            self.states[key] = replace(
+                state,
+                revoked_fingerprint=fingerprint,
+                lease_owner=None,
+                lease_until=None,
+                access_token=None,
+                token_expires_at=None,
+            )
 
 
 @dataclass(frozen=True)

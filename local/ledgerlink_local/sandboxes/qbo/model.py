@@ -490,6 +490,8 @@ class Company:
         stored.setdefault("sparse", False)
         self._stamp(stored, None)
         self.objects[entity][str(stored["Id"])] = stored
+        if str(stored["Id"]).isdigit() and entity in self._sequence:  # later ids follow a chosen one
+            self._sequence[entity] = max(self._sequence[entity], int(stored["Id"]))
         return stored
 
     # ---- write pipeline
@@ -526,9 +528,15 @@ class Company:
         return old
 
     def _next_id(self, entity: str) -> str:
-        used = [int(key) for key in self.objects[entity] if key.isdigit()]
-        used += [int(key) for key in self.tombstones[entity] if key.isdigit()]
-        following = max([self._sequence.get(entity, 0), *used]) + 1
+        last = self._sequence.get(entity)
+        if last is None:  # the first id this company hands out: after every id seeded so far
+            used = [int(key) for key in self.objects[entity] if key.isdigit()]
+            used += [int(key) for key in self.tombstones[entity] if key.isdigit()]
+            last = max(used, default=0)
+        following = last + 1
+        # Ids are never reused, even where an object was stored under an explicit id meanwhile.
+        while str(following) in self.objects[entity] or str(following) in self.tombstones[entity]:
+            following += 1
         self._sequence[entity] = following
         return str(following)
 

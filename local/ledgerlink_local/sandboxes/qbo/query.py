@@ -415,10 +415,36 @@ def _like(pattern: str, value: str) -> bool:
     return re.match(regex, value.lower(), re.DOTALL) is not None
 
 
-def _matches(obj: Mapping[str, Any], condition: Condition, tz: ZoneInfo) -> bool:
+class _Literals:
+    """A condition's literals in comparable form, converted once per query on first use (an ``Id IN``
+    of 100 values against 10,000 invoices would otherwise convert a million literals), so an invalid
+    literal still fails only when there is an object to compare it with, as before."""
+
+    def __init__(self, condition: Condition, tz: ZoneInfo) -> None:
+        self.condition, self.tz = condition, tz
+        self._values: list[Any] | None = None
+        self._hashed: frozenset[Any] | None = None
+
+    def values(self) -> list[Any]:
+        if self._values is None:
+            self._values = [
+                _comparable(self.condition.field, value, self.tz) for value in self.condition.values
+            ]
+        return self._values
+
+    def contains(self, stored: Any) -> bool:
+        if self._hashed is None:
+            self._hashed = frozenset(self.values())
+        return stored in self._hashed
+
+
+def _matches(
+    obj: Mapping[str, Any], condition: Condition, tz: ZoneInfo, literals: _Literals | None = None
+) -> bool:
+    literals = literals or _Literals(condition, tz)
     try:
         stored = _comparable(condition.field, _lookup(obj, condition.field), tz)
-        wanted = [_comparable(condition.field, value, tz) for value in condition.values]
+        wanted = literals.values()
     except (ValueError, InvalidOperation) as exc:
         raise query_validation_error(f"invalid value for property {condition.field}") from exc
     if stored is None:
@@ -426,7 +452,7 @@ def _matches(obj: Mapping[str, Any], condition: Condition, tz: ZoneInfo) -> bool
     operator = condition.operator
     try:
         if operator == "IN":
-            return stored in wanted
+            return literals.contains(stored)
         if operator == "LIKE":
             return _like(str(condition.values[0]), str(_lookup(obj, condition.field)))
         target = wanted[0]
@@ -449,7 +475,12 @@ def execute(query: Query, objects: Iterable[Mapping[str, Any]], tz: ZoneInfo) ->
     conditions = list(query.conditions)
     if spec.name_list and not any(condition.field == "Active" for condition in conditions):
         conditions.append(Condition("Active", "=", (True,)))
-    matching = [obj for obj in objects if all(_matches(obj, condition, tz) for condition in conditions)]
+    compiled = [(condition, _Literals(condition, tz)) for condition in conditions]
+    matching = [
+        obj
+        for obj in objects
+        if all(_matches(obj, condition, tz, literals) for condition, literals in compiled)
+    ]
     if query.count:
         return len(matching)
 
