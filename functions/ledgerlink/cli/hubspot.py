@@ -3,9 +3,10 @@
 Idempotent (a second run creates nothing) and explicit about what it did. Where the portal is:
 
 1. ``--base-url`` and ``--token`` (or ``--token-file``), for any portal;
-2. else the local stack's ``<state-dir>/local.json`` (``hubspot.base_url``, ``hubspot.access_token``);
+2. else, unless ``--aws``, the local stack's ``<state-dir>/local.json`` (the portal of ``--connection``
+   there, else its first connection's: ``hubspot.base_url``, ``hubspot.access_token``);
 3. else the deployment's settings: ``LEDGERLINK_HUBSPOT_BASE_URL`` and the access token in the
-   Secrets Manager secret ``LEDGERLINK_HUBSPOT_SECRET_NAME``.
+   connection's Secrets Manager secret (``ledgerlink/<stage>/connections/<name>/hubspot``).
 
 Exit status: 0 when the portal is ready, 1 when a property conflicts with what LedgerLink needs (listed,
 never changed) or the portal could not be reached, 2 for bad usage.
@@ -57,7 +58,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     setup.add_argument("--token", help="private-app access token (prefer --token-file: argv is visible)")
     setup.add_argument("--token-file", type=Path, help="file holding the private-app access token")
     setup.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="the local stack's state directory")
-    setup.add_argument("--connection", help="the deployment's connection whose portal to set up")
+    setup.add_argument("--connection", help="the connection whose portal to set up")
+    setup.add_argument(
+        "--aws",
+        action="store_true",
+        help="the deployment's portal (its settings and secret) even when a local stack is running",
+    )
     setup.set_defaults(func=run_setup)
 
 
@@ -72,14 +78,31 @@ def resolve_target(args: argparse.Namespace) -> Target:
         if not (args.base_url and token):
             raise TargetError("--base-url and --token (or --token-file) go together")
         return Target(str(args.base_url).rstrip("/"), token, "command line")
+    connection = getattr(args, "connection", None)
     local_json = Path(args.state_dir) / "local.json"
-    if local_json.is_file():
-        try:
-            hubspot = json.loads(local_json.read_text(encoding="utf-8"))["hubspot"]
-            return Target(str(hubspot["base_url"]).rstrip("/"), str(hubspot["access_token"]), str(local_json))
-        except (ValueError, KeyError, TypeError):
-            raise TargetError(f"{local_json} has no hubspot.base_url / hubspot.access_token") from None
-    return _deployed_target(getattr(args, "connection", None))
+    if not getattr(args, "aws", False) and local_json.is_file():
+        return _local_target(local_json, connection)
+    return _deployed_target(connection)
+
+
+def _local_target(local_json: Path, connection: str | None) -> Target:
+    """The local stack's portal: ``connection``'s from the file's ``connections``, else the first one's."""
+    try:
+        described = json.loads(local_json.read_text(encoding="utf-8"))
+        connections = [c for c in described.get("connections", []) if isinstance(c, dict)]
+        hubspot = described["hubspot"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise TargetError(f"{local_json} has no hubspot.base_url / hubspot.access_token") from None
+    if connection is not None:
+        named = [c for c in connections if c.get("name") == connection]
+        if not named:
+            names = ", ".join(str(c.get("name")) for c in connections)
+            raise TargetError(f"the local stack has no connection {connection!r} (connections: {names})")
+        hubspot = named[0].get("hubspot")
+    try:
+        return Target(str(hubspot["base_url"]).rstrip("/"), str(hubspot["access_token"]), str(local_json))
+    except (KeyError, TypeError):
+        raise TargetError(f"{local_json} has no hubspot.base_url / hubspot.access_token") from None
 
 
 def _deployed_target(connection_name: str | None) -> Target:

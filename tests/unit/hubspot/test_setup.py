@@ -178,6 +178,56 @@ def test_the_command_finds_the_local_stack_portal(hubspot_sandbox: SandboxServer
     assert "created property deals.qbo_invoice_id" in out.getvalue()
 
 
+def test_the_command_sets_up_the_named_connections_portal_of_the_local_stack(
+    hubspot_sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a local stack with two connections, the second's portal at the sandbox
+    first = {"base_url": "http://127.0.0.1:9", "access_token": "pat-unused"}
+    second = {"base_url": hubspot_sandbox.url, "access_token": DEMO_ACCESS_TOKEN}
+    (tmp_path / "local.json").write_text(
+        json.dumps(
+            {
+                "hubspot": first,
+                "connections": [{"name": "demo", "hubspot": first}, {"name": "thames", "hubspot": second}],
+            }
+        )
+    )
+    # when the operator sets up thames, then an unknown connection
+    out = io.StringIO()
+    args = argparse.Namespace(
+        base_url=None, token=None, token_file=None, state_dir=str(tmp_path), connection="thames", aws=False
+    )
+    assert run_setup(args, out) == 0
+    unknown = ["hubspot", "setup", "--connection", "nowhere", "--state-dir", str(tmp_path)]
+    # then thames's portal was set up, and the unknown name is refused naming the ones there are
+    assert "created property deals.qbo_invoice_id" in out.getvalue()
+    assert main(unknown) == 2
+    assert (
+        "the local stack has no connection 'nowhere' (connections: demo, thames)" in capsys.readouterr().err
+    )
+
+
+def test_with_aws_the_local_stack_is_passed_over_for_the_deployment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a running local stack, and no deployment configuration in this shell
+    (tmp_path / "local.json").write_text(
+        json.dumps({"hubspot": {"base_url": "http://127.0.0.1:9", "access_token": "pat-local"}})
+    )
+    from ledgerlink.configfile import reset_for_tests
+
+    monkeypatch.setenv("LEDGERLINK_CONFIG_FILE", str(tmp_path / "no-such-config.toml"))
+    reset_for_tests()  # the configuration file is loaded once per process
+    # when the operator asks for the deployment's portal
+    try:
+        status = main(["hubspot", "setup", "--aws", "--state-dir", str(tmp_path)])
+    finally:
+        reset_for_tests()
+    # then the local stack's portal is not used: the deployment's settings are looked for and missed
+    assert status == 2
+    assert "no deployment configuration usable" in capsys.readouterr().err
+
+
 def test_half_a_target_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hubspot", "setup", "--base-url", "http://127.0.0.1:9", "--state-dir", str(tmp_path)]) == 2
     assert "--base-url and --token (or --token-file) go together" in capsys.readouterr().err
