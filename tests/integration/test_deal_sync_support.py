@@ -410,6 +410,8 @@ def assert_hubspot_request_conforms(sent: Sent) -> None:
         spec = "associations.v4.json"
     elif parts[:3] == ["crm", "v3", "properties"]:
         spec = "properties.json"
+    elif parts[:3] == ["crm", "v3", "pipelines"]:
+        spec = "pipelines.json"
     else:
         raise AssertionError(f"unexpected HubSpot path {sent.path}")
     if sent.method in ("POST", "PATCH", "PUT"):

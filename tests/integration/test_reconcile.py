@@ -330,7 +330,7 @@ def test_the_commands_print_the_report_and_exit_1_on_drift_0_when_repaired(
         support.CONFIG_FILE.read_text().replace('open = "880015"', 'open = "880016"'), encoding="utf-8"
     )
     code, planned = run("--config", str(moved), plan=True)
-    assert code == 0 and "dealstage: 880015 -> 880016" in planned
+    assert code == 0 and "dealstage: 880015 (Invoice Open) -> 880016 (Invoice Overdue)" in planned
     (tmp_path.parent / "reconcile-sample.txt").write_text(
         "\n".join(
             [

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from ledgerlink.cli.endpoints import (
     function_settings,
     resolve_endpoint,
 )
+from ledgerlink.http.errors import VendorError
 
 # The function whose settings (tables, vendors' URLs, secrets) the commands run the deal flow with.
 DEAL_SYNC_FUNCTION = "hubspot_deal_sync"
@@ -260,16 +261,36 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
                 file=out,
             )
             shown = result.records[: args.limit] if args.limit is not None else result.records
+            labels = _stage_labels(parts.connections[connection.name].service.hubspot, shown)
             for record in shown:
                 action = f"deal {record.deal_id}" if record.deal_id else "new deal"
                 print(f"{record.qbo_type} {record.qbo_id} #{record.number} -> {action}", file=out)
                 for change in record.changes:
-                    print(
-                        f"    {change.property}: {change.old or '(empty)'} -> {change.new or '(empty)'}",
-                        file=out,
+                    old, new = (
+                        (_labelled(change.old, labels), _labelled(change.new, labels))
+                        if change.property == "dealstage"
+                        else (change.old or "(empty)", change.new or "(empty)")
                     )
+                    print(f"    {change.property}: {old} -> {new}", file=out)
             if len(shown) < len(result.records):
                 print(f"... {len(result.records) - len(shown)} more (--limit {args.limit})", file=out)
             for qbo_id, why in result.unmappable:
                 print(f"cannot map {qbo_id}: {why}", file=out)
     return EXIT_OK
+
+
+def _stage_labels(hubspot: Any, records: Sequence[Any]) -> dict[str, str]:
+    """The portal's stage labels when a shown change moves a deal's stage (one read), else none."""
+    if not any(change.property == "dealstage" for record in records for change in record.changes):
+        return {}
+    try:
+        return dict(hubspot.deal_stage_labels())
+    except VendorError:  # labels are a courtesy: the ids alone are still the plan
+        return {}
+
+
+def _labelled(stage_id: str | None, labels: Mapping[str, str]) -> str:
+    if not stage_id:
+        return "(empty)"
+    label = labels.get(stage_id)
+    return f"{stage_id} ({label})" if label and label != stage_id else stage_id

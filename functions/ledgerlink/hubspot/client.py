@@ -422,6 +422,17 @@ class HubSpotClient:
             if pipeline.get("id") is not None
         }
 
+    def deal_stage_labels(self) -> dict[str, str]:
+        """Every deal stage's id -> its label as HubSpot's UI shows it (``GET /crm/v3/pipelines/deals``),
+        for operator output: a stage id alone ("880017") says nothing to a person."""
+        results = _json(self._get("/crm/v3/pipelines/deals")).get("results") or []
+        return {
+            str(stage["id"]): str(stage.get("label") or stage["id"])
+            for pipeline in results
+            for stage in pipeline.get("stages") or ()
+            if stage.get("id") is not None
+        }
+
     def read_with_associations(
         self, object_type: str, object_id: str, properties: Sequence[str], associations: Sequence[str]
     ) -> tuple[HubSpotObject, dict[str, list[tuple[str, str]]]] | None:
