@@ -323,6 +323,8 @@ def test_the_commands_print_the_report_and_exit_1_on_drift_0_when_repaired(
     assert code == 1 and "changed_in_hubspot" in table
     code, repaired_table = run("--repair")
     assert code == 0 and "fixed (clean on the check after)" in repaired_table
+    # and its summary counts what the check after the repair found, saying what the first one did
+    assert "0 drifted records after the repair (3 before it)" in repaired_table
     code, clean = run()
     assert code == 0 and "clean: QBO and HubSpot agree" in clean
     moved = tmp_path / "moved.toml"

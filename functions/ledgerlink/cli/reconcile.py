@@ -171,6 +171,9 @@ def _reconcile(args: argparse.Namespace, out: TextIO) -> int:
                 summary["repair"] = fixed.describe()
                 assert fixed.after is not None
                 final = fixed.after
+                # The counts are the check after the repair; the first check's stay beside them.
+                summary["before_repair"] = result.counts()
+                summary.update(final.counts())
                 if args.format == "table":
                     _print_repair(fixed.describe(), out)
             report["connections"].append(summary)
@@ -187,9 +190,13 @@ def _reconcile(args: argparse.Namespace, out: TextIO) -> int:
 
 def _print_table(report: dict[str, Any], out: TextIO) -> None:
     for each in report["connections"]:
+        before = each.get("before_repair")
+        after_repair = (
+            f" after the repair ({before['drifted_records']} before it)" if isinstance(before, dict) else ""
+        )
         print(
             f"{each['name']}: {each['invoices']} invoices, {each['estimates']} estimates, {each['deals']} deals, "
-            f"{each['drifted_records']} drifted records (since {report['since']})",
+            f"{each['drifted_records']} drifted records{after_repair} (since {report['since']})",
             file=out,
         )
     if not report["drift"]:
