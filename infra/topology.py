@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -1132,15 +1132,7 @@ def build_topology(
             grants=(
                 # Each connection's QBO grant (read and written: Intuit rotates the refresh token) and its
                 # HubSpot app (read: deals, line items; written: the deal's qbo_* ids).
-                *(
-                    Grant(
-                        ResourceKind.SECRET,
-                        secret.key,
-                        Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
-                    )
-                    for secret in secret_specs
-                    if secret.connection is not None and secret.key.endswith((":hubspot", ":qbo-oauth"))
-                ),
+                *_qbo_and_hubspot_secret_grants(secret_specs),
                 Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
                 Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
                 Grant(ResourceKind.TABLE, "vendor-state", Access.READ_WRITE),
@@ -1230,15 +1222,7 @@ def build_topology(
             ),
             grants=(
                 # The deal sync's: each connection's QBO grant (rotating refresh token) and HubSpot app.
-                *(
-                    Grant(
-                        ResourceKind.SECRET,
-                        secret.key,
-                        Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
-                    )
-                    for secret in secret_specs
-                    if secret.connection is not None and secret.key.endswith((":hubspot", ":qbo-oauth"))
-                ),
+                *_qbo_and_hubspot_secret_grants(secret_specs),
                 Grant(ResourceKind.TABLE, "idempotency", Access.READ_WRITE),
                 Grant(ResourceKind.TABLE, "links", Access.READ_WRITE),
                 # The checkpoint, and the vendors' shared rate limits and breakers.
@@ -1262,15 +1246,7 @@ def build_topology(
             grants=(
                 # It reads both systems through the deal flow: each connection's QBO grant (the refresh
                 # token rotates, so it writes the secret back) and HubSpot app (read only).
-                *(
-                    Grant(
-                        ResourceKind.SECRET,
-                        secret.key,
-                        Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
-                    )
-                    for secret in secret_specs
-                    if secret.connection is not None and secret.key.endswith((":hubspot", ":qbo-oauth"))
-                ),
+                *_qbo_and_hubspot_secret_grants(secret_specs),
                 # The crosswalk, read only: a report writes nothing (a repair is the operator's command).
                 Grant(ResourceKind.TABLE, "links", Access.READ),
                 # QBO's and HubSpot's shared rate limits and breakers, the OAuth refresh lock.
@@ -1445,6 +1421,20 @@ def _common_environment(
     values.update({table.env_var: table.name for table in table_specs})
     values.update({secret.env_var: secret.name for secret in secret_specs if secret.env_var is not None})
     return {str(name): value for name, value in values.items()}
+
+
+def _qbo_and_hubspot_secret_grants(secret_specs: Sequence[SecretSpec]) -> tuple[Grant, ...]:
+    """Each connection's QBO grant, read and written (Intuit rotates the refresh token, which is stored
+    back), and its HubSpot app, read: what every function running the deal flow's clients needs."""
+    return tuple(
+        Grant(
+            ResourceKind.SECRET,
+            secret.key,
+            Access.READ_WRITE if secret.key.endswith(":qbo-oauth") else Access.READ,
+        )
+        for secret in secret_specs
+        if secret.connection is not None and secret.key.endswith((":hubspot", ":qbo-oauth"))
+    )
 
 
 def _function_environment(

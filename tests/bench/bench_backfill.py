@@ -25,10 +25,10 @@ for _root in (REPO_ROOT / "local", REPO_ROOT / "functions", REPO_ROOT):
 from tests.bench.bench_deal_sync import (  # noqa: E402 - after the import roots above
     HUBSPOT_SEARCH,
     HUBSPOT_TEN_SECONDLY,
-    ITEMS,
     QBO_LIMITS,
     endpoint,
     floor_seconds,
+    invoice_lines,
     request_log,
 )
 
@@ -130,21 +130,6 @@ def seed(qbo_url: str, invoices: int, rng: random.Random) -> tuple[list[str], li
             )
         ids.extend(post({"Invoice": batch}))
     return customers, ids, lines_total
-
-
-def invoice_lines(rng: random.Random) -> list[dict[str, Any]]:
-    lines = []
-    for _ in range(rng.randint(1, 4)):
-        item, price = rng.choice(ITEMS)
-        quantity = rng.randint(1, 12)
-        lines.append(
-            {
-                "Amount": str(Decimal(price) * quantity),
-                "DetailType": "SalesItemLineDetail",
-                "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": quantity, "UnitPrice": price},
-            }
-        )
-    return lines
 
 
 def support_secrets() -> dict[str, dict[str, str]]:

@@ -145,23 +145,29 @@ def moto_server() -> Iterator[str]:
                 os.environ[key] = value
 
 
+def invoice_lines(rng: random.Random) -> list[dict[str, Any]]:
+    """1-4 sales lines of the demo company's items, 1-12 of each."""
+    lines = []
+    for _ in range(rng.randint(1, 4)):
+        item, price = rng.choice(ITEMS)
+        quantity = rng.randint(1, 12)
+        lines.append(
+            {
+                "Amount": str(Decimal(price) * quantity),
+                "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": quantity, "UnitPrice": price},
+            }
+        )
+    return lines
+
+
 def seed_invoices(qbo_url: str, count: int) -> list[str]:
     import requests
 
     rng = random.Random(1000)
     invoices = []
     for n in range(count):
-        lines = []
-        for _ in range(rng.randint(1, 4)):
-            item, price = rng.choice(ITEMS)
-            quantity = rng.randint(1, 12)
-            lines.append(
-                {
-                    "Amount": str(Decimal(price) * quantity),
-                    "DetailType": "SalesItemLineDetail",
-                    "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": quantity, "UnitPrice": price},
-                }
-            )
+        lines = invoice_lines(rng)
         invoices.append(
             {"CustomerRef": {"value": rng.choice(CUSTOMERS)}, "DocNumber": f"B{n:05d}", "Line": lines}
         )
